@@ -1,0 +1,3 @@
+from weron.cli.main import main
+
+main()

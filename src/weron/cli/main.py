@@ -1,0 +1,54 @@
+"""The `weron` root command."""
+
+from __future__ import annotations
+
+import click
+from click.shell_completion import get_completion_class
+
+from weron import __version__
+from weron.cli.manager import manager_group
+from weron.cli.options import AliasedGroup, verbose_flag
+from weron.cli.peers import chat_command, utility_group, vpn_group
+from weron.cli.signaler import signaler_command
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(
+    "weron",
+    cls=AliasedGroup,
+    context_settings=_CONTEXT,
+    help="Overlay networks based on WebRTC.\n\nEvery flag can also be set as an environment "
+    "variable WERON_<FLAG> (upper case, '-' becomes '_'), e.g. WERON_MAX_RETRIES=300.",
+)
+@verbose_flag(leaf=False)
+@click.version_option(__version__, "--version", prog_name="weron")
+def cli(verbose: int) -> None:
+    """Root group: the verbosity is read by each command."""
+
+
+@click.command(
+    "completion", short_help="Generate the autocompletion script for the specified shell"
+)
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_command(shell: str) -> None:
+    """Generate the autocompletion script for SHELL (bash, zsh or fish).
+
+    For example: weron completion bash > /etc/bash_completion.d/weron
+    """
+    completion_class = get_completion_class(shell)
+    assert completion_class is not None
+    click.echo(completion_class(cli, {}, "weron", "_WERON_COMPLETE").source())
+
+
+assert isinstance(cli, AliasedGroup)
+cli.add_aliased(chat_command, ["cht", "c"])
+cli.add_aliased(completion_command, [])
+cli.add_aliased(manager_group, ["mgr", "m"])
+cli.add_aliased(signaler_command, ["sgl", "s"])
+cli.add_aliased(utility_group, ["uti", "u"])
+cli.add_aliased(vpn_group, ["v"])
+
+
+def main() -> None:
+    cli(prog_name="weron", auto_envvar_prefix=None)

@@ -1,0 +1,205 @@
+"""Flag conventions of the original CLI on top of click: aliases, Go durations, comma lists,
+Go-style booleans (``--flag=false``) and a ``WERON_<FLAG>`` environment variable for every flag."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+import click
+
+from weron.log import DEFAULT_VERBOSITY
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_RADDR: Final = "wss://weron.up.railway.app/"
+DEFAULT_ICE: Final = ("stun:stun.l.google.com:19302",)
+
+_DURATION_UNITS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration string such as ``10s``, ``1m30s``, ``250ms`` or ``0``."""
+    value = text.strip()
+    sign = -1.0 if value.startswith("-") else 1.0
+    value = value.lstrip("+-")
+    if value == "0":
+        return 0.0
+    position, total = 0, 0.0
+    while position < len(value):
+        match = _DURATION_PART.match(value, position)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r} (examples: 10s, 1m30s, 500ms)")
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if not value:
+        raise ValueError("empty duration")
+    return sign * total
+
+
+def format_duration(seconds: float) -> str:
+    """Go's rendering of common durations: ``10s``, ``1m0s``, ``500ms``."""
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        milliseconds = seconds * 1e3
+        return f"{milliseconds:g}ms" if milliseconds >= 1 else f"{seconds * 1e6:g}µs"
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{rest:g}s"
+    if minutes or hours:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
+
+
+class Duration(click.ParamType[float]):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class CommaList(click.ParamType[list[str]]):
+    """``a,b,c``: repeatable, and usable from one environment variable."""
+
+    name = "strings"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, list | tuple):
+            return [str(item) for item in value]
+        return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
+def _flatten(_ctx: click.Context, _param: click.Parameter, value: Any) -> list[str]:
+    items: list[str] = []
+    for chunk in value or ():
+        items.extend(chunk if isinstance(chunk, list) else [chunk])
+    return items
+
+
+def env_name(flag: str) -> str:
+    return "WERON_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def flag(
+    name: str,
+    *,
+    help: str,
+    default: Any = None,
+    type: Any = str,
+    extra_env: Sequence[str] = (),
+    hidden: bool = False,
+    short: str | None = None,
+) -> Callable[[F], F]:
+    """An option bound to ``WERON_<FLAG>`` (and ``extra_env`` after it), Go-style."""
+    declarations = [name] if short is None else [short, name]
+    envvar = [env_name(name), *extra_env]
+    if type is bool:
+        return click.option(
+            *declarations,
+            type=click.BOOL,
+            is_flag=False,
+            flag_value=True,
+            default=default,
+            show_default=True,
+            envvar=envvar,
+            show_envvar=True,
+            help=help,
+            hidden=hidden,
+        )
+    if isinstance(type, CommaList):
+        return click.option(
+            *declarations,
+            type=type,
+            multiple=True,
+            callback=_flatten,
+            default=list(default or ()),
+            show_default=",".join(default or ()) or False,
+            envvar=envvar,
+            show_envvar=True,
+            help=help,
+            hidden=hidden,
+        )
+    show_default = default not in (None, "")
+    if isinstance(type, Duration) and isinstance(default, float):
+        default = format_duration(default)  # shown as Go shows it; click converts it back
+    return click.option(
+        *declarations,
+        type=type,
+        default=default,
+        show_default=show_default,
+        envvar=envvar,
+        show_envvar=True,
+        help=help,
+        hidden=hidden,
+    )
+
+
+def verbose_flag(leaf: bool) -> Callable[[F], F]:
+    """``-v/--verbose`` on the root and on every command, so both ``weron -v 7 signaler`` and
+    ``weron signaler --verbose=7`` work as with the original."""
+    return click.option(
+        "-v",
+        "--verbose",
+        type=click.IntRange(0, 7, clamp=True),
+        default=None if leaf else DEFAULT_VERBOSITY,
+        envvar=None if leaf else env_name("verbose"),
+        show_envvar=not leaf,
+        show_default=not leaf,
+        help="Verbosity level (0 is disabled, default is info, 7 is trace)",
+    )
+
+
+def verbosity(ctx: click.Context, leaf_value: int | None) -> int:
+    if leaf_value is not None:
+        return leaf_value
+    root = ctx.find_root()
+    value = root.params.get("verbose")
+    return DEFAULT_VERBOSITY if value is None else int(value)
+
+
+class AliasedGroup(click.Group):
+    """A group whose commands answer to aliases too, like cobra's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._aliases: dict[str, str] = {}
+
+    def add_aliased(self, command: click.Command, aliases: Sequence[str]) -> None:
+        self.add_command(command)
+        for alias in aliases:
+            self._aliases[alias] = command.name or ""
+        if aliases:
+            names = ", ".join([command.name or "", *aliases])
+            command.epilog = f"Aliases: {names}" + (
+                f"\n\n{command.epilog}" if command.epilog else ""
+            )
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self._aliases.get(cmd_name, cmd_name))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _, command, rest = super().resolve_command(ctx, args)
+        return (command.name if command else None), command, rest

@@ -1,0 +1,164 @@
+"""Commands that join a community as a WebRTC peer: `chat`, `utility ...`, `vpn ...`.
+
+Their flags are complete so that `--help` is the contract; running them says plainly that the
+peer side is not available yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from weron.cli.options import (
+    DEFAULT_ICE,
+    DEFAULT_RADDR,
+    AliasedGroup,
+    CommaList,
+    Duration,
+    flag,
+    verbose_flag,
+)
+from weron.cli.runtime import not_available
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ICE_HELP = (
+    "Comma-separated list of STUN servers (in format stun:host:port) and TURN servers to use "
+    "(in format username:credential@turn:host:port) (i.e. "
+    "username:credential@turn:global.turn.twilio.com:3478?transport=tcp)"
+)
+_PEER_SUPPORT = "WebRTC peer support"
+
+
+def peer_flags[F: Callable[..., Any]](function: F) -> F:
+    """Flags shared by every command that joins a community."""
+    decorators = [
+        flag("--community", default="", help="ID of community to join"),
+        flag("--force-relay", type=bool, default=False, help="Force usage of TURN servers"),
+        flag("--ice", type=CommaList(), default=DEFAULT_ICE, help=_ICE_HELP),
+        flag("--key", default="", help="Encryption key for community"),
+        flag("--password", default="", help="Password for community"),
+        flag("--raddr", default=DEFAULT_RADDR, help="Remote address"),
+        flag("--timeout", type=Duration(), default=10.0, help="Time to wait for connections"),
+        verbose_flag(leaf=True),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+@click.command("chat", short_help="Chat over the overlay network")
+@peer_flags
+@flag(
+    "--channels",
+    type=CommaList(),
+    default=("weron/chat/primary",),
+    help="Comma-separated list of channels in community to join",
+)
+@flag("--id-channel", default="weron/chat/id", help="Channel to use to negotiate names")
+@flag("--kicks", type=Duration(), default=5.0, help="Time to wait for kicks")
+@flag(
+    "--names",
+    type=CommaList(),
+    default=(),
+    help="Comma-separated list of names to try and claim one from",
+)
+def chat_command(**_flags: Any) -> None:
+    """Chat over the overlay network."""
+    raise not_available("chat", _PEER_SUPPORT)
+
+
+@click.command("latency", short_help="Measure the latency of the overlay network")
+@peer_flags
+@flag("--packet-length", type=int, default=128, help="Size of packet to send and acknowledge")
+@flag("--pause", type=Duration(), default=1.0, help="Time to wait before sending next packet")
+@flag("--server", type=bool, default=False, help="Act as a server")
+def latency_command(**_flags: Any) -> None:
+    """Measure the latency of the overlay network."""
+    raise not_available("utility latency", _PEER_SUPPORT)
+
+
+@click.command("throughput", short_help="Measure the throughput of the overlay network")
+@peer_flags
+@flag(
+    "--packet-count",
+    type=int,
+    default=1000,
+    help="Amount of packets to send before waiting for acknowledgement",
+)
+@flag("--packet-length", type=int, default=50000, help="Size of packet to send")
+@flag("--server", type=bool, default=False, help="Act as a server")
+def throughput_command(**_flags: Any) -> None:
+    """Measure the throughput of the overlay network."""
+    raise not_available("utility throughput", _PEER_SUPPORT)
+
+
+@click.command("ip", short_help="Join a layer 3 overlay network")
+@peer_flags
+@flag(
+    "--dev",
+    default="",
+    help="Name to give to the TUN device (i.e. weron0) (default is auto-generated)",
+)
+@flag("--id-channel", default="weron/ip/id", help="Channel to use to negotiate names")
+@flag(
+    "--ips",
+    type=CommaList(),
+    default=(),
+    help="Comma-separated list of IP networks to claim an IP address from and and give to the "
+    "TUN device (i.e. 2001:db8::1/32,192.0.2.1/24)",
+)
+@flag("--kicks", type=Duration(), default=5.0, help="Time to wait for kicks")
+@flag(
+    "--max-retries",
+    type=int,
+    default=200,
+    help="Maximum amount of times to try and claim an IP address",
+)
+@flag("--parallel", type=int, default=20, help="Amount of threads to use to decode frames")
+@flag(
+    "--static",
+    type=bool,
+    default=False,
+    help="Try to claim the exact IPs specified in the --ips flag statically instead of "
+    "selecting a random one from the specified network",
+)
+def vpn_ip_command(**_flags: Any) -> None:
+    """Join a layer 3 overlay network."""
+    raise not_available("vpn ip", "the TUN VPN")
+
+
+@click.command("ethernet", short_help="Join a layer 2 overlay network")
+@peer_flags
+@flag(
+    "--dev",
+    default="",
+    help="Name to give to the TAP device (i.e. weron0) (default is auto-generated)",
+)
+@flag(
+    "--mac",
+    default="",
+    help="MAC address to give to the TAP device (i.e. 3a:f8:de:7b:ef:52) (default is "
+    "auto-generated; only supported on Linux)",
+)
+@flag("--parallel", type=int, default=20, help="Amount of threads to use to decode frames")
+def vpn_ethernet_command(**_flags: Any) -> None:
+    """Join a layer 2 overlay network."""
+    raise not_available("vpn ethernet", "the TAP VPN")
+
+
+utility_group = AliasedGroup(
+    "utility", short_help="Utilities for overlay networks", help="Utilities for overlay networks."
+)
+utility_group.add_aliased(latency_command, ["ltc", "l"])
+utility_group.add_aliased(throughput_command, ["thr", "t"])
+
+vpn_group = AliasedGroup(
+    "vpn",
+    short_help="Join virtual private networks built on overlay networks",
+    help="Join virtual private networks built on overlay networks.",
+)
+vpn_group.add_aliased(vpn_ip_command, ["i"])
+vpn_group.add_aliased(vpn_ethernet_command, ["eth", "e"])

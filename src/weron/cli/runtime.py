@@ -1,0 +1,50 @@
+"""Running a command's coroutine: event loop choice, Ctrl-C and SIGTERM, user-facing errors."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+
+
+def run[T](main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop when installed; Ctrl-C ends quietly with status 130."""
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(main)
+        return uvloop.run(main)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+async def wait_for_stop_signal() -> signal.Signals:
+    """Return once SIGINT or SIGTERM arrives (then let the caller shut down gracefully)."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Future[signal.Signals] = loop.create_future()
+
+    def receive(signum: signal.Signals) -> None:
+        if not received.done():
+            received.set_result(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, receive, signum)
+    try:
+        return await received
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def not_available(command: str, arrives_with: str) -> click.ClickException:
+    return click.ClickException(
+        f"`weron {command}` is not available yet in this version of weron for Python "
+        f"(it arrives with {arrives_with})."
+    )

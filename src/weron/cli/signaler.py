@@ -1,0 +1,145 @@
+"""`weron signaler`: start a signaling server."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from weron import log as weron_log
+from weron.cli.options import Duration, flag, verbose_flag, verbosity
+from weron.cli.runtime import run, wait_for_stop_signal
+from weron.signaler import ConfigurationError, Signaler, SignalerConfig, parse_listen_address
+
+log = weron_log.get_logger("weron.signaler")
+
+
+@click.command("signaler", short_help="Start a signaling server")
+@flag(
+    "--api-password",
+    default="",
+    extra_env=["API_PASSWORD"],
+    help="Password for the management API (can also be set using the API_PASSWORD env "
+    "variable). Ignored if any of the OIDC parameters are set.",
+)
+@flag(
+    "--api-username",
+    default="admin",
+    extra_env=["API_USERNAME"],
+    help="Username for the management API (can also be set using the API_USERNAME env "
+    "variable). Ignored if any of the OIDC parameters are set.",
+)
+@flag(
+    "--cleanup",
+    type=bool,
+    default=False,
+    help="(Warning: Only enable this after stopping all other servers accessing the "
+    "database!) Remove all ephemeral communities from database and reset client counts "
+    "before starting",
+)
+@flag(
+    "--ephemeral-communities",
+    type=bool,
+    default=True,
+    help="Enable the creation of ephemeral communities",
+)
+@flag("--heartbeat", type=Duration(), default=10.0, help="Time to wait for heartbeats")
+@flag(
+    "--laddr",
+    default=":1337",
+    help="Listening address (can also be set using the PORT env variable)",
+)
+@flag(
+    "--oidc-client-id",
+    default="",
+    extra_env=["OIDC_CLIENT_ID"],
+    help="OIDC Client ID (i.e. myoidcclientid) (can also be set using the OIDC_CLIENT_ID env "
+    "variable)",
+)
+@flag(
+    "--oidc-issuer",
+    default="",
+    extra_env=["OIDC_ISSUER"],
+    help="OIDC Issuer (i.e. https://pojntfx.eu.auth0.com/) (can also be set using the "
+    "OIDC_ISSUER env variable)",
+)
+@flag(
+    "--postgres-url",
+    default="",
+    extra_env=["DATABASE_URL"],
+    help="URL of PostgreSQL database to use (i.e. "
+    "postgres://myuser:mypassword@myhost:myport/mydatabase) (can also be set using the "
+    "DATABASE_URL env variable). If empty, a in-memory database will be used.",
+)
+@flag(
+    "--redis-url",
+    default="",
+    extra_env=["REDIS_URL"],
+    help="URL of Redis database to use (i.e. redis://myuser:mypassword@myhost:myport/1) (can "
+    "also be set using the REDIS_URL env variable). If empty, a in-process broker will be "
+    "used.",
+)
+@verbose_flag(leaf=True)
+@click.pass_context
+def signaler_command(
+    ctx: click.Context,
+    api_password: str,
+    api_username: str,
+    cleanup: bool,
+    ephemeral_communities: bool,
+    heartbeat: float,
+    laddr: str,
+    oidc_client_id: str,
+    oidc_issuer: str,
+    postgres_url: str,
+    redis_url: str,
+    verbose: int | None,
+) -> None:
+    """Start a signaling server.
+
+    Peers join communities over WebSocket (ws://host:port/?community=C&password=P); the
+    management API (list, create, delete communities) is on the same port behind HTTP Basic
+    auth, and disabled (501) unless an API password is set. Stop it with Ctrl-C or SIGTERM.
+    """
+    weron_log.configure(verbosity(ctx, verbose))
+    if postgres_url.strip():
+        raise click.ClickException(
+            "PostgreSQL persistence (--postgres-url, DATABASE_URL) is not available yet in this "
+            "version; unset it to use the in-memory database"
+        )
+    if redis_url.strip():
+        raise click.ClickException(
+            "The Redis broker (--redis-url, REDIS_URL) is not available yet in this version; "
+            "unset it to use the in-process broker"
+        )
+    if heartbeat <= 0:
+        raise click.BadParameter("must be positive", param_hint="--heartbeat")
+    config = SignalerConfig(
+        heartbeat=heartbeat,
+        cleanup=cleanup,
+        ephemeral_communities=ephemeral_communities,
+        api_username=api_username,
+        api_password=api_password,
+        oidc_issuer=oidc_issuer,
+        oidc_client_id=oidc_client_id,
+    )
+    try:
+        host, port = parse_listen_address(laddr, os.environ.get("PORT") or None)
+        run(_serve(config, host, port))
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _serve(config: SignalerConfig, host: str | None, port: int) -> None:
+    signaler = Signaler(config)
+    try:
+        await signaler.start(host, port)
+    except OSError as exc:
+        await signaler.close()
+        raise click.ClickException(
+            f"cannot listen on {host or ''}:{port}: {exc.strerror or exc}"
+        ) from None
+    log.info("Listening on address", laddr=f"{host or ''}:{signaler.port}")
+    received = await wait_for_stop_signal()
+    log.info("Shutting down", signal=received.name)
+    await signaler.close()

@@ -1,0 +1,132 @@
+"""Structured, levelled logs like the original's zerolog output (`--verbose 0..7`).
+
+Every line on stderr is one JSON object:
+``{"level": "info", <fields>, "time": ..., "message": ...}``.
+Secrets never reach a log line: log URLs through :func:`redact_url`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+import urllib.parse
+from typing import Any, Final, TextIO
+
+TRACE: Final = 5
+logging.addLevelName(TRACE, "TRACE")
+
+# --verbose value -> stdlib level. 0 disables logging; 1 (panic) and 2 (fatal) both mean critical.
+_VERBOSITY_LEVELS: Final = {
+    1: logging.CRITICAL,
+    2: logging.CRITICAL,
+    3: logging.ERROR,
+    4: logging.WARNING,
+    5: logging.INFO,
+    6: logging.DEBUG,
+    7: TRACE,
+}
+_LEVEL_NAMES: Final = {
+    TRACE: "trace",
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "fatal",
+}
+_SECRET_QUERY_KEYS: Final = frozenset({"password", "key", "token", "api_key", "apikey", "secret"})
+DEFAULT_VERBOSITY: Final = 5
+WIRE_LOGGER: Final = "weron.wire"  # handed to protocol libraries (websockets)
+
+
+class JSONFormatter(logging.Formatter):
+    """Formats records as zerolog-style JSON lines; structured fields come from ``extra``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"level": _LEVEL_NAMES.get(record.levelno, "info")}
+        fields = getattr(record, "fields", None)
+        if fields:
+            line.update(fields)
+        if record.exc_info and record.levelno >= logging.ERROR:
+            line["error"] = self.formatException(record.exc_info)
+        line["time"] = (
+            datetime.datetime.fromtimestamp(record.created)
+            .astimezone()
+            .isoformat(timespec="seconds")
+        )
+        line["message"] = record.getMessage()
+        return json.dumps(line, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+class Logger:
+    """A thin wrapper so call sites read ``log.info("Joined", community=c)``."""
+
+    __slots__ = ("_logger",)
+
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+
+    def _log(self, level: int, message: str, fields: dict[str, Any]) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(level, message, extra={"fields": fields}, stacklevel=3)
+
+    def enabled(self, level: int) -> bool:
+        return self._logger.isEnabledFor(level)
+
+    def trace(self, message: str, **fields: Any) -> None:
+        self._log(TRACE, message, fields)
+
+    def debug(self, message: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, message, fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self._log(logging.INFO, message, fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self._log(logging.WARNING, message, fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        self._log(logging.ERROR, message, fields)
+
+
+def get_logger(name: str) -> Logger:
+    return Logger(name)
+
+
+def configure(verbosity: int = DEFAULT_VERBOSITY, stream: TextIO | None = None) -> None:
+    """Route the ``weron`` loggers to ``stream`` (stderr) at the level ``--verbose`` asks for."""
+    root = logging.getLogger("weron")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.propagate = False
+    if verbosity <= 0:
+        root.setLevel(logging.CRITICAL + 10)
+        root.addHandler(logging.NullHandler())
+        return
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JSONFormatter())
+    root.addHandler(handler)
+    root.setLevel(_VERBOSITY_LEVELS.get(min(verbosity, 7), TRACE))
+    # Protocol-library chatter ("connection open") only at trace level.
+    logging.getLogger(WIRE_LOGGER).setLevel(TRACE if verbosity >= 7 else logging.WARNING)
+
+
+def redact_url(url: str) -> str:
+    """Drop passwords from userinfo and secret query parameters, for logs and printed addresses."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = urllib.parse.urlencode(
+            [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*"
+        )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -1,0 +1,90 @@
+"""The relay: every message a member sends goes, unchanged, to every other member.
+
+It never looks inside a payload. A message bound for many members is framed once and the same
+bytes are written to each of them (server frames are unmasked, so they are identical).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from websockets.frames import Frame, Opcode
+
+from weron.log import get_logger
+from weron.signaler.broker import Broker, RelayedMessage
+
+log = get_logger(__name__)
+
+
+class RelayMember(Protocol):
+    """What the relay needs of a connected member."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def community(self) -> str: ...
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue an already framed message; a member too far behind is dropped, not waited for."""
+
+    def kick(self, reason: str) -> None: ...
+
+
+def frame_message(message: RelayedMessage) -> bytes:
+    opcode = Opcode.TEXT if message.text else Opcode.BINARY
+    return Frame(opcode, message.payload).serialize(mask=False)
+
+
+class Relay:
+    """Members by community on this instance; the broker's sink."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._communities: dict[str, dict[str, RelayMember]] = {}
+        self.messages_relayed = 0
+
+    async def attach(self, member: RelayMember) -> None:
+        members = self._communities.get(member.community)
+        if members is None:
+            members = self._communities[member.community] = {}
+            members[member.id] = member
+            await self._broker.watch(member.community)
+        else:
+            members[member.id] = member
+
+    async def detach(self, member: RelayMember) -> None:
+        members = self._communities.get(member.community)
+        if members is None or members.get(member.id) is not member:
+            return
+        del members[member.id]
+        if not members:
+            del self._communities[member.community]
+            await self._broker.unwatch(member.community)
+
+    def publish(self, member: RelayMember, *, text: bool, payload: bytes) -> None:
+        self._broker.publish(member.community, RelayedMessage(member.id, text, payload))
+
+    def deliver(self, community: str, message: RelayedMessage) -> None:
+        members = self._communities.get(community)
+        if not members:
+            return
+        frame = frame_message(message)
+        # Copy: a member dropped for falling behind leaves the dict while we iterate.
+        for member_id, member in list(members.items()):
+            if member_id != message.sender:
+                member.send_frame(frame)
+        self.messages_relayed += 1
+
+    def kick(self, community: str) -> None:
+        members = self._communities.get(community)
+        if not members:
+            return
+        log.info(
+            "Disconnecting members of deleted community", community=community, members=len(members)
+        )
+        for member in list(members.values()):
+            member.kick("community deleted")
+
+    def members(self) -> list[RelayMember]:
+        return [member for members in self._communities.values() for member in members.values()]

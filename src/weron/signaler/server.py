@@ -1,0 +1,128 @@
+"""The signaling server: HTTP/1.1 and WebSocket on one listening port (weron-protocol.md §1-2)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Final
+
+from weron.log import get_logger
+from weron.signaler.auth import BasicAuth, ManagementAuth
+from weron.signaler.broker import Broker
+from weron.signaler.broker.local import LocalBroker
+from weron.signaler.connection import SignalerConnection
+from weron.signaler.management import ManagementAPI
+from weron.signaler.member import WebSocketMember
+from weron.signaler.passwords import PasswordHasher
+from weron.signaler.relay import Relay
+from weron.signaler.services import Services, SignalerConfig
+from weron.signaler.store import CommunityStore
+from weron.signaler.store.memory import MemoryStore
+
+log = get_logger(__name__)
+_SHUTDOWN_GRACE: Final = 3.0
+
+
+class ConfigurationError(ValueError):
+    """The signaler cannot start with these settings; the message says why."""
+
+
+def _management_auth(config: SignalerConfig) -> ManagementAuth | None:
+    if config.oidc_issuer.strip() or config.oidc_client_id.strip():
+        raise ConfigurationError(
+            "OIDC authentication of the management API is not available yet in this version; "
+            "use --api-password (API_PASSWORD) instead"
+        )
+    if not config.api_password.strip():
+        log.info("API password not set, management API disabled")
+        return None
+    return BasicAuth(config.api_username, config.api_password)
+
+
+class Signaler:
+    """A running signaler. ``store`` and ``broker`` default to in-memory and in-process."""
+
+    def __init__(
+        self,
+        config: SignalerConfig | None = None,
+        *,
+        store: CommunityStore | None = None,
+        broker: Broker | None = None,
+    ) -> None:
+        self.config = config if config is not None else SignalerConfig()
+        self.hasher = PasswordHasher(rounds=self.config.bcrypt_rounds)
+        self.store: CommunityStore = store if store is not None else MemoryStore(self.hasher)
+        self.broker: Broker = broker if broker is not None else LocalBroker()
+        self.relay = Relay(self.broker)
+        self._services = Services(
+            config=self.config,
+            store=self.store,
+            relay=self.relay,
+            management=ManagementAPI(self.store, self.broker, _management_auth(self.config)),
+        )
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str | None = None, port: int = 1337) -> None:
+        """Open the store and broker, then listen; ``host`` ``None`` means every interface."""
+        await self.store.open()
+        if self.config.cleanup:
+            await self.store.cleanup()
+            log.info("Removed ephemeral communities and reset client counts")
+        await self.broker.open(self.relay)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SignalerConnection(self._services),
+            host or None,
+            port,
+            reuse_address=True,
+            backlog=1024,
+        )
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        if self._server is None:
+            return []
+        return [sock.getsockname()[:2] for sock in self._server.sockets]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    async def close(self) -> None:
+        """Graceful shutdown: stop listening, say goodbye to members, let counts settle."""
+        if self._server is not None:
+            self._server.close()
+        for member in self.relay.members():
+            if isinstance(member, WebSocketMember):
+                member.close(1001, "signaler shutting down")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_SHUTDOWN_GRACE):
+                await self._services.wait_idle()
+        for transport in list(self._services.transports):
+            transport.abort()
+        if self._services.tasks:
+            await asyncio.wait(list(self._services.tasks), timeout=_SHUTDOWN_GRACE)
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), _SHUTDOWN_GRACE)
+        await self.broker.close()
+        await self.store.close()
+        self.hasher.close()
+
+
+def parse_listen_address(laddr: str, port_override: str | None = None) -> tuple[str | None, int]:
+    """Go-style ``host:port`` (``:1337``, ``[::1]:1337``, ``0.0.0.0:80``), with ``$PORT``
+    replacing the port as the original does."""
+    host, separator, port_text = laddr.rpartition(":")
+    if not separator:
+        raise ConfigurationError(f"listening address {laddr!r} is not host:port (e.g. :1337)")
+    if port_override:
+        port_text = port_override
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigurationError(f"port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"port {port} is out of range 0-65535")
+    host = host.strip("[]")
+    return (host or None), port

@@ -1,0 +1,73 @@
+"""Configuration and the shared pieces every connection of one signaler uses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from weron.log import get_logger
+from weron.signaler.management import ManagementAPI
+from weron.signaler.relay import Relay
+from weron.signaler.store import CommunityStore
+
+log = get_logger(__name__)
+
+MAX_MESSAGE_SIZE: Final = 1 << 20  # a signaling message is an SDP or a candidate: 1 MiB is ample
+MAX_BACKLOG: Final = 8 << 20  # bytes queued for one member before it counts as too far behind
+MAX_REQUEST_HEAD: Final = 16 << 10  # request line + headers
+MAX_REQUEST_BODY: Final = 64 << 10  # management requests carry no body worth more
+
+
+@dataclass(slots=True)
+class SignalerConfig:
+    """Settings of :class:`weron.signaler.server.Signaler`, defaults as the CLI's."""
+
+    heartbeat: float = 10.0
+    cleanup: bool = False
+    ephemeral_communities: bool = True
+    api_username: str = "admin"
+    api_password: str = ""
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    max_message_size: int = MAX_MESSAGE_SIZE
+    max_backlog: int = MAX_BACKLOG
+    bcrypt_rounds: int = 10
+
+
+@dataclass(slots=True)
+class Services:
+    config: SignalerConfig
+    store: CommunityStore
+    relay: Relay
+    management: ManagementAPI
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    transports: set[asyncio.Transport] = field(default_factory=set)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def forget_transport(self, transport: asyncio.Transport) -> None:
+        self.transports.discard(transport)
+        self._released.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection and no background task is left (bound it with a timeout)."""
+        while self.transports or self.tasks:
+            self._released.clear()
+            await self._released.wait()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a connection's background work; kept referenced, errors logged, awaited at close."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self._released.set()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error(
+                "Internal error in connection task",
+                task=task.get_name(),
+                error=f"{type(exc).__name__}: {exc}",
+            )

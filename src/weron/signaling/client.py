@@ -1,0 +1,170 @@
+"""Connection to a signaler for one community (used by the peer adapters).
+
+Messages are sealed with the community key and sent as WebSocket text frames whose payload is
+not UTF-8, exactly like the Go peers; received frames are never decoded as text. Each
+connection is a :class:`SignalingSession`; :meth:`SignalingClient.sessions` opens a new one
+``timeout`` after the previous one dropped, and stops only for a wrong password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.parse
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Final, Self
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+
+from weron.log import WIRE_LOGGER, get_logger, redact_url
+from weron.signaling.envelope import Envelope, EnvelopeError
+from weron.signaling.messages import MessageError, SignalingMessage, decode_message, encode_message
+
+log = get_logger(__name__)
+MAX_MESSAGE_SIZE: Final = 4 << 20
+
+
+class SignalingError(Exception):
+    """The signaler cannot be used; the message says why."""
+
+
+class WrongPasswordError(SignalingError):
+    """The signaler refused the community password (or the community cannot be created)."""
+
+
+def join_url(raddr: str, community: str, password: str) -> str:
+    """The signaler URL with ``community`` and ``password`` added to its query string."""
+    parts = urllib.parse.urlsplit(raddr.strip())
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise SignalingError(f"remote address {redact_url(raddr)!r} is not a ws:// or wss:// URL")
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in query if k not in ("community", "password")]
+    query += [("community", community), ("password", password)]
+    return urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc, parts.path or "/", urllib.parse.urlencode(query), "")
+    )
+
+
+class SignalingSession:
+    """One live connection: send and receive signaling messages until it drops."""
+
+    def __init__(self, connection: ClientConnection, envelope: Envelope) -> None:
+        self._connection = connection
+        self._envelope = envelope
+
+    async def send(self, message: SignalingMessage) -> None:
+        """Seal and send; raises :class:`ConnectionClosed` if the connection dropped."""
+        await self._connection.send(self._envelope.seal(encode_message(message)), text=True)
+
+    async def receive(self) -> SignalingMessage:
+        """The next message we can open and parse; others are logged and skipped."""
+        while True:
+            data = await self._connection.recv(decode=False)
+            try:
+                return decode_message(self._envelope.open(data))
+            except (EnvelopeError, MessageError) as exc:
+                log.debug("Ignoring signaling message", reason=str(exc), size=len(data))
+
+    def __aiter__(self) -> AsyncIterator[SignalingMessage]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[SignalingMessage]:
+        try:
+            while True:
+                yield await self.receive()
+        except ConnectionClosed:
+            return
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+class SignalingClient:
+    def __init__(
+        self, raddr: str, community: str, password: str, key: str, *, timeout: float = 10.0
+    ) -> None:
+        if not community.strip():
+            raise SignalingError("missing community")
+        if not password.strip():
+            raise SignalingError("missing password")
+        if not key.strip():
+            raise SignalingError("missing key")
+        self._url = join_url(raddr, community, password)
+        self._raddr = redact_url(raddr)
+        self._community = community
+        self._envelope = Envelope(key)
+        self._timeout = timeout
+        self._session: SignalingSession | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> SignalingSession:
+        """Open one connection; heartbeats (ping every ``timeout/2``) keep checking it."""
+        log.info("Connecting to signaler", addr=self._raddr)
+        try:
+            connection = await connect(
+                self._url,
+                open_timeout=self._timeout,
+                ping_interval=self._timeout / 2,
+                ping_timeout=self._timeout,
+                max_size=MAX_MESSAGE_SIZE,
+                compression=None,
+                logger=logging.getLogger(WIRE_LOGGER),
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status == HTTPStatus.UNAUTHORIZED:
+                raise WrongPasswordError(
+                    f"the signaler at {self._raddr} refused to let us join community "
+                    f"{self._community!r}: wrong password, or the community does not exist and "
+                    "ephemeral communities are disabled"
+                ) from None
+            reason = exc.response.body.decode("utf-8", "replace").strip()[:200]
+            raise SignalingError(
+                f"the signaler at {self._raddr} answered {status}"
+                + (f": {reason}" if reason else "")
+            ) from None
+        except InvalidURI as exc:
+            raise SignalingError(f"invalid signaler address {self._raddr}: {exc}") from None
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise SignalingError(
+                f"cannot connect to the signaler at {self._raddr}: {exc or type(exc).__name__}"
+            ) from None
+        self._session = SignalingSession(connection, self._envelope)
+        return self._session
+
+    async def sessions(self) -> AsyncIterator[SignalingSession]:
+        """Yield a session per successful connection, retrying ``timeout`` after a failure or a
+        drop; a wrong password ends it with :class:`WrongPasswordError`."""
+        while True:
+            try:
+                session = await self.connect()
+            except WrongPasswordError:
+                raise
+            except SignalingError as exc:
+                log.warning(
+                    "Could not connect to signaler, retrying",
+                    reason=str(exc),
+                    retry_in=self._timeout,
+                )
+                await asyncio.sleep(self._timeout)
+                continue
+            try:
+                yield session
+            finally:
+                await session.close()
+            log.info(
+                "Disconnected from signaler, reconnecting", addr=self._raddr, retry_in=self._timeout
+            )
+            await asyncio.sleep(self._timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
