@@ -108,8 +108,9 @@ def configure(verbosity: int = DEFAULT_VERBOSITY, stream: TextIO | None = None) 
     handler.setFormatter(JSONFormatter())
     root.addHandler(handler)
     root.setLevel(_VERBOSITY_LEVELS.get(min(verbosity, 7), TRACE))
-    # Protocol-library chatter ("connection open") only at trace level.
-    logging.getLogger(WIRE_LOGGER).setLevel(TRACE if verbosity >= 7 else logging.WARNING)
+    # Protocol-library chatter ("connection open") only at trace level, and never its debug
+    # lines: they print request targets, which carry community passwords.
+    logging.getLogger(WIRE_LOGGER).setLevel(logging.INFO if verbosity >= 7 else logging.WARNING)
 
 
 def redact_url(url: str) -> str:

@@ -33,7 +33,8 @@ def parse_duration(text: str) -> float:
     """Seconds in a Go duration string such as ``10s``, ``1m30s``, ``250ms`` or ``0``."""
     value = text.strip()
     sign = -1.0 if value.startswith("-") else 1.0
-    value = value.lstrip("+-")
+    if value[:1] in ("-", "+"):
+        value = value[1:]  # one sign at most, as in Go: "--5s" and "+-5s" are invalid
     if value == "0":
         return 0.0
     position, total = 0, 0.0

@@ -119,19 +119,21 @@ class SignalerConnection(asyncio.Protocol):
             return
         assert self._transport is not None
         self._head += data
-        line_end = self._head.find(b"\r\n")
-        if self._head.find(b"\r\n\r\n") < 0:
-            if len(self._head) > MAX_REQUEST_HEAD:
-                self._transport.write(
-                    render_response(
-                        HTTPResponse.text(
-                            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large"
-                        )
+        head_end = self._head.find(b"\r\n\r\n")
+        if head_end < 0 and len(self._head) <= MAX_REQUEST_HEAD:
+            return
+        if head_end < 0 or head_end > MAX_REQUEST_HEAD:
+            self._transport.write(
+                render_response(
+                    HTTPResponse.text(
+                        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large"
                     )
                 )
-                self._transport.close()
-                self._head.clear()
+            )
+            self._transport.close()
+            self._head.clear()
             return
+        line_end = self._head.find(b"\r\n")
         head, self._head = bytes(self._head), bytearray()
         if _is_join(head[:line_end]):
             self._handler = WebSocketMember(self._services, self._transport, head)

@@ -63,6 +63,10 @@ class ManagementAPI:
                 f"method {method[:16]} not allowed",
                 ("Allow", "GET, POST, DELETE"),
             )
+        try:
+            query = parse_query(target)
+        except QueryError as exc:
+            return HTTPResponse.text(HTTPStatus.BAD_REQUEST, str(exc))
         if self._auth is None:
             return HTTPResponse.text(
                 HTTPStatus.NOT_IMPLEMENTED,
@@ -76,10 +80,6 @@ class ManagementAPI:
                 "invalid or missing management API credentials",
                 ("WWW-Authenticate", 'Basic realm="weron", charset="UTF-8"'),
             )
-        try:
-            query = parse_query(target)
-        except QueryError as exc:
-            return HTTPResponse.text(HTTPStatus.BAD_REQUEST, str(exc))
         community = query.get("community", "")
         if method == "GET":
             return HTTPResponse.json([c.to_json() for c in await self._store.list()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
 
@@ -32,6 +33,9 @@ class MemoryStore:
         self._hasher = hasher
         self._records: dict[str, _Record] = {}
         self._generations = itertools.count(1)
+        # Communities whose first join is hashing its password: concurrent joins wait for it
+        # instead of each computing (and throwing away) a bcrypt hash of their own.
+        self._creating: dict[str, asyncio.Future[None]] = {}
 
     async def open(self) -> None:
         return None
@@ -52,7 +56,11 @@ class MemoryStore:
             if record is None:
                 if not ephemeral:
                     raise EphemeralCommunitiesDisabledError(community)
-                password_hash = await self._hasher.hash(password)
+                pending = self._creating.get(community)
+                if pending is not None:
+                    await asyncio.shield(pending)
+                    continue
+                password_hash = await self._hash_for_creation(community, password)
                 if community in self._records:
                     continue  # another join created it meanwhile: check against that one
                 record = _Record(password_hash, 1, False, next(self._generations))
@@ -64,6 +72,15 @@ class MemoryStore:
                 continue  # deleted or replaced while we verified
             record.clients += 1
             return Membership(community, record.generation)
+
+    async def _hash_for_creation(self, community: str, password: str) -> bytes:
+        done = asyncio.get_running_loop().create_future()
+        self._creating[community] = done
+        try:
+            return await self._hasher.hash(password)
+        finally:
+            del self._creating[community]
+            done.set_result(None)
 
     async def leave(self, membership: Membership) -> None:
         record = self._records.get(membership.community)
