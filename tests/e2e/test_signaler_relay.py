@@ -169,8 +169,12 @@ async def test_member_that_stops_reading_does_not_stall_the_others(
     receiving = asyncio.create_task(receive_all())
     async with asyncio.timeout(60):
         for sent in range(count):
+
+            def within_window(ahead: int = sent) -> bool:
+                return ahead - received < window
+
             async with progress:
-                await progress.wait_for(lambda ahead=sent: ahead - received < window)
+                await progress.wait_for(within_window)
             await sender.send(chunk)
         await receiving
     assert received == count

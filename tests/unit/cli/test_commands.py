@@ -1,0 +1,210 @@
+"""The `weron` command tree: help is the contract, unavailable commands say so plainly."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from click.testing import CliRunner, Result
+
+from weron import __version__
+from weron.cli.main import cli
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+ALIASES = {
+    "signaler": ("signaler", "sgl", "s"),
+    "manager": ("manager", "mgr", "m"),
+    "list": ("list", "lis", "l", "ls"),
+    "create": ("create", "ctr", "c"),
+    "delete": ("delete", "del", "d", "rm"),
+    "chat": ("chat", "cht", "c"),
+    "utility": ("utility", "uti", "u"),
+    "latency": ("latency", "ltc", "l"),
+    "throughput": ("throughput", "thr", "t"),
+    "vpn": ("vpn", "v"),
+    "ip": ("ip", "i"),
+    "ethernet": ("ethernet", "eth", "e"),
+    "completion": ("completion",),
+}
+SIGNALER = [
+    *("--laddr", "--heartbeat", "--postgres-url", "--redis-url", "--cleanup"),
+    *("--ephemeral-communities", "--api-username", "--api-password", "--oidc-issuer"),
+    *("--oidc-client-id", "--verbose", "WERON_LADDR", "WERON_HEARTBEAT", "API_PASSWORD"),
+    *("API_USERNAME", "DATABASE_URL", "REDIS_URL", "OIDC_ISSUER", "OIDC_CLIENT_ID"),
+    *(":1337", "default: 10s"),
+]
+MANAGER = ["--api-password", "--api-username", "--raddr", "--verbose", "API_PASSWORD", "API_KEY"]
+PEER = [
+    *("--community", "--force-relay", "--ice", "--key", "--password", "--raddr", "--timeout"),
+    *("--verbose", "WERON_COMMUNITY", "WERON_KEY", "stun:stun.l.google.com:19302"),
+]
+HELP_CONTRACT: dict[tuple[str, ...], list[str]] = {
+    ("signaler",): SIGNALER,
+    ("manager",): ["list", "create", "delete"],
+    ("manager", "list"): MANAGER,
+    ("manager", "create"): [*MANAGER, "--community", "--password"],
+    ("manager", "delete"): [*MANAGER, "--community"],
+    ("chat",): [*PEER, "--channels", "--id-channel", "--kicks", "--names"],
+    ("utility",): ["latency", "throughput"],
+    ("utility", "latency"): [*PEER, "--packet-length", "--pause", "--server"],
+    ("utility", "throughput"): [*PEER, "--packet-count", "--packet-length", "--server"],
+    ("vpn",): ["ip", "ethernet"],
+    ("vpn", "ip"): [
+        *PEER,
+        *("--dev", "--id-channel", "--ips", "--kicks", "--max-retries", "--parallel"),
+        *("--static", "WERON_MAX_RETRIES"),
+    ],
+    ("vpn", "ethernet"): [*PEER, "--dev", "--mac", "--parallel"],
+    ("completion",): ["bash", "zsh", "fish"],
+}
+HELP_CASES = [
+    pytest.param(spelling, path, expected, id=" ".join(spelling))
+    for path, expected in HELP_CONTRACT.items()
+    for spelling in itertools.product(*(ALIASES[name] for name in path))
+]
+COMMANDS = ["signaler", "manager", "chat", "utility", "vpn", "completion"]
+# Variables a developer's shell may set that would change what the commands do.
+_OUTSIDE_ENV = [
+    *("API_PASSWORD", "API_USERNAME", "API_KEY", "DATABASE_URL", "REDIS_URL", "PORT"),
+    *("OIDC_ISSUER", "OIDC_CLIENT_ID"),
+    *(name for name in os.environ if name.startswith("WERON_")),
+]
+
+
+def weron(*args: str, **env: str) -> Result:
+    clean: dict[str, str | None] = dict.fromkeys(_OUTSIDE_ENV)
+    return CliRunner().invoke(cli, list(args), env={**clean, **env}, prog_name="weron")
+
+
+def assert_fails(result: Result, message: str, exit_code: int = 1) -> None:
+    assert result.exit_code == exit_code, result.output
+    assert message in result.output
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_root_help(flag: str) -> None:
+    result = weron(flag)
+    assert result.exit_code == 0, result.output
+    for expected in [*COMMANDS, "--verbose", "WERON_VERBOSE", "--version", "WERON_MAX_RETRIES"]:
+        assert expected in result.output
+
+
+@pytest.mark.parametrize(("spelling", "path", "expected"), HELP_CASES)
+def test_command_help(
+    spelling: tuple[str, ...], path: tuple[str, ...], expected: list[str]
+) -> None:
+    result = weron(*spelling, "--help")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: weron {' '.join(path)} ")
+    aliases = ALIASES[path[-1]]
+    if len(aliases) > 1:
+        assert f"Aliases: {', '.join(aliases)}" in result.output
+    missing = [text for text in expected if text not in result.output]
+    assert missing == []
+
+
+def test_version() -> None:
+    result = weron("--version")
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert_fails(weron("signal"), "No such command", exit_code=2)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("chat",),
+        ("cht", "--community", "c", "--password", "p", "--key", "k"),
+        ("utility", "latency"),
+        ("u", "l", "--server"),
+        ("utility", "throughput"),
+        ("vpn", "ip", "--ips", "10.0.0.0/24"),
+        ("vpn", "ethernet"),
+        ("v", "e", "--parallel", "2"),
+    ],
+)
+def test_peer_commands_are_not_available_yet(command: tuple[str, ...]) -> None:
+    assert_fails(weron(*command), "not available yet")
+
+
+def test_manager_list_without_api_password() -> None:
+    assert_fails(weron("manager", "list"), "missing API password")
+    assert_fails(weron("mgr", "ls", "--api-password", "   "), "missing API password")
+
+
+def test_manager_delete_and_create_need_a_community() -> None:
+    assert_fails(weron("manager", "delete", "--api-password", "s"), "missing community")
+    assert_fails(weron("manager", "create", "--api-password", "s"), "missing community")
+    result = weron("manager", "create", "--api-password", "s", "--community", "c")
+    assert_fails(result, "missing password")
+
+
+def test_manager_rejects_a_bad_remote_address() -> None:
+    result = weron("manager", "list", "--raddr", "ftp://user:secret@host/", API_KEY="s")
+    assert_fails(result, "is not an http(s)://")
+    assert "secret" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--postgres-url", "x"), {}),
+        ((), {"DATABASE_URL": "postgres://u:p@db/weron"}),
+        ((), {"WERON_POSTGRES_URL": "x"}),
+        (("--redis-url", "x"), {}),
+        ((), {"REDIS_URL": "redis://cache"}),
+        (("--oidc-issuer", "https://issuer/"), {}),
+        ((), {"OIDC_CLIENT_ID": "x"}),
+    ],
+)
+def test_signaler_backends_not_available_yet(args: tuple[str, ...], env: dict[str, str]) -> None:
+    assert_fails(weron("signaler", *args, **env), "not available yet")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--cleanup",),
+        ("--cleanup=false",),
+        ("--cleanup=true",),
+        ("--ephemeral-communities=false",),
+        ("--heartbeat", "1m30s"),
+        ("-v", "0"),
+    ],
+)
+def test_signaler_accepts_go_style_values(args: tuple[str, ...]) -> None:
+    # --postgres-url stops the command after its flags are parsed, before it listens.
+    assert_fails(weron("signaler", *args, "--postgres-url", "x"), "not available yet")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("--heartbeat", "bogus"), {}, "invalid duration"),
+        ((), {"WERON_HEARTBEAT": "bogus"}, "invalid duration"),
+        (("--heartbeat", "0"), {}, "must be positive"),
+        (("--cleanup=maybe",), {}, "--cleanup"),
+    ],
+)
+def test_signaler_usage_errors(args: tuple[str, ...], env: dict[str, str], message: str) -> None:
+    assert_fails(weron("signaler", *args, **env), message, exit_code=2)
+
+
+def test_signaler_bad_listen_address() -> None:
+    assert_fails(weron("signaler", "--laddr", "nonsense"), "not host:port")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion(shell: str) -> None:
+    result = weron("completion", shell)
+    assert result.exit_code == 0, result.output
+    assert "_WERON_COMPLETE" in result.output
+
+
+def test_completion_of_unknown_shell() -> None:
+    assert_fails(weron("completion", "tcsh"), "tcsh", exit_code=2)
