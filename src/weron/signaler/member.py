@@ -135,6 +135,15 @@ class WebSocketMember:
         except PasswordCheckBusyError as exc:
             self._reject(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
             return
+        except Exception as exc:
+            log.error(
+                "Could not admit client",
+                raddr=self._raddr,
+                community=self._community,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            self._reject(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error, see signaler logs")
+            return
         if self._lost():
             await self._release()
             return
