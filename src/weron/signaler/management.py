@@ -12,7 +12,7 @@ from http import HTTPStatus
 from weron.log import get_logger
 from weron.signaler.auth import ManagementAuth, parse_basic_credentials
 from weron.signaler.broker import Broker
-from weron.signaler.passwords import PasswordTooLongError
+from weron.signaler.passwords import PasswordCheckBusyError, PasswordTooLongError
 from weron.signaler.query import QueryError, parse_query
 from weron.signaler.store import CommunityExistsError, CommunityNotFoundError, CommunityStore
 
@@ -98,6 +98,8 @@ class ManagementAPI:
             return HTTPResponse.text(HTTPStatus.CONFLICT, str(exc))
         except PasswordTooLongError as exc:
             return HTTPResponse.text(HTTPStatus.BAD_REQUEST, str(exc))
+        except PasswordCheckBusyError as exc:
+            return HTTPResponse.text(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         log.info("Created persistent community", community=community)
         return HTTPResponse.json(created.to_json())
 

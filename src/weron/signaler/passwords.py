@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
@@ -61,6 +62,7 @@ class PasswordHasher:
         self._verdicts: OrderedDict[tuple[bytes, bytes], bool] = OrderedDict()
         self._in_flight: dict[tuple[bytes, bytes], asyncio.Future[bool]] = {}
         self._max_pending = max_pending
+        self._queued = 0  # bcrypt operations waiting for or running in the pool
         self.computations = 0  # bcrypt operations actually run: for tests and metrics
 
     def _fingerprint(self, password: bytes) -> bytes:
@@ -72,14 +74,28 @@ class PasswordHasher:
         if len(self._verdicts) > _CACHE_SIZE:
             self._verdicts.popitem(last=False)
 
+    def _reserve(self) -> None:
+        """Claim a place for one bcrypt operation, synchronously, before scheduling it: refuse
+        when ``max_pending`` already wait, so a flood of new communities or wrong passwords
+        cannot queue work without bound."""
+        if self._queued >= self._max_pending:
+            raise PasswordCheckBusyError
+        self._queued += 1
+
+    async def _compute[T](self, function: Callable[[bytes, bytes], T], raw: bytes, arg: bytes) -> T:
+        """Run one reserved bcrypt operation in the pool."""
+        self.computations += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, raw, arg)
+        finally:
+            self._queued -= 1
+
     async def hash(self, password: str) -> bytes:
         """A new ``$2a$`` hash (the prefix Go writes) of ``password``."""
         raw = _encode(password)
         salt = bcrypt.gensalt(rounds=self._rounds, prefix=b"2a")
-        self.computations += 1
-        hashed = await asyncio.get_running_loop().run_in_executor(
-            self._pool, bcrypt.hashpw, raw, salt
-        )
+        self._reserve()
+        hashed = await self._compute(bcrypt.hashpw, raw, salt)
         self._remember((hashed, self._fingerprint(raw)), True)
         return hashed
 
@@ -92,8 +108,7 @@ class PasswordHasher:
             return verdict
         pending = self._in_flight.get(key)
         if pending is None:
-            if len(self._in_flight) >= self._max_pending:
-                raise PasswordCheckBusyError
+            self._reserve()
             pending = asyncio.ensure_future(self._check(key, raw, hashed))
             self._in_flight[key] = pending
         # Shielded: one impatient caller going away must not cancel the others' answer.
@@ -101,9 +116,7 @@ class PasswordHasher:
 
     async def _check(self, key: tuple[bytes, bytes], raw: bytes, hashed: bytes) -> bool:
         try:
-            self.computations += 1
-            loop = asyncio.get_running_loop()
-            verdict = await loop.run_in_executor(self._pool, _checkpw, raw, hashed)
+            verdict = await self._compute(_checkpw, raw, hashed)
             self._remember(key, verdict)
             return verdict
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -220,3 +221,17 @@ def test_text_response_ends_with_newline() -> None:
     response = HTTPResponse.text(HTTPStatus.NOT_FOUND, "gone")
     assert response.body == b"gone\n"
     assert response.content_type == "text/plain; charset=utf-8"
+
+
+async def test_create_when_bcrypt_is_saturated_is_503() -> None:
+    hasher = PasswordHasher(rounds=4, max_pending=1)
+    try:
+        api = ManagementAPI(MemoryStore(hasher), LocalBroker(), BasicAuth("admin", "api-secret"))
+        in_flight = asyncio.ensure_future(hasher.hash("someone else's new community"))
+        await asyncio.sleep(0)
+        response = await api.handle("POST", "/?community=c&password=pw", ADMIN)
+        assert response.status is HTTPStatus.SERVICE_UNAVAILABLE
+        await in_flight
+        assert body_json(await api.handle("POST", "/?community=c&password=pw", ADMIN))
+    finally:
+        hasher.close()

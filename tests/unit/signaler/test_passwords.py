@@ -101,3 +101,18 @@ async def test_busy_when_too_many_distinct_checks_in_flight() -> None:
 @pytest.mark.parametrize("stored", [b"", b"not a hash", b"$2a$04$short", b"$9z$04$" + b"a" * 53])
 async def test_malformed_stored_hash_does_not_match(hasher: PasswordHasher, stored: bytes) -> None:
     assert await hasher.verify("secret", stored) is False
+
+
+async def test_new_hashes_share_the_bound_with_checks() -> None:
+    """A flood of new communities cannot queue bcrypt work without bound either."""
+    hasher = PasswordHasher(rounds=4, max_pending=1)
+    try:
+        hashed = foreign_hash(b"secret")
+        first = asyncio.ensure_future(hasher.verify("secret", hashed))
+        await asyncio.sleep(0)
+        with pytest.raises(PasswordCheckBusyError):
+            await hasher.hash("new community")
+        assert await first
+        assert bcrypt.checkpw(b"new community", await hasher.hash("new community"))
+    finally:
+        hasher.close()

@@ -1,0 +1,30 @@
+"""The benchmark keeps working: a quick run produces its figures (values are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "signaler.py"
+
+
+def test_quick_signaler_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["problems"] == []
+    names = {figure["name"] for figure in report["figures"]}
+    assert any("joins/s" in name for name in names)
+    assert any("relay to 1000" in name for name in names)
+    for figure in report["figures"]:
+        assert figure["ours"] is not None and figure["reference"] is not None, figure
+        assert figure["ratio_ours_over_reference"] > 0
