@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
-# Debian packages the suite needs (none beyond Python yet; the VPN and NAT labs will add theirs).
-SYSTEM_PACKAGES=(ca-certificates)
+# Debian packages the suite needs: coturn is the TURN server of the --force-relay tests.
+SYSTEM_PACKAGES=(ca-certificates coturn)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from weron import log as weron_log
+from weron.apps import chat
 from weron.cli.options import (
     DEFAULT_ICE,
     DEFAULT_RADDR,
@@ -19,8 +21,11 @@ from weron.cli.options import (
     Duration,
     flag,
     verbose_flag,
+    verbosity,
 )
-from weron.cli.runtime import not_available
+from weron.cli.runtime import not_available, run_peer_app
+from weron.peers.adapter import AdapterConfig
+from weron.webrtc.backends import BACKEND_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +47,12 @@ def peer_flags[F: Callable[..., Any]](function: F) -> F:
         flag("--password", default="", help="Password for community"),
         flag("--raddr", default=DEFAULT_RADDR, help="Remote address"),
         flag("--timeout", type=Duration(), default=10.0, help="Time to wait for connections"),
+        flag(
+            "--backend",
+            type=click.Choice(BACKEND_NAMES),
+            default=None,
+            help="WebRTC engine (default: libdatachannel where available, else aiortc)",
+        ),
         verbose_flag(leaf=True),
     ]
     for decorator in reversed(decorators):
@@ -65,9 +76,47 @@ def peer_flags[F: Callable[..., Any]](function: F) -> F:
     default=(),
     help="Comma-separated list of names to try and claim one from",
 )
-def chat_command(**_flags: Any) -> None:
-    """Chat over the overlay network."""
-    raise not_available("chat", _PEER_SUPPORT)
+@click.pass_context
+def chat_command(
+    ctx: click.Context,
+    community: str,
+    force_relay: bool,
+    ice: list[str],
+    key: str,
+    password: str,
+    raddr: str,
+    timeout: float,
+    backend: str | None,
+    verbose: int | None,
+    channels: list[str],
+    id_channel: str,
+    kicks: float,
+    names: list[str],
+) -> None:
+    """Chat over the overlay network.
+
+    Lines read from stdin go to every peer on every channel; messages are printed as
+    PEER@CHANNEL: TEXT, connects as +PEER@CHANNEL and disconnects as -PEER@CHANNEL.
+    Stop with Ctrl-C or end of input.
+    """
+    weron_log.configure(verbosity(ctx, verbose))
+    for value, flag_name in ((community, "community"), (password, "password"), (key, "key")):
+        if not value.strip():
+            raise click.ClickException(f"missing {flag_name}: set --{flag_name}")
+    if not [name for name in names if name.strip()]:
+        raise click.ClickException("missing names: set --names (e.g. --names user1,user2)")
+    config = chat.ChatConfig(
+        raddr=raddr,
+        community=community,
+        password=password,
+        key=key,
+        names=names,
+        channels=channels,
+        id_channel=id_channel,
+        kicks=kicks,
+        adapter=AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay),
+    )
+    run_peer_app(lambda engine: chat.run(config, engine), backend)
 
 
 @click.command("latency", short_help="Measure the latency of the overlay network")

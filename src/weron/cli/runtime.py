@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
+
+from weron.signaling.client import SignalingError
+from weron.signaling.names import AllNamesClaimedError
+from weron.webrtc import Backend
+from weron.webrtc.backends import BackendUnavailableError, load_backend
+from weron.webrtc.ice import IceConfigError
 
 T = TypeVar("T")
 
@@ -48,3 +54,19 @@ def not_available(command: str, arrives_with: str) -> click.ClickException:
         f"`weron {command}` is not available yet in this version of weron for Python "
         f"(it arrives with {arrives_with})."
     )
+
+
+def run_peer_app(
+    app: Callable[[Backend], Coroutine[Any, Any, None]], backend_name: str | None
+) -> None:
+    """Run a peer application with the chosen backend; expected failures (bad flags, wrong
+    password, no name left) become one clear line and a non-zero exit, not a traceback."""
+    try:
+        run(app(load_backend(backend_name)))
+    except (
+        BackendUnavailableError,
+        IceConfigError,
+        SignalingError,
+        AllNamesClaimedError,
+    ) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,1 @@
+"""Applications on top of the peer adapters: chat (later: latency, throughput, vpn)."""

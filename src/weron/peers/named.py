@@ -1,0 +1,198 @@
+"""The named adapter: every member claims a unique name on the id channel, and peers are
+reported by name instead of by their per-connection UUID.
+
+Timers live here, the negotiation rules in :mod:`weron.signaling.names`. A peer's data
+channels are held back until both its name and ours are known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from typing import Any
+
+from weron.log import get_logger
+from weron.peers import Peer
+from weron.peers.adapter import Adapter, AdapterConfig
+from weron.signaling import names as negotiation
+from weron.webrtc import Backend, ChannelClosedError
+
+log = get_logger(__name__)
+
+
+class NamedAdapter:
+    """Like :class:`Adapter`, with ``names`` to claim one from on ``id_channel``."""
+
+    def __init__(
+        self,
+        raddr: str,
+        community: str,
+        password: str,
+        key: str,
+        channels: Sequence[str],
+        backend: Backend,
+        *,
+        names: Sequence[str],
+        id_channel: str = "weron/id/id",
+        kicks: float = 5.0,
+        config: AdapterConfig | None = None,
+        conflicts: Callable[[Iterable[str], str], bool] = negotiation.names_overlap,
+    ) -> None:
+        self._config = config if config is not None else AdapterConfig()
+        self._id_channel = id_channel
+        self._kicks = kicks
+        self._adapter = Adapter(
+            raddr, community, password, key, [id_channel, *channels], backend, self._config
+        )
+        self._negotiation = negotiation.NameNegotiation(names, time.time_ns(), conflicts)
+        self._names: asyncio.Queue[str] = asyncio.Queue()
+        self._accepted: asyncio.Queue[Peer] = asyncio.Queue()
+        self._id_channels: dict[str, Peer] = {}  # by peer UUID
+        self._peer_names: dict[str, str] = {}  # peer UUID -> claimed name
+        self._held: dict[str, list[Peer]] = {}  # data channels waiting for names
+        self._claim_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    async def open(self) -> None:
+        await self._adapter.open()
+        self._main = asyncio.create_task(self._run(), name="named adapter")
+        self._main.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            self._failure = task.exception()
+        self._names.put_nowait("")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self) -> None:
+        ids = asyncio.create_task(self._follow_ids())
+        try:
+            async for peer in self._adapter.peers():
+                if peer.channel_id == self._id_channel:
+                    self._id_channels[peer.peer_id] = peer
+                    self._spawn(self._negotiate(peer), f"names {peer.peer_id}")
+                else:
+                    self._held.setdefault(peer.peer_id, []).append(peer)
+                    self._release(peer.peer_id)
+        finally:
+            ids.cancel()
+
+    async def _follow_ids(self) -> None:
+        while True:
+            my_id = await self._adapter.next_id()
+            self._negotiation.restart()
+            self._id_channels.clear()
+            self._peer_names.clear()
+            self._held.clear()
+            log.debug("Negotiating a name", id=my_id)
+            self._restart_claim_timer()
+
+    def _restart_claim_timer(self) -> None:
+        if self._claim_timer is not None:
+            self._claim_timer.cancel()
+        self._claim_timer = asyncio.get_running_loop().call_later(self._kicks, self._claim)
+
+    def _claim(self) -> None:
+        try:
+            name = self._negotiation.claim()
+        except negotiation.AllNamesClaimedError as exc:
+            self._failure = exc
+            if self._main is not None:
+                self._main.cancel()
+            self._names.put_nowait("")
+            return
+        log.info("Claimed name", name=name)
+        self._names.put_nowait(name)
+        for peer in list(self._id_channels.values()):
+            self._spawn(self._send(peer, [negotiation.claimed(name)]), "claimed")
+        for peer_id in list(self._held):
+            self._release(peer_id)
+
+    def _release(self, peer_id: str) -> None:
+        """Hand over a peer's held data channels once both names are known."""
+        name = self._peer_names.get(peer_id)
+        if name is None or self._negotiation.name is None:
+            return
+        for peer in self._held.pop(peer_id, []):
+            self._accepted.put_nowait(Peer(name, peer.channel_id, peer.conn))
+
+    async def _send(self, peer: Peer, messages: list[negotiation.NameMessage]) -> None:
+        with contextlib.suppress(ChannelClosedError):
+            for message in messages:
+                await peer.conn.send(negotiation.encode(message))
+
+    async def _negotiate(self, peer: Peer) -> None:
+        await self._send(peer, self._negotiation.greetings())
+        while True:
+            try:
+                data = await peer.conn.receive()
+            except ChannelClosedError:
+                break
+            try:
+                messages = negotiation.decode(data)
+                for message in messages:
+                    reaction = self._negotiation.receive(message)
+                    await self._send(peer, reaction.replies)
+                    if reaction.back_off:
+                        await self._back_off(peer)
+                    if reaction.peer_name is not None:
+                        self._peer_names[peer.peer_id] = reaction.peer_name
+                        log.info("Connected to peer", id=reaction.peer_name)
+                        self._release(peer.peer_id)
+            except negotiation.NameMessageError as exc:
+                log.info("Ignoring id channel message", peer=peer.peer_id, reason=str(exc))
+        if self._id_channels.get(peer.peer_id) is peer:
+            del self._id_channels[peer.peer_id]
+            self._peer_names.pop(peer.peer_id, None)
+
+    async def _back_off(self, peer: Peer) -> None:
+        if self._claim_timer is not None:
+            self._claim_timer.cancel()
+        await asyncio.sleep(self._kicks)
+        await self._send(peer, self._negotiation.greetings())
+        self._restart_claim_timer()
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._main is not None and self._main.done():
+            self._adapter.raise_if_failed()
+            raise ConnectionError("the adapter is closed")
+
+    async def next_name(self) -> str:
+        """Our name, once claimed (again after every signaler reconnect)."""
+        name = await self._names.get()
+        if not name:
+            self._names.put_nowait("")
+            self._raise_if_failed()
+        return name
+
+    async def accept(self) -> Peer:
+        self._raise_if_failed()
+        getter = asyncio.ensure_future(self._accepted.get())
+        assert self._main is not None
+        await asyncio.wait({getter, self._main}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        self._raise_if_failed()
+        raise ConnectionError("the adapter is closed")
+
+    async def peers(self) -> AsyncIterator[Peer]:
+        while True:
+            yield await self.accept()
+
+    async def close(self) -> None:
+        if self._claim_timer is not None:
+            self._claim_timer.cancel()
+        for task in [*self._tasks, *([self._main] if self._main else [])]:
+            task.cancel()
+        await self._adapter.close()

@@ -1,0 +1,146 @@
+"""Name negotiation on the id channel (weron-protocol.md §4), as a state machine without I/O
+or timers: the named adapter feeds it messages and the ``kicks`` timer, and sends its replies.
+
+Messages are JSON objects written back to back (Go's ``json.Encoder``: one per line)::
+
+    {"type":"greeting","ids":{"<name>":{}},"timestamp":<unix ns>}
+    {"type":"kick","id":"<name>"}   {"type":"backoff"}   {"type":"claimed","id":"<name>"}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+NameMessage = dict[str, Any]
+
+
+class NameMessageError(ValueError):
+    """Bytes on the id channel that are not name-negotiation messages."""
+
+
+class AllNamesClaimedError(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("all available names have been claimed")
+
+
+def greeting(names: Iterable[str], timestamp: int) -> NameMessage:
+    return {"type": "greeting", "ids": {name: {} for name in names}, "timestamp": timestamp}
+
+
+def kick(name: str) -> NameMessage:
+    return {"type": "kick", "id": name}
+
+
+def backoff() -> NameMessage:
+    return {"type": "backoff"}
+
+
+def claimed(name: str) -> NameMessage:
+    return {"type": "claimed", "id": name}
+
+
+def encode(message: NameMessage) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(data: bytes) -> list[NameMessage]:
+    """Every JSON object in one id-channel message; garbage raises :class:`NameMessageError`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NameMessageError("id channel message is not UTF-8") from None
+    decoder = json.JSONDecoder()
+    messages: list[NameMessage] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return messages
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise NameMessageError(f"id channel message is not JSON: {exc}") from None
+        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+            raise NameMessageError("id channel message is not a typed JSON object")
+        messages.append(value)
+
+
+def names_overlap(theirs: Iterable[str], ours: str) -> bool:
+    """Default conflict rule: they greet with our claimed name."""
+    return ours in set(theirs)
+
+
+@dataclass(slots=True)
+class Reaction:
+    """What to do after a message: replies to send back on the same channel, whether to back
+    off (wait ``kicks``, greet again, restart the claim timer), and a peer's claimed name."""
+
+    replies: list[NameMessage] = field(default_factory=list)
+    back_off: bool = False
+    peer_name: str | None = None
+
+
+class NameNegotiation:
+    def __init__(
+        self,
+        names: Sequence[str],
+        timestamp: int,
+        conflicts: Callable[[Iterable[str], str], bool] = names_overlap,
+    ) -> None:
+        self._names = [name for name in names if name.strip()]
+        self.timestamp = timestamp
+        self._conflicts = conflicts
+        self.candidates: list[str] = list(self._names)
+        self.name: str | None = None
+
+    def restart(self) -> None:
+        """A new signaler connection: every name is a candidate again."""
+        self.candidates = list(self._names)
+        self.name = None
+
+    def greetings(self) -> list[NameMessage]:
+        """What to send on a new id channel."""
+        if self.name is None:
+            return [greeting(self.candidates, self.timestamp)]
+        return [greeting([self.name], self.timestamp), claimed(self.name)]
+
+    def receive(self, message: NameMessage) -> Reaction:
+        kind = message.get("type")
+        reaction = Reaction()
+        if kind == "greeting":
+            ids = message.get("ids")
+            timestamp = message.get("timestamp")
+            if not isinstance(ids, dict) or not isinstance(timestamp, int):
+                raise NameMessageError("greeting without ids or timestamp")
+            older = self.name is None and self.timestamp < timestamp
+            if older and any(name in self.candidates for name in ids):
+                reaction.replies.append(backoff())  # we were first: they wait
+                return reaction
+            if self.name is not None and self._conflicts(ids.keys(), self.name):
+                reaction.replies.append(kick(self.name))
+        elif kind == "kick":
+            name = message.get("id")
+            if isinstance(name, str) and name in self.candidates:
+                self.candidates.remove(name)
+        elif kind == "backoff":
+            reaction.back_off = True
+        elif kind == "claimed":
+            name = message.get("id")
+            if not isinstance(name, str):
+                raise NameMessageError("claimed without an id")
+            reaction.peer_name = name
+        else:
+            raise NameMessageError(f"unknown id channel message type {str(kind)[:32]!r}")
+        return reaction
+
+    def claim(self) -> str:
+        """Claim the first remaining candidate (deterministic, in ``names`` order)."""
+        if not self.candidates:
+            raise AllNamesClaimedError
+        self.name = self.candidates[0]
+        self.candidates = []
+        return self.name

@@ -1,0 +1,127 @@
+"""The WebRTC backend interface: what the peer adapters need of a WebRTC engine, and nothing more.
+
+Backends (``libdatachannel``, ``aiortc``) implement :class:`Backend`; the adapters in
+``weron.peers`` are written against these protocols only. Everything is called from the event
+loop; a backend that runs threads of its own hands their events to the loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ChannelClosedError(ConnectionError):
+    """The data channel is closed: nothing more can be sent, everything received was read."""
+
+
+class ConnectionState(enum.StrEnum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+ENDED_STATES = frozenset(
+    {ConnectionState.DISCONNECTED, ConnectionState.FAILED, ConnectionState.CLOSED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    url: str  # stun:host:port or turn:host:port[?transport=udp|tcp]
+    username: str = ""
+    credential: str = ""
+
+    @property
+    def is_turn(self) -> bool:
+        return self.url.startswith(("turn:", "turns:"))
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    ice_servers: tuple[IceServer, ...] = ()
+    relay_only: bool = False  # --force-relay: ICE transport policy "relay"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOptions:
+    """Reliable and ordered by default, as the original creates its channels."""
+
+    ordered: bool = True
+    max_retransmits: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    label: str
+    options: ChannelOptions = field(default_factory=ChannelOptions)
+
+
+class DataChannel(Protocol):
+    """A message-oriented, open data channel."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def max_message_size(self) -> int: ...
+
+    async def send(self, message: bytes) -> None:
+        """Send one message; waits while the send buffer is full (backpressure)."""
+
+    async def receive(self) -> bytes:
+        """The next whole message; :class:`ChannelClosedError` once closed and drained."""
+
+    def close(self) -> None: ...
+
+
+class PeerEvents(Protocol):
+    """What a peer connection reports to its owner (called on the event loop)."""
+
+    def on_candidate(self, candidate: str) -> None:
+        """A local ICE candidate line (``candidate:...``) to trickle to the remote peer."""
+
+    def on_channel(self, channel: DataChannel) -> None:
+        """A data channel is open, whichever side created it."""
+
+    def on_state(self, state: ConnectionState) -> None: ...
+
+
+class PeerConnection(Protocol):
+    def create_channel(self, spec: ChannelSpec) -> None:
+        """Create a channel; it is reported through ``on_channel`` once open."""
+
+    async def create_offer(self) -> str:
+        """Set and return the local offer SDP."""
+
+    async def accept_offer(self, sdp: str) -> str:
+        """Set the remote offer; set and return the local answer SDP."""
+
+    async def accept_answer(self, sdp: str) -> None: ...
+
+    async def add_candidate(self, candidate: str) -> None:
+        """Add a remote candidate line (with or without an ``a=`` prefix)."""
+
+    async def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def peer_connection(self, config: PeerConfig, events: PeerEvents) -> PeerConnection: ...
+
+
+def candidate_line(candidate: str) -> str:
+    """Normalise a trickled candidate to ``candidate:...`` (peers send it with or without
+    ``a=``); raises ``ValueError`` for anything that is not a candidate line."""
+    line = candidate.strip()
+    if line.startswith("a="):
+        line = line[2:]
+    if not line.startswith("candidate:") or len(line.split()) < 8 or "\n" in line:
+        raise ValueError(f"not an ICE candidate line: {candidate[:80]!r}")
+    return line

@@ -1,0 +1,167 @@
+"""The aiortc backend: pure Python, portable, and the only one with TURN over TCP/TLS.
+
+aiortc gathers every candidate before it produces an offer or answer, so its candidates travel
+inside the SDP (nothing is trickled out); trickled candidates from the other side are accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Final
+
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
+
+from weron.log import get_logger
+from weron.webrtc import (
+    ChannelClosedError,
+    ChannelSpec,
+    ConnectionState,
+    PeerConfig,
+    PeerEvents,
+    candidate_line,
+)
+
+log = get_logger(__name__)
+
+_HIGH_WATER: Final = 1 << 20  # bytes buffered in SCTP before send() waits
+_LOW_WATER: Final = 256 << 10
+_MID: Final = re.compile(r"^a=mid:(\S+)", re.MULTILINE)
+
+
+class AiortcChannel:
+    def __init__(self, channel: RTCDataChannel, max_message_size: int) -> None:
+        self._channel = channel
+        self._max_message_size = max_message_size
+        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._closed = False
+        channel.bufferedAmountLowThreshold = _LOW_WATER
+        channel.on("message", self._on_message)
+        channel.on("close", self._on_close)
+        channel.on("bufferedamountlow", self._writable.set)
+
+    @property
+    def label(self) -> str:
+        return self._channel.label
+
+    @property
+    def max_message_size(self) -> int:
+        return self._max_message_size
+
+    def _on_message(self, message: bytes | str) -> None:
+        self._inbox.put_nowait(message.encode() if isinstance(message, str) else message)
+
+    def _on_close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._inbox.put_nowait(None)
+            self._writable.set()
+
+    async def send(self, message: bytes) -> None:
+        if self._closed or self._channel.readyState != "open":
+            raise ChannelClosedError(f"channel {self.label!r} is closed")
+        self._channel.send(message)
+        if self._channel.bufferedAmount > _HIGH_WATER:
+            self._writable.clear()
+            await self._writable.wait()
+
+    async def receive(self) -> bytes:
+        message = await self._inbox.get()
+        if message is None:
+            self._inbox.put_nowait(None)  # every later receive() sees the end too
+            raise ChannelClosedError(f"channel {self.label!r} is closed")
+        return message
+
+    def close(self) -> None:
+        self._channel.close()
+        self._on_close()
+
+
+class AiortcPeerConnection:
+    def __init__(self, config: PeerConfig, events: PeerEvents) -> None:
+        servers = [
+            RTCIceServer(
+                urls=server.url,
+                username=server.username or None,
+                credential=server.credential or None,
+            )
+            for server in config.ice_servers
+        ]
+        policy = RTCIceTransportPolicy.RELAY if config.relay_only else RTCIceTransportPolicy.ALL
+        self._pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+        )
+        self._events = events
+        self._remote_mid = "0"
+        self._pc.on("connectionstatechange", self._on_state)
+        self._pc.on("datachannel", self._watch)
+
+    def _on_state(self) -> None:
+        try:
+            state = ConnectionState(self._pc.connectionState)
+        except ValueError:
+            return
+        self._events.on_state(state)
+
+    def _max_message_size(self) -> int:
+        sctp = self._pc.sctp
+        size = getattr(sctp, "_remote_max_message_size", 0) if sctp is not None else 0
+        return int(size) if size else 65536
+
+    def _watch(self, channel: RTCDataChannel) -> None:
+        wrapped = AiortcChannel(channel, self._max_message_size())
+        if channel.readyState == "open":
+            self._events.on_channel(wrapped)
+        else:
+            channel.once("open", lambda: self._events.on_channel(wrapped))
+
+    def create_channel(self, spec: ChannelSpec) -> None:
+        channel = self._pc.createDataChannel(
+            spec.label, ordered=spec.options.ordered, maxRetransmits=spec.options.max_retransmits
+        )
+        self._watch(channel)
+
+    async def create_offer(self) -> str:
+        await self._pc.setLocalDescription(await self._pc.createOffer())
+        return self._pc.localDescription.sdp
+
+    async def accept_offer(self, sdp: str) -> str:
+        await self._set_remote(sdp, "offer")
+        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        return self._pc.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        await self._set_remote(sdp, "answer")
+
+    async def _set_remote(self, sdp: str, kind: str) -> None:
+        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        if match := _MID.search(sdp):
+            self._remote_mid = match.group(1)
+
+    async def add_candidate(self, candidate: str) -> None:
+        parsed = candidate_from_sdp(candidate_line(candidate).removeprefix("candidate:"))
+        parsed.sdpMid = self._remote_mid
+        parsed.sdpMLineIndex = 0
+        await self._pc.addIceCandidate(parsed)
+
+    async def close(self) -> None:
+        await self._pc.close()
+
+
+class AiortcBackend:
+    @property
+    def name(self) -> str:
+        return "aiortc"
+
+    def peer_connection(self, config: PeerConfig, events: PeerEvents) -> AiortcPeerConnection:
+        return AiortcPeerConnection(config, events)

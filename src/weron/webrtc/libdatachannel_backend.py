@@ -1,0 +1,211 @@
+"""The libdatachannel backend (``libdatachannel-py``): the fast default.
+
+libdatachannel calls back on its own threads. Every callback here does one thing: hand its
+event to the event loop with ``call_soon_threadsafe``. The bindings hold the GIL while
+registering a callback, and the library may hold the lock that registration needs while one of
+its threads waits for the GIL to run a callback: so callbacks are registered only where no
+library thread can be running one for that object yet (a channel we create before
+negotiating, with auto-negotiation off) or on the library's own thread (``on_data_channel``).
+
+Received messages stay queued inside libdatachannel until the reader pulls
+them (``on_available`` + ``receive()``), so a slow reader slows the sender down through SCTP
+flow control instead of growing a Python queue or dropping anything. Sending waits while
+``buffered_amount`` is above a high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import urllib.parse
+from typing import Final
+
+import libdatachannel as rtc
+
+from weron.log import get_logger
+from weron.webrtc import (
+    ChannelClosedError,
+    ChannelSpec,
+    ConnectionState,
+    IceServer,
+    PeerConfig,
+    PeerEvents,
+    candidate_line,
+)
+
+log = get_logger(__name__)
+
+_HIGH_WATER: Final = 1 << 20
+_LOW_WATER: Final = 256 << 10
+_RELAY_TYPES: Final = {
+    "udp": rtc.IceServer.RelayType.TurnUdp,
+    "tcp": rtc.IceServer.RelayType.TurnTcp,
+}
+
+
+def _ice_server(server: IceServer) -> rtc.IceServer:
+    scheme, _, rest = server.url.partition(":")
+    address, _, query = rest.partition("?")
+    host, _, port_text = address.rpartition(":")
+    if not host:
+        host, port_text = address, "3478"
+    port = int(port_text)
+    if scheme in ("stun", "stuns"):
+        return rtc.IceServer(host, port)
+    transport = urllib.parse.parse_qs(query).get("transport", ["udp"])[0].lower()
+    relay_type = rtc.IceServer.RelayType.TurnTls if scheme == "turns" else _RELAY_TYPES[transport]
+    return rtc.IceServer(host, port, server.username, server.credential, relay_type)
+
+
+class LibdatachannelChannel:
+    def __init__(
+        self, channel: rtc.DataChannel, loop: asyncio.AbstractEventLoop, events: PeerEvents
+    ) -> None:
+        """Built on the loop before negotiation, or on the library thread that announced it."""
+        self._channel = channel
+        self._label = channel.label()
+        self._loop = loop
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._closed = False
+        channel.set_buffered_amount_low_threshold(_LOW_WATER)
+        channel.on_available(lambda: loop.call_soon_threadsafe(self._readable.set))
+        channel.on_buffered_amount_low(lambda: loop.call_soon_threadsafe(self._writable.set))
+        channel.on_closed(lambda: loop.call_soon_threadsafe(self._on_closed))
+        # Replayed at once if the channel is already open.
+        channel.on_open(lambda: loop.call_soon_threadsafe(events.on_channel, self))
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def max_message_size(self) -> int:
+        return self._channel.max_message_size()
+
+    def _on_closed(self) -> None:
+        self._closed = True
+        self._readable.set()
+        self._writable.set()
+
+    async def send(self, message: bytes) -> None:
+        while self._channel.buffered_amount() > _HIGH_WATER and not self._closed:
+            self._writable.clear()
+            await self._writable.wait()
+        if self._closed:
+            raise ChannelClosedError(f"channel {self._label!r} is closed")
+        try:
+            self._channel.send(message)
+        except RuntimeError as exc:  # the library raises when the channel closed meanwhile
+            self._closed = True
+            raise ChannelClosedError(f"channel {self._label!r} is closed: {exc}") from None
+
+    async def receive(self) -> bytes:
+        while True:
+            message = self._channel.receive()
+            if message is not None:
+                return message.encode() if isinstance(message, str) else message
+            if self._closed:
+                raise ChannelClosedError(f"channel {self._label!r} is closed")
+            self._readable.clear()
+            if self._channel.available_amount() == 0 and not self._closed:
+                await self._readable.wait()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._readable.set()
+            self._writable.set()
+            with contextlib.suppress(RuntimeError):
+                self._channel.close()
+
+
+class LibdatachannelPeerConnection:
+    def __init__(self, config: PeerConfig, events: PeerEvents) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        self._events = events
+        configuration = rtc.Configuration()
+        configuration.ice_servers = [_ice_server(server) for server in config.ice_servers]
+        if config.relay_only:
+            configuration.ice_transport_policy = rtc.TransportPolicy.Relay
+        configuration.disable_auto_negotiation = True  # we set descriptions when ready
+        self._pc = pc = rtc.PeerConnection(configuration)
+        self._description: asyncio.Future[str] = loop.create_future()
+        self._remote_mid = "0"
+        self._channels: list[LibdatachannelChannel] = []
+        pc.on_local_description(
+            lambda description: loop.call_soon_threadsafe(self._on_description, str(description))
+        )
+        pc.on_local_candidate(
+            lambda candidate: loop.call_soon_threadsafe(
+                self._events.on_candidate, candidate.candidate()
+            )
+        )
+        pc.on_state_change(lambda state: loop.call_soon_threadsafe(self._on_state, state.name))
+        pc.on_data_channel(self._adopt)
+
+    def _on_description(self, sdp: str) -> None:
+        if not self._description.done():
+            self._description.set_result(sdp)
+
+    def _on_state(self, name: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._events.on_state(ConnectionState(name.lower()))
+
+    def _adopt(self, channel: rtc.DataChannel) -> None:
+        """On a library thread: a channel the remote peer created."""
+        wrapped = LibdatachannelChannel(channel, self._loop, self._events)
+        self._loop.call_soon_threadsafe(self._channels.append, wrapped)
+
+    def create_channel(self, spec: ChannelSpec) -> None:
+        init = rtc.DataChannelInit()
+        reliability = rtc.Reliability()
+        reliability.unordered = not spec.options.ordered
+        reliability.max_retransmits = spec.options.max_retransmits
+        init.reliability = reliability
+        channel = self._pc.create_data_channel(spec.label, init)
+        self._channels.append(LibdatachannelChannel(channel, self._loop, self._events))
+
+    async def create_offer(self) -> str:
+        await asyncio.to_thread(self._pc.set_local_description)
+        return await self._description
+
+    async def accept_offer(self, sdp: str) -> str:
+        await self._set_remote(sdp, "offer")
+        await asyncio.to_thread(self._pc.set_local_description)
+        return await self._description
+
+    async def accept_answer(self, sdp: str) -> None:
+        await self._set_remote(sdp, "answer")
+
+    async def _set_remote(self, sdp: str, kind: str) -> None:
+        description = rtc.Description(sdp, kind)  # type: ignore[attr-defined]  # stub gap
+        # Off the loop thread: the call may wait for libdatachannel threads that are
+        # themselves waiting to run a Python callback.
+        await asyncio.to_thread(self._pc.set_remote_description, description)
+        for line in sdp.splitlines():
+            if line.startswith("a=mid:"):
+                self._remote_mid = line[6:].strip()
+                break
+
+    async def add_candidate(self, candidate: str) -> None:
+        parsed = rtc.Candidate(candidate_line(candidate), self._remote_mid)
+        await asyncio.to_thread(self._pc.add_remote_candidate, parsed)
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+        await asyncio.to_thread(self._pc.close)
+        self._pc.reset_callbacks()  # break the cycle between the connection and our lambdas
+
+
+class LibdatachannelBackend:
+    @property
+    def name(self) -> str:
+        return "libdatachannel"
+
+    def peer_connection(
+        self, config: PeerConfig, events: PeerEvents
+    ) -> LibdatachannelPeerConnection:
+        return LibdatachannelPeerConnection(config, events)
