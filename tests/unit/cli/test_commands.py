@@ -118,8 +118,6 @@ def test_unknown_command_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ("chat",),
-        ("cht", "--community", "c", "--password", "p", "--key", "k"),
         ("utility", "latency"),
         ("u", "l", "--server"),
         ("utility", "throughput"),
@@ -130,6 +128,50 @@ def test_unknown_command_is_a_usage_error() -> None:
 )
 def test_peer_commands_are_not_available_yet(command: tuple[str, ...]) -> None:
     assert_fails(weron(*command), "not available yet")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "missing community"),
+        (("--community", "c"), "missing password"),
+        (("--community", "c", "--password", "p"), "missing key"),
+        (("--community", "c", "--password", "p", "--key", "k"), "missing names"),
+        (
+            (
+                "--community",
+                "c",
+                "--password",
+                "p",
+                "--key",
+                "k",
+                "--names",
+                "a",
+                "--force-relay",
+                "--ice",
+                "stun:127.0.0.1:3478",
+            ),
+            "no TURN server",
+        ),
+        (
+            (
+                "--community",
+                "c",
+                "--password",
+                "p",
+                "--key",
+                "k",
+                "--names",
+                "a",
+                "--ice",
+                "user@turn:127.0.0.1:3478",
+            ),
+            "username:credential@",
+        ),
+    ],
+)
+def test_chat_flag_errors_are_clear(args: tuple[str, ...], message: str) -> None:
+    assert_fails(weron("chat", *args), message)
 
 
 def test_manager_list_without_api_password() -> None:
