@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.chat import ChatProcess
 from tests.e2e.processes import SignalerProcess, start_signaler
 
 StartSignaler = Callable[..., SignalerProcess]
@@ -38,3 +39,18 @@ def signaler_factory(tmp_path: Path) -> Iterator[StartSignaler]:
 def signaler(signaler_factory: StartSignaler) -> SignalerProcess:
     """A signaler with the management API enabled (password ``api-secret``)."""
     return signaler_factory("--api-password", "api-secret", "--heartbeat", "2s")
+
+
+@pytest.fixture
+def chat_factory(tmp_path: Path) -> Iterator[Callable[..., ChatProcess]]:
+    started: list[ChatProcess] = []
+
+    def start(signaler_url: str, *args: str, **kwargs: str) -> ChatProcess:
+        chat = ChatProcess(signaler_url, tmp_path, *args, **kwargs)
+        started.append(chat)
+        return chat
+
+    yield start
+    for chat in started:
+        if chat.process.poll() is None:
+            chat.kill()

@@ -1,0 +1,120 @@
+"""`weron chat` processes driven through their stdin and read through their stdout."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from tests.e2e.processes import WERON
+
+
+class ChatProcess:
+    def __init__(
+        self,
+        signaler_url: str,
+        log_dir: Path,
+        *args: str,
+        backend: str = "libdatachannel",
+        names: str = "user1,user2,user3",
+        key: str = "mykey",
+    ) -> None:
+        command = [
+            *WERON,
+            "chat",
+            "--raddr",
+            signaler_url,
+            "--community",
+            "chatroom",
+            "--password",
+            "pw",
+            "--key",
+            key,
+            "--names",
+            names,
+            "--kicks",
+            "1s",
+            "--timeout",
+            "2s",
+            "--ice",
+            "",
+            "--backend",
+            backend,
+            "--verbose",
+            "6",
+            *args,
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WERON_")}
+        self.log_path = log_dir / f"chat-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[str] = []
+        self._new: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._new.put(line.rstrip("\n"))
+
+    def wait_for(self, wanted: str, timeout: float = 30.0) -> str:
+        """The first output line (old or new) containing ``wanted``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines:
+                if wanted in line:
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"{wanted!r} not printed within {timeout}s; output: {self.lines}; "
+                    f"log tail: {self.logs()[-1500:]}"
+                )
+            try:
+                self.lines.append(self._new.get(timeout=min(remaining, 0.2)))
+            except queue.Empty:
+                if self.process.poll() is not None and self._new.empty():
+                    raise AssertionError(
+                        f"chat exited with {self.process.returncode} before printing "
+                        f"{wanted!r}; output: {self.lines}; log: {self.logs()[-1500:]}"
+                    ) from None
+
+    def name(self, timeout: float = 30.0) -> str:
+        return self.wait_for("!", timeout).rstrip("!").strip()
+
+    def say(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """End of input: the chat exits by itself."""
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            try:
+                self.process.stdin.close()
+                self.process.wait(15)
+            except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._log.close()

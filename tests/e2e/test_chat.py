@@ -1,0 +1,180 @@
+"""`weron chat` between real processes over real WebRTC, through our signaler."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.chat import ChatProcess
+from tests.e2e.conftest import StartSignaler
+from tests.e2e.processes import SignalerProcess
+from weron.signaling.client import SignalingClient
+from weron.signaling.messages import Exchange, Introduction, MessageType
+
+StartChat = Callable[..., ChatProcess]
+PRIMARY = "weron/chat/primary"
+
+
+def connected(chats: list[ChatProcess]) -> list[str]:
+    """Wait until every chat has a name and sees every other one; return the names."""
+    names = [chat.name() for chat in chats]
+    for chat, name in zip(chats, names, strict=True):
+        for other in names:
+            if other != name:
+                chat.wait_for(f"+{other}@{PRIMARY}")
+    return names
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [("libdatachannel", "libdatachannel"), ("aiortc", "aiortc"), ("libdatachannel", "aiortc")],
+    ids=["libdatachannel", "aiortc", "mixed"],
+)
+def test_two_peers_chat_both_ways(
+    signaler: SignalerProcess, chat_factory: StartChat, backends: tuple[str, str]
+) -> None:
+    first = chat_factory(signaler.ws_url, backend=backends[0])
+    second = chat_factory(signaler.ws_url, backend=backends[1])
+    first_name, second_name = connected([first, second])
+    first.say("hello from the first")
+    second.say("hello from the second")
+    second.wait_for(f"{first_name}@{PRIMARY}: hello from the first")
+    first.wait_for(f"{second_name}@{PRIMARY}: hello from the second")
+    assert first.lines[0].startswith(f".{signaler.ws_url}")
+    assert first.stop() == 0
+
+
+def test_three_peers_and_several_channels(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    chats = [
+        chat_factory(signaler.ws_url, "--channels", "one,two", backend=backend)
+        for backend in ("libdatachannel", "aiortc", "libdatachannel")
+    ]
+    names = [chat.name() for chat in chats]
+    for chat, name in zip(chats, names, strict=True):
+        for other in names:
+            if other != name:
+                for channel in ("one", "two"):
+                    chat.wait_for(f"+{other}@{channel}")
+    chats[0].say("to everyone")
+    for chat in chats[1:]:
+        chat.wait_for(f"{names[0]}@one: to everyone")
+        chat.wait_for(f"{names[0]}@two: to everyone")
+
+
+def test_same_names_end_different_and_deterministic(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    """The member that started first keeps the first name; the later one backs off."""
+    first = chat_factory(signaler.ws_url, names="alice,bob")
+    time.sleep(0.5)
+    second = chat_factory(signaler.ws_url, names="alice,bob")
+    assert [first.name(), second.name()] == ["alice", "bob"]
+    third = chat_factory(signaler.ws_url, names="alice,bob")
+    assert third.process.wait(30) != 0  # no name left: a clear error, not a hang
+    assert "Error: all available names have been claimed" in third.logs()
+    assert "Traceback" not in third.logs()
+
+
+def test_leaving_and_rejoining_are_reported(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    stayer = chat_factory(signaler.ws_url, names="stayer")
+    leaver = chat_factory(signaler.ws_url, names="leaver")
+    connected([stayer, leaver])
+    leaver.kill()  # no goodbye: the connection has to be found dead
+    stayer.wait_for(f"-leaver@{PRIMARY}", timeout=40)
+    returning = chat_factory(signaler.ws_url, names="leaver")
+    returning.wait_for(f"+stayer@{PRIMARY}")
+    stayer.lines.clear()
+    stayer.wait_for(f"+leaver@{PRIMARY}")
+    returning.say("back again")
+    stayer.wait_for(f"leaver@{PRIMARY}: back again")
+
+
+def test_signaler_restart_mid_session(
+    signaler_factory: StartSignaler, chat_factory: StartChat
+) -> None:
+    signaler = signaler_factory()
+    first = chat_factory(signaler.ws_url, names="first")
+    second = chat_factory(signaler.ws_url, names="second")
+    connected([first, second])
+    signaler.stop()
+    first.wait_for(f"-second@{PRIMARY}")
+    second.wait_for(f"-first@{PRIMARY}")
+    first.lines.clear()
+    second.lines.clear()
+    signaler_factory(port=signaler.port)
+    connected([first, second])
+    first.say("after the restart")
+    second.wait_for(f"first@{PRIMARY}: after the restart")
+
+
+def test_wrong_key_connects_to_nobody_and_breaks_nothing(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    first = chat_factory(signaler.ws_url, names="first")
+    outsider = chat_factory(signaler.ws_url, names="outsider", key="another key")
+    second = chat_factory(signaler.ws_url, names="second")
+    connected([first, second])
+    outsider.name()
+    time.sleep(2)
+    assert not any(line.startswith("+") for line in outsider.lines)
+    assert not any("outsider" in line for line in first.lines + second.lines)
+    for chat in (first, outsider, second):
+        assert chat.process.poll() is None
+
+
+def test_unreachable_stun_servers_delay_nothing_much(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    """No internet here: the default STUN name does not resolve, and nothing answers on
+    127.0.0.1:9. Host candidates still connect peers on one network."""
+    ice = ("--ice", "stun:stun.l.google.com:19302,stun:127.0.0.1:9")
+    started = time.monotonic()
+    chats = [chat_factory(signaler.ws_url, *ice, backend=b) for b in ("libdatachannel", "aiortc")]
+    connected(chats)
+    assert time.monotonic() - started < 20
+
+
+def test_force_relay_without_turn_is_a_clear_error(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    chat = chat_factory(signaler.ws_url, "--force-relay")
+    assert chat.process.wait(15) != 0
+    assert "no TURN server" in chat.logs()
+
+
+async def test_malformed_signaling_from_a_member_is_ignored(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    """A member with the right key sends broken SDP, candidates and JSON: logged, ignored."""
+    victim = chat_factory(signaler.ws_url, names="victim")
+    victim.name()
+    intruder = SignalingClient(signaler.ws_url, "chatroom", "pw", "mykey", timeout=2)
+    session = await intruder.connect()
+    await session.send(Introduction("intruder"))
+    async with asyncio.timeout(20):
+        while True:
+            message = await session.receive()
+            if isinstance(message, Exchange) and message.type is MessageType.OFFER:
+                break
+    victim_id = message.sender
+    for kind, payload in [
+        (MessageType.ANSWER, b'{"type":"answer","sdp":"this is not SDP"}'),
+        (MessageType.ANSWER, b"not json at all"),
+        (MessageType.CANDIDATE, b"candidate:garbage"),
+        (MessageType.CANDIDATE, b"\xff\xfe"),
+        (MessageType.OFFER, b'{"type":"offer","sdp":"v=0 nonsense"}'),
+    ]:
+        await session.send(Exchange(kind, "intruder", victim_id, payload))
+    await intruder.close()
+    second = chat_factory(signaler.ws_url, names="second")
+    connected([victim, second])
+    victim.say("still here")
+    second.wait_for(f"victim@{PRIMARY}: still here")
+    assert "Ignoring" in victim.logs() or "Dropping peer" in victim.logs()
