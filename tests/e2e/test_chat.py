@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.chat import ChatProcess
 from tests.e2e.conftest import StartSignaler
 from tests.e2e.processes import SignalerProcess
+from tests.e2e.turn import coturn
 from weron.signaling.client import SignalingClient
 from weron.signaling.messages import Exchange, Introduction, MessageType
 
@@ -178,3 +180,22 @@ async def test_malformed_signaling_from_a_member_is_ignored(
     victim.say("still here")
     second.wait_for(f"victim@{PRIMARY}: still here")
     assert "Ignoring" in victim.logs() or "Dropping peer" in victim.logs()
+
+
+@pytest.mark.parametrize(
+    "backends", [("libdatachannel", "libdatachannel"), ("libdatachannel", "aiortc")]
+)
+def test_force_relay_through_coturn(
+    signaler: SignalerProcess, chat_factory: StartChat, tmp_path: Path, backends: tuple[str, str]
+) -> None:
+    with coturn(tmp_path) as turn:
+        chats = [
+            chat_factory(signaler.ws_url, "--ice", turn, "--force-relay", backend=backend)
+            for backend in backends
+        ]
+        first_name = connected(chats)[0]
+        chats[0].say("relayed")
+        chats[1].wait_for(f"{first_name}@{PRIMARY}: relayed")
+        sent = [line for line in chats[0].logs().splitlines() if '"Sending candidate"' in line]
+        assert sent, "libdatachannel trickles its candidates"
+        assert all("typ relay" in line for line in sent), sent

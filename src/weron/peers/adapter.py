@@ -84,6 +84,7 @@ class _Remote:
         if self.local_candidates is not None:
             self.local_candidates.append(candidate)
             return
+        log.debug("Sending candidate", peer=self.peer_id, candidate=candidate)
         self.session.send(
             Exchange(MessageType.CANDIDATE, self.session.id, self.peer_id, candidate.encode())
         )
