@@ -171,12 +171,16 @@ def verbose_flag(leaf: bool) -> Callable[[F], F]:
     )
 
 
-def verbosity(ctx: click.Context, leaf_value: int | None) -> int:
+def verbosity(ctx: click.Context, leaf_value: int | None, default: int = DEFAULT_VERBOSITY) -> int:
+    """The ``--verbose`` given on the command, else on the root (or ``WERON_VERBOSE``), else
+    ``default`` (interactive commands keep their screen clean with a quieter one)."""
     if leaf_value is not None:
         return leaf_value
     root = ctx.find_root()
     value = root.params.get("verbose")
-    return DEFAULT_VERBOSITY if value is None else int(value)
+    if value is None or root.get_parameter_source("verbose") is click.core.ParameterSource.DEFAULT:
+        return default
+    return int(value)
 
 
 class AliasedGroup(click.Group):

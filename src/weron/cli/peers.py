@@ -99,7 +99,7 @@ def chat_command(
     PEER@CHANNEL: TEXT, connects as +PEER@CHANNEL and disconnects as -PEER@CHANNEL.
     Stop with Ctrl-C or end of input.
     """
-    weron_log.configure(verbosity(ctx, verbose))
+    weron_log.configure(verbosity(ctx, verbose, default=4))  # warnings only: a clean chat screen
     for value, flag_name in ((community, "community"), (password, "password"), (key, "key")):
         if not value.strip():
             raise click.ClickException(f"missing {flag_name}: set --{flag_name}")
