@@ -16,8 +16,10 @@ flow control instead of growing a Python queue or dropping anything. Sending wai
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import urllib.parse
+import weakref
 from typing import Final
 
 import libdatachannel as rtc
@@ -37,6 +39,18 @@ log = get_logger(__name__)
 
 _HIGH_WATER: Final = 1 << 20
 _LOW_WATER: Final = 256 << 10
+# libdatachannel aborts the whole process ("terminate called without an active exception")
+# when the interpreter exits with a connection still up: close whatever is left at exit.
+_LIVE: weakref.WeakSet[rtc.PeerConnection] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_leftovers() -> None:
+    for pc in list(_LIVE):
+        with contextlib.suppress(Exception):
+            pc.close()
+
+
 _RELAY_TYPES: Final = {
     "udp": rtc.IceServer.RelayType.TurnUdp,
     "tcp": rtc.IceServer.RelayType.TurnTcp,
@@ -131,6 +145,7 @@ class LibdatachannelPeerConnection:
             configuration.ice_transport_policy = rtc.TransportPolicy.Relay
         configuration.disable_auto_negotiation = True  # we set descriptions when ready
         self._pc = pc = rtc.PeerConnection(configuration)
+        _LIVE.add(pc)
         self._description: asyncio.Future[str] = loop.create_future()
         self._remote_mid = "0"
         self._channels: list[LibdatachannelChannel] = []
