@@ -104,6 +104,7 @@ def env_name(flag: str) -> str:
 
 def flag(
     name: str,
+    parameter: str | None = None,
     *,
     help: str,
     default: Any = None,
@@ -114,6 +115,8 @@ def flag(
 ) -> Callable[[F], F]:
     """An option bound to ``WERON_<FLAG>`` (and ``extra_env`` after it), Go-style."""
     declarations = [name] if short is None else [short, name]
+    if parameter is not None:
+        declarations.append(parameter)
     envvar = [env_name(name), *extra_env]
     if type is bool:
         return click.option(

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from weron import log as weron_log
-from weron.apps import chat
+from weron.apps import chat, latency, throughput
 from weron.cli.options import (
     DEFAULT_ICE,
     DEFAULT_RADDR,
@@ -119,29 +119,110 @@ def chat_command(
     run_peer_app(lambda engine: chat.run(config, engine), backend)
 
 
+def _adapter_config(timeout: float, ice: list[str], force_relay: bool) -> AdapterConfig:
+    return AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay)
+
+
+def _require(**values: str) -> None:
+    for flag_name, value in values.items():
+        if not value.strip():
+            option = flag_name.replace("_", "-")
+            raise click.ClickException(f"missing {option}: set --{option}")
+
+
+_JSON_HELP = "Print one JSON object per line instead of text (with a final totals object)"
+
+
 @click.command("latency", short_help="Measure the latency of the overlay network")
 @peer_flags
-@flag("--packet-length", type=int, default=128, help="Size of packet to send and acknowledge")
+@flag(
+    "--packet-length",
+    type=click.IntRange(min=1),
+    default=128,
+    help="Size of packet to send and acknowledge",
+)
 @flag("--pause", type=Duration(), default=1.0, help="Time to wait before sending next packet")
 @flag("--server", type=bool, default=False, help="Act as a server")
-def latency_command(**_flags: Any) -> None:
-    """Measure the latency of the overlay network."""
-    raise not_available("utility latency", _PEER_SUPPORT)
+@flag("--json", "as_json", type=bool, default=False, help=_JSON_HELP)
+@click.pass_context
+def latency_command(
+    ctx: click.Context,
+    community: str,
+    force_relay: bool,
+    ice: list[str],
+    key: str,
+    password: str,
+    raddr: str,
+    timeout: float,
+    backend: str | None,
+    verbose: int | None,
+    packet_length: int,
+    pause: float,
+    server: bool,
+    as_json: bool,
+) -> None:
+    """Measure the latency of the overlay network: one line per round trip, and the average,
+    minimum, maximum and percentiles when stopped with Ctrl-C."""
+    weron_log.configure(verbosity(ctx, verbose))
+    _require(community=community, password=password, key=key)
+    config = latency.LatencyConfig(
+        raddr=raddr,
+        community=community,
+        password=password,
+        key=key,
+        server=server,
+        packet_length=packet_length,
+        pause=pause,
+        json=as_json,
+        adapter=_adapter_config(timeout, ice, force_relay),
+    )
+    run_peer_app(lambda engine: latency.run(config, engine), backend)
 
 
 @click.command("throughput", short_help="Measure the throughput of the overlay network")
 @peer_flags
 @flag(
     "--packet-count",
-    type=int,
+    type=click.IntRange(min=1),
     default=1000,
     help="Amount of packets to send before waiting for acknowledgement",
 )
-@flag("--packet-length", type=int, default=50000, help="Size of packet to send")
+@flag("--packet-length", type=click.IntRange(min=1), default=50000, help="Size of packet to send")
 @flag("--server", type=bool, default=False, help="Act as a server")
-def throughput_command(**_flags: Any) -> None:
-    """Measure the throughput of the overlay network."""
-    raise not_available("utility throughput", _PEER_SUPPORT)
+@flag("--json", "as_json", type=bool, default=False, help=_JSON_HELP)
+@click.pass_context
+def throughput_command(
+    ctx: click.Context,
+    community: str,
+    force_relay: bool,
+    ice: list[str],
+    key: str,
+    password: str,
+    raddr: str,
+    timeout: float,
+    backend: str | None,
+    verbose: int | None,
+    packet_count: int,
+    packet_length: int,
+    server: bool,
+    as_json: bool,
+) -> None:
+    """Measure the throughput of the overlay network: one line per batch of --packet-count
+    messages, and the totals when stopped with Ctrl-C."""
+    weron_log.configure(verbosity(ctx, verbose))
+    _require(community=community, password=password, key=key)
+    config = throughput.ThroughputConfig(
+        raddr=raddr,
+        community=community,
+        password=password,
+        key=key,
+        server=server,
+        packet_length=packet_length,
+        packet_count=packet_count,
+        json=as_json,
+        adapter=_adapter_config(timeout, ice, force_relay),
+    )
+    run_peer_app(lambda engine: throughput.run(config, engine), backend)
 
 
 @click.command("ip", short_help="Join a layer 3 overlay network")

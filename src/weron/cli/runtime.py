@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from weron.apps.peering import PeerAppError
 from weron.signaling.client import SignalingError
 from weron.signaling.names import AllNamesClaimedError
 from weron.webrtc import Backend
@@ -57,7 +58,7 @@ def not_available(command: str, arrives_with: str) -> click.ClickException:
 
 
 def run_peer_app(
-    app: Callable[[Backend], Coroutine[Any, Any, None]], backend_name: str | None
+    app: Callable[[Backend], Coroutine[Any, Any, object]], backend_name: str | None
 ) -> None:
     """Run a peer application with the chosen backend; expected failures (bad flags, wrong
     password, no name left) become one clear line and a non-zero exit, not a traceback."""
@@ -68,5 +69,6 @@ def run_peer_app(
         IceConfigError,
         SignalingError,
         AllNamesClaimedError,
+        PeerAppError,
     ) as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,0 +1,153 @@
+"""`weron utility latency`: "ping for WebRTC" (weron-protocol.md §4-5).
+
+The client sends ``packet_length`` random bytes, the server echoes the message back, the client
+times the round trip, sleeps ``pause`` and repeats. The server serves any number of clients,
+one after another or at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from weron.apps.peering import PeerAppError, serve_each_peer
+from weron.apps.report import go_duration, percentile
+from weron.log import get_logger
+from weron.peers import Peer
+from weron.peers.adapter import Adapter, AdapterConfig
+from weron.webrtc import Backend
+
+log = get_logger(__name__)
+CHANNEL = "weron/latency/primary"
+
+
+@dataclass(slots=True)
+class LatencyConfig:
+    raddr: str
+    community: str
+    password: str
+    key: str
+    server: bool = False
+    packet_length: int = 128
+    pause: float = 1.0
+    json: bool = False
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+
+@dataclass(slots=True)
+class LatencyTotals:
+    round_trips: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float | int]:
+        ordered = sorted(self.round_trips)
+        return {
+            "packets": len(ordered),
+            "average": sum(ordered) / len(ordered),
+            "min": ordered[0],
+            "max": ordered[-1],
+            "p50": percentile(ordered, 0.50),
+            "p90": percentile(ordered, 0.90),
+            "p99": percentile(ordered, 0.99),
+        }
+
+
+class _Printer:
+    def __init__(self, out: TextIO, as_json: bool) -> None:
+        self._out = out
+        self._json = as_json
+
+    def packet(self, peer: str, size: int, round_trip: float) -> None:
+        if self._json:
+            self._emit(
+                {
+                    "type": "packet",
+                    "peer": peer,
+                    "bytes": size,
+                    "round_trip_us": round(round_trip * 1e6, 3),
+                }
+            )
+        else:
+            self._line(f"{size} B written and acknowledged in {go_duration(round_trip)}")
+
+    def totals(self, totals: LatencyTotals) -> None:
+        if not totals.round_trips:
+            return
+        summary = totals.summary()
+        if self._json:
+            self._emit(
+                {
+                    "type": "totals",
+                    **{
+                        key: value if key == "packets" else round(float(value) * 1e6, 3)
+                        for key, value in summary.items()
+                    },
+                    "unit": "us",
+                }
+            )
+            return
+        self._line(
+            f"Average latency: {go_duration(float(summary['average']))} "
+            f"({summary['packets']} packets written) Min: {go_duration(float(summary['min']))} "
+            f"Max: {go_duration(float(summary['max']))}"
+        )
+        self._line(
+            f"Percentiles: p50 {go_duration(float(summary['p50']))} "
+            f"p90 {go_duration(float(summary['p90']))} p99 {go_duration(float(summary['p99']))}"
+        )
+
+    def _emit(self, document: dict[str, object]) -> None:
+        self._line(json.dumps(document, separators=(",", ":")))
+
+    def _line(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+
+async def _echo(peer: Peer) -> None:
+    while True:
+        await peer.conn.send(await peer.conn.receive())
+
+
+async def run(config: LatencyConfig, backend: Backend, out: TextIO | None = None) -> LatencyTotals:
+    """Measure until cancelled (Ctrl-C); the totals are printed on the way out."""
+    printer = _Printer(out or sys.stdout, config.json)
+    totals = LatencyTotals()
+
+    async def measure(peer: Peer) -> None:
+        maximum = peer.conn.max_message_size
+        if config.packet_length > maximum:
+            raise PeerAppError(
+                f"--packet-length {config.packet_length} is larger than the largest message "
+                f"this connection can carry ({maximum} bytes)"
+            )
+        while True:
+            payload = os.urandom(config.packet_length)
+            started = time.perf_counter()
+            await peer.conn.send(payload)
+            reply = await peer.conn.receive()
+            round_trip = time.perf_counter() - started
+            if len(reply) != len(payload):
+                log.warning("Echo of a different size", sent=len(payload), received=len(reply))
+            totals.round_trips.append(round_trip)
+            printer.packet(peer.peer_id, len(payload), round_trip)
+            await asyncio.sleep(config.pause)
+
+    adapter = Adapter(
+        config.raddr,
+        config.community,
+        config.password,
+        config.key,
+        [CHANNEL],
+        backend,
+        config.adapter,
+    )
+    try:
+        await serve_each_peer(adapter, _echo if config.server else measure)
+    finally:
+        printer.totals(totals)
+    return totals
