@@ -1,0 +1,136 @@
+"""`weron utility latency` and `weron utility throughput` between real processes."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.e2e.processes import WERON, SignalerProcess
+
+DURATION = r"[0-9.]+(?:ns|µs|ms|s)"
+PACKET = re.compile(rf"^128 B written and acknowledged in {DURATION}$")
+AVERAGE = re.compile(
+    rf"^Average latency: {DURATION} \((\d+) packets written\) Min: {DURATION} Max: {DURATION}$"
+)
+BATCH = re.compile(rf"^[0-9.]+ MB/s \([0-9.]+ Mb/s\) \(1 MB read in {DURATION}\)$")
+THROUGHPUT = re.compile(
+    rf"^Average throughput: [0-9.]+ MB/s \([0-9.]+ Mb/s\) \((\d+) MB written in {DURATION}\) "
+    r"Min: [0-9.]+ MB/s Max: [0-9.]+ MB/s$"
+)
+BACKENDS = ["libdatachannel", "aiortc"]
+
+
+def utility(
+    signaler: SignalerProcess, name: str, *args: str, backend: str
+) -> subprocess.Popen[str]:
+    command = [
+        *WERON,
+        "utility",
+        name,
+        "--raddr",
+        signaler.ws_url,
+        "--community",
+        name,
+        "--password",
+        "pw",
+        "--key",
+        "k",
+        "--ice",
+        "",
+        "--backend",
+        backend,
+        *args,
+    ]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextmanager
+def server(
+    signaler: SignalerProcess, name: str, *args: str, backend: str
+) -> Iterator[subprocess.Popen[str]]:
+    process = utility(signaler, name, "--server", *args, backend=backend)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def interrupt_after(process: subprocess.Popen[str], seconds: float) -> tuple[str, str]:
+    """Ctrl-C after ``seconds``: the client prints its totals and exits."""
+    time.sleep(seconds)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=20)
+    assert "Traceback" not in err, err
+    return out, err
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_latency_lines_and_totals(signaler: SignalerProcess, backend: str) -> None:
+    with server(signaler, "latency", backend=backend):
+        client = utility(signaler, "latency", "--pause", "100ms", backend=backend)
+        out, _ = interrupt_after(client, 6)
+    lines = out.splitlines()
+    packets = [line for line in lines if line.startswith("128 B")]
+    assert len(packets) >= 3, out
+    assert all(PACKET.match(line) for line in packets), out
+    average = next(AVERAGE.match(line) for line in lines if line.startswith("Average"))
+    assert average is not None and int(average.group(1)) == len(packets)
+    assert lines[-1].startswith("Percentiles: p50 ")
+
+
+def test_latency_json_and_successive_clients(signaler: SignalerProcess) -> None:
+    with server(signaler, "latency", backend="libdatachannel"):
+        for _ in range(2):  # the server keeps serving one client after another
+            client = utility(
+                signaler, "latency", "--pause", "50ms", "--json", backend="libdatachannel"
+            )
+            out, _ = interrupt_after(client, 5)
+            documents = [json.loads(line) for line in out.splitlines()]
+            packets = [d for d in documents if d["type"] == "packet"]
+            assert packets and all(d["bytes"] == 128 and d["round_trip_us"] > 0 for d in packets)
+            totals = documents[-1]
+            assert totals["type"] == "totals" and totals["packets"] == len(packets)
+            assert 0 < totals["min"] <= totals["p50"] <= totals["p99"] <= totals["max"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_throughput_batches_and_totals(signaler: SignalerProcess, backend: str) -> None:
+    small = ("--packet-count", "100", "--packet-length", "10000")
+    with server(signaler, "throughput", *small, backend=backend):
+        client = utility(signaler, "throughput", *small, backend=backend)
+        out, _ = interrupt_after(client, 8)
+    lines = out.splitlines()
+    batches = [line for line in lines if "MB read in" in line]
+    assert batches and all(BATCH.match(line) for line in batches), out
+    totals = THROUGHPUT.match(lines[-1])
+    assert totals is not None, out
+    assert int(totals.group(1)) == len(batches)  # 1 MB per batch
+
+
+def test_packet_length_beyond_the_message_limit_is_a_clear_error(
+    signaler: SignalerProcess,
+) -> None:
+    with server(signaler, "latency", backend="libdatachannel"):
+        client = utility(signaler, "latency", "--packet-length", "300000", backend="libdatachannel")
+        _, err = client.communicate(timeout=60)
+    assert client.returncode != 0
+    assert "--packet-length 300000 is larger than the largest message" in err
+    assert "Traceback" not in err
+
+
+def test_server_disappearing_mid_run_is_reported(signaler: SignalerProcess) -> None:
+    with server(signaler, "latency", backend="libdatachannel") as process:
+        client = utility(signaler, "latency", "--pause", "100ms", backend="libdatachannel")
+        time.sleep(4)
+        process.kill()
+    out, err = interrupt_after(client, 35)  # a dead peer takes libdatachannel ~15-30 s
+    assert "Disconnected from peer" in err, err
+    assert "Average latency" in out
