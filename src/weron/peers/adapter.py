@@ -301,6 +301,7 @@ class Adapter:
         self._ids: asyncio.Queue[str] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._session: _Session | None = None
 
     async def open(self) -> None:
         self._task = asyncio.create_task(self._run(), name="adapter")
@@ -317,7 +318,18 @@ class Adapter:
             my_id = self.config.id.strip() or str(uuid.uuid4())
             log.info("Connected to signaler", id=my_id)
             self._ids.put_nowait(my_id)
-            await _Session(self, session, my_id).run()
+            self._session = _Session(self, session, my_id)
+            try:
+                await self._session.run()
+            finally:
+                self._session = None
+
+    def drop(self, peer_id: str) -> None:
+        """Close the connection to ``peer_id`` (e.g. it stopped answering); its channels end
+        and it is connected again when it introduces itself again."""
+        if self._session is not None and (remote := self._session.remotes.get(peer_id)):
+            log.info("Dropping unresponsive peer", peer=peer_id)
+            self._session.forget(remote)
 
     def raise_if_failed(self) -> None:
         if self._failure is not None:

@@ -129,13 +129,39 @@ class NamedAdapter:
             for message in messages:
                 await peer.conn.send(negotiation.encode(message))
 
+    async def _keep_alive(self, peer: Peer) -> None:
+        with contextlib.suppress(ChannelClosedError):
+            while True:
+                await asyncio.sleep(self._config.timeout / 4)
+                await peer.conn.send(negotiation.encode(negotiation.keepalive()))
+
     async def _negotiate(self, peer: Peer) -> None:
         await self._send(peer, self._negotiation.greetings())
+        keeping_alive = asyncio.create_task(self._keep_alive(peer))
+        try:
+            await self._listen(peer)
+        finally:
+            keeping_alive.cancel()
+        if self._id_channels.get(peer.peer_id) is peer:
+            del self._id_channels[peer.peer_id]
+            self._peer_names.pop(peer.peer_id, None)
+
+    async def _listen(self, peer: Peer) -> None:
+        """Handle the peer's id channel until it closes; a peer that sent keepalives and then
+        falls silent for ``timeout`` is dropped (WebRTC itself takes 15-30 s to notice)."""
+        deadline: float | None = None
         while True:
             try:
-                data = await peer.conn.receive()
+                async with asyncio.timeout(deadline):
+                    data = await peer.conn.receive()
             except ChannelClosedError:
-                break
+                return
+            except TimeoutError:
+                log.warning(
+                    "Peer stopped answering", peer=peer.peer_id, timeout=self._config.timeout
+                )
+                self._adapter.drop(peer.peer_id)
+                return
             try:
                 messages = negotiation.decode(data)
                 for message in messages:
@@ -147,11 +173,10 @@ class NamedAdapter:
                         self._peer_names[peer.peer_id] = reaction.peer_name
                         log.info("Connected to peer", id=reaction.peer_name)
                         self._release(peer.peer_id)
+                    if reaction.alive or deadline is not None:
+                        deadline = asyncio.get_running_loop().time() + self._config.timeout
             except negotiation.NameMessageError as exc:
                 log.info("Ignoring id channel message", peer=peer.peer_id, reason=str(exc))
-        if self._id_channels.get(peer.peer_id) is peer:
-            del self._id_channels[peer.peer_id]
-            self._peer_names.pop(peer.peer_id, None)
 
     async def _back_off(self, peer: Peer) -> None:
         if self._claim_timer is not None:

@@ -42,6 +42,12 @@ def claimed(name: str) -> NameMessage:
     return {"type": "claimed", "id": name}
 
 
+def keepalive() -> NameMessage:
+    """Ours, not the original's: lets peers of ours notice a dead member within ``timeout``.
+    Go peers skip message types they do not know, so it stays compatible."""
+    return {"type": "keepalive"}
+
+
 def encode(message: NameMessage) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
@@ -82,6 +88,7 @@ class Reaction:
     replies: list[NameMessage] = field(default_factory=list)
     back_off: bool = False
     peer_name: str | None = None
+    alive: bool = False  # the peer sends keepalives: hold it to them
 
 
 class NameNegotiation:
@@ -128,6 +135,8 @@ class NameNegotiation:
                 self.candidates.remove(name)
         elif kind == "backoff":
             reaction.back_off = True
+        elif kind == "keepalive":
+            reaction.alive = True
         elif kind == "claimed":
             name = message.get("id")
             if not isinstance(name, str):

@@ -118,9 +118,6 @@ def test_unknown_command_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ("utility", "latency"),
-        ("u", "l", "--server"),
-        ("utility", "throughput"),
         ("vpn", "ip", "--ips", "10.0.0.0/24"),
         ("vpn", "ethernet"),
         ("v", "e", "--parallel", "2"),
@@ -170,6 +167,17 @@ def test_peer_commands_are_not_available_yet(command: tuple[str, ...]) -> None:
         ),
     ],
 )
+@pytest.mark.parametrize("command", [("utility", "latency"), ("u", "t", "--server")])
+def test_utilities_need_community_password_and_key(command: tuple[str, ...]) -> None:
+    assert_fails(weron(*command), "missing community")
+    assert_fails(weron(*command, "--community", "c", "--password", "p"), "missing key")
+
+
+def test_utilities_refuse_nonsense_sizes() -> None:
+    result = weron("utility", "latency", "--packet-length", "0")
+    assert result.exit_code == 2 and "--packet-length" in result.output
+
+
 def test_chat_flag_errors_are_clear(args: tuple[str, ...], message: str) -> None:
     assert_fails(weron("chat", *args), message)
 

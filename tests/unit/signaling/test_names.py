@@ -87,3 +87,9 @@ def test_custom_conflict_rule() -> None:
 def test_malformed_messages_raise(message: names.NameMessage) -> None:
     with pytest.raises(NameMessageError):
         NameNegotiation(["a"], 1).receive(message)
+
+
+def test_keepalives_are_understood_and_marked() -> None:
+    assert names.encode(names.keepalive()) == b'{"type":"keepalive"}\n'
+    reaction = NameNegotiation(["a"], 1).receive(names.keepalive())
+    assert reaction.alive and not reaction.replies
