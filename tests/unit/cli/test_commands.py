@@ -127,6 +127,17 @@ def test_peer_commands_are_not_available_yet(command: tuple[str, ...]) -> None:
     assert_fails(weron(*command), "not available yet")
 
 
+@pytest.mark.parametrize("command", [("utility", "latency"), ("u", "t", "--server")])
+def test_utilities_need_community_password_and_key(command: tuple[str, ...]) -> None:
+    assert_fails(weron(*command), "missing community")
+    assert_fails(weron(*command, "--community", "c", "--password", "p"), "missing key")
+
+
+def test_utilities_refuse_nonsense_sizes() -> None:
+    result = weron("utility", "latency", "--packet-length", "0")
+    assert result.exit_code == 2 and "--packet-length" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -167,17 +178,6 @@ def test_peer_commands_are_not_available_yet(command: tuple[str, ...]) -> None:
         ),
     ],
 )
-@pytest.mark.parametrize("command", [("utility", "latency"), ("u", "t", "--server")])
-def test_utilities_need_community_password_and_key(command: tuple[str, ...]) -> None:
-    assert_fails(weron(*command), "missing community")
-    assert_fails(weron(*command, "--community", "c", "--password", "p"), "missing key")
-
-
-def test_utilities_refuse_nonsense_sizes() -> None:
-    result = weron("utility", "latency", "--packet-length", "0")
-    assert result.exit_code == 2 and "--packet-length" in result.output
-
-
 def test_chat_flag_errors_are_clear(args: tuple[str, ...], message: str) -> None:
     assert_fails(weron("chat", *args), message)
 
