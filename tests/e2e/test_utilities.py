@@ -128,9 +128,12 @@ def test_packet_length_beyond_the_message_limit_is_a_clear_error(
 
 def test_server_disappearing_mid_run_is_reported(signaler: SignalerProcess) -> None:
     with server(signaler, "latency", backend="libdatachannel") as process:
-        client = utility(signaler, "latency", "--pause", "100ms", backend="libdatachannel")
+        client = utility(
+            signaler, "latency", "--pause", "100ms", "--timeout", "2s", backend="libdatachannel"
+        )
         time.sleep(4)
         process.kill()
-    out, err = interrupt_after(client, 35)  # a dead peer takes libdatachannel ~15-30 s
+    out, err = interrupt_after(client, 5)  # noticed within --timeout, not WebRTC's 15-30 s
+    assert "No echo within the timeout: is the server gone?" in err, err
     assert "Disconnected from peer" in err, err
     assert "Average latency" in out

@@ -20,7 +20,7 @@ from weron.apps.report import go_duration, percentile
 from weron.log import get_logger
 from weron.peers import Peer
 from weron.peers.adapter import Adapter, AdapterConfig
-from weron.webrtc import Backend
+from weron.webrtc import Backend, ChannelClosedError
 
 log = get_logger(__name__)
 CHANNEL = "weron/latency/primary"
@@ -129,7 +129,18 @@ async def run(config: LatencyConfig, backend: Backend, out: TextIO | None = None
             payload = os.urandom(config.packet_length)
             started = time.perf_counter()
             await peer.conn.send(payload)
-            reply = await peer.conn.receive()
+            try:
+                async with asyncio.timeout(config.adapter.timeout):
+                    reply = await peer.conn.receive()
+            except TimeoutError:
+                # WebRTC takes 15-30 s to notice a vanished peer: say so at once.
+                log.warning(
+                    "No echo within the timeout: is the server gone?",
+                    id=peer.peer_id,
+                    timeout=config.adapter.timeout,
+                )
+                adapter.drop(peer.peer_id)
+                raise ChannelClosedError("no echo") from None
             round_trip = time.perf_counter() - started
             if len(reply) != len(payload):
                 log.warning("Echo of a different size", sent=len(payload), received=len(reply))
