@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from weron.webrtc import DataChannel
@@ -19,3 +21,20 @@ class Peer:
     peer_id: str
     channel_id: str
     conn: DataChannel
+
+
+async def next_peer(
+    queue: asyncio.Queue[Peer], runner: asyncio.Task[None] | None, check: Callable[[], None]
+) -> Peer:
+    """The next peer from ``queue``, or the reason ``runner`` (the adapter's task) ended:
+    ``check`` raises that reason (a wrong password, no name left...)."""
+    check()
+    if runner is None:
+        raise ConnectionError("the adapter is not open")
+    getter = asyncio.ensure_future(queue.get())
+    await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    check()
+    raise ConnectionError("the adapter is closed")

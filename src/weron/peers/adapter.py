@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from weron.log import get_logger
-from weron.peers import Peer
+from weron.peers import Peer, next_peer
 from weron.signaling.client import SignalingClient, SignalingSession
 from weron.signaling.messages import (
     Exchange,
@@ -346,15 +346,7 @@ class Adapter:
         return my_id
 
     async def accept(self) -> Peer:
-        self.raise_if_failed()
-        getter = asyncio.ensure_future(self.accepted.get())
-        assert self._task is not None
-        done, _ = await asyncio.wait({getter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            return getter.result()
-        getter.cancel()
-        self.raise_if_failed()
-        raise ConnectionError("the adapter is closed")
+        return await next_peer(self.accepted, self._task, self.raise_if_failed)
 
     async def peers(self) -> AsyncIterator[Peer]:
         while True:

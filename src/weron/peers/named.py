@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequen
 from typing import Any
 
 from weron.log import get_logger
-from weron.peers import Peer
+from weron.peers import Peer, next_peer
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.signaling import names as negotiation
 from weron.webrtc import Backend, ChannelClosedError
@@ -201,15 +201,7 @@ class NamedAdapter:
         return name
 
     async def accept(self) -> Peer:
-        self._raise_if_failed()
-        getter = asyncio.ensure_future(self._accepted.get())
-        assert self._main is not None
-        await asyncio.wait({getter, self._main}, return_when=asyncio.FIRST_COMPLETED)
-        if getter.done():
-            return getter.result()
-        getter.cancel()
-        self._raise_if_failed()
-        raise ConnectionError("the adapter is closed")
+        return await next_peer(self._accepted, self._main, self._raise_if_failed)
 
     async def peers(self) -> AsyncIterator[Peer]:
         while True:
