@@ -63,10 +63,12 @@ def server(
         process.wait()
 
 
-def interrupt_after(process: subprocess.Popen[str], seconds: float) -> tuple[str, str]:
-    """Ctrl-C after ``seconds``: the client prints its totals and exits."""
+def interrupt_after(
+    process: subprocess.Popen[str], seconds: float, signum: int = signal.SIGINT
+) -> tuple[str, str]:
+    """Ctrl-C (or SIGTERM) after ``seconds``: the client prints its totals and exits."""
     time.sleep(seconds)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     out, err = process.communicate(timeout=20)
     assert "Traceback" not in err, err
     return out, err

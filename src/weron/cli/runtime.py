@@ -57,13 +57,35 @@ def not_available(command: str, arrives_with: str) -> click.ClickException:
     )
 
 
+async def _until_terminated(main: Coroutine[Any, Any, object]) -> None:
+    """SIGTERM ends a peer app like Ctrl-C does: cleanly, totals printed, connections closed."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def run_peer_app(
     app: Callable[[Backend], Coroutine[Any, Any, object]], backend_name: str | None
 ) -> None:
     """Run a peer application with the chosen backend; expected failures (bad flags, wrong
     password, no name left) become one clear line and a non-zero exit, not a traceback."""
     try:
-        run(app(load_backend(backend_name)))
+        run(_until_terminated(app(load_backend(backend_name))))
     except (
         BackendUnavailableError,
         IceConfigError,
