@@ -1,0 +1,1126 @@
+"""Benchmark of weron's WebRTC peers: throughput, round trips, start-up and CPU, next to loopback.
+
+For each backend, two peers in separate processes run the real CLI (``weron utility
+throughput|latency``) through a local signaler, and this script reads their ``--json`` lines:
+
+* throughput with 50,000, 16,384 and 1,200-byte messages: median MB/s of the batches after the
+  first (a warm-up), and CPU seconds per GB (utime+stime of both peers from /proc, over the
+  same batches);
+* round trips of 128-byte messages sent back to back (``--pause 0s``): p50, p99 and mean after
+  a warm-up;
+* process start to connected peer: with the server already connected to the signaler, from
+  spawning the client until its "Connected to peer" log line and until its first round trip.
+
+The machines this runs on are shared and noisy, so the yardstick is measured in the same run:
+plain loopback between two Python processes (bench/reference_loopback.py: UDP round trips,
+TCP throughput with the same message sizes and batches, and process start to first round trip),
+driven by the same code, and every figure is reported as ours/reference.
+
+Usage: ``.venv/bin/python bench/peers.py [--quick] [--json-out PATH]
+[--backends libdatachannel,aiortc]``. Progress goes to stderr; stdout gets a table, then one JSON
+document. ``--quick`` (a CI smoke run) takes about a minute, a full run about two and a half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import datetime
+import functools
+import json
+import math
+import os
+import platform
+import selectors
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Final, TextIO
+
+from weron.webrtc.backends import BACKEND_NAMES, default_backend_name
+
+HERE: Final = Path(__file__).resolve().parent
+WERON: Final = (sys.executable, "-m", "weron")
+REFERENCE: Final = (sys.executable, str(HERE / "reference_loopback.py"))
+HOST: Final = "127.0.0.1"
+PASSWORD: Final = "bench-password"
+KEY: Final = "bench-key"
+CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+# (message bytes, messages per batch): a few MB per batch whatever the size.
+THROUGHPUT_SIZES: Final = ((50_000, 100), (16_384, 256), (1_200, 2_500))
+LATENCY_BYTES: Final = 128
+CONNECTED: Final = "Connected to peer"
+
+# Measured earlier on this machine with the original Go weron, not in this run: context only.
+GO_ORIGINAL: Final[dict[str, float]] = {
+    "throughput_50000_mb_per_s": 20.0,
+    "round_trip_128_mean_us": 580.0,
+    "start_to_connected_s": 0.15,
+}
+GO_ORIGINAL_NOTE: Final = "original Go weron, measured earlier on this machine, not in this run"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A goal from the issue for the default backend."""
+
+    key: str  # a Figure key
+    better: str  # "higher": ours >= value meets it; "lower": ours <= value
+    value: float
+    unit: str
+
+    def met(self, ours: float) -> bool | None:
+        if math.isnan(ours):
+            return None
+        return ours >= self.value if self.better == "higher" else ours <= self.value
+
+    def text(self) -> str:
+        return f"{'>=' if self.better == 'higher' else '<='} {self.value:g}"
+
+
+TARGETS: Final = (
+    Target("throughput_50000_mb_per_s", "higher", 60.0, "MB/s"),
+    Target("throughput_1200_mb_per_s", "higher", 25.0, "MB/s"),
+    Target("round_trip_128_p50_us", "lower", 250.0, "us"),
+    Target("start_to_connected_s", "lower", 0.5, "s"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How much to measure: --quick is a CI smoke run (about a minute), the default a real run."""
+
+    throughput_seconds: float  # per size, after the warm-up batch
+    throughput_min_batches: int  # measured batches, even if that takes longer
+    throughput_max_seconds: float  # ... but no longer than this
+    reference_throughput_seconds: float
+    latency_seconds: float  # after the client connected
+    latency_warmup: int  # round trips discarded
+    reference_latency_seconds: float
+    connect_runs: int
+    connect_timeout_s: float  # one client: spawn to first round trip
+
+
+FULL: Final = Profile(
+    throughput_seconds=10.0,
+    throughput_min_batches=8,
+    throughput_max_seconds=30.0,
+    reference_throughput_seconds=3.0,
+    latency_seconds=10.0,
+    latency_warmup=50,
+    reference_latency_seconds=3.0,
+    connect_runs=7,
+    connect_timeout_s=30.0,
+)
+QUICK: Final = Profile(
+    throughput_seconds=1.5,
+    throughput_min_batches=2,
+    throughput_max_seconds=8.0,
+    reference_throughput_seconds=0.7,
+    latency_seconds=1.5,
+    latency_warmup=20,
+    reference_latency_seconds=0.7,
+    connect_runs=3,
+    connect_timeout_s=30.0,
+)
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class MeasurementError(Exception):
+    """One scenario could not be measured (a process died, a timeout): reported, not fatal."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C, stopping every process on the way."""
+
+
+# Statistics
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+# Processes
+
+
+@dataclass(slots=True)
+class Line:
+    at: float  # time.monotonic() when the bench read the end of the line (NaN: read from a file)
+    text: str
+    data: dict[str, Any] | None  # the line as a JSON object, if it is one
+
+
+def _parse(text: str) -> dict[str, Any] | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None  # e.g. a line cut short by SIGINT
+    return value if isinstance(value, dict) else None
+
+
+def read_cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of ``pid`` so far (/proc/PID/stat, in clock ticks)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError as exc:
+        raise MeasurementError(f"cannot read the CPU time of pid {pid}: {exc}") from None
+    fields = stat.rpartition(")")[2].split()  # after "pid (comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass(eq=False, slots=True)
+class Child:
+    """A process under measurement and what it printed, each line with its arrival time."""
+
+    name: str
+    role: str  # "signaler", "server", "client"
+    popen: subprocess.Popen[bytes]
+    spawned_at: float
+    stdout_path: Path | None  # stdout goes to this file rather than a pipe
+    out: list[Line] = field(default_factory=list)
+    err: list[Line] = field(default_factory=list)
+    by_type: dict[str, list[Line]] = field(default_factory=dict)  # stdout JSON by "type"
+    by_message: dict[str, list[Line]] = field(default_factory=dict)  # stderr logs by "message"
+    partial: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def cpu_seconds(self) -> float:
+        return read_cpu_seconds(self.pid)
+
+    def records(self, kind: str) -> list[Line]:
+        return self.by_type.get(kind, [])
+
+    def logs(self, message: str) -> list[Line]:
+        return self.by_message.get(message, [])
+
+    def add(self, stream: str, at: float, text: str) -> None:
+        line = Line(at, text, _parse(text))
+        if stream == "out":
+            self.out.append(line)
+            kind = line.data.get("type") if line.data is not None else None
+            if isinstance(kind, str):
+                self.by_type.setdefault(kind, []).append(line)
+        else:
+            self.err.append(line)
+            message = line.data.get("message") if line.data is not None else None
+            if isinstance(message, str):
+                self.by_message.setdefault(message, []).append(line)
+
+    def load_stdout_file(self) -> None:
+        """Lines of a file-backed stdout (after the process ended)."""
+        if self.stdout_path is None:
+            return
+        with contextlib.suppress(OSError):
+            for text in self.stdout_path.read_text(errors="replace").splitlines():
+                self.add("out", math.nan, text)
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        return "\n".join(line.text for line in self.err[-lines:])
+
+    def outcome(self) -> dict[str, Any]:
+        levels = [line.data.get("level") for line in self.err if line.data is not None]
+        errors = [
+            line.text[:300]
+            for line in self.err
+            if (line.data is None and line.text.strip())
+            or (line.data is not None and line.data.get("level") in ("error", "fatal"))
+        ]
+        return {
+            "name": self.name,
+            "exit_code": self.popen.returncode,
+            "warnings": levels.count("warn"),
+            "errors": errors[-10:],
+        }
+
+
+_PR_SET_PDEATHSIG: Final = 1
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)  # loaded before any fork
+except OSError:
+    _LIBC = None
+
+
+def _prepare_child() -> None:
+    """In the child, before exec: Linux SIGTERMs it if this benchmark dies without cleaning up,
+    and SIGINT (how the peers are asked to print their totals) works even when this script was
+    started with SIGINT ignored (e.g. in the background by a non-interactive shell)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Harness:
+    """Every child process, one selector over their pipes, and the cleanup.
+
+    Single-threaded on purpose: no thread exists when a child is forked (``preexec_fn`` is
+    safe), and the bench costs the peers no CPU while it waits in ``select``. Children run in
+    sessions of their own, so a Ctrl-C reaches only this script, which stops them in order.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._selector = selectors.DefaultSelector()
+        self._streams: dict[int, tuple[Child, str, IO[bytes]]] = {}
+        self.live: list[Child] = []
+        self.outcomes: list[dict[str, Any]] = []
+        self._counter = 0
+
+    def spawn(
+        self, name: str, role: str, argv: Sequence[str], *, stdout_to_file: bool = False
+    ) -> Child:
+        self._counter += 1
+        stdout_path = self._log_dir / f"{self._counter:03d}-{role}.out" if stdout_to_file else None
+        stdout_file = stdout_path.open("wb") if stdout_path is not None else None
+        try:
+            spawned_at = time.monotonic()
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_prepare_child,  # noqa: PLW1509 (this process has no threads)
+            )
+        finally:
+            if stdout_file is not None:
+                stdout_file.close()
+        child = Child(name, role, popen, spawned_at, stdout_path)
+        self.live.append(child)
+        for stream, pipe in (("out", popen.stdout), ("err", popen.stderr)):
+            if pipe is not None:
+                os.set_blocking(pipe.fileno(), False)
+                self._streams[pipe.fileno()] = (child, stream, pipe)
+                self._selector.register(pipe.fileno(), selectors.EVENT_READ)
+        return child
+
+    def pump(self, timeout: float) -> None:
+        """Read whatever the children printed, waiting at most ``timeout`` for something."""
+        if not self._streams:
+            time.sleep(max(timeout, 0.0))
+            return
+        for key, _ in self._selector.select(max(timeout, 0.0)):
+            self._read(int(key.fd))
+
+    def _read(self, fd: int) -> None:
+        child, stream, pipe = self._streams[fd]
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        at = time.monotonic()
+        if not chunk:
+            self._selector.unregister(fd)
+            del self._streams[fd]
+            pipe.close()
+            rest = child.partial.pop(fd, b"")
+            if rest:
+                child.add(stream, at, rest.decode(errors="replace"))
+            return
+        *complete, rest = (child.partial.pop(fd, b"") + chunk).split(b"\n")
+        if rest:
+            child.partial[fd] = rest
+        for raw in complete:
+            child.add(stream, at, raw.decode(errors="replace"))
+
+    def check_alive(self, *children: Child) -> None:
+        for child in children:
+            if child.popen.poll() is not None:
+                self._drain(child, 1.0)
+                raise MeasurementError(
+                    f"{child.name} exited with status {child.popen.returncode}:\n"
+                    f"{child.stderr_tail()}"
+                )
+
+    def wait_for(
+        self,
+        condition: Callable[[], bool],
+        timeout: float,
+        what: str,
+        watched: Sequence[Child],
+    ) -> None:
+        """Pump until ``condition()``; MeasurementError if a watched child exits or time runs
+        out first."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.check_alive(*watched)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                tails = "\n".join(f"{c.name}:\n{c.stderr_tail()}" for c in watched)
+                raise MeasurementError(f"no {what} within {timeout:g} s\n{tails}")
+            self.pump(min(remaining, 0.05))
+
+    def sleep(self, seconds: float, watched: Sequence[Child]) -> None:
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.check_alive(*watched)
+            self.pump(min(remaining, 0.05))
+
+    def _drain(self, child: Child, seconds: float) -> None:
+        """Read what an exited child left in its pipes (its descendants may hold them open:
+        then give up after ``seconds``)."""
+        deadline = time.monotonic() + seconds
+        while any(owner is child for owner, _, _ in self._streams.values()):
+            if time.monotonic() > deadline:
+                for fd, (owner, _, pipe) in list(self._streams.items()):
+                    if owner is child:
+                        self._selector.unregister(fd)
+                        del self._streams[fd]
+                        pipe.close()
+                break
+            self.pump(0.05)
+
+    def stop(self, child: Child, signum: int = signal.SIGINT, grace: float = 5.0) -> int:
+        """Ask ``child`` to stop with ``signum``, SIGKILL it after ``grace`` s; its exit status."""
+        if child.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.popen.send_signal(signum)
+            deadline = time.monotonic() + grace
+            while child.popen.poll() is None and time.monotonic() < deadline:
+                self.pump(0.02)
+            if child.popen.poll() is None:
+                _log(f"{child.name} ignored signal {signum} for {grace:g} s: killing it")
+                child.popen.kill()
+                child.popen.wait()
+        self._drain(child, 2.0)
+        child.load_stdout_file()
+        if child in self.live:
+            self.live.remove(child)
+            self.outcomes.append(child.outcome())
+        return child.popen.returncode
+
+    def close(self) -> None:
+        """Stop every child still running: clients first, the signaler last."""
+        order = {"client": 0, "server": 1, "signaler": 2}
+        for child in sorted(self.live, key=lambda c: order.get(c.role, 0)):
+            try:
+                self.stop(child, signal.SIGTERM, grace=5.0)
+            except Exception as exc:  # keep stopping the others
+                _log(f"could not stop {child.name}: {exc}")
+                with contextlib.suppress(OSError):
+                    child.popen.kill()
+        self._selector.close()
+
+
+@contextlib.contextmanager
+def harness(log_dir: Path) -> Iterator[Harness]:
+    """A Harness whose children are all stopped on the way out, whatever happened; Ctrl-C and
+    SIGTERM are held off while that cleanup runs."""
+    h = Harness(log_dir)
+    try:
+        yield h
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            h.close()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+# Pairs of processes: a weron server and client, or the loopback reference's
+
+
+@dataclass(frozen=True, slots=True)
+class PairSpec:
+    """How to start a server, know it is ready, and start a client for it."""
+
+    label: str  # a backend name, or "reference"
+    server_argv: tuple[str, ...]
+    server_ready: str  # the log message that says the server can take a client
+    client_argv: Callable[[Child], list[str]]  # given the ready server
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def weron_pair(
+    backend: str, url: str, app: str, community: str, options: Sequence[str]
+) -> PairSpec:
+    common = [
+        *WERON,
+        "utility",
+        app,
+        "--raddr",
+        url,
+        "--community",
+        community,
+        "--password",
+        PASSWORD,
+        "--key",
+        KEY,
+        "--ice=",
+        "--backend",
+        backend,
+        "--json",
+        *options,
+    ]
+    return PairSpec(
+        label=backend,
+        server_argv=(*common, "--server"),
+        server_ready="Connected to signaler",
+        client_argv=lambda _server: list(common),
+    )
+
+
+def reference_pair(server_mode: str, client_mode: str, options: Sequence[str]) -> PairSpec:
+    def client(server: Child) -> list[str]:
+        listening = server.logs("Listening")
+        assert listening and listening[0].data is not None
+        port = str(listening[0].data["port"])
+        return [*REFERENCE, client_mode, "--port", port, *options]
+
+    return PairSpec(
+        label="reference",
+        server_argv=(*REFERENCE, server_mode, *options),
+        server_ready="Listening",
+        client_argv=client,
+    )
+
+
+def start_server(h: Harness, spec: PairSpec, what: str) -> Child:
+    server = h.spawn(f"{spec.label} {what} server", "server", spec.server_argv)
+    h.wait_for(
+        lambda: bool(server.logs(spec.server_ready)),
+        30.0,
+        f"{spec.server_ready!r} from {server.name}",
+        [server],
+    )
+    return server
+
+
+def stop_pair(h: Harness, *children: Child | None) -> None:
+    for child in children:
+        if child is not None:
+            h.stop(child)
+
+
+# Measurements
+
+
+def measure_throughput(
+    h: Harness, spec: PairSpec, size: int, count: int, profile: Profile
+) -> dict[str, Any]:
+    """Batches of ``count`` messages of ``size`` bytes for ``seconds`` after a warm-up batch;
+    CPU of both processes from the end of the warm-up batch to the end of the last one."""
+    reference = spec.label == "reference"
+    seconds = profile.reference_throughput_seconds if reference else profile.throughput_seconds
+    server = client = None
+    # (batch lines seen, CPU seconds of client + server) at the end of the warm-up batch and at
+    # the arrival of the last batch line
+    first = last = (0, 0.0)
+    elapsed = 0.0
+    try:
+        server = start_server(h, spec, f"throughput {size} B")
+        client = h.spawn(
+            f"{spec.label} throughput {size} B client", "client", spec.client_argv(server)
+        )
+        pair = (server, client)
+        h.wait_for(lambda: bool(client.logs(CONNECTED)), 30.0, "connected peer", pair)
+        h.wait_for(
+            lambda: bool(client.records("batch")),
+            profile.throughput_max_seconds,
+            "first batch",
+            pair,
+        )
+        first = last = (1, client.cpu_seconds() + server.cpu_seconds())
+        started = time.monotonic()
+        while True:
+            h.check_alive(*pair)
+            h.pump(0.05)
+            seen = len(client.records("batch"))
+            if seen > last[0]:
+                last = (seen, client.cpu_seconds() + server.cpu_seconds())
+            elapsed = time.monotonic() - started
+            measured = last[0] - first[0]
+            if elapsed >= profile.throughput_max_seconds or (
+                elapsed >= seconds and measured >= profile.throughput_min_batches
+            ):
+                break
+    finally:
+        stop_pair(h, client, server)
+    lines = client.records("batch")
+    kept = [line.data for line in lines[first[0] : last[0]] if line.data is not None]
+    if not kept:
+        raise MeasurementError(f"no batch after the warm-up one within {elapsed:.1f} s")
+    total_bytes = sum(int(batch["bytes"]) for batch in kept)
+    batch_seconds = sum(float(batch["seconds"]) for batch in kept)
+    speeds = sorted(float(batch["mb_per_s"]) for batch in kept)
+    cpu = last[1] - first[1]
+    wall = lines[last[0] - 1].at - lines[first[0] - 1].at
+    totals = client.records("totals")
+    return {
+        "message_bytes": size,
+        "messages_per_batch": count,
+        "batches": len(kept),
+        "bytes": total_bytes,
+        "median_mb_per_s": median(speeds),
+        "mean_mb_per_s": total_bytes / batch_seconds / 1e6,
+        "min_mb_per_s": speeds[0],
+        "max_mb_per_s": speeds[-1],
+        "wall_seconds": wall,
+        "cpu_seconds_both_peers": cpu,
+        "cpu_s_per_gb": cpu / (total_bytes / 1e9),
+        "cpu_cores_busy": cpu / wall if wall > 0 else math.nan,
+        "client_totals": totals[-1].data if totals else None,
+    }
+
+
+def measure_latency(h: Harness, spec: PairSpec, profile: Profile) -> dict[str, Any]:
+    """Back-to-back round trips for ``seconds``; the first ``latency_warmup`` are discarded.
+    The client's stdout goes to a file: a pipe would make the bench wake for every line."""
+    reference = spec.label == "reference"
+    seconds = profile.reference_latency_seconds if reference else profile.latency_seconds
+    server = client = None
+    try:
+        server = start_server(h, spec, "latency")
+        client = h.spawn(
+            f"{spec.label} latency client",
+            "client",
+            spec.client_argv(server),
+            stdout_to_file=True,
+        )
+        h.wait_for(lambda: bool(client.logs(CONNECTED)), 30.0, "connected peer", (server, client))
+        h.sleep(seconds, (server, client))
+    finally:
+        stop_pair(h, client, server)
+    packets = [line.data for line in client.records("packet") if line.data is not None]
+    kept = sorted(float(packet["round_trip_us"]) for packet in packets[profile.latency_warmup :])
+    if len(kept) < 10:
+        raise MeasurementError(f"only {len(packets)} round trips in {seconds:g} s")
+    return {
+        "message_bytes": LATENCY_BYTES,
+        "round_trips": len(kept),
+        "warmup_discarded": profile.latency_warmup,
+        "seconds": seconds,
+        "p50_us": percentile(kept, 50),
+        "p90_us": percentile(kept, 90),
+        "p99_us": percentile(kept, 99),
+        "mean_us": statistics.fmean(kept),
+        "min_us": kept[0],
+        "max_us": kept[-1],
+    }
+
+
+def _has_records(child: Child, kind: str) -> bool:
+    return bool(child.records(kind))
+
+
+def measure_connect(
+    h: Harness, make_spec: Callable[[int], PairSpec], profile: Profile
+) -> dict[str, Any]:
+    """``connect_runs`` times: a fresh server, ready, then a client, timed from its spawn to its
+    log lines and its first round trip. A fresh pair each time measures the first connection
+    of two peers, independently of how a server copes with the clients before."""
+    runs: list[dict[str, float | None]] = []
+    for run in range(profile.connect_runs):
+        spec = make_spec(run)
+        server = client = None
+        try:
+            server = start_server(h, spec, f"connect {run + 1}")
+            client = h.spawn(
+                f"{spec.label} connect client {run + 1}", "client", spec.client_argv(server)
+            )
+            h.wait_for(
+                functools.partial(_has_records, client, "packet"),
+                profile.connect_timeout_s,
+                "first round trip",
+                (server, client),
+            )
+        finally:
+            stop_pair(h, client, server)
+
+        def since_spawn(lines: list[Line], client: Child = client) -> float | None:
+            return lines[0].at - client.spawned_at if lines else None
+
+        runs.append(
+            {
+                "connecting_to_signaler_s": since_spawn(client.logs("Connecting to signaler")),
+                "connected_to_signaler_s": since_spawn(client.logs("Connected to signaler")),
+                "connected_peer_s": since_spawn(client.logs(CONNECTED)),
+                "server_connected_peer_s": since_spawn(server.logs(CONNECTED)),
+                "first_round_trip_s": since_spawn(client.records("packet")),
+            }
+        )
+
+    def median_of(key: str) -> float:
+        values = [value for run in runs if (value := run[key]) is not None]
+        return median(values)
+
+    return {
+        "runs": runs,
+        **{f"median_{key}": median_of(key) for key in runs[0]},
+    }
+
+
+def _attempt(
+    results: dict[str, Any], key: str, what: str, measure: Callable[[], dict[str, Any]]
+) -> None:
+    """Run one measurement; a failure is recorded under ``key`` and the run goes on."""
+    _log(what)
+    try:
+        results[key] = measure()
+    except MeasurementError as exc:
+        _log(f"FAILED: {what}: {exc}")
+        results[key] = {"error": str(exc)[:2000]}
+
+
+def measure_reference(h: Harness, profile: Profile) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for size, count in THROUGHPUT_SIZES:
+        spec = reference_pair(
+            "tcp-sink",
+            "tcp-source",
+            ["--packet-length", str(size), "--packet-count", str(count)],
+        )
+        _attempt(
+            results,
+            f"throughput_{size}",
+            f"reference: TCP throughput, {size} B messages",
+            functools.partial(measure_throughput, h, spec, size, count, profile),
+        )
+    udp = reference_pair("udp-echo", "udp-ping", ["--packet-length", str(LATENCY_BYTES)])
+    _attempt(
+        results,
+        "latency",
+        f"reference: UDP round trips, {LATENCY_BYTES} B",
+        lambda: measure_latency(h, udp, profile),
+    )
+    _attempt(
+        results,
+        "connect",
+        "reference: process start to first UDP round trip",
+        lambda: measure_connect(h, lambda _run: udp, profile),
+    )
+    return results
+
+
+def measure_backend(h: Harness, backend: str, url: str, profile: Profile) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    tag = os.urandom(3).hex()
+    for size, count in THROUGHPUT_SIZES:
+        spec = weron_pair(
+            backend,
+            url,
+            "throughput",
+            f"thr-{backend}-{size}-{tag}",
+            ["--packet-length", str(size), "--packet-count", str(count)],
+        )
+        _attempt(
+            results,
+            f"throughput_{size}",
+            f"{backend}: throughput, {size} B messages, {count} per batch",
+            functools.partial(measure_throughput, h, spec, size, count, profile),
+        )
+    latency_options = ["--packet-length", str(LATENCY_BYTES), "--pause", "0s"]
+    spec = weron_pair(backend, url, "latency", f"ltc-{backend}-{tag}", latency_options)
+    _attempt(
+        results,
+        "latency",
+        f"{backend}: round trips, {LATENCY_BYTES} B back to back",
+        lambda: measure_latency(h, spec, profile),
+    )
+    _attempt(
+        results,
+        "connect",
+        f"{backend}: process start to connected peer, {profile.connect_runs} runs",
+        lambda: measure_connect(
+            h,
+            lambda run: weron_pair(
+                backend, url, "latency", f"con-{backend}-{tag}-{run}", latency_options
+            ),
+            profile,
+        ),
+    )
+    return results
+
+
+def start_signaler(h: Harness) -> tuple[Child, str]:
+    port = _free_port()
+    # --verbose 3: errors only, so that logging costs nothing here
+    argv = [*WERON, "signaler", "--laddr", f"{HOST}:{port}", "--verbose", "3"]
+    signaler = h.spawn("signaler", "signaler", argv)
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    h.wait_for(listening, 30.0, f"signaler listening on {port}", [signaler])
+    _log(f"signaler listening on {HOST}:{port} (pid {signaler.pid})")
+    return signaler, f"ws://{HOST}:{port}/"
+
+
+# Report
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One headline number for one backend, ours and the reference's."""
+
+    key: str
+    name: str
+    backend: str
+    unit: str
+    better: str  # "higher" or "lower"
+    ours: float
+    reference: float
+    go_original: float | None = None
+    target: str | None = None  # e.g. ">= 60", for the default backend
+    target_met: bool | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.reference if self.reference else math.nan
+
+    @property
+    def status(self) -> str:
+        if self.target is None:
+            return ""
+        return {True: "met", False: "MISSED", None: "not measured"}[self.target_met]
+
+
+def _value(results: dict[str, Any], scenario: str, key: str) -> float:
+    value = results.get(scenario, {}).get(key)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def headline(
+    details: dict[str, dict[str, Any]], backends: Sequence[str], default_backend: str
+) -> list[Figure]:
+    reference = details["reference"]
+    rows: list[tuple[str, str, str, str, str, str, str | None]] = []
+    # (key, name, unit, better, scenario, field, go original key)
+    for size, _ in THROUGHPUT_SIZES:
+        rows.append(
+            (
+                f"throughput_{size}_mb_per_s",
+                f"throughput {size:,} B messages (median batch)",
+                "MB/s",
+                "higher",
+                f"throughput_{size}",
+                "median_mb_per_s",
+                f"throughput_{size}_mb_per_s",
+            )
+        )
+    for size, _ in THROUGHPUT_SIZES:
+        rows.append(
+            (
+                f"cpu_{size}_s_per_gb",
+                f"CPU of both peers per GB, {size:,} B messages",
+                "s/GB",
+                "lower",
+                f"throughput_{size}",
+                "cpu_s_per_gb",
+                None,
+            )
+        )
+    for stat, label in (("p50", "p50"), ("p99", "p99"), ("mean", "mean")):
+        rows.append(
+            (
+                f"round_trip_{LATENCY_BYTES}_{stat}_us",
+                f"round trip {LATENCY_BYTES} B back to back, {label}",
+                "us",
+                "lower",
+                "latency",
+                f"{stat}_us",
+                f"round_trip_{LATENCY_BYTES}_{stat}_us",
+            )
+        )
+    rows.append(
+        (
+            "start_to_connected_s",
+            "process start to connected peer (median)",
+            "s",
+            "lower",
+            "connect",
+            "median_connected_peer_s",
+            "start_to_connected_s",
+        )
+    )
+    rows.append(
+        (
+            "start_to_first_round_trip_s",
+            "process start to first round trip (median)",
+            "s",
+            "lower",
+            "connect",
+            "median_first_round_trip_s",
+            None,
+        )
+    )
+    targets = {target.key: target for target in TARGETS}
+    figures: list[Figure] = []
+    for backend in backends:
+        ours = details.get(backend, {})
+        for key, name, unit, better, scenario, value_key, go_key in rows:
+            value = _value(ours, scenario, value_key)
+            target = targets.get(key) if backend == default_backend else None
+            figures.append(
+                Figure(
+                    key=key,
+                    name=name,
+                    backend=backend,
+                    unit=unit,
+                    better=better,
+                    ours=value,
+                    reference=_value(reference, scenario, value_key),
+                    go_original=GO_ORIGINAL.get(go_key) if go_key else None,
+                    target=target.text() if target else None,
+                    target_met=target.met(value) if target else None,
+                )
+            )
+    return figures
+
+
+def target_report(figures: list[Figure], default_backend: str) -> list[dict[str, Any]]:
+    by_key = {f.key: f for f in figures if f.backend == default_backend}
+    report = []
+    for target in TARGETS:
+        figure = by_key.get(target.key)
+        ours = figure.ours if figure is not None else math.nan
+        met = target.met(ours)
+        report.append(
+            {
+                "figure": target.key,
+                "backend": default_backend,
+                "target": f"{target.text()} {target.unit}",
+                "ours": ours,
+                "status": {True: "met", False: "missed", None: "not measured"}[met],
+            }
+        )
+    return report
+
+
+def problems(details: dict[str, dict[str, Any]], outcomes: list[dict[str, Any]]) -> list[str]:
+    """Anything that makes figures suspect: failed scenarios, unclean exits, error logs."""
+    found: list[str] = []
+    for name, scenarios in details.items():
+        for scenario, result in scenarios.items():
+            if "error" in result:
+                found.append(f"{name} {scenario}: {result['error'].splitlines()[0]}")
+    for outcome in outcomes:
+        if outcome["exit_code"] not in (0, 130):
+            found.append(f"{outcome['name']} exited with status {outcome['exit_code']}")
+        if outcome["errors"]:
+            found.append(f"{outcome['name']} logged errors: {outcome['errors'][0][:200]}")
+    return found
+
+
+def _number(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def print_table(figures: list[Figure], out: TextIO) -> None:
+    header = (
+        "figure",
+        "unit",
+        "backend",
+        "weron",
+        "reference",
+        "ours/ref",
+        "better",
+        "Go original",
+        "target",
+        "status",
+    )
+    rows = [header]
+    rows += [
+        (
+            figure.name,
+            figure.unit,
+            figure.backend,
+            _number(figure.ours),
+            _number(figure.reference),
+            _number(figure.ratio),
+            figure.better,
+            _number(figure.go_original),
+            figure.target or "",
+            figure.status,
+        )
+        for figure in figures
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for index, row in enumerate(rows):
+        cells = [
+            cell.ljust(width) if column in (0, 1, 2, 6, 8, 9) else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+        if index == 0:
+            print("  ".join("-" * width for width in widths), file=out)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def source_revision() -> dict[str, Any]:
+    """Which weron was measured: the commit, and whether src/ had uncommitted changes."""
+
+    def git(*argv: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *argv], cwd=HERE, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    status = git("status", "--porcelain", "--", "../src")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "src_modified": bool(status) if status is not None else None,
+    }
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def parse_backends(text: str) -> list[str]:
+    backends = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in backends if name not in BACKEND_NAMES]
+    if unknown or not backends:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(BACKEND_NAMES)} (got {text!r})")
+    return list(dict.fromkeys(backends))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
+    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    parser.add_argument(
+        "--backends",
+        type=parse_backends,
+        default=list(BACKEND_NAMES),
+        help=f"comma-separated WebRTC backends to measure (default: {','.join(BACKEND_NAMES)})",
+    )
+    args = parser.parse_args()
+    profile = QUICK if args.quick else FULL
+    backends: list[str] = args.backends
+    default_backend = default_backend_name()
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    started_at = datetime.datetime.now(datetime.UTC)
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    revision = source_revision()
+    details: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="weron-bench-peers-") as log_dir:
+        try:
+            with harness(Path(log_dir)) as h:
+                try:
+                    _signaler, url = start_signaler(h)
+                except MeasurementError as exc:
+                    _log(f"the signaler did not start: {exc}")
+                    return 1
+                details["reference"] = measure_reference(h, profile)
+                for backend in backends:
+                    details[backend] = measure_backend(h, backend, url, profile)
+            outcomes = h.outcomes  # after the cleanup: with the signaler's
+        except KeyboardInterrupt:
+            _log("interrupted (SIGINT); every process stopped")
+            return 130
+        except Terminated:
+            _log("terminated (SIGTERM); every process stopped")
+            return 143
+    figures = headline(details, backends, default_backend)
+    warnings = problems(details, outcomes)
+    report = {
+        "benchmark": "weron WebRTC peers (weron utility throughput/latency) vs plain loopback "
+        "between two Python processes (bench/reference_loopback.py)",
+        "mode": "quick" if args.quick else "full",
+        "started": started_at.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - started, 1),
+        "backends": backends,
+        "default_backend": default_backend,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "libdatachannel-py": _package_version("libdatachannel-py"),
+            "aiortc": _package_version("aiortc"),
+            "uvloop": _package_version("uvloop"),
+        },
+        "source": revision,
+        "profile": asdict(profile),
+        "figures": [
+            {
+                **asdict(figure),
+                "ratio_ours_over_reference": figure.ratio,
+                "status": figure.status or None,
+            }
+            for figure in figures
+        ],
+        "targets": target_report(figures, default_backend),
+        "go_original": {"note": GO_ORIGINAL_NOTE, **GO_ORIGINAL},
+        "problems": warnings,
+        "details": details,
+        "processes": outcomes,
+    }
+    document = json.dumps(_json_safe(report), indent=2)
+    print_table(figures, sys.stdout)
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    print(document)
+    if args.json_out is not None:
+        try:
+            args.json_out.write_text(document + "\n")
+        except OSError as exc:
+            _log(f"cannot write {args.json_out}: {exc}")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
