@@ -211,8 +211,10 @@ class LibdatachannelPeerConnection:
     async def close(self) -> None:
         for channel in self._channels:
             channel.close()
+        # close() also drops the callbacks (and with them the cycle through our lambdas).
+        # Calling reset_callbacks() here, on the loop thread with the GIL held, deadlocked
+        # against a library thread resetting them during close while waiting for the GIL.
         await asyncio.to_thread(self._pc.close)
-        self._pc.reset_callbacks()  # break the cycle between the connection and our lambdas
 
 
 class LibdatachannelBackend:
