@@ -50,6 +50,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Final, TextIO
 
+from common import free_port, json_safe, log, number, percentile, source_revision
 from weron.webrtc.backends import BACKEND_NAMES, default_backend_name
 
 HERE: Final = Path(__file__).resolve().parent
@@ -138,10 +139,6 @@ QUICK: Final = Profile(
 )
 
 
-def _log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 class MeasurementError(Exception):
     """One scenario could not be measured (a process died, a timeout): reported, not fatal."""
 
@@ -151,14 +148,6 @@ class Terminated(BaseException):
 
 
 # Statistics
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def median(values: Sequence[float]) -> float:
@@ -410,7 +399,7 @@ class Harness:
             while child.popen.poll() is None and time.monotonic() < deadline:
                 self.pump(0.02)
             if child.popen.poll() is None:
-                _log(f"{child.name} ignored signal {signum} for {grace:g} s: killing it")
+                log(f"{child.name} ignored signal {signum} for {grace:g} s: killing it")
                 child.popen.kill()
                 child.popen.wait()
         self._drain(child, 2.0)
@@ -427,7 +416,7 @@ class Harness:
             try:
                 self.stop(child, signal.SIGTERM, grace=5.0)
             except Exception as exc:  # keep stopping the others
-                _log(f"could not stop {child.name}: {exc}")
+                log(f"could not stop {child.name}: {exc}")
                 with contextlib.suppress(OSError):
                     child.popen.kill()
         self._selector.close()
@@ -461,12 +450,6 @@ class PairSpec:
     server_argv: tuple[str, ...]
     server_ready: str  # the log message that says the server can take a client
     client_argv: Callable[[Child], list[str]]  # given the ready server
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def weron_pair(
@@ -692,11 +675,11 @@ def _attempt(
     results: dict[str, Any], key: str, what: str, measure: Callable[[], dict[str, Any]]
 ) -> None:
     """Run one measurement; a failure is recorded under ``key`` and the run goes on."""
-    _log(what)
+    log(what)
     try:
         results[key] = measure()
     except MeasurementError as exc:
-        _log(f"FAILED: {what}: {exc}")
+        log(f"FAILED: {what}: {exc}")
         results[key] = {"error": str(exc)[:2000]}
 
 
@@ -774,7 +757,7 @@ def measure_backend(h: Harness, backend: str, url: str, profile: Profile) -> dic
 
 
 def start_signaler(h: Harness) -> tuple[Child, str]:
-    port = _free_port()
+    port = free_port(HOST)
     # --verbose 3: errors only, so that logging costs nothing here
     argv = [*WERON, "signaler", "--laddr", f"{HOST}:{port}", "--verbose", "3"]
     signaler = h.spawn("signaler", "signaler", argv)
@@ -787,7 +770,7 @@ def start_signaler(h: Harness) -> tuple[Child, str]:
             return False
 
     h.wait_for(listening, 30.0, f"signaler listening on {port}", [signaler])
-    _log(f"signaler listening on {HOST}:{port} (pid {signaler.pid})")
+    log(f"signaler listening on {HOST}:{port} (pid {signaler.pid})")
     return signaler, f"ws://{HOST}:{port}/"
 
 
@@ -951,12 +934,6 @@ def problems(details: dict[str, dict[str, Any]], outcomes: list[dict[str, Any]])
     return found
 
 
-def _number(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-
-
 def print_table(figures: list[Figure], out: TextIO) -> None:
     header = (
         "figure",
@@ -976,11 +953,11 @@ def print_table(figures: list[Figure], out: TextIO) -> None:
             figure.name,
             figure.unit,
             figure.backend,
-            _number(figure.ours),
-            _number(figure.reference),
-            _number(figure.ratio),
+            number(figure.ours),
+            number(figure.reference),
+            number(figure.ratio),
             figure.better,
-            _number(figure.go_original),
+            number(figure.go_original),
             figure.target or "",
             figure.status,
         )
@@ -997,40 +974,11 @@ def print_table(figures: list[Figure], out: TextIO) -> None:
             print("  ".join("-" * width for width in widths), file=out)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN is not JSON: write null instead."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 4)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 def _package_version(name: str) -> str | None:
     try:
         return version(name)
     except PackageNotFoundError:
         return None
-
-
-def source_revision() -> dict[str, Any]:
-    """Which weron was measured: the commit, and whether src/ had uncommitted changes."""
-
-    def git(*argv: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *argv], cwd=HERE, capture_output=True, text=True, check=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    status = git("status", "--porcelain", "--", "../src")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_modified": bool(status) if status is not None else None,
-    }
 
 
 def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
@@ -1071,17 +1019,17 @@ def main() -> int:
                 try:
                     _signaler, url = start_signaler(h)
                 except MeasurementError as exc:
-                    _log(f"the signaler did not start: {exc}")
+                    log(f"the signaler did not start: {exc}")
                     return 1
                 details["reference"] = measure_reference(h, profile)
                 for backend in backends:
                     details[backend] = measure_backend(h, backend, url, profile)
             outcomes = h.outcomes  # after the cleanup: with the signaler's
         except KeyboardInterrupt:
-            _log("interrupted (SIGINT); every process stopped")
+            log("interrupted (SIGINT); every process stopped")
             return 130
         except Terminated:
-            _log("terminated (SIGTERM); every process stopped")
+            log("terminated (SIGTERM); every process stopped")
             return 143
     figures = headline(details, backends, default_backend)
     warnings = problems(details, outcomes)
@@ -1118,7 +1066,7 @@ def main() -> int:
         "details": details,
         "processes": outcomes,
     }
-    document = json.dumps(_json_safe(report), indent=2)
+    document = json.dumps(json_safe(report), indent=2)
     print_table(figures, sys.stdout)
     for warning in warnings:
         print(f"WARNING: {warning}")
@@ -1127,7 +1075,7 @@ def main() -> int:
         try:
             args.json_out.write_text(document + "\n")
         except OSError as exc:
-            _log(f"cannot write {args.json_out}: {exc}")
+            log(f"cannot write {args.json_out}: {exc}")
             return 1
     return 0
 

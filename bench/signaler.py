@@ -48,6 +48,8 @@ import bcrypt
 import uvloop
 from websockets.frames import Frame, Opcode
 
+from common import free_port, json_safe, log, number, percentile, source_revision
+
 HERE: Final = Path(__file__).resolve().parent
 WERON: Final = (sys.executable, "-m", "weron")
 HOST: Final = "127.0.0.1"
@@ -109,19 +111,7 @@ QUICK: Final = Profile(
 )
 
 
-def _log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # Statistics
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def summarize_ns(values: Sequence[int]) -> dict[str, float]:
@@ -343,12 +333,6 @@ def process_cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     """Ask Linux to SIGTERM the server if this benchmark dies without cleaning up."""
     with contextlib.suppress(OSError, AttributeError):
@@ -379,7 +363,7 @@ def start_server(name: str, argv: list[str], port: int, log_dir: Path) -> Server
                     f"{name} did not listen on {port}:\n{server.log_tail()}"
                 ) from None
             time.sleep(0.05)
-    _log(f"{name} listening on {HOST}:{port} (pid {process.pid})")
+    log(f"{name} listening on {HOST}:{port} (pid {process.pid})")
     return server
 
 
@@ -390,7 +374,7 @@ def stop_server(server: Server) -> int | None:
         try:
             server.process.wait(10)
         except subprocess.TimeoutExpired:
-            _log(f"{server.name} ignored SIGTERM for 10 s, killing it")
+            log(f"{server.name} ignored SIGTERM for 10 s, killing it")
             server.process.kill()
             server.process.wait()
     return server.process.returncode
@@ -403,7 +387,7 @@ def servers(log_dir: Path) -> Iterator[tuple[Server, Server, dict[str, dict[str,
     outcomes: dict[str, dict[str, Any]] = {}
     started: list[Server] = []
     try:
-        port = free_port()
+        port = free_port(HOST)
         ours = start_server(
             "weron",
             # --verbose 3: errors only, so that logging does not distort the figures
@@ -412,7 +396,7 @@ def servers(log_dir: Path) -> Iterator[tuple[Server, Server, dict[str, dict[str,
             log_dir,
         )
         started.append(ours)
-        port = free_port()
+        port = free_port(HOST)
         reference = start_server(
             "reference",
             [sys.executable, str(HERE / "reference_relay.py"), "--host", HOST, "--port", str(port)],
@@ -712,7 +696,7 @@ async def run_all(profile: Profile, ours: Server, reference: Server) -> dict[str
         for round_ in range(profile.join_rounds):
             order = targets if round_ % 2 == 0 else targets[::-1]
             for server in order:
-                _log(f"joins: {concurrency} clients, {server.name}, round {round_ + 1}")
+                log(f"joins: {concurrency} clients, {server.name}, round {round_ + 1}")
                 runs[server.name].add(
                     await measure_joins(
                         server,
@@ -725,7 +709,7 @@ async def run_all(profile: Profile, ours: Server, reference: Server) -> dict[str
             details[server.name][f"joins_c{concurrency}"] = runs[server.name].summary()
 
     for server in targets:
-        _log(f"first joins: {profile.first_join_count} new communities, {server.name}")
+        log(f"first joins: {profile.first_join_count} new communities, {server.name}")
         run = await measure_joins(
             server,
             profile.first_join_concurrency,
@@ -736,7 +720,7 @@ async def run_all(profile: Profile, ours: Server, reference: Server) -> dict[str
 
     for receivers in profile.relay_sizes:
         for server in targets:
-            _log(f"relay: 1 sender to {receivers} receivers, {server.name}")
+            log(f"relay: 1 sender to {receivers} receivers, {server.name}")
             details[server.name][f"relay_{receivers}"] = await measure_relay(
                 server, receivers, profile
             )
@@ -845,23 +829,17 @@ def problems(details: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> li
     return found
 
 
-def _number(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-
-
 def print_table(figures: list[Figure], out: TextIO) -> None:
     rows = [("figure", "unit", "weron", "reference", "ours/ref", "better", "Go original")]
     rows += [
         (
             figure.name,
             figure.unit,
-            _number(figure.ours),
-            _number(figure.reference),
-            _number(figure.ratio),
+            number(figure.ours),
+            number(figure.reference),
+            number(figure.ratio),
             figure.better,
-            _number(figure.go_original),
+            number(figure.go_original),
         )
         for figure in figures
     ]
@@ -876,41 +854,12 @@ def print_table(figures: list[Figure], out: TextIO) -> None:
             print("  ".join("-" * width for width in widths), file=out)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN is not JSON: write null instead."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 4)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 def bcrypt_hash_ms(rounds: int = 10) -> float:
     """One bcrypt hash at the signaler's cost, timed here: what a first join must pay."""
     salt = bcrypt.gensalt(rounds=rounds)
     started = time.perf_counter()
     bcrypt.hashpw(PASSWORD.encode(), salt)
     return (time.perf_counter() - started) * 1e3
-
-
-def source_revision() -> dict[str, Any]:
-    """Which signaler was measured: the commit, and whether src/ had uncommitted changes."""
-
-    def git(*argv: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *argv], cwd=HERE, capture_output=True, text=True, check=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    status = git("status", "--porcelain", "--", "../src")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_modified": bool(status) if status is not None else None,
-    }
 
 
 def raise_nofile_limit() -> int:
@@ -938,7 +887,7 @@ def main() -> int:
     profile = QUICK if args.quick else FULL
     nofile = raise_nofile_limit()
     if nofile < max(profile.relay_sizes) + 256:  # per process: the signaler, the receivers
-        _log(f"warning: only {nofile} file descriptors allowed")
+        log(f"warning: only {nofile} file descriptors allowed")
     started_at = datetime.datetime.now(datetime.UTC)
     started = time.monotonic()
     load_before = os.getloadavg()
@@ -948,10 +897,10 @@ def main() -> int:
             with servers(Path(log_dir)) as (ours, reference, outcomes):
                 details = uvloop.run(run_all(profile, ours, reference))
         except KeyboardInterrupt:
-            _log("interrupted (SIGINT); servers stopped")
+            log("interrupted (SIGINT); servers stopped")
             return 130
         except asyncio.CancelledError:  # run_all's SIGTERM handler cancels it
-            _log("terminated (SIGTERM); servers stopped")
+            log("terminated (SIGTERM); servers stopped")
             return 143
     figures = headline(details, profile)
     warnings = problems(details, outcomes)
@@ -980,7 +929,7 @@ def main() -> int:
         "servers": outcomes,
         "go_original": {"note": GO_ORIGINAL_NOTE, **GO_ORIGINAL},
     }
-    document = json.dumps(_json_safe(report), indent=2)
+    document = json.dumps(json_safe(report), indent=2)
     print_table(figures, sys.stdout)
     for warning in warnings:
         print(f"WARNING: {warning}")

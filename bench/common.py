@@ -1,0 +1,70 @@
+"""What the benchmarks share: progress lines, percentiles, number formatting, JSON safety,
+free ports and which source was measured."""
+
+from __future__ import annotations
+
+import math
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def log(message: str) -> None:
+    """Progress on stderr; stdout is for the table and the JSON document."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def number(value: float | None) -> str:
+    """A table cell: three significant digits, whole numbers from 100 on, '-' for none."""
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def json_safe(value: Any) -> Any:
+    """NaN is not JSON: write null instead; other floats rounded to 4 decimals."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def source_revision() -> dict[str, Any]:
+    """Which weron was measured: the commit, and whether src/ had uncommitted changes."""
+
+    def git(*argv: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *argv], cwd=HERE, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    status = git("status", "--porcelain", "--", "../src")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "src_modified": bool(status) if status is not None else None,
+    }
