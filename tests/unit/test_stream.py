@@ -2,36 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+from tests.unit.fakes import FakeChannel
 
 from weron.peers.stream import ChannelStream
-from weron.webrtc import ChannelClosedError
-
-
-class FakeChannel:
-    def __init__(self, *messages: bytes) -> None:
-        self.inbox = list(messages)
-        self.sent: list[bytes] = []
-
-    @property
-    def label(self) -> str:
-        return "fake"
-
-    @property
-    def max_message_size(self) -> int:
-        return 1 << 16
-
-    async def send(self, message: bytes) -> None:
-        self.sent.append(message)
-
-    async def receive(self) -> bytes:
-        await asyncio.sleep(0)
-        if not self.inbox:
-            raise ChannelClosedError("closed")
-        return self.inbox.pop(0)
-
-    def close(self) -> None:
-        self.inbox.clear()
 
 
 async def test_lines_span_and_split_messages() -> None:

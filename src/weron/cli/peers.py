@@ -1,7 +1,7 @@
 """Commands that join a community as a WebRTC peer: `chat`, `utility ...`, `vpn ...`.
 
-Their flags are complete so that `--help` is the contract; running them says plainly that the
-peer side is not available yet.
+Their flags are the seed's, so that `--help` is the contract; each command checks its flags and
+calls its app in :mod:`weron.apps`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from weron import log as weron_log
-from weron.apps import chat, latency, throughput
+from weron.apps import chat, latency, throughput, vpn_ethernet, vpn_ip
 from weron.cli.options import (
     DEFAULT_ICE,
     DEFAULT_RADDR,
@@ -23,7 +23,7 @@ from weron.cli.options import (
     verbose_flag,
     verbosity,
 )
-from weron.cli.runtime import not_available, run_peer_app
+from weron.cli.runtime import run_peer_app
 from weron.peers.adapter import AdapterConfig
 from weron.webrtc.backends import BACKEND_NAMES
 
@@ -225,6 +225,12 @@ def throughput_command(
     run_peer_app(lambda engine: throughput.run(config, engine), backend)
 
 
+_MTU_HELP = (
+    "MTU of the device: every packet travels as one data-channel message; larger packets "
+    "mean fewer messages (faster), smaller ones fewer SCTP fragments on lossy links"
+)
+
+
 @click.command("ip", short_help="Join a layer 3 overlay network")
 @peer_flags
 @flag(
@@ -232,7 +238,7 @@ def throughput_command(
     default="",
     help="Name to give to the TUN device (i.e. weron0) (default is auto-generated)",
 )
-@flag("--id-channel", default="weron/ip/id", help="Channel to use to negotiate names")
+@flag("--id-channel", default=vpn_ip.ID_CHANNEL, help="Channel to use to negotiate names")
 @flag(
     "--ips",
     type=CommaList(),
@@ -243,11 +249,17 @@ def throughput_command(
 @flag("--kicks", type=Duration(), default=5.0, help="Time to wait for kicks")
 @flag(
     "--max-retries",
-    type=int,
+    type=click.IntRange(min=1),
     default=200,
     help="Maximum amount of times to try and claim an IP address",
 )
-@flag("--parallel", type=int, default=20, help="Amount of threads to use to decode frames")
+@flag(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=20,
+    help="Amount of threads to use to decode frames (here: packets read from the device per "
+    "wake-up of the event loop)",
+)
 @flag(
     "--static",
     type=bool,
@@ -255,9 +267,53 @@ def throughput_command(
     help="Try to claim the exact IPs specified in the --ips flag statically instead of "
     "selecting a random one from the specified network",
 )
-def vpn_ip_command(**_flags: Any) -> None:
-    """Join a layer 3 overlay network."""
-    raise not_available("vpn ip", "the TUN VPN")
+@flag(
+    "--mtu", type=click.IntRange(min=1280, max=65_535), default=vpn_ip.DEFAULT_MTU, help=_MTU_HELP
+)
+@click.pass_context
+def vpn_ip_command(
+    ctx: click.Context,
+    community: str,
+    force_relay: bool,
+    ice: list[str],
+    key: str,
+    password: str,
+    raddr: str,
+    timeout: float,
+    backend: str | None,
+    verbose: int | None,
+    dev: str,
+    id_channel: str,
+    ips: list[str],
+    kicks: float,
+    max_retries: int,
+    parallel: int,
+    static: bool,
+    mtu: int,
+) -> None:
+    """Join a layer 3 overlay network: claim an address from each --ips network, give it to a
+    TUN device, and reach every other member at its claimed addresses. Needs root (or
+    CAP_NET_ADMIN). Stop with Ctrl-C."""
+    weron_log.configure(verbosity(ctx, verbose))
+    _require(community=community, password=password, key=key)
+    if not [value for value in ips if value.strip()]:
+        raise click.ClickException("missing ips: set --ips (e.g. --ips 10.0.0.1/24,fd00::1/64)")
+    config = vpn_ip.VpnIpConfig(
+        raddr=raddr,
+        community=community,
+        password=password,
+        key=key,
+        ips=ips,
+        dev=dev,
+        id_channel=id_channel,
+        kicks=kicks,
+        max_retries=max_retries,
+        parallel=parallel,
+        static=static,
+        mtu=mtu,
+        adapter=_adapter_config(timeout, ice, force_relay),
+    )
+    run_peer_app(lambda engine: vpn_ip.run(config, engine), backend)
 
 
 @click.command("ethernet", short_help="Join a layer 2 overlay network")
@@ -273,10 +329,52 @@ def vpn_ip_command(**_flags: Any) -> None:
     help="MAC address to give to the TAP device (i.e. 3a:f8:de:7b:ef:52) (default is "
     "auto-generated; only supported on Linux)",
 )
-@flag("--parallel", type=int, default=20, help="Amount of threads to use to decode frames")
-def vpn_ethernet_command(**_flags: Any) -> None:
-    """Join a layer 2 overlay network."""
-    raise not_available("vpn ethernet", "the TAP VPN")
+@flag(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=20,
+    help="Amount of threads to use to decode frames (here: frames read from the device per "
+    "wake-up of the event loop)",
+)
+@flag(
+    "--mtu",
+    type=click.IntRange(min=1280, max=65_535 - 14),
+    default=vpn_ethernet.DEFAULT_MTU,
+    help=_MTU_HELP,
+)
+@click.pass_context
+def vpn_ethernet_command(
+    ctx: click.Context,
+    community: str,
+    force_relay: bool,
+    ice: list[str],
+    key: str,
+    password: str,
+    raddr: str,
+    timeout: float,
+    backend: str | None,
+    verbose: int | None,
+    dev: str,
+    mac: str,
+    parallel: int,
+    mtu: int,
+) -> None:
+    """Join a layer 2 overlay network: a TAP device whose frames reach every other member's
+    (add addresses to it with ip addr). Needs root (or CAP_NET_ADMIN). Stop with Ctrl-C."""
+    weron_log.configure(verbosity(ctx, verbose))
+    _require(community=community, password=password, key=key)
+    config = vpn_ethernet.VpnEthernetConfig(
+        raddr=raddr,
+        community=community,
+        password=password,
+        key=key,
+        dev=dev,
+        mac=mac,
+        parallel=parallel,
+        mtu=mtu,
+        adapter=_adapter_config(timeout, ice, force_relay),
+    )
+    run_peer_app(lambda engine: vpn_ethernet.run(config, engine), backend)
 
 
 utility_group = AliasedGroup(

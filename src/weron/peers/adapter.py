@@ -287,8 +287,11 @@ class Adapter:
         channels: Sequence[str],
         backend: Backend,
         config: AdapterConfig | None = None,
+        *,
+        announce: bool = True,
     ) -> None:
         self.config = config if config is not None else AdapterConfig()
+        self._announce = announce
         self.labels = [label for label in channels if label.strip()]
         self.backend = backend
         self.peer_config: PeerConfig = peer_config(
@@ -316,7 +319,10 @@ class Adapter:
     async def _run(self) -> None:
         async for session in self._signaling.sessions():
             my_id = self.config.id.strip() or str(uuid.uuid4())
-            log.info("Connected to signaler", id=my_id)
+            if self._announce:
+                log.info("Connected to signaler", id=my_id)
+            else:
+                log.debug("Connected to signaler", id=my_id)
             self._ids.put_nowait(my_id)
             self._session = _Session(self, session, my_id)
             try:

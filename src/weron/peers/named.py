@@ -39,14 +39,22 @@ class NamedAdapter:
         kicks: float = 5.0,
         config: AdapterConfig | None = None,
         conflicts: Callable[[Iterable[str], str], bool] = negotiation.names_overlap,
+        choose: Callable[[Sequence[str]], str] = negotiation.first,
     ) -> None:
         self._config = config if config is not None else AdapterConfig()
         self._id_channel = id_channel
         self._kicks = kicks
         self._adapter = Adapter(
-            raddr, community, password, key, [id_channel, *channels], backend, self._config
+            raddr,
+            community,
+            password,
+            key,
+            [id_channel, *channels],
+            backend,
+            self._config,
+            announce=False,  # we announce the claimed name instead of the connection's UUID
         )
-        self._negotiation = negotiation.NameNegotiation(names, time.time_ns(), conflicts)
+        self._negotiation = negotiation.NameNegotiation(names, time.time_ns(), conflicts, choose)
         self._names: asyncio.Queue[str] = asyncio.Queue()
         self._accepted: asyncio.Queue[Peer] = asyncio.Queue()
         self._id_channels: dict[str, Peer] = {}  # by peer UUID
@@ -109,7 +117,7 @@ class NamedAdapter:
                 self._main.cancel()
             self._names.put_nowait("")
             return
-        log.info("Claimed name", name=name)
+        log.info("Connected to signaler", id=name)
         self._names.put_nowait(name)
         for peer in list(self._id_channels.values()):
             self._spawn(self._send(peer, [negotiation.claimed(name)]), "claimed")

@@ -75,6 +75,10 @@ def decode(data: bytes) -> list[NameMessage]:
         messages.append(value)
 
 
+def first(candidates: Sequence[str]) -> str:
+    return candidates[0]
+
+
 def names_overlap(theirs: Iterable[str], ours: str) -> bool:
     """Default conflict rule: they greet with our claimed name."""
     return ours in set(theirs)
@@ -97,15 +101,21 @@ class NameNegotiation:
         names: Sequence[str],
         timestamp: int,
         conflicts: Callable[[Iterable[str], str], bool] = names_overlap,
+        choose: Callable[[Sequence[str]], str] = first,
     ) -> None:
         self._names = [name for name in names if name.strip()]
         self.timestamp = timestamp
         self._conflicts = conflicts
+        self._choose = choose
         self.candidates: list[str] = list(self._names)
         self.name: str | None = None
+        self._previous: str | None = None
 
     def restart(self) -> None:
-        """A new signaler connection: every name is a candidate again."""
+        """A new signaler connection: every name is a candidate again, and the name we had is
+        the one we try to keep (a VPN keeps its addresses across signaler restarts)."""
+        if self.name is not None:
+            self._previous = self.name
         self.candidates = list(self._names)
         self.name = None
 
@@ -131,8 +141,14 @@ class NameNegotiation:
                 reaction.replies.append(kick(self.name))
         elif kind == "kick":
             name = message.get("id")
-            if isinstance(name, str) and name in self.candidates:
-                self.candidates.remove(name)
+            if isinstance(name, str):
+                # Not only the kicked name: every candidate that clashes with it (for the IP
+                # VPN, any candidate sharing one of its addresses).
+                self.candidates = [
+                    candidate
+                    for candidate in self.candidates
+                    if candidate != name and not self._conflicts([name], candidate)
+                ]
         elif kind == "backoff":
             reaction.back_off = True
         elif kind == "keepalive":
@@ -147,9 +163,13 @@ class NameNegotiation:
         return reaction
 
     def claim(self) -> str:
-        """Claim the first remaining candidate (deterministic, in ``names`` order)."""
+        """Claim the name we had before if it is still free, else one chosen by ``choose``
+        (by default the first remaining one, in ``names`` order: deterministic)."""
         if not self.candidates:
             raise AllNamesClaimedError
-        self.name = self.candidates[0]
+        if self._previous in self.candidates:
+            self.name = self._previous
+        else:
+            self.name = self._choose(self.candidates)
         self.candidates = []
         return self.name

@@ -73,6 +73,10 @@ class DataChannel(Protocol):
     async def send(self, message: bytes) -> None:
         """Send one message; waits while the send buffer is full (backpressure)."""
 
+    def send_nowait(self, message: bytes) -> bool:
+        """Send one message unless the send buffer is full; ``False`` when nothing was sent.
+        For packets, which a full link drops, as a real network does."""
+
     async def receive(self) -> bytes:
         """The next whole message; :class:`ChannelClosedError` once closed and drained."""
 

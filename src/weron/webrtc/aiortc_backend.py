@@ -68,12 +68,18 @@ class AiortcChannel:
             self._writable.set()
 
     async def send(self, message: bytes) -> None:
-        if self._closed or self._channel.readyState != "open":
-            raise ChannelClosedError(f"channel {self.label!r} is closed")
-        self._channel.send(message)
+        self.send_nowait(message)
         if self._channel.bufferedAmount > _HIGH_WATER:
             self._writable.clear()
             await self._writable.wait()
+
+    def send_nowait(self, message: bytes) -> bool:
+        if self._closed or self._channel.readyState != "open":
+            raise ChannelClosedError(f"channel {self.label!r} is closed")
+        if self._channel.bufferedAmount > _HIGH_WATER:
+            return False
+        self._channel.send(message)
+        return True
 
     async def receive(self) -> bytes:
         message = await self._inbox.get()

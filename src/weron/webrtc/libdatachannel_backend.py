@@ -107,6 +107,15 @@ class LibdatachannelChannel:
         while self._channel.buffered_amount() > _HIGH_WATER and not self._closed:
             self._writable.clear()
             await self._writable.wait()
+        self._send(message)
+
+    def send_nowait(self, message: bytes) -> bool:
+        if not self._closed and self._channel.buffered_amount() > _HIGH_WATER:
+            return False
+        self._send(message)
+        return True
+
+    def _send(self, message: bytes) -> None:
         if self._closed:
             raise ChannelClosedError(f"channel {self._label!r} is closed")
         try:

@@ -1,0 +1,174 @@
+"""The packet path the two VPNs share: device → route → a peer's packet channel, and peer →
+source check → device (architecture.md: no copies, no task per packet).
+
+The device is read in the event loop's reader callback, up to ``batch`` packets per wake-up;
+a packet goes to the peer that owns its destination key (a claimed IP address, a MAC), or to
+every peer for group destinations (multicast, broadcast). Sending never waits: when a peer's
+send buffer is full the packet is dropped, as a congested link drops it, and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from weron.log import get_logger
+from weron.net.device import Device
+from weron.webrtc import ChannelClosedError, DataChannel
+
+log = get_logger(__name__)
+
+_READ_SIZE: Final = 65_535 + 14  # the largest IP packet, in an Ethernet frame
+
+
+@dataclass(slots=True)
+class Counters:
+    """Packets by fate; logged when the VPN stops."""
+
+    sent: int = 0
+    received: int = 0
+    no_route: int = 0  # unicast to an address no peer claimed
+    congested: int = 0  # the peer's send buffer was full
+    too_big: int = 0  # larger than the peer's largest data-channel message
+    malformed: int = 0  # not an IP packet / Ethernet frame
+    spoofed: int = 0  # source not claimed by the peer that sent it
+
+    def as_fields(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Link:
+    channel: DataChannel
+    max_size: int
+    keys: tuple[bytes, ...]
+
+
+class Forwarder:
+    def __init__(
+        self,
+        device: Device,
+        destination: Callable[[bytes], bytes | None],
+        source: Callable[[bytes], bytes | None],
+        is_group: Callable[[bytes], bool],
+        *,
+        batch: int = 20,
+    ) -> None:
+        self._device = device
+        self._destination = destination
+        self._source = source
+        self._is_group = is_group
+        self._batch = max(1, batch)
+        self._routes: dict[bytes, _Link] = {}
+        self._links: list[_Link] = []
+        self.counters = Counters()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._device.fd, self._read)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self._device.fd)
+            self._loop = None
+
+    def owner(self, key: bytes) -> DataChannel | None:
+        link = self._routes.get(key)
+        return link.channel if link is not None else None
+
+    def _read(self) -> None:
+        fd, routes = self._device.fd, self._routes
+        for _ in range(self._batch):
+            try:
+                packet = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("Reading from the device failed", dev=self._device.name, error=str(exc))
+                return
+            key = self._destination(packet)
+            if key is None:
+                self.counters.malformed += 1
+                continue
+            link = routes.get(key)
+            if link is not None:
+                self._send(link, packet)
+            elif self._is_group(key):
+                for each in self._links:
+                    self._send(each, packet)
+            else:
+                self.counters.no_route += 1
+
+    def _send(self, link: _Link, packet: bytes) -> None:
+        if len(packet) > link.max_size:
+            self.counters.too_big += 1
+            return
+        try:
+            if link.channel.send_nowait(packet):
+                self.counters.sent += 1
+            else:
+                self.counters.congested += 1
+        except ChannelClosedError:
+            pass  # the peer is leaving: its link is removed in a moment
+
+    async def serve(self, channel: DataChannel, keys: Collection[bytes], peer: str) -> None:
+        """Route ``keys`` to ``channel`` and write what it sends to the device, until the
+        channel closes. Only packets whose source is one of ``keys`` get through."""
+        link = _Link(channel, channel.max_message_size, tuple(keys))
+        for key in link.keys:
+            self._routes[key] = link
+        self._links.append(link)
+        allowed = frozenset(keys)
+        fd, counters, source = self._device.fd, self.counters, self._source
+        warned = False
+        try:
+            while True:
+                packet = await channel.receive()
+                origin = source(packet)
+                if origin is None:
+                    counters.malformed += 1
+                    continue
+                if origin not in allowed:
+                    counters.spoofed += 1
+                    if not warned:  # once per peer: a flood must not flood the log
+                        log.warning(
+                            "Dropping packets with a source the peer did not claim", peer=peer
+                        )
+                        warned = True
+                    continue
+                try:
+                    os.write(fd, packet)
+                    counters.received += 1
+                except OSError as exc:
+                    counters.malformed += 1
+                    log.debug("The device refused a packet", peer=peer, error=str(exc))
+        finally:
+            for key in link.keys:
+                if self._routes.get(key) is link:
+                    del self._routes[key]
+            self._links.remove(link)
+
+
+async def run_forwarding(
+    device: Device, forwarder: Forwarder, jobs: Sequence[Coroutine[Any, Any, None]]
+) -> None:
+    """Forward until cancelled or until one of ``jobs`` fails (its error ends the VPN, the
+    first job's first); then stop reading, remove the device and log the counters."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    forwarder.start()
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        forwarder.stop()
+        device.close()
+        log.info("Stopped", dev=device.name, **forwarder.counters.as_fields())

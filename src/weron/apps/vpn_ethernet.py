@@ -1,0 +1,96 @@
+"""`weron vpn ethernet`: a layer 2 overlay network on a TAP device (weron-protocol.md §4).
+
+A member's id is its TAP device's MAC address; each Ethernet frame goes to the peer whose id is
+its destination MAC, broadcast and multicast frames (ARP, IPv6 neighbour discovery) to every
+peer. A frame from a peer is written to the device only if its source MAC is that peer's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from weron.apps.forwarding import Forwarder, run_forwarding
+from weron.apps.peering import PeerAppError, serve_each_peer
+from weron.log import get_logger
+from weron.net.device import DeviceError, DeviceKind, open_device
+from weron.net.packets import format_mac, is_mac_group, mac_destination, mac_source, parse_mac
+from weron.peers import Peer
+from weron.peers.adapter import Adapter, AdapterConfig
+from weron.webrtc import Backend, ChannelOptions
+
+log = get_logger(__name__)
+
+FRAME_CHANNEL: Final = "weron/ethernet/primary"
+# As for the IP VPN: frames may be lost or reordered, like on a real Ethernet.
+FRAME_CHANNEL_OPTIONS: Final = ChannelOptions(ordered=False, max_retransmits=0)
+DEFAULT_MTU: Final = 1420
+
+
+@dataclass(slots=True)
+class VpnEthernetConfig:
+    raddr: str
+    community: str
+    password: str
+    key: str
+    dev: str = ""
+    mac: str = ""  # empty: the kernel picks a random one
+    parallel: int = 20
+    mtu: int = DEFAULT_MTU
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+
+async def run(config: VpnEthernetConfig, backend: Backend) -> None:
+    """Join the network until cancelled (Ctrl-C)."""
+    try:
+        mac = parse_mac(config.mac) if config.mac.strip() else None
+    except ValueError as exc:
+        raise PeerAppError(str(exc)) from None
+    if mac is not None and mac[0] & 1:
+        raise PeerAppError(
+            f"--mac {config.mac} is a multicast address: the first byte must be even"
+        )
+    try:
+        device = await open_device(DeviceKind.TAP, config.dev, mtu=config.mtu, mac=mac)
+    except DeviceError as exc:
+        raise PeerAppError(str(exc)) from None
+    assert device.mac is not None
+    adapter_config = config.adapter
+    adapter_config.id = format_mac(device.mac)
+    adapter_config.channel_options = {
+        **adapter_config.channel_options,
+        FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS,
+    }
+    try:
+        adapter = Adapter(
+            config.raddr,
+            config.community,
+            config.password,
+            config.key,
+            [FRAME_CHANNEL],
+            backend,
+            adapter_config,
+        )
+    except BaseException:
+        device.close()
+        raise
+    forwarder = Forwarder(device, mac_destination, mac_source, is_mac_group, batch=config.parallel)
+
+    async def serve(peer: Peer) -> None:
+        try:
+            peer_mac = parse_mac(peer.peer_id)
+        except ValueError:
+            log.warning("Ignoring peer whose id is not a MAC address", id=peer.peer_id[:64])
+            peer.conn.close()
+            return
+        if peer_mac == device.mac or forwarder.owner(peer_mac) is not None:
+            log.warning("Ignoring peer with a MAC address already in use", id=peer.peer_id)
+            peer.conn.close()
+            return
+        log.info("Connected to peer", id=peer.peer_id)
+        try:
+            await forwarder.serve(peer.conn, [peer_mac], peer.peer_id)
+        finally:
+            log.info("Disconnected from peer", id=peer.peer_id)
+
+    await run_forwarding(device, forwarder, [serve_each_peer(adapter, serve, log_peers=False)])

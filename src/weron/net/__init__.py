@@ -1,0 +1,2 @@
+"""Network devices and packets for the VPNs: TUN/TAP devices configured over netlink, and the
+pure parsing of IP and Ethernet headers that routes a packet to a peer."""

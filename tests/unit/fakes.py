@@ -1,0 +1,49 @@
+"""A message channel without a network, for the unit tests of what sits on channels."""
+
+from __future__ import annotations
+
+import asyncio
+
+from weron.webrtc import ChannelClosedError
+
+
+class FakeChannel:
+    """Receives ``messages`` (then reports closed); records what is sent. ``room`` is how many
+    more messages ``send_nowait`` accepts before the send buffer counts as full."""
+
+    def __init__(self, *messages: bytes, room: int = 1 << 30, max_size: int = 1 << 16) -> None:
+        self.inbox = list(messages)
+        self.sent: list[bytes] = []
+        self.room = room
+        self.max_size = max_size
+        self.closed = False
+
+    @property
+    def label(self) -> str:
+        return "fake"
+
+    @property
+    def max_message_size(self) -> int:
+        return self.max_size
+
+    async def send(self, message: bytes) -> None:
+        self.sent.append(message)
+
+    def send_nowait(self, message: bytes) -> bool:
+        if self.closed:
+            raise ChannelClosedError("closed")
+        if self.room <= 0:
+            return False
+        self.room -= 1
+        self.sent.append(message)
+        return True
+
+    async def receive(self) -> bytes:
+        await asyncio.sleep(0)
+        if not self.inbox:
+            raise ChannelClosedError("closed")
+        return self.inbox.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
+        self.inbox.clear()
