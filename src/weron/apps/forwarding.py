@@ -42,6 +42,7 @@ class Counters:
 
 @dataclass(slots=True)
 class _Link:
+    peer: str
     channel: DataChannel
     max_size: int
     keys: tuple[bytes, ...]
@@ -76,9 +77,10 @@ class Forwarder:
             self._loop.remove_reader(self._device.fd)
             self._loop = None
 
-    def owner(self, key: bytes) -> DataChannel | None:
+    def owner(self, key: bytes) -> str | None:
+        """The peer that ``key`` (an address, a MAC) is routed to."""
         link = self._routes.get(key)
-        return link.channel if link is not None else None
+        return link.peer if link is not None else None
 
     def _read(self) -> None:
         fd, routes = self._device.fd, self._routes
@@ -117,8 +119,9 @@ class Forwarder:
 
     async def serve(self, channel: DataChannel, keys: Collection[bytes], peer: str) -> None:
         """Route ``keys`` to ``channel`` and write what it sends to the device, until the
-        channel closes. Only packets whose source is one of ``keys`` get through."""
-        link = _Link(channel, channel.max_message_size, tuple(keys))
+        channel closes. Only packets whose source is one of ``keys`` get through. A peer that
+        reconnects takes its keys over from its old channel."""
+        link = _Link(peer, channel, channel.max_message_size, tuple(keys))
         for key in link.keys:
             self._routes[key] = link
         self._links.append(link)

@@ -83,7 +83,7 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
             log.warning("Ignoring peer whose id is not a MAC address", id=peer.peer_id[:64])
             peer.conn.close()
             return
-        if peer_mac == device.mac or forwarder.owner(peer_mac) is not None:
+        if peer_mac == device.mac or forwarder.owner(peer_mac) not in (None, peer.peer_id):
             log.warning("Ignoring peer with a MAC address already in use", id=peer.peer_id)
             peer.conn.close()
             return

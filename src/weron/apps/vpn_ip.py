@@ -124,7 +124,11 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             log.warning("Ignoring peer with a malformed claim", reason=str(exc))
             peer.conn.close()
             return
-        taken = [key for key in claim.packed if key in mine or forwarder.owner(key) is not None]
+        taken = [
+            key
+            for key in claim.packed
+            if key in mine or forwarder.owner(key) not in (None, peer.peer_id)
+        ]
         if taken:
             log.warning("Ignoring peer claiming an address already in use", id=peer.peer_id)
             peer.conn.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ log = get_logger(__name__)
 
 _MAX_EARLY_CANDIDATES: Final = 64  # per member, before its offer arrives
 _MAX_EARLY_SENDERS: Final = 256
+_RECONNECT_ATTEMPTS: Final = 5  # then wait for the member to introduce itself again
 
 
 @dataclass(slots=True)
@@ -73,6 +75,7 @@ class _Remote:
         # candidates for a connection it has not heard of (the Go peers drop those).
         self.local_candidates: list[str] | None = []
         self.channels: list[DataChannel] = []
+        self.connected = asyncio.Event()
         self.closed = False
         self.worker = asyncio.create_task(self._work(), name=f"peer {peer_id}")
 
@@ -106,6 +109,8 @@ class _Remote:
 
     def on_state(self, state: ConnectionState) -> None:
         log.trace("Peer connection state", peer=self.peer_id, state=state.value)
+        if state is ConnectionState.CONNECTED:
+            self.connected.set()
         if state in ENDED_STATES and not self.closed:
             log.debug("Disconnected from peer", peer=self.peer_id, state=state.value)
             self.session.forget(self)
@@ -195,6 +200,8 @@ class _Session:
         self.early_candidates: dict[str, list[Exchange]] = {}
         self.outbox: asyncio.Queue[SignalingMessage] = asyncio.Queue()
         self.background: set[asyncio.Task[None]] = set()
+        self.reconnects: dict[str, asyncio.Task[None]] = {}  # by peer id
+        self.ending = False
 
     def send(self, message: SignalingMessage) -> None:
         self.outbox.put_nowait(message)
@@ -204,15 +211,44 @@ class _Session:
             await self.session.send(await self.outbox.get())
 
     def forget(self, remote: _Remote) -> None:
-        """Remove ``remote`` if it is still the current connection to its member."""
-        if self.remotes.get(remote.peer_id) is remote:
+        """Remove ``remote`` if it is still the current connection to its member; a working
+        connection that broke (a link cut, a NAT rebinding) is offered again."""
+        current = self.remotes.get(remote.peer_id) is remote
+        if current:
             del self.remotes[remote.peer_id]
         self._close_later(remote)
+        peer_id = remote.peer_id
+        broke = current and remote.connected.is_set() and not self.ending
+        if broke and peer_id not in self.reconnects:
+            task = asyncio.create_task(self._reconnect(peer_id))
+            self.reconnects[peer_id] = task
+            task.add_done_callback(lambda _: self.reconnects.pop(peer_id, None))
 
     def _close_later(self, remote: _Remote) -> None:
         task = asyncio.create_task(remote.close())
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+    async def _reconnect(self, peer_id: str) -> None:
+        """Offer to a member we lost while both of us stay in the community: no one would
+        introduce themselves again, so without this the two would stay apart. Attempts are
+        spread out (and jittered, so both sides rarely offer at once; if they do, the glare
+        rule picks one offer); a member that left for good simply never answers."""
+        for attempt in range(_RECONNECT_ATTEMPTS):
+            await asyncio.sleep(random.uniform(0.2, 1.0) * 2**attempt)
+            current = self.remotes.get(peer_id)
+            if current is None:
+                log.debug("Offering again to lost peer", peer=peer_id, attempt=attempt + 1)
+                current = self._replace(peer_id, initiator=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.adapter.config.timeout):
+                    await current.connected.wait()
+            if current.connected.is_set():
+                return
+            if self.remotes.get(peer_id) is current:
+                del self.remotes[peer_id]
+                self._close_later(current)
+        log.info("Giving up on lost peer until it introduces itself again", peer=peer_id)
 
     def _replace(self, peer_id: str, *, initiator: bool) -> _Remote:
         old = self.remotes.pop(peer_id, None)
@@ -230,7 +266,10 @@ class _Session:
             async for message in self.session:
                 self._dispatch(message)
         finally:
+            self.ending = True
             writer.cancel()
+            for task in list(self.reconnects.values()):
+                task.cancel()
             for remote in list(self.remotes.values()):
                 await remote.close()
             self.remotes.clear()

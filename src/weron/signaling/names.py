@@ -142,15 +142,11 @@ class NameNegotiation:
         elif kind == "kick":
             name = message.get("id")
             if isinstance(name, str):
-                # Not only the kicked name: every candidate that clashes with it (for the IP
-                # VPN, any candidate sharing one of its addresses).
-                self.candidates = [
-                    candidate
-                    for candidate in self.candidates
-                    if candidate != name and not self._conflicts([name], candidate)
-                ]
+                self._drop_clashing(name)
         elif kind == "backoff":
-            reaction.back_off = True
+            # Only while negotiating: a member that rejoined the signaler may tell us to wait
+            # before it learns that we hold our name already.
+            reaction.back_off = self.name is None
         elif kind == "keepalive":
             reaction.alive = True
         elif kind == "claimed":
@@ -158,9 +154,20 @@ class NameNegotiation:
             if not isinstance(name, str):
                 raise NameMessageError("claimed without an id")
             reaction.peer_name = name
+            if self.name is None:  # taken: never claim it
+                self._drop_clashing(name)
         else:
             raise NameMessageError(f"unknown id channel message type {str(kind)[:32]!r}")
         return reaction
+
+    def _drop_clashing(self, name: str) -> None:
+        """Not only ``name``: every candidate that clashes with it (for the IP VPN, any
+        candidate sharing one of its addresses)."""
+        self.candidates = [
+            candidate
+            for candidate in self.candidates
+            if candidate != name and not self._conflicts([name], candidate)
+        ]
 
     def claim(self) -> str:
         """Claim the name we had before if it is still free, else one chosen by ``choose``

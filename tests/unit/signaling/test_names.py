@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from weron.signaling import names
@@ -93,3 +95,40 @@ def test_keepalives_are_understood_and_marked() -> None:
     assert names.encode(names.keepalive()) == b'{"type":"keepalive"}\n'
     reaction = NameNegotiation(["a"], 1).receive(names.keepalive())
     assert reaction.alive and not reaction.replies
+
+
+def test_a_member_rejoining_the_signaler_never_unseats_one_that_kept_its_name() -> None:
+    """The older member reconnects to the signaler and negotiates again while the younger
+    still holds its name: the younger ignores the backoff, the older skips the taken name and
+    takes its previous one back."""
+    older = NameNegotiation(["user1", "user2"], timestamp=1)
+    younger = NameNegotiation(["user1", "user2"], timestamp=2)
+    older.claim()
+    younger.receive(names.kick("user1"))
+    assert younger.claim() == "user2"
+    older.restart()
+    replies = [older.receive(message).replies for message in younger.greetings()]
+    assert replies[0] == [names.backoff()]  # it cannot know yet that "user2" is held
+    assert not younger.receive(names.backoff()).back_off
+    assert "user2" not in older.candidates  # the "claimed" that followed the greeting
+    assert older.claim() == "user1"
+    assert younger.name == "user2"
+
+
+def test_restart_prefers_the_previous_name_and_choose_picks_otherwise() -> None:
+    member = NameNegotiation(["a", "b", "c"], 1, choose=lambda candidates: candidates[-1])
+    assert member.claim() == "c"
+    member.restart()
+    assert member.claim() == "c"
+    member.restart()
+    member.receive(names.kick("c"))
+    assert member.claim() == "b"
+
+
+def test_a_kick_drops_every_clashing_candidate() -> None:
+    def share_a_letter(theirs: Iterable[str], ours: str) -> bool:
+        return any(set(ours) & set(name) for name in theirs)
+
+    member = NameNegotiation(["ab", "bc", "cd", "de"], 1, conflicts=share_a_letter)
+    member.receive(names.kick("b"))
+    assert member.candidates == ["cd", "de"]
