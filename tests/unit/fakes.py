@@ -8,11 +8,20 @@ from weron.webrtc import ChannelClosedError
 
 
 class FakeChannel:
-    """Receives ``messages`` (then reports closed); records what is sent. ``room`` is how many
-    more messages ``send_nowait`` accepts before the send buffer counts as full."""
+    """Receives ``messages``, then reports closed (or, with ``linger``, waits until closed);
+    records what is sent. ``room`` is how many more messages ``send_nowait`` accepts before
+    the send buffer counts as full."""
 
-    def __init__(self, *messages: bytes, room: int = 1 << 30, max_size: int = 1 << 16) -> None:
+    def __init__(
+        self,
+        *messages: bytes,
+        room: int = 1 << 30,
+        max_size: int = 1 << 16,
+        linger: bool = False,
+    ) -> None:
         self.inbox = list(messages)
+        self.linger = linger
+        self._closing = asyncio.Event()
         self.sent: list[bytes] = []
         self.room = room
         self.max_size = max_size
@@ -40,6 +49,8 @@ class FakeChannel:
 
     async def receive(self) -> bytes:
         await asyncio.sleep(0)
+        if not self.inbox and self.linger:
+            await self._closing.wait()
         if not self.inbox:
             raise ChannelClosedError("closed")
         return self.inbox.pop(0)
@@ -47,3 +58,4 @@ class FakeChannel:
     def close(self) -> None:
         self.closed = True
         self.inbox.clear()
+        self._closing.set()

@@ -115,16 +115,26 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert_fails(weron("signal"), "No such command", exit_code=2)
 
 
+_JOIN = ("--community", "c", "--password", "p", "--key", "k")
+
+
 @pytest.mark.parametrize(
-    "command",
+    ("command", "message"),
     [
-        ("vpn", "ip", "--ips", "10.0.0.0/24"),
-        ("vpn", "ethernet"),
-        ("v", "e", "--parallel", "2"),
+        (("vpn", "ip", "--ips", "10.0.0.0/24"), "missing community"),
+        (("vpn", "ethernet"), "missing community"),
+        (("v", "e", "--parallel", "2", "--community", "c"), "missing password"),
+        (("vpn", "ip", *_JOIN), "missing ips"),
+        (("vpn", "ip", *_JOIN, "--ips", "10.0.0.0/24", "--mtu", "100"), "--mtu"),
+        (("vpn", "ip", *_JOIN, "--ips", "10.0.0.0/24", "--max-retries", "0"), "--max-retries"),
     ],
 )
-def test_peer_commands_are_not_available_yet(command: tuple[str, ...]) -> None:
-    assert_fails(weron(*command), "not available yet")
+def test_vpn_flags_are_checked_before_anything_starts(
+    command: tuple[str, ...], message: str
+) -> None:
+    result = weron(*command)
+    assert result.exit_code in (1, 2), result.output
+    assert message in result.output
 
 
 @pytest.mark.parametrize("command", [("utility", "latency"), ("u", "t", "--server")])

@@ -1,0 +1,122 @@
+"""The shared packet path, on a datagram socket pair standing in for the TUN device."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.unit.fakes import FakeChannel
+from tests.unit.net.test_packets import ipv4
+
+from weron.apps.forwarding import Forwarder
+from weron.net.device import Device, DeviceKind
+from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_source, is_ip_multicast
+from weron.webrtc import ChannelClosedError
+
+A = bytes([10, 0, 0, 2])
+B = bytes([10, 0, 0, 3])
+
+
+@pytest.fixture
+async def wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
+    """A forwarder on one end of a socket pair; the test is the kernel on the other end."""
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    kernel.setblocking(False)
+    device = Device(ours.detach(), "fake0", DeviceKind.TUN, 0, 1420)
+    forwarder = Forwarder(
+        device,
+        ip_destination,
+        ip_source,
+        lambda key: is_ip_multicast(key) or key == IPV4_LIMITED_BROADCAST,
+    )
+    forwarder.start()
+    yield forwarder, kernel
+    forwarder.stop()
+    device.close()
+    kernel.close()
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+
+
+async def test_packets_go_to_the_owner_of_their_destination_or_to_everyone(
+    wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = wire
+    to_a, to_b = FakeChannel(linger=True), FakeChannel(linger=True)
+    serving = [
+        asyncio.create_task(forwarder.serve(to_a, [A], "a")),
+        asyncio.create_task(forwarder.serve(to_b, [B], "b")),
+    ]
+    await settle()
+    assert forwarder.owner(A) == "a"
+    unicast = ipv4("10.0.0.1", "10.0.0.3")
+    multicast = ipv4("10.0.0.1", "224.0.0.251")
+    nowhere = ipv4("10.0.0.1", "10.0.0.99")
+    for packet in (unicast, multicast, nowhere, b"\x00junk"):
+        kernel.send(packet)
+    await settle()
+    assert to_b.sent == [unicast, multicast]
+    assert to_a.sent == [multicast]
+    counters = forwarder.counters
+    assert (counters.sent, counters.no_route, counters.malformed) == (3, 1, 1)
+    for task in serving:
+        task.cancel()
+
+
+async def test_only_claimed_sources_reach_the_device(wire: tuple[Forwarder, socket.socket]) -> None:
+    forwarder, kernel = wire
+    honest = ipv4("10.0.0.2", "10.0.0.1")
+    spoofed = ipv4("10.0.0.3", "10.0.0.1")
+    peer = FakeChannel(spoofed, honest, b"\x45short")
+    with pytest.raises(ChannelClosedError):  # once the channel is drained and closed
+        await forwarder.serve(peer, [A], "a")
+    assert kernel.recv(2048) == honest
+    with pytest.raises(BlockingIOError):
+        kernel.recv(2048)
+    counters = forwarder.counters
+    assert (counters.received, counters.spoofed, counters.malformed) == (1, 1, 1)
+    assert forwarder.owner(A) is None  # its routes went with it
+
+
+async def test_full_or_too_small_channels_drop_and_count(
+    wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = wire
+    full, small = FakeChannel(room=1, linger=True), FakeChannel(max_size=30, linger=True)
+    serving = [
+        asyncio.create_task(forwarder.serve(full, [A], "a")),
+        asyncio.create_task(forwarder.serve(small, [B], "b")),
+    ]
+    await settle()
+    for _ in range(3):
+        kernel.send(ipv4("10.0.0.1", "10.0.0.2"))
+    kernel.send(ipv4("10.0.0.1", "10.0.0.3") + bytes(100))
+    await settle()
+    assert len(full.sent) == 1 and small.sent == []
+    assert (forwarder.counters.congested, forwarder.counters.too_big) == (2, 1)
+    for task in serving:
+        task.cancel()
+
+
+async def test_a_reconnected_peer_takes_its_addresses_over(
+    wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = wire
+    old, new = FakeChannel(linger=True), FakeChannel(linger=True)
+    first = asyncio.create_task(forwarder.serve(old, [A], "a"))
+    await settle()
+    second = asyncio.create_task(forwarder.serve(new, [A], "a"))
+    await settle()
+    first.cancel()  # the old channel ends after the new one took over
+    await settle()
+    assert forwarder.owner(A) == "a"
+    kernel.send(ipv4("10.0.0.1", "10.0.0.2"))
+    await settle()
+    assert len(new.sent) == 1 and old.sent == []
+    second.cancel()
