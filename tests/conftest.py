@@ -1,4 +1,5 @@
-"""Shared test configuration: everything under tests/e2e is marked ``e2e``."""
+"""Shared test configuration: everything under tests/e2e is marked ``e2e``, everything under
+tests/netlab ``netlab`` and ``e2e`` (so ``-m "not e2e"`` is the fast set)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from pathlib import Path
 import pytest
 
 _E2E = Path(__file__).parent / "e2e"
+_NETLAB = Path(__file__).parent / "netlab"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if _E2E in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if _E2E in parents:
             item.add_marker(pytest.mark.e2e)
+        if _NETLAB in parents:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.netlab)

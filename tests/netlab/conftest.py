@@ -1,0 +1,133 @@
+"""Fixtures of the namespace lab: a fresh lab per test, a signaler on its LAN, VPN members."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.netlab.lab import Host, Lab, lab_unavailable
+
+WERON = [sys.executable, "-m", "weron"]
+SIGNALER_PORT = 1337
+_DETAIL = ("debug", "trace")  # --verbose 6 logs these too; tests look at what users see
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    reason = lab_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@dataclass
+class Member:
+    """One `weron vpn` process in a host namespace."""
+
+    lab: Lab
+    host: Host
+    process: Any
+    log_path: Path
+    dev: str
+
+    def records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, message: str, timeout: float = 30.0, count: int = 1) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [
+                record
+                for record in self.records()
+                if record.get("message") == message and record.get("level") not in _DETAIL
+            ]
+            if len(found) >= count:
+                return found[count - 1]
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {message!r} within {timeout}s:\n{self.output()[-3000:]}")
+
+    def addresses(self, version: int) -> list[str]:
+        output = self.lab.run(
+            self.host.namespace, ["ip", f"-{version}", "addr", "show", self.dev]
+        ).stdout
+        return re.findall(r"inet6? ([0-9a-f.:]+)/\d+ scope global", output)
+
+    def ping(self, address: str, count: int = 3, source: str | None = None) -> bool:
+        argv = ["ping", "-c", str(count), "-i", "0.2", "-W", "2", address]
+        if source is not None:
+            argv += ["-I", source]
+        return self.lab.run(self.host.namespace, argv).returncode == 0
+
+    def stop(self) -> int:
+        return self.lab.stop(self.process)
+
+
+StartMember = Callable[..., Member]
+
+
+@pytest.fixture
+def network(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, StartMember]]:
+    """A signaler on the lab's LAN and a way to start `weron vpn ip|ethernet` members."""
+    log = (tmp_path / "signaler.log").open("wb")
+    lab.start(
+        lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{SIGNALER_PORT}"], log=log
+    )
+    deadline = time.monotonic() + 20
+    while not lab.listening(lab.hub, SIGNALER_PORT):
+        assert time.monotonic() < deadline, "the signaler did not start"
+        time.sleep(0.1)
+
+    def start(kind: str, *args: str, host: Host | None = None, dev: str = "weron0") -> Member:
+        host = host or lab.add_host()
+        log_path = tmp_path / f"{kind}-{host.namespace}-{time.monotonic_ns()}.log"
+        argv = [
+            *WERON,
+            "vpn",
+            kind,
+            "--raddr",
+            f"ws://{lab.hub_address}:{SIGNALER_PORT}/",
+            "--community",
+            "lab",
+            "--password",
+            "lab-password",
+            "--key",
+            "lab-key",
+            "--ice",
+            "",
+            "--timeout",
+            "3s",
+            "--dev",
+            dev,
+            "--verbose",
+            "6",
+            *args,
+        ]
+        with log_path.open("wb") as member_log:
+            process = lab.start(host.namespace, argv, log=member_log)
+        return Member(lab, host, process, log_path, dev)
+
+    yield lab, start
+    log.close()

@@ -1,0 +1,38 @@
+"""`weron vpn ethernet`: ARP and IPv6 neighbour discovery across the overlay."""
+
+from __future__ import annotations
+
+from tests.netlab.conftest import StartMember
+from tests.netlab.lab import Lab
+
+
+def test_two_members_ping_over_ipv4_and_ipv6_with_addresses_added_by_hand(
+    network: tuple[Lab, StartMember],
+) -> None:
+    lab, start = network
+    first = start("ethernet", "--mac", "3a:f8:de:7b:ef:52", dev="tap7")
+    second = start("eth", dev="tap7")
+    for member in (first, second):
+        member.wait_for("Connected to signaler")
+        member.wait_for("Connected to peer")
+    assert first.wait_for("Connected to signaler")["id"] == "3a:f8:de:7b:ef:52"
+    assert second.wait_for("Connected to peer")["id"] == "3a:f8:de:7b:ef:52"
+    for number, member in enumerate((first, second), start=1):
+        for address in (f"10.90.0.{number}/24", f"fd00:90::{number}/64"):
+            result = lab.run(
+                member.host.namespace, ["ip", "addr", "add", address, "dev", "tap7", "nodad"]
+            )
+            assert result.returncode == 0, result.stderr
+    assert first.ping("10.90.0.2") and second.ping("10.90.0.1")
+    assert first.ping("fd00:90::2") and second.ping("fd00:90::1")
+    neighbours = lab.run(first.host.namespace, ["ip", "neigh", "show", "dev", "tap7"]).stdout
+    assert "10.90.0.2" in neighbours and "fd00:90::2" in neighbours  # ARP and ND crossed
+    first.stop()
+    assert first.wait_for("Stopped")["spoofed"] == 0
+
+
+def test_a_bad_mac_is_a_clear_error(network: tuple[Lab, StartMember]) -> None:
+    _, start = network
+    member = start("ethernet", "--mac", "01:00:5e:00:00:01", dev="tap8")
+    assert member.process.wait(timeout=60) == 1
+    assert "is a multicast address" in member.output()

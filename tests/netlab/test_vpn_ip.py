@@ -1,0 +1,135 @@
+"""`weron vpn ip` between namespaces that reach each other only through the VPN."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.netlab.conftest import WERON, Member, StartMember
+from tests.netlab.lab import Lab
+
+IPS = "10.77.0.1/24,fd00:77::1/64"
+
+
+def connected(*members: Member, peers: int) -> None:
+    for member in members:
+        member.wait_for("Connected to signaler")
+        member.wait_for("Connected to peer", count=peers)
+
+
+def test_two_members_ping_both_ways_over_ipv4_and_ipv6_and_carry_iperf3(
+    network: tuple[Lab, StartMember],
+) -> None:
+    lab, start = network
+    first = start("ip", "--ips", IPS, "--kicks", "1s")
+    second = start("ip", "--ips", IPS, "--kicks", "1s")
+    connected(first, second, peers=1)
+    claim = json.loads(first.wait_for("Connected to signaler")["id"])
+    assert sorted(address.split("/")[0] for address in claim) == sorted(
+        first.addresses(4) + first.addresses(6)
+    )
+    for one, other in ((first, second), (second, first)):
+        for version in (4, 6):
+            (address,) = other.addresses(version)
+            assert one.ping(address), f"{one.host.namespace} cannot reach {address}"
+    if shutil.which("iperf3") is None:
+        pytest.skip("needs iperf3 (Debian package iperf3)")
+    (server_address,) = second.addresses(4)
+    server = lab.start(second.host.namespace, ["iperf3", "-s", "-1", "-B", server_address])
+    time.sleep(0.5)
+    result = lab.run(first.host.namespace, ["iperf3", "-c", server_address, "-t", "2", "-J"])
+    lab.stop(server)
+    report = json.loads(result.stdout)
+    assert report["end"]["sum_received"]["bytes"] > 1_000_000, result.stdout[-2000:]
+    assert first.stop() == 0
+    stopped = first.wait_for("Stopped")
+    assert stopped["sent"] > 0 and stopped["received"] > 0 and stopped["spoofed"] == 0
+
+
+def test_three_members_claim_distinct_addresses_from_a_tiny_pool(
+    network: tuple[Lab, StartMember],
+) -> None:
+    """Three members, three candidate addresses each: every claim must differ."""
+    _, start = network
+    members = [
+        start("ip", "--ips", "10.78.0.1/24", "--max-retries", "3", "--kicks", "1s")
+        for _ in range(3)
+    ]
+    connected(*members, peers=2)
+    claimed = [member.addresses(4)[0] for member in members]
+    assert sorted(claimed) == ["10.78.0.1", "10.78.0.2", "10.78.0.3"]
+    for member in members:
+        for address in claimed:
+            if address not in member.addresses(4):
+                assert member.ping(address, count=1)
+
+
+def test_a_static_claim_of_a_held_address_is_refused(network: tuple[Lab, StartMember]) -> None:
+    _, start = network
+    holder = start("ip", "--ips", "10.79.0.5/24", "--static", "--kicks", "1s")
+    holder.wait_for("Connected to signaler")
+    late = start("ip", "--ips", "10.79.0.5/24", "--static", "--kicks", "1s")
+    late.process.wait(timeout=60)
+    assert late.process.returncode == 1
+    assert "10.79.0.5/24 are already claimed by another member" in late.output()
+    assert "Traceback" not in late.output()
+    assert holder.process.poll() is None
+
+
+def test_a_five_second_link_cut_heals_by_itself(network: tuple[Lab, StartMember]) -> None:
+    lab, start = network
+    first = start("ip", "--ips", IPS, "--kicks", "1s")
+    second = start("ip", "--ips", IPS, "--kicks", "1s")
+    connected(first, second, peers=1)
+    (address,) = second.addresses(4)
+    assert first.ping(address)
+    lab.set_link(first.host, up=False)
+    time.sleep(5)
+    lab.set_link(first.host, up=True)
+    time.sleep(6)  # long enough for both sides to notice what the cut broke (--timeout 3s)
+    deadline = time.monotonic() + 60
+    while not first.ping(address, count=1):
+        assert time.monotonic() < deadline, f"not healed:\n{first.output()[-3000:]}"
+    assert first.ping(address, count=3)
+    assert first.addresses(4) == [first.addresses(4)[0]]  # kept one address throughout
+    assert first.process.poll() is None and second.process.poll() is None
+
+
+def test_packets_from_an_unclaimed_source_are_dropped(network: tuple[Lab, StartMember]) -> None:
+    lab, start = network
+    first = start("ip", "--ips", "10.80.0.1/24", "--kicks", "1s")
+    second = start("ip", "--ips", "10.80.0.1/24", "--kicks", "1s")
+    connected(first, second, peers=1)
+    (target,) = first.addresses(4)
+    assert second.ping(target, count=1)
+    # An address the second member did not claim: its packets must not reach the first.
+    lab.run(second.host.namespace, ["ip", "addr", "add", "10.80.0.250/32", "dev", second.dev])
+    assert not second.ping(target, count=2, source="10.80.0.250")
+    first.wait_for("Dropping packets with a source the peer did not claim")
+    first.stop()
+    assert first.wait_for("Stopped")["spoofed"] >= 2
+
+
+def test_without_cap_net_admin_the_error_says_so(lab: Lab) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux)")
+    host = lab.add_host()
+    result = subprocess.run(
+        [
+            "ip", "netns", "exec", host.namespace,
+            "setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin",
+            *WERON, "vpn", "ip", "--community", "c", "--password", "p", "--key", "k",
+            "--ips", "10.81.0.1/24", "--raddr", "ws://127.0.0.1:9/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "needs root or CAP_NET_ADMIN" in result.stderr
+    assert "Traceback" not in result.stderr
