@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from weron.webrtc import ChannelClosedError
 
@@ -26,6 +27,7 @@ class FakeChannel:
         self.room = room
         self.max_size = max_size
         self.closed = False
+        self.receiver: Callable[[bytes], None] | None = None
 
     @property
     def label(self) -> str:
@@ -46,6 +48,11 @@ class FakeChannel:
         self.room -= 1
         self.sent.append(message)
         return True
+
+    def deliver(self, receiver: Callable[[bytes], None]) -> None:
+        while self.inbox:
+            receiver(self.inbox.pop(0))
+        self.receiver = receiver
 
     async def receive(self) -> bytes:
         await asyncio.sleep(0)

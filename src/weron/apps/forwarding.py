@@ -125,35 +125,44 @@ class Forwarder:
         for key in link.keys:
             self._routes[key] = link
         self._links.append(link)
-        allowed = frozenset(keys)
-        fd, counters, source = self._device.fd, self.counters, self._source
-        warned = False
+        channel.deliver(self._receiver(frozenset(keys), peer))
         try:
-            while True:
-                packet = await channel.receive()
-                origin = source(packet)
-                if origin is None:
-                    counters.malformed += 1
-                    continue
-                if origin not in allowed:
-                    counters.spoofed += 1
-                    if not warned:  # once per peer: a flood must not flood the log
-                        log.warning(
-                            "Dropping packets with a source the peer did not claim", peer=peer
-                        )
-                        warned = True
-                    continue
-                try:
-                    os.write(fd, packet)
-                    counters.received += 1
-                except OSError as exc:
-                    counters.malformed += 1
-                    log.debug("The device refused a packet", peer=peer, error=str(exc))
+            await channel.receive()  # returns only by raising, once the channel closed
         finally:
+            channel.deliver(_discard)
             for key in link.keys:
                 if self._routes.get(key) is link:
                     del self._routes[key]
             self._links.remove(link)
+
+    def _receiver(self, allowed: frozenset[bytes], peer: str) -> Callable[[bytes], None]:
+        """What a peer's packets go through, called by the channel for each of them."""
+        device, counters, source = self._device, self.counters, self._source
+        warned = False
+
+        def receive(packet: bytes) -> None:
+            nonlocal warned
+            origin = source(packet)
+            if origin is None:
+                counters.malformed += 1
+            elif origin not in allowed:
+                counters.spoofed += 1
+                if not warned:  # once per peer: a flood must not flood the log
+                    warned = True
+                    log.warning("Dropping packets with a source the peer did not claim", peer=peer)
+            else:
+                try:
+                    os.write(device.fd, packet)
+                    counters.received += 1
+                except OSError as exc:
+                    counters.malformed += 1
+                    log.debug("The device refused a packet", peer=peer, error=str(exc))
+
+        return receive
+
+
+def _discard(_packet: bytes) -> None:
+    """The receiver of a channel whose link is gone."""
 
 
 async def run_forwarding(

@@ -8,6 +8,7 @@ loop; a backend that runs threads of its own hands their events to the loop.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,6 +80,11 @@ class DataChannel(Protocol):
 
     async def receive(self) -> bytes:
         """The next whole message; :class:`ChannelClosedError` once closed and drained."""
+
+    def deliver(self, receiver: Callable[[bytes], None]) -> None:
+        """From now on hand every message to ``receiver`` (called on the event loop) as it
+        arrives, instead of to :meth:`receive`, which then only waits for the close. For packet
+        paths: no task wake-up per message, and a burst costs one wake-up of the loop."""
 
     def close(self) -> None: ...
 

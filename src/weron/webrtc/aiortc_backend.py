@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Final
 
 from aiortc import (
@@ -45,6 +46,7 @@ class AiortcChannel:
         self._writable = asyncio.Event()
         self._writable.set()
         self._closed = False
+        self._receiver: Callable[[bytes], None] | None = None
         channel.bufferedAmountLowThreshold = _LOW_WATER
         channel.on("message", self._on_message)
         channel.on("close", self._on_close)
@@ -59,7 +61,18 @@ class AiortcChannel:
         return self._max_message_size
 
     def _on_message(self, message: bytes | str) -> None:
-        self._inbox.put_nowait(message.encode() if isinstance(message, str) else message)
+        data = message.encode() if isinstance(message, str) else message
+        if self._receiver is not None:
+            self._receiver(data)
+        else:
+            self._inbox.put_nowait(data)
+
+    def deliver(self, receiver: Callable[[bytes], None]) -> None:
+        self._receiver = receiver
+        while self._inbox.qsize() and (queued := self._inbox.get_nowait()) is not None:
+            receiver(queued)
+        if self._closed:
+            self._inbox.put_nowait(None)
 
     def _on_close(self) -> None:
         if not self._closed:

@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import urllib.parse
 import weakref
+from collections.abc import Callable
 from typing import Final
 
 import libdatachannel as rtc
@@ -83,8 +84,10 @@ class LibdatachannelChannel:
         self._writable = asyncio.Event()
         self._writable.set()
         self._closed = False
+        self._receiver: Callable[[bytes], None] | None = None
+        self._drain_scheduled = False
         channel.set_buffered_amount_low_threshold(_LOW_WATER)
-        channel.on_available(lambda: loop.call_soon_threadsafe(self._readable.set))
+        channel.on_available(self._on_available)
         channel.on_buffered_amount_low(lambda: loop.call_soon_threadsafe(self._writable.set))
         channel.on_closed(lambda: loop.call_soon_threadsafe(self._on_closed))
         # Replayed at once if the channel is already open.
@@ -97,6 +100,27 @@ class LibdatachannelChannel:
     @property
     def max_message_size(self) -> int:
         return self._channel.max_message_size()
+
+    def _on_available(self) -> None:
+        """On a library thread: wake the reader, or drain to the receiver on the loop (one
+        drain scheduled at a time: a burst of messages costs one wake-up)."""
+        if self._receiver is None:
+            self._loop.call_soon_threadsafe(self._readable.set)
+        elif not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        receiver = self._receiver
+        if receiver is None:
+            return
+        while (message := self._channel.receive()) is not None:
+            receiver(message.encode() if isinstance(message, str) else message)
+
+    def deliver(self, receiver: Callable[[bytes], None]) -> None:
+        self._receiver = receiver
+        self._drain()  # what arrived before: later messages trigger the callback
 
     def _on_closed(self) -> None:
         self._closed = True
@@ -125,8 +149,11 @@ class LibdatachannelChannel:
             raise ChannelClosedError(f"channel {self._label!r} is closed: {exc}") from None
 
     async def receive(self) -> bytes:
+        while self._receiver is not None and not self._closed:
+            self._readable.clear()
+            await self._readable.wait()  # only the close wakes us: messages go to the receiver
         while True:
-            message = self._channel.receive()
+            message = self._channel.receive() if self._receiver is None else None
             if message is not None:
                 return message.encode() if isinstance(message, str) else message
             if self._closed:
