@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
-# Debian packages the suite needs: coturn is the TURN server of the --force-relay tests.
-SYSTEM_PACKAGES=(ca-certificates coturn)
+# Debian packages the suite needs: coturn is the TURN server of the --force-relay tests;
+# wireguard-go, wireguard-tools (wg) and iproute2 (ip netns) make the WireGuard interop lab.
+SYSTEM_PACKAGES=(ca-certificates coturn iproute2 wireguard-go wireguard-tools)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

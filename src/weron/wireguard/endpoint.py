@@ -46,15 +46,18 @@ class WireGuardEndpoint:
         self._ticker: asyncio.TimerHandle | None = None
         self.rejected = 0
 
-    async def open(self, host: str = "0.0.0.0", port: int = 0) -> Endpoint:
-        """Bind the socket; returns the local address."""
+    async def open(
+        self, host: str = "0.0.0.0", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Endpoint:
+        """Bind the socket (or use ``sock``, already bound, e.g. in another network
+        namespace); returns the local address."""
         self._loop = asyncio.get_running_loop()
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(host, port)
-        )
-        sock = transport.get_extra_info("socket")
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((host, port))
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         self._transport = transport
         self._ticker = self._loop.call_later(TICK_INTERVAL, self._tick)
         address: Endpoint = transport.get_extra_info("sockname")[:2]

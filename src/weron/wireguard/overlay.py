@@ -7,6 +7,7 @@ another source, or not addressed to us, is dropped with a log line.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
@@ -38,8 +39,10 @@ class UdpOverlay:
         self._on_datagram = on_datagram
         self._addresses: dict[bytes, IPv6Address] = {}
 
-    async def open(self, host: str = "0.0.0.0", port: int = 0) -> Endpoint:
-        return await self.endpoint.open(host, port)
+    async def open(
+        self, host: str = "0.0.0.0", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Endpoint:
+        return await self.endpoint.open(host, port, sock=sock)
 
     def add_peer(
         self, public_key: bytes, *, psk: bytes | None = None, endpoint: Endpoint | None = None
