@@ -347,3 +347,13 @@ def test_padding_to_sixteen_bytes_within_the_mtu() -> None:
         1420,
         1420,
     ]
+
+
+def test_simultaneous_initiations_leave_both_sides_with_working_sessions() -> None:
+    a, b, peer_b, peer_a = make_pair()
+    peer_a.endpoint = A_ADDR
+    from_a = a.initiate(peer_b, 0.0)
+    from_b = b.initiate(peer_a, 0.0)
+    deliver(from_a + from_b, a, b, 0.0)
+    assert packets(deliver(a.send(peer_b, b"1", 1.0), a, b, 1.0)[1]) == [b"1" + bytes(15)]
+    assert packets(deliver(b.send(peer_a, b"2", 1.0), a, b, 1.0)[0]) == [b"2" + bytes(15)]
