@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -439,6 +439,50 @@ class Device:
         if (
             keypair.initiator and now - keypair.created >= self.timers.rekey_after_time
         ) or keypair.send_counter >= self.timers.rekey_after_messages:
+            self._initiate(peer, now, out)
+        return out
+
+    def send_many(self, peer: Peer, packets: Sequence[bytes], now: float) -> list[Datagram]:
+        """Like :meth:`send` for a batch: the session checks and timer updates once, then
+        only header, encryption and append per packet (the hot path of bulk traffic)."""
+        keypair = peer.current
+        endpoint = peer.endpoint
+        if (
+            keypair is None
+            or endpoint is None
+            or not self._usable(keypair, now)
+            or keypair.send_counter + len(packets) >= self.timers.reject_after_messages
+        ):
+            out: list[Datagram] = []
+            for packet in packets:
+                out.extend(self.send(peer, packet, now))
+            return out
+        mtu = self.mtu
+        encrypt = keypair.send.encrypt
+        pack = TRANSPORT_HEADER.pack
+        remote = keypair.remote_index
+        counter = keypair.send_counter
+        out = []
+        sent_bytes = 0
+        for packet in packets:
+            size = len(packet)
+            plaintext = packet
+            if size & 15:  # pad to 16 bytes; only packets near the MTU need padded_size()
+                padding = -size & 15 if size + 15 < mtu else padded_size(size, mtu) - size
+                plaintext += _ZERO_PADDING[:padding]
+            header = pack(_TRANSPORT_WORD, remote, counter)
+            data = header + encrypt(_NONCE_PREFIX + header[8:], plaintext, None)
+            sent_bytes += len(data)
+            out.append((data, endpoint))
+            counter += 1
+        keypair.send_counter = counter
+        peer.tx_bytes += sent_bytes
+        self._sent(peer, now)
+        if peer.new_handshake_at is None:
+            peer.new_handshake_at = now + self.timers.keepalive_timeout + self.timers.rekey_timeout
+        if (
+            keypair.initiator and now - keypair.created >= self.timers.rekey_after_time
+        ) or counter >= self.timers.rekey_after_messages:
             self._initiate(peer, now, out)
         return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from weron.log import get_logger
@@ -72,6 +72,16 @@ class WireGuardEndpoint:
     def send(self, peer: Peer, packet: bytes) -> None:
         """Encrypt ``packet`` for ``peer`` and send it (or stage it behind a handshake)."""
         self._send_all(self.device.send(peer, packet, self.now))
+
+    def send_many(self, peer: Peer, packets: Sequence[bytes]) -> int:
+        """Encrypt and send a batch of packets for ``peer``; returns how many."""
+        self._send_all(self.device.send_many(peer, packets, self.now))
+        return len(packets)
+
+    @property
+    def transport(self) -> asyncio.DatagramTransport:
+        assert self._transport is not None, "open() first"
+        return self._transport
 
     def initiate(self, peer: Peer) -> None:
         self._send_all(self.device.initiate(peer, self.now))
