@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.e2e.chat import GONET, GonetProcess
 from tests.e2e.conftest import StartSignaler
@@ -61,3 +62,36 @@ def test_malformed_arguments_print_usage_and_exit_2() -> None:
         )
         assert result.returncode == 2, (args, result.stderr)
         assert "Usage: gonet" in result.stderr
+
+
+def test_a_member_rejoining_with_its_identity_is_announced_again(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet, tmp_path: Path
+) -> None:
+    signaler = signaler_factory()
+    identity = tmp_path / "bob.key"
+    alice = gonet_factory(signaler.ws_url, ROOM, "--name", "alice")
+    bob = gonet_factory(signaler.ws_url, ROOM, "--name", "bob", "--identity", str(identity))
+    alice.wait_for("+bob")
+    assert bob.stop() == 0
+    alice.wait_for("-bob")
+    key = identity.read_text()
+    bob = gonet_factory(signaler.ws_url, ROOM, "--name", "bob", "--identity", str(identity))
+    bob.wait_for("+alice")
+    assert identity.read_text() == key
+    bob.say("back again")
+    alice.wait_for("bob: back again")
+    assert [line for line in alice.output() if line == "+bob"] == ["+bob", "+bob"]
+
+
+def test_an_unusable_identity_file_is_a_clear_error(tmp_path: Path) -> None:
+    identity = tmp_path / "identity"
+    identity.write_text("this is not a key\n")
+    result = subprocess.run(
+        [*GONET, "--identity", str(identity), "--raddr", "ws://127.0.0.1:9/", "a/b/c"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "does not hold a private key" in result.stderr and "Traceback" not in result.stderr

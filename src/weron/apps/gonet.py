@@ -108,7 +108,8 @@ class _Room:
 
     def heartbeat(self) -> None:
         self._broadcast(encode_chat(Hello(self._config.name)))
-        for shown in self.roster.expire(self._now, self._config.timeout):
+        for key, shown in self.roster.expire(self._now, self._config.timeout):
+            self._forget(key)
             self._screen.line(f"-{shown}")
         self.show_own_name()
 
@@ -140,9 +141,16 @@ class _Room:
             self._screen.line(f"{self.roster.display(key)}: {escape(message.text)}")
         else:
             shown = self.roster.leave(key)
+            self._forget(key)
             if shown is not None:
                 self._screen.line(f"-{shown}")
                 self.show_own_name()
+
+    def _forget(self, key: bytes) -> None:
+        """A member left: no more heartbeats nor handshakes toward it (if it comes back, the
+        rendezvous hands us its card again)."""
+        self.peers.pop(key, None)
+        self.overlay.remove_peer(key)
 
 
 async def run(

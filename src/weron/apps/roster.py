@@ -127,7 +127,7 @@ class Roster:
         del self._members[public_key]
         return shown
 
-    def expire(self, now: float, timeout: float) -> list[str]:
-        """Remove members silent for ``timeout``; their shown names."""
+    def expire(self, now: float, timeout: float) -> list[tuple[bytes, str]]:
+        """Remove members silent for ``timeout``; their keys and shown names."""
         silent = [key for key, m in self._members.items() if now - m.last_seen >= timeout]
-        return [shown for key in silent if (shown := self.leave(key)) is not None]
+        return [(key, shown) for key in silent if (shown := self.leave(key)) is not None]

@@ -74,7 +74,7 @@ def test_hello_leave_and_expiry() -> None:
     assert roster.expire(5.0, timeout=5.0) == []
     roster.seen(bob, 4.0)
     assert roster.expire(8.9, timeout=5.0) == []
-    assert roster.expire(9.0, timeout=5.0) == ["bob"]
+    assert roster.expire(9.0, timeout=5.0) == [(bob, "bob")]
     assert roster.leave(bob) is None and bob not in roster
 
 
