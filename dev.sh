@@ -8,8 +8,9 @@ cd "$(dirname "$0")"
 
 VENV=.venv
 # Debian packages the suite needs: coturn is the TURN server of the --force-relay tests;
-# iproute2, iputils-ping and iperf3 build and measure the namespace lab of the VPN tests.
-SYSTEM_PACKAGES=(ca-certificates coturn iproute2 iputils-ping iperf3)
+# iproute2, iputils-ping and iperf3 build and measure the namespace lab of the VPN tests;
+# wireguard-go and wireguard-tools (wg) are the stock WireGuard of the interop lab.
+SYSTEM_PACKAGES=(ca-certificates coturn iproute2 iputils-ping iperf3 wireguard-go wireguard-tools)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -1,10 +1,11 @@
-"""`weron chat` processes driven through their stdin and read through their stdout."""
+"""`weron chat` and `gonet` processes driven through their stdin and read through their stdout."""
 
 from __future__ import annotations
 
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,43 +13,12 @@ from pathlib import Path
 from tests.e2e.processes import WERON
 
 
-class ChatProcess:
-    def __init__(
-        self,
-        signaler_url: str,
-        log_dir: Path,
-        *args: str,
-        backend: str = "libdatachannel",
-        names: str = "user1,user2,user3",
-        key: str = "mykey",
-    ) -> None:
-        command = [
-            *WERON,
-            "chat",
-            "--raddr",
-            signaler_url,
-            "--community",
-            "chatroom",
-            "--password",
-            "pw",
-            "--key",
-            key,
-            "--names",
-            names,
-            "--kicks",
-            "1s",
-            "--timeout",
-            "2s",
-            "--ice",
-            "",
-            "--backend",
-            backend,
-            "--verbose",
-            "6",
-            *args,
-        ]
+class LineProcess:
+    """A chat-like process: lines in on stdin, lines out on stdout, logs to a file."""
+
+    def __init__(self, command: list[str], log_dir: Path, prefix: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WERON_")}
-        self.log_path = log_dir / f"chat-{time.monotonic_ns()}.log"
+        self.log_path = log_dir / f"{prefix}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             command,
@@ -90,6 +60,14 @@ class ChatProcess:
                         f"{wanted!r}; output: {self.lines}; log: {self.logs()[-1500:]}"
                     ) from None
 
+    def output(self) -> list[str]:
+        """Every line printed so far, without waiting."""
+        while True:
+            try:
+                self.lines.append(self._new.get_nowait())
+            except queue.Empty:
+                return self.lines
+
     def name(self, timeout: float = 30.0) -> str:
         return self.wait_for("!", timeout).rstrip("!").strip()
 
@@ -118,3 +96,54 @@ class ChatProcess:
         self.process.kill()
         self.process.wait()
         self._log.close()
+
+
+class ChatProcess(LineProcess):
+    """`weron chat`."""
+
+    def __init__(
+        self,
+        signaler_url: str,
+        log_dir: Path,
+        *args: str,
+        backend: str = "libdatachannel",
+        names: str = "user1,user2,user3",
+        key: str = "mykey",
+    ) -> None:
+        command = [
+            *WERON,
+            "chat",
+            "--raddr",
+            signaler_url,
+            "--community",
+            "chatroom",
+            "--password",
+            "pw",
+            "--key",
+            key,
+            "--names",
+            names,
+            "--kicks",
+            "1s",
+            "--timeout",
+            "2s",
+            "--ice",
+            "",
+            "--backend",
+            backend,
+            "--verbose",
+            "6",
+            *args,
+        ]
+        super().__init__(command, log_dir, "chat")
+
+
+GONET = [sys.executable, "-m", "weron.cli.gonet"]
+
+
+class GonetProcess(LineProcess):
+    """`gonet lobby/room/key`."""
+
+    def __init__(self, signaler_url: str, log_dir: Path, room: str, *args: str) -> None:
+        command = [*GONET, "--raddr", signaler_url, "--verbose", "6", *args, room]
+        super().__init__(command, log_dir, "gonet")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.chat import ChatProcess
+from tests.e2e.chat import ChatProcess, GonetProcess
 from tests.e2e.processes import SignalerProcess, start_signaler
 
 StartSignaler = Callable[..., SignalerProcess]
@@ -54,3 +54,18 @@ def chat_factory(tmp_path: Path) -> Iterator[Callable[..., ChatProcess]]:
     for chat in started:
         if chat.process.poll() is None:
             chat.kill()
+
+
+@pytest.fixture
+def gonet_factory(tmp_path: Path) -> Iterator[Callable[..., GonetProcess]]:
+    started: list[GonetProcess] = []
+
+    def start(signaler_url: str, room: str, *args: str) -> GonetProcess:
+        member = GonetProcess(signaler_url, tmp_path, room, *args)
+        started.append(member)
+        return member
+
+    yield start
+    for member in started:
+        if member.process.poll() is None:
+            member.kill()

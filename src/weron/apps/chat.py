@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from weron.apps.console import Screen, read_lines
 from weron.log import get_logger
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
@@ -18,7 +18,6 @@ from weron.peers.named import NamedAdapter
 from weron.webrtc import Backend, ChannelClosedError
 
 log = get_logger(__name__)
-_CLEAR_LINE = "\r\x1b[0K"
 
 
 @dataclass(slots=True)
@@ -34,43 +33,11 @@ class ChatConfig:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
-class _Screen:
-    """Writes chat output; the prompt and line clearing only on a terminal, so that piped
-    output stays one clean line per event."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._tty = out.isatty()
-        self.name = ""
-
-    def write(self, text: str) -> None:
-        self._out.write(text)
-        self._out.flush()
-
-    def line(self, text: str) -> None:
-        if self._tty:
-            self.write(f"{_CLEAR_LINE}{text}\n{_CLEAR_LINE}{self.name}> ")
-        else:
-            self.write(f"{text}\n")
-
-
-def _read_lines(
-    stdin: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]
-) -> None:
-    """Blocking reads in a thread: works for terminals, pipes and files alike."""
-    try:
-        for line in stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\r\n"))
-    finally:
-        with contextlib.suppress(RuntimeError):  # the loop is already closed
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-
-
 async def run(
     config: ChatConfig, backend: Backend, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> None:
     """Chat until stdin ends (EOF) or the task is cancelled (Ctrl-C)."""
-    screen = _Screen(stdout or sys.stdout)
+    screen = Screen(stdout or sys.stdout)
     adapter = NamedAdapter(
         config.raddr,
         config.community,
@@ -85,13 +52,7 @@ async def run(
     )
     screen.write(f".{config.raddr}")
     connected: dict[tuple[str, str], Peer] = {}
-    lines: asyncio.Queue[str | None] = asyncio.Queue()
-    threading.Thread(
-        target=_read_lines,
-        args=(stdin or sys.stdin, asyncio.get_running_loop(), lines),
-        daemon=True,
-        name="stdin",
-    ).start()
+    lines = read_lines(stdin or sys.stdin)
     tasks: set[asyncio.Task[None]] = set()
 
     def spawn(coroutine: object) -> None:

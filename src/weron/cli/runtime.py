@@ -79,13 +79,18 @@ async def _until_terminated(main: Coroutine[Any, Any, object]) -> None:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
+def run_app(main: Coroutine[Any, Any, object]) -> None:
+    """Run an application until it ends, Ctrl-C (status 130) or SIGTERM (clean end)."""
+    run(_until_terminated(main))
+
+
 def run_peer_app(
     app: Callable[[Backend], Coroutine[Any, Any, object]], backend_name: str | None
 ) -> None:
     """Run a peer application with the chosen backend; expected failures (bad flags, wrong
     password, no name left) become one clear line and a non-zero exit, not a traceback."""
     try:
-        run(_until_terminated(app(load_backend(backend_name))))
+        run_app(app(load_backend(backend_name)))
     except (
         BackendUnavailableError,
         IceConfigError,

@@ -1,0 +1,78 @@
+"""The chat screen the chat apps share (`weron chat`, `gonet`): output lines with a prompt
+on terminals and clean lines in pipes, stdin lines from terminals and pipes alike, and escaping
+of anything a peer sends that a terminal would interpret."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Final, TextIO
+
+_CLEAR_LINE: Final = "\r\x1b[0K"
+
+
+class Screen:
+    """Writes chat output; the prompt and line clearing only on a terminal, so that piped
+    output stays one clean line per event."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self.name = ""
+
+    def write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+    def line(self, text: str) -> None:
+        if self._tty:
+            self.write(f"{_CLEAR_LINE}{text}\n{_CLEAR_LINE}{self.name}> ")
+        else:
+            self.write(f"{text}\n")
+
+
+def _read_lines(
+    stdin: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]
+) -> None:
+    """Blocking reads in a thread: works for terminals, pipes and files alike."""
+    try:
+        for line in stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\r\n"))
+    finally:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+def read_lines(stdin: TextIO) -> asyncio.Queue[str | None]:
+    """A queue of the lines read from ``stdin``, then None at its end."""
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    threading.Thread(
+        target=_read_lines,
+        args=(stdin, asyncio.get_running_loop(), lines),
+        daemon=True,
+        name="stdin",
+    ).start()
+    return lines
+
+
+def is_printable_ascii(text: str) -> bool:
+    return all(" " <= char <= "~" for char in text)
+
+
+def escape(text: str) -> str:
+    """``text`` with everything but printable ASCII (and the backslash itself) escaped, so
+    a peer cannot move our cursor, recolour or clear our terminal."""
+    if is_printable_ascii(text) and "\\" not in text:
+        return text
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif " " <= char <= "~":
+            out.append(char)
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
+    return "".join(out)

@@ -1,0 +1,209 @@
+"""`gonet lobby/room/key`: ASCII chat between every member of a room, each pair over its own
+WireGuard session (full mesh), members found through a weron signaler.
+
+Lines typed on stdin go to every member as UDP datagrams inside the tunnels; what members send
+is printed as ``name: text``, joins as ``+name`` and leaves as ``-name``. Only members whose
+handshake completed (same room key, hence same PSK) are ever shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+import urllib.parse
+from dataclasses import dataclass
+from typing import TextIO
+
+from weron.apps.console import Screen, escape, is_printable_ascii, read_lines
+from weron.apps.roster import (
+    CHAT_PORT,
+    MAX_TEXT,
+    Bye,
+    ChatMessageError,
+    Hello,
+    Line,
+    Roster,
+    decode_chat,
+    encode_chat,
+)
+from weron.log import get_logger, redact_url
+from weron.rendezvous.room import Room, derive
+from weron.rendezvous.signaler import Card, SignalerRendezvous
+from weron.wireguard.cookie import Endpoint
+from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.device import Peer
+from weron.wireguard.ip import UdpPacket
+from weron.wireguard.overlay import UdpOverlay
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class GonetConfig:
+    raddr: str
+    room: Room
+    name: str
+    private_key: PrivateKey
+    host: str = "0.0.0.0"
+    port: int = 0
+    timeout: float = 15.0  # a member silent this long has left; signaler retry interval
+
+
+def advertised_endpoints(bound: Endpoint, raddr: str) -> list[Endpoint]:
+    """Where members can reach our socket: its own address if bound to one, else the address
+    this host uses toward the signaler (no packet is sent to find it out)."""
+    host, port = bound
+    if host not in ("0.0.0.0", ""):
+        return [(host, port)]
+    target = urllib.parse.urlsplit(raddr).hostname or "127.0.0.1"
+    try:
+        address = socket.getaddrinfo(target, 9, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((address, 9))
+            return [(probe.getsockname()[0], port)]
+    except OSError as exc:
+        log.warning("Cannot tell our address toward the signaler", reason=str(exc))
+        return [("127.0.0.1", port)]
+
+
+class _Room:
+    """The chat: roster, screen and overlay tied together."""
+
+    def __init__(self, config: GonetConfig, screen: Screen, psk: bytes) -> None:
+        self._config = config
+        self._screen = screen
+        self._psk = psk
+        self.roster = Roster(config.private_key.public, config.name)
+        self.overlay = UdpOverlay(config.private_key, self._datagram)
+        self.peers: dict[bytes, Peer] = {}
+
+    @property
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def show_own_name(self) -> None:
+        shown = self.roster.own_display
+        if shown != self._screen.name:
+            self._screen.name = shown
+            self._screen.write(f"\n{shown}!\n")
+
+    def meet(self, card: Card) -> None:
+        if not card.endpoints:
+            return
+        peer = self.overlay.add_peer(card.public_key, psk=self._psk)
+        if not peer.has_session:
+            peer.endpoint = card.endpoints[0]
+        self.peers[card.public_key] = peer
+        self.overlay.sendto(encode_chat(Hello(self._config.name)), peer, CHAT_PORT)
+
+    def say(self, text: str) -> None:
+        if not text:
+            return
+        if not is_printable_ascii(text) or len(text) > MAX_TEXT:
+            self._screen.line(f"!not sent: only printable ASCII, at most {MAX_TEXT} characters")
+            return
+        self._broadcast(encode_chat(Line(text)))
+
+    def heartbeat(self) -> None:
+        self._broadcast(encode_chat(Hello(self._config.name)))
+        for key, shown in self.roster.expire(self._now, self._config.timeout):
+            self._forget(key)
+            self._screen.line(f"-{shown}")
+        self.show_own_name()
+
+    def leave(self) -> None:
+        self._broadcast(encode_chat(Bye()))
+
+    def _broadcast(self, data: bytes) -> None:
+        for peer in self.peers.values():
+            self.overlay.sendto(data, peer, CHAT_PORT)
+
+    def _datagram(self, peer: Peer, datagram: UdpPacket) -> None:
+        if datagram.destination_port != CHAT_PORT:
+            log.debug("Dropped datagram for another port", port=datagram.destination_port)
+            return
+        try:
+            message = decode_chat(datagram.payload)
+        except ChatMessageError as exc:
+            log.debug("Dropped malformed chat message", reason=str(exc))
+            return
+        key = peer.public_key
+        if isinstance(message, Hello):
+            if self.roster.hello(key, message.name, self._now):
+                self._screen.line(f"+{self.roster.display(key)}")
+                self.show_own_name()
+        elif key not in self.roster:
+            log.debug("Dropped chat message from a member that did not say hello")
+        elif isinstance(message, Line):
+            self.roster.seen(key, self._now)
+            self._screen.line(f"{self.roster.display(key)}: {escape(message.text)}")
+        else:
+            shown = self.roster.leave(key)
+            self._forget(key)
+            if shown is not None:
+                self._screen.line(f"-{shown}")
+                self.show_own_name()
+
+    def _forget(self, key: bytes) -> None:
+        """A member left: no more heartbeats nor handshakes toward it (if it comes back, the
+        rendezvous hands us its card again)."""
+        self.peers.pop(key, None)
+        self.overlay.remove_peer(key)
+
+
+async def run(
+    config: GonetConfig, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> None:
+    """Chat until stdin ends (EOF) or the task is cancelled (Ctrl-C, SIGTERM); leaving is
+    announced to every member."""
+    screen = Screen(stdout or sys.stdout)
+    secrets = await asyncio.to_thread(derive, config.room)
+    room = _Room(config, screen, secrets.psk)
+    bound = await room.overlay.open(config.host, config.port)
+    endpoints = await asyncio.to_thread(advertised_endpoints, bound, config.raddr)
+    log.info("Joining room", endpoints=[f"{h}:{p}" for h, p in endpoints])
+    rendezvous = SignalerRendezvous(
+        config.raddr,
+        secrets,
+        Card(config.private_key.public, tuple(endpoints)),
+        timeout=config.timeout,
+    )
+    screen.write(f".{redact_url(config.raddr)}")
+    room.show_own_name()
+    lines = read_lines(stdin or sys.stdin)
+
+    async def meet() -> None:
+        async for card in rendezvous.members():
+            room.meet(card)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(config.timeout / 3)
+            room.heartbeat()
+
+    background = [asyncio.create_task(meet()), asyncio.create_task(heartbeat())]
+    try:
+        while True:
+            line_task = asyncio.ensure_future(lines.get())
+            done, _ = await asyncio.wait(
+                {line_task, *background}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in background:
+                if task in done:
+                    line_task.cancel()
+                    task.result()  # raises what ended the rendezvous
+            line = line_task.result()
+            if line is None:
+                break
+            room.say(line)
+    finally:
+        room.leave()
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await rendezvous.close()
+        room.overlay.close()

@@ -1,0 +1,1 @@
+"""Where gonet peers meet and exchange public keys and endpoints."""

@@ -1,0 +1,116 @@
+"""One asyncio UDP socket carrying WireGuard for every peer of a device (a thin adapter: all
+protocol decisions are the core's, ``device.py``).
+
+Received datagrams go through :meth:`Device.receive` with the loop's clock; what the core
+wants sent is sent at once; decrypted packets go to ``on_packet``. A timer runs the core's
+timers a few times a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from weron.log import get_logger
+from weron.wireguard.cookie import Endpoint
+from weron.wireguard.device import Datagram, Device, Peer
+
+log = get_logger(__name__)
+TICK_INTERVAL: Final = 0.25
+SOCKET_BUFFER: Final = 4 << 20
+
+PacketHandler = Callable[[Peer, bytes], None]
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: WireGuardEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._endpoint.datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP socket error", error=str(exc))
+
+
+class WireGuardEndpoint:
+    """The device on a socket: ``open``, then ``send`` packets to peers, ``close`` at the end."""
+
+    def __init__(self, device: Device, on_packet: PacketHandler) -> None:
+        self.device = device
+        self._on_packet = on_packet
+        self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self.rejected = 0
+
+    async def open(
+        self, host: str = "0.0.0.0", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Endpoint:
+        """Bind the socket (or use ``sock``, already bound, e.g. in another network
+        namespace); returns the local address."""
+        self._loop = asyncio.get_running_loop()
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((host, port))
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+        self._transport = transport
+        self._ticker = self._loop.call_later(TICK_INTERVAL, self._tick)
+        address: Endpoint = transport.get_extra_info("sockname")[:2]
+        log.info("WireGuard endpoint listening", addr=f"{address[0]}:{address[1]}")
+        return address
+
+    @property
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def send(self, peer: Peer, packet: bytes) -> None:
+        """Encrypt ``packet`` for ``peer`` and send it (or stage it behind a handshake)."""
+        self._send_all(self.device.send(peer, packet, self.now))
+
+    def send_many(self, peer: Peer, packets: Sequence[bytes]) -> int:
+        """Encrypt and send a batch of packets for ``peer``; returns how many."""
+        self._send_all(self.device.send_many(peer, packets, self.now))
+        return len(packets)
+
+    @property
+    def transport(self) -> asyncio.DatagramTransport:
+        assert self._transport is not None, "open() first"
+        return self._transport
+
+    def initiate(self, peer: Peer) -> None:
+        self._send_all(self.device.initiate(peer, self.now))
+
+    def datagram_received(self, data: bytes, source: Endpoint) -> None:
+        receipt = self.device.receive(data, source, self.now)
+        if receipt.replies:
+            self._send_all(receipt.replies)
+        if receipt.packet is not None and receipt.peer is not None:
+            self._on_packet(receipt.peer, receipt.packet)
+        elif receipt.rejected is not None:
+            self.rejected += 1
+            log.debug("Dropped datagram", source=f"{source[0]}:{source[1]}", why=receipt.rejected)
+
+    def _send_all(self, datagrams: list[Datagram]) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        for data, endpoint in datagrams:
+            transport.sendto(data, endpoint)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self._send_all(self.device.tick(self._loop.time()))
+        self._ticker = self._loop.call_later(TICK_INTERVAL, self._tick)
+
+    def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None

@@ -1,0 +1,97 @@
+"""`gonet` processes chatting over WireGuard through our signaler."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.e2e.chat import GONET, GonetProcess
+from tests.e2e.conftest import StartSignaler
+
+ROOM = "lobby/room/secret"
+StartGonet = Callable[..., GonetProcess]
+
+
+def test_three_members_chat_a_wrong_key_sees_nothing_and_leaving_is_announced(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet
+) -> None:
+    signaler = signaler_factory()
+    names = ("alice", "bob", "carol")
+    members = {
+        name: gonet_factory(signaler.ws_url, ROOM, "--name", name, "--timeout", "5s")
+        for name in names
+    }
+    stranger = gonet_factory(signaler.ws_url, "lobby/room/another-key", "--name", "mallory")
+    for name, member in members.items():
+        assert member.wait_for("!") == f"{name}!"
+        for other in names:
+            if other != name:
+                member.wait_for(f"+{other}")
+    assert stranger.wait_for("!") == "mallory!"
+
+    members["alice"].say("hello everyone")
+    members["bob"].wait_for("alice: hello everyone")
+    members["carol"].wait_for("alice: hello everyone")
+    members["bob"].say("control \x1b[2J characters \x07 stay home")
+    members["bob"].wait_for("!not sent")
+    stranger.say("can anyone hear me?")
+    members["carol"].say("see you")
+    members["alice"].wait_for("carol: see you")
+    members["bob"].wait_for("carol: see you")
+
+    assert members["carol"].stop() == 0  # end of input: carol leaves
+    members["alice"].wait_for("-carol")
+    members["bob"].wait_for("-carol")
+    members["alice"].say("still here")
+    members["bob"].wait_for("alice: still here")
+
+    # The stranger met nobody: only its own banner, no joins, no messages.
+    assert stranger.output() == [f".{signaler.ws_url}", "mallory!"]
+    for name in ("alice", "bob"):
+        output = members[name].output()
+        assert not any("mallory" in line or "can anyone" in line for line in output), output
+        assert not any("\x1b" in line or "\x07" in line for line in output)
+    assert stranger.stop() == 0
+
+
+def test_malformed_arguments_print_usage_and_exit_2() -> None:
+    for args in (["no-slashes"], ["lobby//key"], ["a/b/c", "--name", "bad name!"], []):
+        result = subprocess.run(
+            [*GONET, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Usage: gonet" in result.stderr
+
+
+def test_a_member_rejoining_with_its_identity_is_announced_again(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet, tmp_path: Path
+) -> None:
+    signaler = signaler_factory()
+    identity = tmp_path / "bob.key"
+    alice = gonet_factory(signaler.ws_url, ROOM, "--name", "alice")
+    bob = gonet_factory(signaler.ws_url, ROOM, "--name", "bob", "--identity", str(identity))
+    alice.wait_for("+bob")
+    assert bob.stop() == 0
+    alice.wait_for("-bob")
+    key = identity.read_text()
+    bob = gonet_factory(signaler.ws_url, ROOM, "--name", "bob", "--identity", str(identity))
+    bob.wait_for("+alice")
+    assert identity.read_text() == key
+    bob.say("back again")
+    alice.wait_for("bob: back again")
+    assert [line for line in alice.output() if line == "+bob"] == ["+bob", "+bob"]
+
+
+def test_an_unusable_identity_file_is_a_clear_error(tmp_path: Path) -> None:
+    identity = tmp_path / "identity"
+    identity.write_text("this is not a key\n")
+    result = subprocess.run(
+        [*GONET, "--identity", str(identity), "--raddr", "ws://127.0.0.1:9/", "a/b/c"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "does not hold a private key" in result.stderr and "Traceback" not in result.stderr

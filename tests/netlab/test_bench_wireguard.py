@@ -1,0 +1,37 @@
+"""bench/wireguard.py keeps working: a quick run reports every figure (values not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.netlab.wglab import missing_requirements
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "wireguard.py"
+
+
+@pytest.mark.skipif(
+    missing_requirements() is not None, reason=f"WireGuard lab: {missing_requirements()}"
+)
+def test_quick_wireguard_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    names = [figure["name"] for figure in report["figures"]]
+    assert names[0] == "packets/s of 1,400-byte packets"
+    for figure in report["figures"]:
+        assert figure["ours"] is not None and figure["reference"] is not None, figure
+        assert figure["ratio_ours_over_reference"] > 0
+    assert report["our_handshake_s"] is not None and report["our_handshake_s"] > 0
+    assert isinstance(report["target"]["met"], bool)

@@ -1,0 +1,73 @@
+"""Room names, the secrets derived from them, and the cards members exchange."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from weron.rendezvous.room import Room, RoomError, derive
+from weron.rendezvous.signaler import Card, CardError, decode_card
+from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.keys import KeyFormatError, encode_key, load_or_create_identity
+
+
+def test_room_names_parse_strictly() -> None:
+    assert Room.parse("lobby/room/key/with/slashes") == Room("lobby", "room", "key/with/slashes")
+    for bad in ("", "lobby", "lobby/room", "lobby//key", "/room/key", "lobby/room/", " / / "):
+        with pytest.raises(RoomError):
+            Room.parse(bad)
+    assert "topsecretkey" not in repr(Room("l", "r", "topsecretkey"))
+
+
+def test_secrets_are_separated_by_purpose_and_by_every_part() -> None:
+    base = derive(Room("lobby", "room", "key"))
+    assert base == derive(Room("lobby", "room", "key"))
+    assert len(base.psk) == 32 and base.community.startswith("gonet-")
+    values = [base.password, base.signaling_key, base.psk.hex()]
+    assert len(set(values)) == 3
+    other_key = derive(Room("lobby", "room", "other"))
+    # Another key: same meeting place, nothing else in common.
+    assert (other_key.community, other_key.password) == (base.community, base.password)
+    assert other_key.signaling_key != base.signaling_key and other_key.psk != base.psk
+    for other in (Room("lobby", "room2", "key"), Room("lobby2", "room", "key")):
+        secrets = derive(other)
+        assert secrets.community != base.community and secrets.psk != base.psk
+    # Concatenation is unambiguous: "a/bc" and "ab/c" are different rooms.
+    assert derive(Room("a", "bc", "k")).community != derive(Room("ab", "c", "k")).community
+    assert base.signaling_key not in repr(base) and base.password not in repr(base)
+
+
+def test_cards_round_trip_and_garbage_is_rejected() -> None:
+    key = PrivateKey.generate().public
+    card = Card(key, (("198.51.100.1", 51820), ("::1", 4000)))
+    assert decode_card(card.encode()) == card
+    for payload in (
+        b"",
+        b"[]",
+        b"{}",
+        b'{"publicKey": 1, "endpoints": []}',
+        b'{"publicKey": "AAAA", "endpoints": []}',
+        b'{"publicKey": "%s", "endpoints": ["nope"]}' % card.id.encode(),
+        b'{"publicKey": "%s", "endpoints": ["h:70000"]}' % card.id.encode(),
+        b'{"publicKey": "%s", "endpoints": [5]}' % card.id.encode(),
+        b"\xff",
+    ):
+        with pytest.raises(CardError):
+            decode_card(payload)
+    rng = random.Random(1)
+    for length in range(80):
+        with pytest.raises(CardError):
+            decode_card(rng.randbytes(length))
+
+
+def test_identity_file_is_created_once_then_reused(tmp_path: Path) -> None:
+    path = tmp_path / "identity"
+    key = load_or_create_identity(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text().strip() == encode_key(key.raw())
+    assert load_or_create_identity(path).public == key.public
+    path.write_text("not a key")
+    with pytest.raises(KeyFormatError, match="does not hold a private key"):
+        load_or_create_identity(path)
