@@ -104,6 +104,7 @@ class WebSocketMember:
             return
         response = self._protocol.accept(request)
         if response.status_code != 101:
+            self._services.metrics.reject(response.status_code)
             log.debug(
                 "Rejected invalid WebSocket handshake",
                 raddr=self._raddr,
@@ -153,6 +154,7 @@ class WebSocketMember:
             await self._release()
             return
         assert self._accept is not None
+        self._services.metrics.joins += 1
         self._protocol.send_response(self._accept)
         self._phase = _Phase.OPEN
         self._last_pong = self._loop.time()
@@ -199,6 +201,7 @@ class WebSocketMember:
                 self._transport.close()
 
     def _reject(self, status: HTTPStatus, message: str) -> None:
+        self._services.metrics.reject(status.value)
         self._protocol.send_response(self._protocol.reject(status, message + "\n"))
         self._flush()
 
