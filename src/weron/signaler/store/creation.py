@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-
-from weron.signaler.passwords import PasswordHasher
+import contextlib
+from collections.abc import AsyncIterator
 
 
 class CreationGate:
-    """While the first join of a community hashes its password, later joins of the same
-    community wait for it (then check their password against the stored hash) instead of each
-    computing, and throwing away, a hash of their own."""
+    """While the first join of a community creates it (hashes its password, stores it), later
+    joins of the same community wait for that, then check their password against the stored
+    hash, instead of each computing, and throwing away, a hash of their own."""
 
-    def __init__(self, hasher: PasswordHasher) -> None:
-        self._hasher = hasher
+    def __init__(self) -> None:
         self._creating: dict[str, asyncio.Future[None]] = {}
 
     async def wait(self, community: str) -> bool:
@@ -24,12 +23,13 @@ class CreationGate:
         await asyncio.shield(pending)
         return True
 
-    async def hash(self, community: str, password: str) -> bytes:
-        """The hash for a new ``community``; concurrent :meth:`wait` calls return after it."""
+    @contextlib.asynccontextmanager
+    async def creating(self, community: str) -> AsyncIterator[None]:
+        """Hold the gate of ``community`` until the block (hash and store) is done."""
         done = asyncio.get_running_loop().create_future()
         self._creating[community] = done
         try:
-            return await self._hasher.hash(password)
+            yield
         finally:
             del self._creating[community]
             done.set_result(None)

@@ -33,7 +33,7 @@ class MemoryStore:
         self._hasher = hasher
         self._records: dict[str, _Record] = {}
         self._generations = itertools.count(1)
-        self._gate = CreationGate(hasher)
+        self._gate = CreationGate()
 
     async def open(self) -> None:
         return None
@@ -60,11 +60,12 @@ class MemoryStore:
                     raise EphemeralCommunitiesDisabledError(community)
                 if await self._gate.wait(community):
                     continue
-                password_hash = await self._gate.hash(community, password)
-                if community in self._records:
-                    continue  # another join created it meanwhile: check against that one
-                record = _Record(password_hash, 1, False, next(self._generations))
-                self._records[community] = record
+                async with self._gate.creating(community):
+                    password_hash = await self._hasher.hash(password)
+                    if community in self._records:
+                        continue  # created meanwhile (by create()): check against that one
+                    record = _Record(password_hash, 1, False, next(self._generations))
+                    self._records[community] = record
                 return Membership(community, record.generation)
             if not await self._hasher.verify(password, record.password_hash):
                 raise WrongPasswordError(community)

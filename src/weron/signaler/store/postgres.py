@@ -171,7 +171,7 @@ class PostgresStore:
     def __init__(self, url: str, hasher: PasswordHasher) -> None:
         self._url = url
         self._hasher = hasher
-        self._gate = CreationGate(hasher)
+        self._gate = CreationGate()
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._lease: psycopg.AsyncConnection[Any] | None = None
         self._lease_task: asyncio.Task[None] | None = None
@@ -293,15 +293,16 @@ class PostgresStore:
                     raise EphemeralCommunitiesDisabledError(community)
                 if await self._gate.wait(community):
                     continue
-                password_hash = await self._gate.hash(community, password)
-                created = await self._fetchone(
-                    _JOIN_NEW,
-                    {
-                        "id": community,
-                        "password": password_hash.decode("ascii"),
-                        "instance": self.instance,
-                    },
-                )
+                async with self._gate.creating(community):
+                    password_hash = await self._hasher.hash(password)
+                    created = await self._fetchone(
+                        _JOIN_NEW,
+                        {
+                            "id": community,
+                            "password": password_hash.decode("ascii"),
+                            "instance": self.instance,
+                        },
+                    )
                 if created is None:
                     continue  # created elsewhere meanwhile: check against that one
                 return Membership(community, created[0])
