@@ -24,7 +24,7 @@ from weron.log import WIRE_LOGGER, get_logger
 from weron.signaler.passwords import PasswordCheckBusyError, PasswordTooLongError
 from weron.signaler.query import parse_query
 from weron.signaler.services import Services
-from weron.signaler.store import Membership, StoreError
+from weron.signaler.store import Membership, StoreError, StoreUnavailableError
 
 log = get_logger(__name__)
 _wire_log = logging.getLogger(WIRE_LOGGER)
@@ -267,7 +267,15 @@ class WebSocketMember:
             await self._services.relay.detach(self)
         if self._membership is not None:
             membership, self._membership = self._membership, None
-            await self._services.store.leave(membership)
+            try:
+                await self._services.store.leave(membership)
+            except StoreUnavailableError as exc:
+                log.warning(
+                    "Could not count a client's leave: its community keeps counting it until "
+                    "a --cleanup or its deletion",
+                    community=self._community,
+                    error=str(exc),
+                )
             log.info(
                 "Disconnected from client",
                 raddr=self._raddr,

@@ -44,6 +44,7 @@ _CONNECT_TIMEOUT: Final = 5  # seconds, for the first connection and each pooled
 _CHECK_TIMEOUT: Final = 2.0
 _LEASE_CHECK_INTERVAL: Final = 5.0
 _POOL_MAX: Final = 10
+_POOL_WAIT: Final = 5.0  # a join or leave waits this long for a connection, then fails
 
 # Versioned migrations, applied in order on start; never edit one that has shipped, add one.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -188,6 +189,7 @@ class PostgresStore:
                 self._url,
                 min_size=1,
                 max_size=_POOL_MAX,
+                timeout=_POOL_WAIT,
                 kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT},
                 open=False,
                 name="weron-store",
