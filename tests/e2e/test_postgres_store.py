@@ -109,8 +109,23 @@ async def test_counts_exact_with_concurrent_joins_and_leaves_on_two_instances(
     assert await second.list() == [Community("persistent", 0, True)]
 
 
+async def lock_released(url: str, instance: int) -> None:
+    """Wait until PostgreSQL has ended the dead instance's session (it does so on its own
+    after the connection closes): only then is the instance dead for everyone."""
+    async with await psycopg.AsyncConnection.connect(url) as conn, asyncio.timeout(30):
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+                (instance,),
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] == 0:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def test_cleanup_removes_what_a_dead_instance_left_and_keeps_live_counts(
-    make_store: MakeStore, hasher: PasswordHasher
+    make_store: MakeStore, hasher: PasswordHasher, postgres_url: str
 ) -> None:
     dead, live = await make_store(hasher), await make_store(hasher)
     await live.create("persistent", "pw")
@@ -121,6 +136,7 @@ async def test_cleanup_removes_what_a_dead_instance_left_and_keeps_live_counts(
     ]
     assert isinstance(dead, PostgresStore)
     await dead.close()  # as a crash does: its lock goes, its members' counts stay
+    await lock_released(postgres_url, dead.instance)
     assert await live.list() == [
         Community("only-dead", 1, False),
         Community("persistent", 3, True),

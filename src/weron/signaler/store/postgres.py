@@ -4,14 +4,16 @@ Counts stay exact under concurrent joins and leaves on many instances because ev
 one atomic statement: ``UPDATE ... SET clients = clients + 1 ... RETURNING``, never a read
 followed by a write. Besides the total in ``communities.clients``, each instance counts its own
 members in ``instance_clients``; an instance holds a PostgreSQL advisory lock for as long as it
-lives (the server drops it the moment the instance's connection dies, SIGKILL included), so
-``--cleanup`` can tell the counts of crashed instances from those of running ones and remove
-only the former.
+lives (the server drops it once it notices the instance's connection is gone: at once after a
+crash on a live host, SIGKILL included), so ``--cleanup`` can tell the counts of crashed
+instances from those of running ones and remove only the former. A join of a community this
+instance knows is one statement (``_known``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
@@ -44,6 +46,7 @@ _CONNECT_TIMEOUT: Final = 5  # seconds, for the first connection and each pooled
 _CHECK_TIMEOUT: Final = 2.0
 _LEASE_CHECK_INTERVAL: Final = 5.0
 _POOL_MAX: Final = 10
+_KNOWN_COMMUNITIES: Final = 65_536
 _POOL_WAIT: Final = 5.0  # a join or leave waits this long for a connection, then fails
 
 # Versioned migrations, applied in order on start; never edit one that has shipped, add one.
@@ -176,13 +179,17 @@ class PostgresStore:
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._lease: psycopg.AsyncConnection[Any] | None = None
         self._lease_task: asyncio.Task[None] | None = None
+        # Password hash and generation of communities seen here: a join of a known community
+        # is one statement. A community's hash never changes within a generation, and the
+        # count only changes if the generation still matches, so a stale entry costs a retry.
+        self._known: collections.OrderedDict[str, tuple[bytes, int]] = collections.OrderedDict()
         self.instance = 0  # this instance's id in instance_clients, chosen on open
 
     # Lifecycle
 
     async def open(self) -> None:
         try:
-            self._lease = await self._connect()
+            self._lease = await self._connect_lease()
             await _migrate(self._lease)
             self.instance = await _take_instance_lock(self._lease)
             self._pool = AsyncConnectionPool(
@@ -224,10 +231,19 @@ class PostgresStore:
             await self._lease.close()
             self._lease = None
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(
+    async def _connect_lease(self) -> psycopg.AsyncConnection[Any]:
+        """The connection holding the instance lock. Server-side keepalives make PostgreSQL
+        notice within about half a minute that an instance vanished without closing it (host
+        or network gone), and so drop its lock; a crash on a live host is noticed at once."""
+        conn = await psycopg.AsyncConnection.connect(
             self._url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT
         )
+        await conn.execute(
+            "SELECT set_config('tcp_keepalives_idle', '10', false), "
+            "set_config('tcp_keepalives_interval', '5', false), "
+            "set_config('tcp_keepalives_count', '3', false)"
+        )
+        return conn
 
     async def _keep_lease(self) -> None:
         """Hold the instance lock; if its connection breaks, reconnect and take it again."""
@@ -243,7 +259,7 @@ class PostgresStore:
                 assert self._lease is not None
                 await self._lease.close()
             try:
-                self._lease = await self._connect()
+                self._lease = await self._connect_lease()
                 await self._lease.execute(
                     "SELECT pg_advisory_lock(%s, %s)", (_INSTANCE_LOCK_CLASS, self.instance)
                 )
@@ -289,27 +305,24 @@ class PostgresStore:
 
     async def join(self, community: str, password: str, *, ephemeral: bool) -> Membership:
         while True:
-            row = await self._fetchone(_SELECT, {"id": community})
-            if row is None:
-                if not ephemeral:
-                    raise EphemeralCommunitiesDisabledError(community)
-                if await self._gate.wait(community):
+            known = self._known.get(community)
+            cached = known is not None
+            if known is None:
+                row = await self._fetchone(_SELECT, {"id": community})
+                if row is None:
+                    if not ephemeral:
+                        raise EphemeralCommunitiesDisabledError(community)
+                    membership = await self._create_ephemeral(community, password)
+                    if membership is None:
+                        continue  # created elsewhere meanwhile: check against that one
+                    return membership
+                known = (row[0].encode("ascii"), row[1])
+                self._remember(community, known)
+            stored_hash, generation = known
+            if not await self._hasher.verify(password, stored_hash):
+                if cached:
+                    self._known.pop(community, None)  # maybe replaced since: ask the database
                     continue
-                async with self._gate.creating(community):
-                    password_hash = await self._hasher.hash(password)
-                    created = await self._fetchone(
-                        _JOIN_NEW,
-                        {
-                            "id": community,
-                            "password": password_hash.decode("ascii"),
-                            "instance": self.instance,
-                        },
-                    )
-                if created is None:
-                    continue  # created elsewhere meanwhile: check against that one
-                return Membership(community, created[0])
-            stored_hash, generation = row
-            if not await self._hasher.verify(password, stored_hash.encode("ascii")):
                 raise WrongPasswordError(community)
             counted = await self._fetchone(
                 _JOIN_EXISTING,
@@ -317,7 +330,32 @@ class PostgresStore:
             )
             if counted is not None:
                 return Membership(community, generation)
-            # deleted or replaced while we verified: start over
+            self._known.pop(community, None)  # deleted or replaced: start over
+
+    async def _create_ephemeral(self, community: str, password: str) -> Membership | None:
+        """Create ``community`` with one client; ``None`` if it exists by now."""
+        if await self._gate.wait(community):
+            return None
+        async with self._gate.creating(community):
+            password_hash = await self._hasher.hash(password)
+            created = await self._fetchone(
+                _JOIN_NEW,
+                {
+                    "id": community,
+                    "password": password_hash.decode("ascii"),
+                    "instance": self.instance,
+                },
+            )
+        if created is None:
+            return None
+        self._remember(community, (password_hash, created[0]))
+        return Membership(community, created[0])
+
+    def _remember(self, community: str, known: tuple[bytes, int]) -> None:
+        self._known[community] = known
+        self._known.move_to_end(community)
+        if len(self._known) > _KNOWN_COMMUNITIES:
+            self._known.popitem(last=False)
 
     async def leave(self, membership: Membership) -> None:
         params = {
