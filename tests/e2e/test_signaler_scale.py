@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import redis.asyncio
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.e2e.backends import RedisServer, drop_database
@@ -248,3 +249,29 @@ def test_unreachable_backend_at_start_is_a_clear_error(
     assert message in result.stderr
     assert "secret" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_garbage_on_a_community_channel_is_ignored(cluster: Cluster) -> None:
+    one, two = cluster.start("--verbose", "6"), cluster.start()
+    (sender,) = await members(one, "c", 1)
+    (receiver,) = await members(two, "c", 1)
+    channel = f"{cluster.prefix}c:c".encode()
+    client = redis.asyncio.Redis.from_url(cluster.redis)
+    try:
+        for garbage in (
+            b"",
+            b"garbage",
+            b"R" + bytes(8) + b"t\x05ab",
+            b"R" + bytes(8) + b"t\x01\xff",
+        ):
+            assert await client.publish(channel, garbage) == 2  # both instances subscribed
+    finally:
+        await client.aclose()
+    await sender.send(b"still relayed")
+    async with asyncio.timeout(5):
+        assert await receiver.recv(decode=False) == b"still relayed"
+    async with asyncio.timeout(10):
+        while one.messages().count("Ignoring malformed broker message") < 4:
+            await asyncio.sleep(0.1)
+    await sender.close()
+    await receiver.close()

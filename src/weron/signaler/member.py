@@ -240,6 +240,8 @@ class WebSocketMember:
         self._timer = self._loop.call_later(delay, callback)
 
     def _heartbeat(self) -> None:
+        if self._protocol.state is not State.OPEN:
+            return  # closing: the close handshake's own timer ends the connection
         if self._loop.time() - self._last_pong > self._config.heartbeat:
             log.info(
                 "Dropping client: no pong within heartbeat",
