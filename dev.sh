@@ -7,10 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
-# Debian packages the suite needs: coturn is the TURN server of the --force-relay tests;
+# Debian packages the suite needs: coturn is the TURN server of the --force-relay tests,
+# redis-server the Redis the Redis-restart test starts and stops on a port of its own;
 # iproute2, iputils-ping and iperf3 build and measure the namespace lab of the VPN tests;
 # wireguard-go and wireguard-tools (wg) are the stock WireGuard of the interop lab.
-SYSTEM_PACKAGES=(ca-certificates coturn iproute2 iputils-ping iperf3 wireguard-go wireguard-tools)
+SYSTEM_PACKAGES=(ca-certificates coturn redis-server iproute2 iputils-ping iperf3 wireguard-go wireguard-tools)
+# npm packages of the tests (package-lock.json): the OpenID provider of the OIDC tests.
+NODE_TEST_DIR=tests/e2e/oidc
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -60,6 +63,16 @@ setup_venv() {
     fi
 }
 
+install_node_test_packages() {
+    # The OIDC tests skip with a reason when node/npm or the registry are missing.
+    local stamp="$NODE_TEST_DIR/node_modules/.package-lock.json"
+    command -v npm >/dev/null 2>&1 || { log "npm not found: the OIDC tests will be skipped"; return; }
+    [ -f "$stamp" ] && [ "$stamp" -nt "$NODE_TEST_DIR/package-lock.json" ] && return
+    log "Installing the test OpenID provider (npm ci in $NODE_TEST_DIR)"
+    (cd "$NODE_TEST_DIR" && npm ci --no-audit --no-fund --loglevel=error) ||
+        log "npm ci failed: the OIDC tests will be skipped"
+}
+
 command=${1:-}
 shift || true
 case "$command" in
@@ -70,6 +83,7 @@ run)
 test)
     install_system_packages
     setup_venv dev
+    install_node_test_packages
     log "ruff"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .

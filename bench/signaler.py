@@ -7,6 +7,12 @@ run: against the signaler and against bench/reference_relay.py (a minimal relay 
 Usage: ``.venv/bin/python bench/signaler.py [--quick] [--json-out PATH]``. Progress goes to
 stderr; stdout gets a table, then one JSON document.
 
+``--scale`` measures scaling out instead: joins/s and relay latency with 100 to 5,000 members,
+for one in-memory instance (the reference, today's default), one instance on PostgreSQL and
+Redis, and two such instances sharing them (clients spread over both, the sender on the first).
+It needs PostgreSQL (``--postgres-url``, a database it may create others from) and Redis
+(``--redis-url``); each configuration gets a fresh database and channel prefix.
+
 The clients are a hand-rolled WebSocket client on a bare asyncio Protocol: parsing a small frame
 costs it about 0.5 us, a tenth of what websockets' sans-I/O parser costs, so the process holding
 1,000 receivers spends per receipt about what the server spends per frame (mostly kernel time;
@@ -108,6 +114,30 @@ QUICK: Final = Profile(
     relay_warmup=10,
     relay_pause_s=(0.005, 0.010),
     relay_timeout_s=2.0,
+)
+SCALE: Final = Profile(
+    join_concurrency=(100,),
+    join_seconds=6.0,
+    join_rounds=1,
+    first_join_count=0,
+    first_join_concurrency=1,
+    relay_sizes=(100, 1000, 5000),
+    relay_messages=200,
+    relay_warmup=20,
+    relay_pause_s=(0.010, 0.015),
+    relay_timeout_s=3.0,
+)
+SCALE_QUICK: Final = Profile(
+    join_concurrency=(50,),
+    join_seconds=1.5,
+    join_rounds=1,
+    first_join_count=0,
+    first_join_concurrency=1,
+    relay_sizes=(100, 500),
+    relay_messages=40,
+    relay_warmup=5,
+    relay_pause_s=(0.005, 0.010),
+    relay_timeout_s=3.0,
 )
 
 
@@ -307,6 +337,10 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
     def cpu_seconds(self) -> float:
         """CPU time of the server process so far, all threads (bcrypt runs in a pool)."""
         return process_cpu_seconds(self.process.pid)
@@ -321,6 +355,33 @@ class Server:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
+
+
+@dataclass(slots=True)
+class Cluster:
+    """Signaler instances sharing PostgreSQL and Redis, measured as one server: clients are
+    spread over the instances round-robin, CPU time is the sum of theirs."""
+
+    name: str
+    instances: list[Server]
+
+    @property
+    def port(self) -> int:
+        return self.instances[0].port
+
+    @property
+    def ports(self) -> list[int]:
+        return [instance.port for instance in self.instances]
+
+    def cpu_seconds(self) -> float:
+        return sum(instance.cpu_seconds() for instance in self.instances)
+
+    def check_alive(self) -> None:
+        for instance in self.instances:
+            instance.check_alive()
+
+
+Target = Server | Cluster
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -465,7 +526,7 @@ async def _join_cycle(port: int, path: str) -> int:
 
 
 async def measure_joins(
-    server: Server,
+    server: Target,
     concurrency: int,
     *,
     seconds: float | None = None,
@@ -479,7 +540,7 @@ async def measure_joins(
     names = iter(range(new_communities or 0))
     deadline = time.monotonic() + (seconds or 0)
 
-    async def client() -> None:
+    async def client(port: int) -> None:
         while True:
             if new_communities:
                 index = next(names, None)
@@ -492,7 +553,7 @@ async def measure_joins(
                 path = join_path(f"join-{tag}")
             try:
                 async with asyncio.timeout(30):
-                    run.handshake_ns.append(await _join_cycle(server.port, path))
+                    run.handshake_ns.append(await _join_cycle(port, path))
                 run.joins += 1
             except (OSError, JoinError, TimeoutError) as exc:
                 run.errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
@@ -501,7 +562,8 @@ async def measure_joins(
     cpu_before, harness_before = server.cpu_seconds(), _harness_cpu()
     started = time.monotonic()
     try:
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        ports = server.ports
+        await asyncio.gather(*(client(ports[n % len(ports)]) for n in range(concurrency)))
     finally:
         if anchor is not None:
             anchor.abort()
@@ -517,7 +579,7 @@ async def measure_joins(
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
-    port: int
+    ports: list[int]  # receiver n joins through ports[n % len(ports)]
     community: str
     receivers: int
     warmup: int
@@ -548,12 +610,13 @@ async def receiver_worker(config: WorkerConfig) -> None:
 
     gate = asyncio.Semaphore(_JOIN_GATE)
 
-    async def join() -> BenchClient:
+    async def join(port: int) -> BenchClient:
         async with gate:
-            return await connect(config.port, join_path(config.community), on_message)
+            return await connect(port, join_path(config.community), on_message)
 
     joins_started = time.monotonic()
-    clients = await asyncio.gather(*(join() for _ in range(receivers)))
+    ports = config.ports
+    clients = await asyncio.gather(*(join(ports[n % len(ports)]) for n in range(receivers)))
     joins_seconds = time.monotonic() - joins_started
     out.write("ready\n")
     out.flush()
@@ -602,11 +665,12 @@ async def _read_line(stream: asyncio.StreamReader) -> str:
     return line.decode().strip()
 
 
-async def measure_relay(server: Server, receivers: int, profile: Profile) -> dict[str, Any]:
+async def measure_relay(server: Target, receivers: int, profile: Profile) -> dict[str, Any]:
     """One sender, ``receivers`` receivers in a worker process; one message at a time, the next
-    only after the previous reached every receiver plus a random pause, so no queue builds up."""
+    only after the previous reached every receiver plus a random pause, so no queue builds up.
+    With a cluster the sender is on the first instance, receivers spread over all of them."""
     community = f"relay-{receivers}-{os.urandom(4).hex()}"
-    config = WorkerConfig(server.port, community, receivers, profile.relay_warmup)
+    config = WorkerConfig(server.ports, community, receivers, profile.relay_warmup)
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -871,11 +935,263 @@ def raise_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+# Scaling out: 1 in-memory instance, 1 and 2 instances on PostgreSQL + Redis
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleConfig:
+    name: str
+    instances: int
+    shared: bool  # PostgreSQL + Redis, else in memory
+
+
+SCALE_CONFIGS: Final = (
+    ScaleConfig("memory x1", 1, shared=False),
+    ScaleConfig("pg+redis x1", 1, shared=True),
+    ScaleConfig("pg+redis x2", 2, shared=True),
+)
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(admin_url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@contextlib.contextmanager
+def bench_database(admin_url: str) -> Iterator[str]:
+    """A fresh database for one configuration, dropped afterwards."""
+    import psycopg
+
+    name = f"weron_bench_{os.urandom(6).hex()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")  # our own hex name
+    try:
+        yield _database_url(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def start_cluster(
+    config: ScaleConfig,
+    args: argparse.Namespace,
+    log_dir: Path,
+    outcomes: dict[str, dict[str, Any]],
+) -> Iterator[Cluster]:
+    """The configuration's instances, stopped (exit status and error lines recorded) after."""
+    with contextlib.ExitStack() as stack:
+        backend: list[str] = []
+        if config.shared:
+            database = stack.enter_context(bench_database(args.postgres_url))
+            prefix = f"weron-bench-{os.urandom(6).hex()}:"
+            backend = ["--postgres-url", database, "--redis-url", args.redis_url]
+            backend += ["--redis-prefix", prefix]
+        instances: list[Server] = []
+        try:
+            for index in range(config.instances):
+                port = free_port(HOST)
+                name = f"{config.name} #{index + 1}"
+                argv = [*WERON, "signaler", "--laddr", f"{HOST}:{port}", "--verbose", "3"]
+                instances.append(start_server(name, argv + backend, port, log_dir))
+            yield Cluster(config.name, instances)
+        finally:
+            for server in instances:
+                outcomes[server.name] = {
+                    "exit_code": stop_server(server),
+                    "log": server.log_tail(),
+                }
+
+
+async def measure_cluster(profile: Profile, cluster: Cluster) -> dict[str, Any]:
+    """Joins/s at the profile's concurrency, then relaying to each number of members."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    details: dict[str, Any] = {}
+    for concurrency in profile.join_concurrency:
+        log(f"joins: {concurrency} clients, {cluster.name}")
+        run = await measure_joins(
+            cluster, concurrency, seconds=profile.join_seconds, tag=os.urandom(4).hex()
+        )
+        details[f"joins_c{concurrency}"] = run.summary()
+    for receivers in profile.relay_sizes:
+        log(f"relay: 1 sender to {receivers} members, {cluster.name}")
+        details[f"relay_{receivers}"] = await measure_relay(cluster, receivers, profile)
+    return details
+
+
+def scale_figures(details: dict[str, Any], profile: Profile) -> list[dict[str, Any]]:
+    """One row per figure: each configuration's value, and ratios against the reference."""
+    # (name, unit, better, path into a configuration's details, members per value or None:
+    # "members joining at once" turns the seconds it took into joins/s)
+    rows: list[tuple[str, str, str, tuple[str, ...], int | None]] = []
+    for concurrency in profile.join_concurrency:
+        key = f"joins_c{concurrency}"
+        rows.append(
+            (f"joins/s, {concurrency} concurrent", "joins/s", "higher", (key, "joins_per_s"), None)
+        )
+        rows.append(
+            (
+                f"join handshake p99, {concurrency} concurrent",
+                "ms",
+                "lower",
+                (key, "handshake", "p99_ms"),
+                None,
+            )
+        )
+    for members in profile.relay_sizes:
+        key = f"relay_{members}"
+        rows.append(
+            (
+                f"{members} members joining at once",
+                "joins/s",
+                "higher",
+                (key, "receivers_join_s"),
+                members,
+            )
+        )
+        for metric, label in (("fanout", "fan-out done"), ("per_receiver", "per member")):
+            for p in ("p50", "p99"):
+                rows.append(
+                    (
+                        f"relay to {members} members: {label} {p}",
+                        "ms",
+                        "lower",
+                        (key, metric, f"{p}_ms"),
+                        None,
+                    )
+                )
+        rows.append(
+            (
+                f"relay to {members} members: CPU per frame, all instances",
+                "us",
+                "lower",
+                (key, "server_cpu_us_per_delivered_frame"),
+                None,
+            )
+        )
+
+    def value(config: str, path: tuple[str, ...], members: int | None) -> float:
+        found: Any = details[config]
+        for part in path:
+            found = found[part]
+        number = float(found)
+        if members is None:
+            return number
+        return members / number if number else math.nan
+
+    reference, one, two = (config.name for config in SCALE_CONFIGS)
+    figures = []
+    for name, unit, better, path, per in rows:
+        values = {config: value(config, path, per) for config in details}
+        figures.append(
+            {
+                "name": name,
+                "unit": unit,
+                "better": better,
+                "values": values,
+                "ratio_2_over_1_instance": values[two] / values[one] if values[one] else math.nan,
+                "ratio_2_instances_over_memory": (
+                    values[two] / values[reference] if values[reference] else math.nan
+                ),
+            }
+        )
+    return figures
+
+
+def print_scale_table(figures: list[dict[str, Any]], out: TextIO) -> None:
+    names = [config.name for config in SCALE_CONFIGS]
+    rows = [("figure", "unit", *names, "x2/x1", "x2/memory", "better")]
+    rows += [
+        (
+            figure["name"],
+            figure["unit"],
+            *(number(figure["values"][name]) for name in names),
+            number(figure["ratio_2_over_1_instance"]),
+            number(figure["ratio_2_instances_over_memory"]),
+            figure["better"],
+        )
+        for figure in figures
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        cells = [
+            cell.ljust(width) if column < 2 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells), file=out)
+        if index == 0:
+            print("  ".join("-" * width for width in widths), file=out)
+
+
+def scale_main(args: argparse.Namespace, nofile: int) -> int:
+    profile = SCALE_QUICK if args.quick else SCALE
+    started_at = datetime.datetime.now(datetime.UTC)
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    revision = source_revision()
+    details: dict[str, Any] = {}
+    outcomes: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="weron-bench-") as log_dir:
+        try:
+            for config in SCALE_CONFIGS:
+                with start_cluster(config, args, Path(log_dir), outcomes) as cluster:
+                    details[config.name] = uvloop.run(measure_cluster(profile, cluster))
+        except KeyboardInterrupt:
+            log("interrupted (SIGINT); servers stopped")
+            return 130
+        except asyncio.CancelledError:
+            log("terminated (SIGTERM); servers stopped")
+            return 143
+    figures = scale_figures(details, profile)
+    warnings = problems(details, outcomes)
+    report = {
+        "benchmark": "weron signaler scaling out: 1 in-memory instance (reference), 1 and 2 "
+        "instances sharing PostgreSQL and Redis",
+        "mode": "scale-quick" if args.quick else "scale",
+        "started": started_at.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - started, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "nofile_limit": nofile,
+        },
+        "source": revision,
+        "profile": asdict(profile),
+        "figures": figures,
+        "problems": warnings,
+        "details": details,
+        "servers": outcomes,
+    }
+    document = json.dumps(json_safe(report), indent=2)
+    print_scale_table(figures, sys.stdout)
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    print(document)
+    if args.json_out is not None:
+        args.json_out.write_text(document + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts, for a CI smoke run")
     parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     parser.add_argument("--receiver-worker", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scale", action="store_true", help="1 vs 2 instances on PostgreSQL + Redis"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgres://postgres@127.0.0.1:5432/postgres",
+        help="--scale: PostgreSQL to create the benchmark's databases in",
+    )
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/0", help="--scale: Redis to use"
+    )
     args = parser.parse_args()
     if args.receiver_worker:
         try:
@@ -884,6 +1200,11 @@ def main() -> int:
             return 130
         return 0
 
+    if args.scale:
+        nofile = raise_nofile_limit()
+        if nofile < max(SCALE.relay_sizes) * 2 + 256:
+            log(f"warning: only {nofile} file descriptors allowed")
+        return scale_main(args, nofile)
     profile = QUICK if args.quick else FULL
     nofile = raise_nofile_limit()
     if nofile < max(profile.relay_sizes) + 256:  # per process: the signaler, the receivers

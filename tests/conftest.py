@@ -1,11 +1,14 @@
 """Shared test configuration: everything under tests/e2e is marked ``e2e``, everything under
-tests/netlab ``netlab`` and ``e2e`` (so ``-m "not e2e"`` is the fast set)."""
+tests/netlab ``netlab`` and ``e2e`` (so ``-m "not e2e"`` is the fast set); the store contract's
+fixtures are available to every store's tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests.store_contract"]
 
 _E2E = Path(__file__).parent / "e2e"
 _NETLAB = Path(__file__).parent / "netlab"

@@ -38,6 +38,9 @@ _LEVEL_NAMES: Final = {
 _SECRET_QUERY_KEYS: Final = frozenset({"password", "key", "token", "api_key", "apikey", "secret"})
 DEFAULT_VERBOSITY: Final = 5
 WIRE_LOGGER: Final = "weron.wire"  # handed to protocol libraries (websockets)
+# Libraries that log on loggers of their own (database and Redis drivers): we log what matters
+# of their failures ourselves, so theirs only show at trace level, as JSON lines too.
+_LIBRARY_LOGGERS: Final = ("psycopg", "redis")
 
 
 class JSONFormatter(logging.Formatter):
@@ -97,20 +100,26 @@ def get_logger(name: str) -> Logger:
 def configure(verbosity: int = DEFAULT_VERBOSITY, stream: TextIO | None = None) -> None:
     """Route the ``weron`` loggers to ``stream`` (stderr) at the level ``--verbose`` asks for."""
     root = logging.getLogger("weron")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     root.propagate = False
+    handler: logging.Handler
     if verbosity <= 0:
+        handler = logging.NullHandler()
         root.setLevel(logging.CRITICAL + 10)
-        root.addHandler(logging.NullHandler())
-        return
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JSONFormatter())
+    else:
+        handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+        handler.setFormatter(JSONFormatter())
+        root.setLevel(_VERBOSITY_LEVELS.get(min(verbosity, 7), TRACE))
     root.addHandler(handler)
-    root.setLevel(_VERBOSITY_LEVELS.get(min(verbosity, 7), TRACE))
     # Protocol-library chatter ("connection open") only at trace level, and never its debug
     # lines: they print request targets, which carry community passwords.
     logging.getLogger(WIRE_LOGGER).setLevel(logging.INFO if verbosity >= 7 else logging.WARNING)
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.propagate = False
+        library.setLevel(logging.INFO if verbosity >= 7 else logging.CRITICAL)
 
 
 def redact_url(url: str) -> str:

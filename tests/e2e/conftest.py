@@ -1,11 +1,22 @@
 from __future__ import annotations
 
 import resource
+import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.backends import (
+    SHARED_REDIS,
+    RedisServer,
+    create_database,
+    drop_database,
+    postgres_unreachable,
+    redis_prefix,
+    redis_unreachable,
+)
 from tests.e2e.chat import ChatProcess, GonetProcess
 from tests.e2e.processes import SignalerProcess, start_signaler
 
@@ -69,3 +80,54 @@ def gonet_factory(tmp_path: Path) -> Iterator[Callable[..., GonetProcess]]:
     for member in started:
         if member.process.poll() is None:
             member.kill()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL, dropped afterwards."""
+    if (reason := postgres_unreachable()) is not None:
+        pytest.skip(reason)
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's Redis; tests keep apart through their own channel prefix."""
+    if (reason := redis_unreachable()) is not None:
+        pytest.skip(reason)
+    return SHARED_REDIS
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own, to stop and restart."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@dataclass
+class Cluster:
+    """Signaler instances sharing one database and one Redis channel prefix."""
+
+    start_signaler: StartSignaler
+    database: str
+    redis: str
+    prefix: str = field(default_factory=redis_prefix)
+
+    def start(self, *args: str) -> SignalerProcess:
+        return self.start_signaler(
+            *("--postgres-url", self.database, "--redis-url", self.redis),
+            *("--redis-prefix", self.prefix, "--api-password", "api-secret"),
+            *("--heartbeat", "2s", *args),
+        )
+
+
+@pytest.fixture
+def cluster(signaler_factory: StartSignaler, postgres_url: str, redis_url: str) -> Cluster:
+    return Cluster(signaler_factory, postgres_url, redis_url)

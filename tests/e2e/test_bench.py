@@ -28,3 +28,25 @@ def test_quick_signaler_benchmark_reports_every_figure(tmp_path: Path) -> None:
     for figure in report["figures"]:
         assert figure["ours"] is not None and figure["reference"] is not None, figure
         assert figure["ratio_ours_over_reference"] > 0
+
+
+def test_quick_scale_benchmark_compares_one_and_two_instances(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """Needs the machine's PostgreSQL and Redis (the fixtures skip without them)."""
+    out = tmp_path / "scale.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--scale", "--quick", "--json-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["problems"] == []
+    assert set(report["details"]) == {"memory x1", "pg+redis x1", "pg+redis x2"}
+    names = {figure["name"] for figure in report["figures"]}
+    assert "relay to 500 members: per member p99" in names
+    for figure in report["figures"]:
+        assert all(value is not None and value > 0 for value in figure["values"].values()), figure

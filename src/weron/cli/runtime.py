@@ -50,13 +50,6 @@ async def wait_for_stop_signal() -> signal.Signals:
             loop.remove_signal_handler(signum)
 
 
-def not_available(command: str, arrives_with: str) -> click.ClickException:
-    return click.ClickException(
-        f"`weron {command}` is not available yet in this version of weron for Python "
-        f"(it arrives with {arrives_with})."
-    )
-
-
 async def _until_terminated(main: Coroutine[Any, Any, object]) -> None:
     """SIGTERM ends a peer app like Ctrl-C does: cleanly, totals printed, connections closed."""
     loop = asyncio.get_running_loop()

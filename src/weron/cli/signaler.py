@@ -9,7 +9,13 @@ import click
 from weron import log as weron_log
 from weron.cli.options import Duration, flag, verbose_flag, verbosity
 from weron.cli.runtime import run, wait_for_stop_signal
-from weron.signaler import ConfigurationError, Signaler, SignalerConfig, parse_listen_address
+from weron.signaler import (
+    ConfigurationError,
+    Signaler,
+    SignalerConfig,
+    StartError,
+    parse_listen_address,
+)
 
 log = weron_log.get_logger("weron.signaler")
 
@@ -33,9 +39,9 @@ log = weron_log.get_logger("weron.signaler")
     "--cleanup",
     type=bool,
     default=False,
-    help="(Warning: Only enable this after stopping all other servers accessing the "
-    "database!) Remove all ephemeral communities from database and reset client counts "
-    "before starting",
+    help="Remove what crashed servers left in the database before starting: their client "
+    "counts, and the ephemeral communities only they kept alive (safe while other servers "
+    "run: their counts are kept)",
 )
 @flag(
     "--ephemeral-communities",
@@ -79,6 +85,12 @@ log = weron_log.get_logger("weron.signaler")
     "also be set using the REDIS_URL env variable). If empty, a in-process broker will be "
     "used.",
 )
+@flag(
+    "--redis-prefix",
+    default="weron:",
+    help="Prefix of the Redis pub/sub channels; servers sharing one Redis relay to each other "
+    "only if their prefixes are equal (pub/sub ignores database numbers)",
+)
 @verbose_flag(leaf=True)
 @click.pass_context
 def signaler_command(
@@ -93,25 +105,18 @@ def signaler_command(
     oidc_issuer: str,
     postgres_url: str,
     redis_url: str,
+    redis_prefix: str,
     verbose: int | None,
 ) -> None:
     """Start a signaling server.
 
     Peers join communities over WebSocket (ws://host:port/?community=C&password=P); the
     management API (list, create, delete communities) is on the same port behind HTTP Basic
-    auth, and disabled (501) unless an API password is set. Stop it with Ctrl-C or SIGTERM.
+    auth (or an OIDC ID token as the password), and disabled (501) unless an API password or
+    OIDC is set. GET /healthz tells readiness, GET /metrics serves Prometheus metrics. Several
+    servers sharing PostgreSQL and Redis act as one. Stop it with Ctrl-C or SIGTERM.
     """
     weron_log.configure(verbosity(ctx, verbose))
-    if postgres_url.strip():
-        raise click.ClickException(
-            "PostgreSQL persistence (--postgres-url, DATABASE_URL) is not available yet in this "
-            "version; unset it to use the in-memory database"
-        )
-    if redis_url.strip():
-        raise click.ClickException(
-            "The Redis broker (--redis-url, REDIS_URL) is not available yet in this version; "
-            "unset it to use the in-process broker"
-        )
     if heartbeat <= 0:
         raise click.BadParameter("must be positive", param_hint="--heartbeat")
     config = SignalerConfig(
@@ -122,11 +127,14 @@ def signaler_command(
         api_password=api_password,
         oidc_issuer=oidc_issuer,
         oidc_client_id=oidc_client_id,
+        postgres_url=postgres_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
     )
     try:
         host, port = parse_listen_address(laddr, os.environ.get("PORT") or None)
         run(_serve(config, host, port))
-    except ConfigurationError as exc:
+    except (ConfigurationError, StartError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -1,4 +1,5 @@
-"""Who may use the management API: HTTP Basic credentials (OIDC comes with scale-out)."""
+"""Who may use the management API: HTTP Basic credentials, or an OIDC ID token as the Basic
+password (:mod:`weron.signaler.oidc`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import hmac
 from typing import Protocol
 
 
+class AuthUnavailableError(Exception):
+    """The authenticator cannot start (an OIDC issuer that cannot be reached)."""
+
+
 class ManagementAuth(Protocol):
+    async def open(self) -> None:
+        """Prepare (fetch what is needed); raises :class:`AuthUnavailableError` saying why."""
+
+    async def close(self) -> None: ...
+
     async def authorize(self, username: str, password: str) -> bool: ...
 
 
@@ -18,6 +28,12 @@ class BasicAuth:
     def __init__(self, username: str, password: str) -> None:
         self._username = username.encode("utf-8")
         self._password = password.encode("utf-8")
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     async def authorize(self, username: str, password: str) -> bool:
         # Compare both before deciding, so timing tells nothing about which one was wrong.

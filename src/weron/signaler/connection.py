@@ -1,5 +1,6 @@
 """One TCP connection to the signaler: read the request head, then hand it to a WebSocket
-member (a ``GET`` naming a community) or to the management API (everything else)."""
+member (a ``GET`` naming a community), to readiness and metrics (``/healthz``, ``/metrics``) or
+to the management API (everything else)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import h11
 from weron.log import get_logger
 from weron.signaler.management import HTTPResponse, render_response
 from weron.signaler.member import WebSocketMember
+from weron.signaler.operations import PATHS as OPERATIONS_PATHS
 from weron.signaler.query import QueryError, parse_query
 from weron.signaler.services import MAX_REQUEST_BODY, MAX_REQUEST_HEAD, Services
 
@@ -90,7 +92,11 @@ class _ManagementExchange:
         )
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("latin-1")
-        response = await self._services.management.handle(method, target, authorization)
+        path = target.partition("?")[0]
+        if path in OPERATIONS_PATHS:
+            response = await self._services.operations.handle(method, path)
+        else:
+            response = await self._services.management.handle(method, target, authorization)
         log.debug("Management request", method=method, status=response.status.value)
         self._respond(response)
 

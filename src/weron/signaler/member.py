@@ -24,7 +24,7 @@ from weron.log import WIRE_LOGGER, get_logger
 from weron.signaler.passwords import PasswordCheckBusyError, PasswordTooLongError
 from weron.signaler.query import parse_query
 from weron.signaler.services import Services
-from weron.signaler.store import Membership, StoreError
+from weron.signaler.store import Membership, StoreError, StoreUnavailableError
 
 log = get_logger(__name__)
 _wire_log = logging.getLogger(WIRE_LOGGER)
@@ -104,6 +104,7 @@ class WebSocketMember:
             return
         response = self._protocol.accept(request)
         if response.status_code != 101:
+            self._services.metrics.reject(response.status_code)
             log.debug(
                 "Rejected invalid WebSocket handshake",
                 raddr=self._raddr,
@@ -153,6 +154,7 @@ class WebSocketMember:
             await self._release()
             return
         assert self._accept is not None
+        self._services.metrics.joins += 1
         self._protocol.send_response(self._accept)
         self._phase = _Phase.OPEN
         self._last_pong = self._loop.time()
@@ -199,6 +201,7 @@ class WebSocketMember:
                 self._transport.close()
 
     def _reject(self, status: HTTPStatus, message: str) -> None:
+        self._services.metrics.reject(status.value)
         self._protocol.send_response(self._protocol.reject(status, message + "\n"))
         self._flush()
 
@@ -237,6 +240,8 @@ class WebSocketMember:
         self._timer = self._loop.call_later(delay, callback)
 
     def _heartbeat(self) -> None:
+        if self._protocol.state is not State.OPEN:
+            return  # closing: the close handshake's own timer ends the connection
         if self._loop.time() - self._last_pong > self._config.heartbeat:
             log.info(
                 "Dropping client: no pong within heartbeat",
@@ -264,7 +269,15 @@ class WebSocketMember:
             await self._services.relay.detach(self)
         if self._membership is not None:
             membership, self._membership = self._membership, None
-            await self._services.store.leave(membership)
+            try:
+                await self._services.store.leave(membership)
+            except StoreUnavailableError as exc:
+                log.warning(
+                    "Could not count a client's leave: its community keeps counting it until "
+                    "a --cleanup or its deletion",
+                    community=self._community,
+                    error=str(exc),
+                )
             log.info(
                 "Disconnected from client",
                 raddr=self._raddr,

@@ -86,5 +86,8 @@ class Relay:
         for member in list(members.values()):
             member.kick("community deleted")
 
+    def member_count(self) -> int:
+        return sum(len(members) for members in self._communities.values())
+
     def members(self) -> list[RelayMember]:
         return [member for members in self._communities.values() for member in members.values()]

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from typing import Final
 
-from weron.log import get_logger
-from weron.signaler.auth import BasicAuth, ManagementAuth
-from weron.signaler.broker import Broker
+from weron.log import get_logger, redact_url
+from weron.signaler.auth import AuthUnavailableError, BasicAuth, ManagementAuth
+from weron.signaler.broker import Broker, BrokerUnavailableError
 from weron.signaler.broker.local import LocalBroker
+from weron.signaler.broker.redis import RedisBroker
 from weron.signaler.connection import SignalerConnection
 from weron.signaler.management import ManagementAPI
 from weron.signaler.member import WebSocketMember
+from weron.signaler.metrics import Metrics
+from weron.signaler.oidc import OIDCAuth
+from weron.signaler.operations import OperationsAPI
 from weron.signaler.passwords import PasswordHasher
 from weron.signaler.relay import Relay
 from weron.signaler.services import Services, SignalerConfig
-from weron.signaler.store import CommunityStore
+from weron.signaler.store import CommunityStore, StoreUnavailableError
 from weron.signaler.store.memory import MemoryStore
+from weron.signaler.store.postgres import PostgresStore
 
 log = get_logger(__name__)
 _SHUTDOWN_GRACE: Final = 3.0
@@ -27,12 +33,57 @@ class ConfigurationError(ValueError):
     """The signaler cannot start with these settings; the message says why."""
 
 
-def _management_auth(config: SignalerConfig) -> ManagementAuth | None:
-    if config.oidc_issuer.strip() or config.oidc_client_id.strip():
+class StartError(RuntimeError):
+    """A service the signaler depends on (database, Redis, OIDC issuer) cannot be reached."""
+
+
+def _check_url(url: str, schemes: tuple[str, ...], flag: str, example: str) -> str:
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in schemes:
         raise ConfigurationError(
-            "OIDC authentication of the management API is not available yet in this version; "
-            "use --api-password (API_PASSWORD) instead"
+            f"{flag} {redact_url(url)!r} is not a {schemes[0]}:// URL (e.g. {example})"
         )
+    return url
+
+
+def _store(config: SignalerConfig, hasher: PasswordHasher) -> CommunityStore:
+    if not config.postgres_url.strip():
+        return MemoryStore(hasher)
+    url = _check_url(
+        config.postgres_url.strip(),
+        ("postgres", "postgresql"),
+        "--postgres-url (DATABASE_URL)",
+        "postgres://user@localhost:5432/weron_communities",
+    )
+    return PostgresStore(url, hasher)
+
+
+def _broker(config: SignalerConfig) -> Broker:
+    if not config.redis_url.strip():
+        return LocalBroker()
+    url = _check_url(
+        config.redis_url.strip(),
+        ("redis", "rediss", "unix"),
+        "--redis-url (REDIS_URL)",
+        "redis://localhost:6379/1",
+    )
+    return RedisBroker(url, config.redis_prefix)
+
+
+def _management_auth(config: SignalerConfig) -> ManagementAuth | None:
+    issuer, client_id = config.oidc_issuer.strip(), config.oidc_client_id.strip()
+    if issuer or client_id:
+        if not (issuer and client_id):
+            raise ConfigurationError(
+                "OIDC needs both --oidc-issuer (OIDC_ISSUER) and --oidc-client-id (OIDC_CLIENT_ID)"
+            )
+        _check_url(issuer, ("https", "http"), "--oidc-issuer", "https://example.eu.auth0.com/")
+        if config.api_password.strip():
+            log.info("OIDC is configured: the API username and password are ignored")
+        return OIDCAuth(issuer, client_id)
     if not config.api_password.strip():
         log.info("API password not set, management API disabled")
         return None
@@ -40,7 +91,8 @@ def _management_auth(config: SignalerConfig) -> ManagementAuth | None:
 
 
 class Signaler:
-    """A running signaler. ``store`` and ``broker`` default to in-memory and in-process."""
+    """A running signaler. ``store`` and ``broker`` default to what the config names: PostgreSQL
+    and Redis when their URLs are set, else in-memory and in-process."""
 
     def __init__(
         self,
@@ -51,24 +103,40 @@ class Signaler:
     ) -> None:
         self.config = config if config is not None else SignalerConfig()
         self.hasher = PasswordHasher(rounds=self.config.bcrypt_rounds)
-        self.store: CommunityStore = store if store is not None else MemoryStore(self.hasher)
-        self.broker: Broker = broker if broker is not None else LocalBroker()
+        self.store: CommunityStore = (
+            store if store is not None else _store(self.config, self.hasher)
+        )
+        self.broker: Broker = broker if broker is not None else _broker(self.config)
         self.relay = Relay(self.broker)
+        self.metrics = Metrics()
+        self._auth = _management_auth(self.config)
         self._services = Services(
             config=self.config,
             store=self.store,
             relay=self.relay,
-            management=ManagementAPI(self.store, self.broker, _management_auth(self.config)),
+            management=ManagementAPI(self.store, self.broker, self._auth),
+            operations=OperationsAPI(self.store, self.broker, self.relay, self.metrics),
+            metrics=self.metrics,
         )
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str | None = None, port: int = 1337) -> None:
-        """Open the store and broker, then listen; ``host`` ``None`` means every interface."""
-        await self.store.open()
-        if self.config.cleanup:
-            await self.store.cleanup()
-            log.info("Removed ephemeral communities and reset client counts")
-        await self.broker.open(self.relay)
+        """Open the store, broker and authenticator, then listen; ``host`` ``None`` means every
+        interface. :class:`StartError` if the database, Redis or OIDC issuer is out of reach."""
+        try:
+            await self.store.open()
+            if self.config.cleanup:
+                await self.store.cleanup()
+                log.info(
+                    "Cleaned up after crashed instances: their client counts and ephemeral "
+                    "communities are gone"
+                )
+            await self.broker.open(self.relay)
+            if self._auth is not None:
+                await self._auth.open()
+        except (StoreUnavailableError, BrokerUnavailableError, AuthUnavailableError) as exc:
+            await self.close()
+            raise StartError(str(exc)) from None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: SignalerConnection(self._services),
@@ -105,6 +173,8 @@ class Signaler:
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), _SHUTDOWN_GRACE)
+        if self._auth is not None:
+            await self._auth.close()
         await self.broker.close()
         await self.store.close()
         self.hasher.close()

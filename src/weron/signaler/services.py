@@ -9,6 +9,8 @@ from typing import Any, Final
 
 from weron.log import get_logger
 from weron.signaler.management import ManagementAPI
+from weron.signaler.metrics import Metrics
+from weron.signaler.operations import OperationsAPI
 from weron.signaler.relay import Relay
 from weron.signaler.store import CommunityStore
 
@@ -31,6 +33,9 @@ class SignalerConfig:
     api_password: str = ""
     oidc_issuer: str = ""
     oidc_client_id: str = ""
+    postgres_url: str = ""  # empty: communities in memory
+    redis_url: str = ""  # empty: in-process broker
+    redis_prefix: str = "weron:"
     max_message_size: int = MAX_MESSAGE_SIZE
     max_backlog: int = MAX_BACKLOG
     bcrypt_rounds: int = 10
@@ -42,6 +47,8 @@ class Services:
     store: CommunityStore
     relay: Relay
     management: ManagementAPI
+    operations: OperationsAPI
+    metrics: Metrics
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     transports: set[asyncio.Transport] = field(default_factory=set)
     _released: asyncio.Event = field(default_factory=asyncio.Event)

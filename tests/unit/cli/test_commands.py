@@ -211,19 +211,24 @@ def test_manager_rejects_a_bad_remote_address() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "env"),
+    ("args", "env", "message"),
     [
-        (("--postgres-url", "x"), {}),
-        ((), {"DATABASE_URL": "postgres://u:p@db/weron"}),
-        ((), {"WERON_POSTGRES_URL": "x"}),
-        (("--redis-url", "x"), {}),
-        ((), {"REDIS_URL": "redis://cache"}),
-        (("--oidc-issuer", "https://issuer/"), {}),
-        ((), {"OIDC_CLIENT_ID": "x"}),
+        (("--postgres-url", "x"), {}, "'x' is not a postgres:// URL"),
+        ((), {"WERON_POSTGRES_URL": "mysql://db/weron"}, "is not a postgres:// URL"),
+        (("--redis-url", "x"), {}, "'x' is not a redis:// URL"),
+        ((), {"REDIS_URL": "http://u:secret@cache/"}, "'http://u:***@cache/' is not a redis://"),
+        (("--oidc-issuer", "https://issuer/"), {}, "OIDC needs both --oidc-issuer"),
+        ((), {"OIDC_CLIENT_ID": "x"}, "OIDC needs both"),
+        (("--oidc-client-id", "x", "--oidc-issuer", "issuer"), {}, "is not a https:// URL"),
     ],
 )
-def test_signaler_backends_not_available_yet(args: tuple[str, ...], env: dict[str, str]) -> None:
-    assert_fails(weron("signaler", *args, **env), "not available yet")
+def test_signaler_rejects_bad_backend_settings(
+    args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    """Checked before anything is contacted; secrets in URLs are not echoed."""
+    result = weron("signaler", *args, **env)
+    assert_fails(result, message)
+    assert "secret" not in result.output
 
 
 @pytest.mark.parametrize(
@@ -238,8 +243,8 @@ def test_signaler_backends_not_available_yet(args: tuple[str, ...], env: dict[st
     ],
 )
 def test_signaler_accepts_go_style_values(args: tuple[str, ...]) -> None:
-    # --postgres-url stops the command after its flags are parsed, before it listens.
-    assert_fails(weron("signaler", *args, "--postgres-url", "x"), "not available yet")
+    # A bad --postgres-url stops the command after its flags are parsed, before it listens.
+    assert_fails(weron("signaler", *args, "--postgres-url", "x"), "is not a postgres:// URL")
 
 
 @pytest.mark.parametrize(

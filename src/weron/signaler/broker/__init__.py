@@ -1,7 +1,8 @@
 """How relay input and kicks travel between signaler instances: the broker interface.
 
 The relay publishes what a member sends and is told, as a :class:`BrokerSink`, what to deliver
-to its local members. The in-process broker is here; Redis pub/sub comes with scale-out.
+to its local members. Two brokers implement it: :mod:`.local` (in-process, one signaler) and
+:mod:`.redis` (Redis pub/sub between signaler instances).
 """
 
 from __future__ import annotations
@@ -27,10 +28,21 @@ class BrokerSink(Protocol):
     def kick(self, community: str) -> None: ...
 
 
+class BrokerUnavailableError(Exception):
+    """The broker cannot reach its server (Redis down): an operational failure."""
+
+
 class Broker(Protocol):
-    async def open(self, sink: BrokerSink) -> None: ...
+    messages_lost: int  # published here but never sent to other instances (outages)
+    reconnects: int
+
+    async def open(self, sink: BrokerSink) -> None:
+        """Connect; raises :class:`BrokerUnavailableError` saying why it cannot."""
 
     async def close(self) -> None: ...
+
+    async def check(self) -> None:
+        """Readiness: return if the broker is connected, else raise BrokerUnavailableError."""
 
     async def watch(self, community: str) -> None:
         """This instance now has members in ``community``: start receiving its traffic."""

@@ -8,12 +8,17 @@ from weron.signaler.broker import BrokerSink, RelayedMessage
 class LocalBroker:
     def __init__(self) -> None:
         self._sink: BrokerSink | None = None
+        self.messages_lost = 0
+        self.reconnects = 0
 
     async def open(self, sink: BrokerSink) -> None:
         self._sink = sink
 
     async def close(self) -> None:
         self._sink = None
+
+    async def check(self) -> None:
+        return None
 
     async def watch(self, community: str) -> None:
         return None

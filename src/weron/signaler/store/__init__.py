@@ -1,7 +1,8 @@
 """Where communities live: the persistence interface the signaler is written against.
 
-The in-memory store is here; PostgreSQL comes with the scale-out work. Every store checks
-passwords through :class:`weron.signaler.passwords.PasswordHasher`, never by itself.
+Two stores implement it: :mod:`.memory` (the default, one process) and :mod:`.postgres` (several
+signaler instances sharing one database). Every store checks passwords through
+:class:`weron.signaler.passwords.PasswordHasher`, never by itself.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "EphemeralCommunitiesDisabledError",
     "Membership",
     "StoreError",
+    "StoreUnavailableError",
     "WrongPasswordError",
 ]
 
@@ -34,6 +36,10 @@ class Membership:
 
 class StoreError(Exception):
     """Base class of the expected, user-facing failures of a store."""
+
+
+class StoreUnavailableError(Exception):
+    """The store cannot be reached (database down): an operational failure, not the user's."""
 
 
 class WrongPasswordError(StoreError):
@@ -61,12 +67,17 @@ class CommunityNotFoundError(StoreError):
 class CommunityStore(Protocol):
     """Persistence of communities: passwords (bcrypt), client counts, persistence flag."""
 
-    async def open(self) -> None: ...
+    async def open(self) -> None:
+        """Connect and prepare; raises :class:`StoreUnavailableError` saying why it cannot."""
 
     async def close(self) -> None: ...
 
+    async def check(self) -> None:
+        """Readiness: return if the store answers, else raise :class:`StoreUnavailableError`."""
+
     async def cleanup(self) -> None:
-        """Remove every ephemeral community and reset all client counts (``--cleanup``)."""
+        """Undo what crashed signaler instances left behind (``--cleanup``): their members'
+        client counts, and the ephemeral communities only they kept alive."""
 
     async def join(self, community: str, password: str, *, ephemeral: bool) -> Membership:
         """Count one more client, creating an ephemeral community if allowed and needed."""

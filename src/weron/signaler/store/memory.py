@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from weron.signaler.store import (
     Membership,
     WrongPasswordError,
 )
+from weron.signaler.store.creation import CreationGate
 
 
 @dataclass(slots=True)
@@ -33,9 +33,7 @@ class MemoryStore:
         self._hasher = hasher
         self._records: dict[str, _Record] = {}
         self._generations = itertools.count(1)
-        # Communities whose first join is hashing its password: concurrent joins wait for it
-        # instead of each computing (and throwing away) a bcrypt hash of their own.
-        self._creating: dict[str, asyncio.Future[None]] = {}
+        self._gate = CreationGate()
 
     async def open(self) -> None:
         return None
@@ -43,7 +41,11 @@ class MemoryStore:
     async def close(self) -> None:
         self._records.clear()
 
+    async def check(self) -> None:
+        return None
+
     async def cleanup(self) -> None:
+        # Nothing outlives this process: all of it is this instance's, so reset all of it.
         for community, record in list(self._records.items()):
             if record.persistent:
                 record.clients = 0
@@ -56,15 +58,14 @@ class MemoryStore:
             if record is None:
                 if not ephemeral:
                     raise EphemeralCommunitiesDisabledError(community)
-                pending = self._creating.get(community)
-                if pending is not None:
-                    await asyncio.shield(pending)
+                if await self._gate.wait(community):
                     continue
-                password_hash = await self._hash_for_creation(community, password)
-                if community in self._records:
-                    continue  # another join created it meanwhile: check against that one
-                record = _Record(password_hash, 1, False, next(self._generations))
-                self._records[community] = record
+                async with self._gate.creating(community):
+                    password_hash = await self._hasher.hash(password)
+                    if community in self._records:
+                        continue  # created meanwhile (by create()): check against that one
+                    record = _Record(password_hash, 1, False, next(self._generations))
+                    self._records[community] = record
                 return Membership(community, record.generation)
             if not await self._hasher.verify(password, record.password_hash):
                 raise WrongPasswordError(community)
@@ -72,15 +73,6 @@ class MemoryStore:
                 continue  # deleted or replaced while we verified
             record.clients += 1
             return Membership(community, record.generation)
-
-    async def _hash_for_creation(self, community: str, password: str) -> bytes:
-        done = asyncio.get_running_loop().create_future()
-        self._creating[community] = done
-        try:
-            return await self._hasher.hash(password)
-        finally:
-            del self._creating[community]
-            done.set_result(None)
 
     async def leave(self, membership: Membership) -> None:
         record = self._records.get(membership.community)
