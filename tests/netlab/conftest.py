@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,30 +85,38 @@ class Member:
         return self.lab.stop(self.process)
 
 
-StartMember = Callable[..., Member]
+@dataclass
+class Network:
+    """The lab, its signaler on the LAN, and `weron vpn ip|ethernet` members to start."""
 
+    lab: Lab
+    log_dir: Path
+    signaler: Any = None
 
-@pytest.fixture
-def network(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, StartMember]]:
-    """A signaler on the lab's LAN and a way to start `weron vpn ip|ethernet` members."""
-    log = (tmp_path / "signaler.log").open("wb")
-    lab.start(
-        lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{SIGNALER_PORT}"], log=log
-    )
-    deadline = time.monotonic() + 20
-    while not lab.listening(lab.hub, SIGNALER_PORT):
-        assert time.monotonic() < deadline, "the signaler did not start"
-        time.sleep(0.1)
+    def start_signaler(self) -> None:
+        with (self.log_dir / f"signaler-{time.monotonic_ns()}.log").open("wb") as log:
+            self.signaler = self.lab.start(
+                self.lab.hub,
+                [*WERON, "signaler", "--laddr", f"{self.lab.hub_address}:{SIGNALER_PORT}"],
+                log=log,
+            )
+        deadline = time.monotonic() + 20
+        while not self.lab.listening(self.lab.hub, SIGNALER_PORT):
+            assert time.monotonic() < deadline, "the signaler did not start"
+            time.sleep(0.1)
 
-    def start(kind: str, *args: str, host: Host | None = None, dev: str = "weron0") -> Member:
-        host = host or lab.add_host()
-        log_path = tmp_path / f"{kind}-{host.namespace}-{time.monotonic_ns()}.log"
+    def stop_signaler(self) -> None:
+        self.lab.stop(self.signaler)
+
+    def start(self, kind: str, *args: str, host: Host | None = None, dev: str = "weron0") -> Member:
+        host = host or self.lab.add_host()
+        log_path = self.log_dir / f"{kind}-{host.namespace}-{time.monotonic_ns()}.log"
         argv = [
             *WERON,
             "vpn",
             kind,
             "--raddr",
-            f"ws://{lab.hub_address}:{SIGNALER_PORT}/",
+            f"ws://{self.lab.hub_address}:{SIGNALER_PORT}/",
             "--community",
             "lab",
             "--password",
@@ -126,8 +134,13 @@ def network(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, StartMember]]:
             *args,
         ]
         with log_path.open("wb") as member_log:
-            process = lab.start(host.namespace, argv, log=member_log)
-        return Member(lab, host, process, log_path, dev)
+            process = self.lab.start(host.namespace, argv, log=member_log)
+        return Member(self.lab, host, process, log_path, dev)
 
-    yield lab, start
-    log.close()
+
+@pytest.fixture
+def network(lab: Lab, tmp_path: Path) -> Network:
+    """A signaler on the lab's LAN, ready for members."""
+    network = Network(lab, tmp_path)
+    network.start_signaler()
+    return network

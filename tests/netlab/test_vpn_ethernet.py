@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from tests.netlab.conftest import StartMember
-from tests.netlab.lab import Lab
+from tests.netlab.conftest import Network
 
 
 def test_two_members_ping_over_ipv4_and_ipv6_with_addresses_added_by_hand(
-    network: tuple[Lab, StartMember],
+    network: Network,
 ) -> None:
-    lab, start = network
+    lab, start = network.lab, network.start
     first = start("ethernet", "--mac", "3a:f8:de:7b:ef:52", dev="tap7")
     second = start("eth", dev="tap7")
     for member in (first, second):
@@ -31,8 +30,8 @@ def test_two_members_ping_over_ipv4_and_ipv6_with_addresses_added_by_hand(
     assert first.wait_for("Stopped")["spoofed"] == 0
 
 
-def test_a_bad_mac_is_a_clear_error(network: tuple[Lab, StartMember]) -> None:
-    _, start = network
+def test_a_bad_mac_is_a_clear_error(network: Network) -> None:
+    start = network.start
     member = start("ethernet", "--mac", "01:00:5e:00:00:01", dev="tap8")
     assert member.process.wait(timeout=60) == 1
     assert "is a multicast address" in member.output()

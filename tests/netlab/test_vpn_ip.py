@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.netlab.conftest import WERON, Member, StartMember
+from tests.netlab.conftest import WERON, Member, Network
 from tests.netlab.lab import Lab
 
 IPS = "10.77.0.1/24,fd00:77::1/64"
@@ -22,9 +22,9 @@ def connected(*members: Member, peers: int) -> None:
 
 
 def test_two_members_ping_both_ways_over_ipv4_and_ipv6_and_carry_iperf3(
-    network: tuple[Lab, StartMember],
+    network: Network,
 ) -> None:
-    lab, start = network
+    lab, start = network.lab, network.start
     first = start("ip", "--ips", IPS, "--kicks", "1s")
     second = start("ip", "--ips", IPS, "--kicks", "1s")
     connected(first, second, peers=1)
@@ -51,10 +51,10 @@ def test_two_members_ping_both_ways_over_ipv4_and_ipv6_and_carry_iperf3(
 
 
 def test_three_members_claim_distinct_addresses_from_a_tiny_pool(
-    network: tuple[Lab, StartMember],
+    network: Network,
 ) -> None:
     """Three members, three candidate addresses each: every claim must differ."""
-    _, start = network
+    start = network.start
     members = [
         start("ip", "--ips", "10.78.0.1/24", "--max-retries", "3", "--kicks", "1s")
         for _ in range(3)
@@ -68,8 +68,8 @@ def test_three_members_claim_distinct_addresses_from_a_tiny_pool(
                 assert member.ping(address, count=1)
 
 
-def test_a_static_claim_of_a_held_address_is_refused(network: tuple[Lab, StartMember]) -> None:
-    _, start = network
+def test_a_static_claim_of_a_held_address_is_refused(network: Network) -> None:
+    start = network.start
     holder = start("ip", "--ips", "10.79.0.5/24", "--static", "--kicks", "1s")
     holder.wait_for("Connected to signaler")
     late = start("ip", "--ips", "10.79.0.5/24", "--static", "--kicks", "1s")
@@ -80,8 +80,8 @@ def test_a_static_claim_of_a_held_address_is_refused(network: tuple[Lab, StartMe
     assert holder.process.poll() is None
 
 
-def test_a_five_second_link_cut_heals_by_itself(network: tuple[Lab, StartMember]) -> None:
-    lab, start = network
+def test_a_five_second_link_cut_heals_by_itself(network: Network) -> None:
+    lab, start = network.lab, network.start
     first = start("ip", "--ips", IPS, "--kicks", "1s")
     second = start("ip", "--ips", IPS, "--kicks", "1s")
     connected(first, second, peers=1)
@@ -99,8 +99,8 @@ def test_a_five_second_link_cut_heals_by_itself(network: tuple[Lab, StartMember]
     assert first.process.poll() is None and second.process.poll() is None
 
 
-def test_packets_from_an_unclaimed_source_are_dropped(network: tuple[Lab, StartMember]) -> None:
-    lab, start = network
+def test_packets_from_an_unclaimed_source_are_dropped(network: Network) -> None:
+    lab, start = network.lab, network.start
     first = start("ip", "--ips", "10.80.0.1/24", "--kicks", "1s")
     second = start("ip", "--ips", "10.80.0.1/24", "--kicks", "1s")
     connected(first, second, peers=1)
@@ -133,3 +133,28 @@ def test_without_cap_net_admin_the_error_says_so(lab: Lab) -> None:
     assert result.returncode == 1, result.stderr
     assert "needs root or CAP_NET_ADMIN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_signaler_restart_and_a_member_restart_heal_by_themselves(network: Network) -> None:
+    start = network.start
+    first = start("ip", "--ips", IPS, "--kicks", "1s")
+    second = start("ip", "--ips", IPS, "--kicks", "1s")
+    connected(first, second, peers=1)
+    before = first.addresses(4) + second.addresses(4)
+    network.stop_signaler()
+    time.sleep(2)
+    network.start_signaler()
+    first.wait_for("Connected to signaler", count=2, timeout=60)
+    second.wait_for("Connected to signaler", count=2, timeout=60)
+    assert first.addresses(4) + second.addresses(4) == before  # both kept their addresses
+    deadline = time.monotonic() + 60
+    while not first.ping(second.addresses(4)[0], count=1):
+        assert time.monotonic() < deadline, f"not healed:\n{first.output()[-3000:]}"
+    # The second member restarts (a new process, same host): the first reaches it again.
+    assert second.stop() == 0
+    third = start("ip", "--ips", IPS, "--kicks", "1s", host=second.host)
+    third.wait_for("Connected to signaler")
+    (address,) = third.addresses(4)
+    deadline = time.monotonic() + 60
+    while not first.ping(address, count=1):
+        assert time.monotonic() < deadline, f"not reachable:\n{first.output()[-3000:]}"
