@@ -5,7 +5,9 @@ The lab (tests/netlab/lab.py) joins two host namespaces through a bridge in a hu
 where the signaler listens. The reference is that very path (host to host over the veths and
 the bridge); the overlay is `weron vpn ip` in both hosts over the same path. The two are
 measured in alternating rounds in one run (the machine is shared and noisy) and each overlay
-figure is reported as a ratio to the reference. Targets of the issue: >= 200 Mbit/s iperf3 TCP,
+figure is reported as a ratio to the reference. Pings run at two paces: 20 ms apart, where
+every thread on the path sleeps between round trips and each one pays the wake-ups, and 1 ms
+apart, a link in use. Targets of the issue: >= 200 Mbit/s iperf3 TCP,
 <= 0.5 ms median ping through `vpn ip` (Go weron measured here: ~50 Mbit/s, ~0.9 ms).
 
 Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--json-out PATH] [--backend NAME]
@@ -32,6 +34,10 @@ WERON: Final = [sys.executable, "-m", "weron"]
 PORT: Final = 1337
 TARGET_MBITS: Final = 200.0
 TARGET_PING_MS: Final = 0.5
+# Pings 20 ms apart let every thread on the path fall asleep in between: each round trip pays
+# the wake-ups (the figure the target is judged on). 1 ms apart is a link in use.
+IDLE_INTERVAL: Final = 0.02
+BUSY_INTERVAL: Final = 0.001
 _RTT = re.compile(r"time=([0-9.]+) ms")
 
 
@@ -57,9 +63,10 @@ def iperf3(lab: Lab, client: Host, server: Host, address: str, seconds: float) -
         lab.stop(server_process)
 
 
-def pings(lab: Lab, client: Host, address: str, count: int) -> list[float]:
-    """Round trips in ms of ``count`` pings 20 ms apart (lost ones are missing)."""
-    result = lab.run(client.namespace, ["ping", "-c", str(count), "-i", "0.02", "-W", "2", address])
+def pings(lab: Lab, client: Host, address: str, count: int, interval: float) -> list[float]:
+    """Round trips in ms of ``count`` pings ``interval`` s apart (lost ones are missing)."""
+    argv = ["ping", "-c", str(count), "-i", str(interval), "-W", "2", address]
+    result = lab.run(client.namespace, argv)
     return [float(value) for value in _RTT.findall(result.stdout)]
 
 
@@ -119,8 +126,8 @@ def main() -> int:
     log_dir.mkdir(parents=True)
     lab = Lab()
     results: dict[str, dict[str, list[float]]] = {
-        "reference": {"mbits": [], "rtt": []},
-        "overlay": {"mbits": [], "rtt": []},
+        "reference": {"mbits": [], "rtt": [], "rtt_busy": []},
+        "overlay": {"mbits": [], "rtt": [], "rtt_busy": []},
     }
     try:
         first, second = lab.add_host(), lab.add_host()
@@ -136,16 +143,22 @@ def main() -> int:
         ]
         wait_connected(members)
         target = overlay_address(lab, second)
-        pings(lab, first, target, 10)  # warm-up: routes, neighbours, first packets
+        pings(lab, first, target, 10, IDLE_INTERVAL)  # warm-up: routes, neighbours, first packets
         for round_number in range(1, rounds + 1):
             for name, address in (("reference", second.address), ("overlay", target)):
                 log(f"round {round_number}/{rounds}: {name} iperf3 {seconds:g} s, {count} pings")
                 results[name]["mbits"].append(iperf3(lab, first, second, address, seconds))
-                results[name]["rtt"].extend(pings(lab, first, address, count))
+                results[name]["rtt"].extend(pings(lab, first, address, count, IDLE_INTERVAL))
+                busy = pings(lab, first, address, count, BUSY_INTERVAL)
+                results[name]["rtt_busy"].extend(busy)
     finally:
         lab.close()
     figures = {
-        name: {"iperf3_mbits": statistics.median(values["mbits"]), **summary(values["rtt"])}
+        name: {
+            "iperf3_mbits": statistics.median(values["mbits"]),
+            **summary(values["rtt"]),
+            "busy_p50_ms": summary(values["rtt_busy"])["p50_ms"],
+        }
         for name, values in results.items()
     }
     overlay, reference = figures["overlay"], figures["reference"]
@@ -161,6 +174,7 @@ def main() -> int:
         "ratios": {
             "iperf3": overlay["iperf3_mbits"] / reference["iperf3_mbits"],
             "ping_p50": overlay["p50_ms"] / reference["p50_ms"],
+            "busy_ping_p50": overlay["busy_p50_ms"] / reference["busy_p50_ms"],
         },
         "targets": {
             "iperf3_mbits>=200": overlay["iperf3_mbits"] >= TARGET_MBITS,
@@ -168,17 +182,19 @@ def main() -> int:
         },
         "logs": str(log_dir),
     }
-    print(f"{'figure':<24}{'overlay':>12}{'veth':>12}{'ratio':>10}  target")
+    print(f"{'figure':<28}{'overlay':>12}{'veth':>12}{'ratio':>10}  target")
     rows = [
         ("iperf3 TCP Mbit/s", "iperf3_mbits", "iperf3", ">= 200"),
-        ("ping p50 ms", "p50_ms", "ping_p50", "<= 0.5"),
+        ("ping p50 ms (20 ms apart)", "p50_ms", "ping_p50", "<= 0.5"),
+        ("ping p50 ms (1 ms apart)", "busy_p50_ms", "busy_ping_p50", ""),
     ]
     for label, key, ratio, goal in rows:
         print(
-            f"{label:<24}{number(overlay[key]):>12}{number(reference[key]):>12}"
+            f"{label:<28}{number(overlay[key]):>12}{number(reference[key]):>12}"
             f"{number(document['ratios'][ratio]):>10}  {goal}"
         )
-    print(f"{'ping p99 ms':<24}{number(overlay['p99_ms']):>12}{number(reference['p99_ms']):>12}")
+    p99 = f"{number(overlay['p99_ms']):>12}{number(reference['p99_ms']):>12}"
+    print(f"{'ping p99 ms (20 ms apart)':<28}{p99}")
     text = json.dumps(json_safe(document), indent=2)
     print(text)
     if args.json_out:
