@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "signaler.py"
+from tests.bench_runner import run_quick
 
 
 def test_quick_signaler_benchmark_reports_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json-out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(out.read_text())
+    report = run_quick("signaler.py", tmp_path)
     assert report["problems"] == []
     names = {figure["name"] for figure in report["figures"]}
     assert any("joins/s" in name for name in names)
@@ -34,16 +22,7 @@ def test_quick_scale_benchmark_compares_one_and_two_instances(
     tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
     """Needs the machine's PostgreSQL and Redis (the fixtures skip without them)."""
-    out = tmp_path / "scale.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--scale", "--quick", "--json-out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(out.read_text())
+    report = run_quick("signaler.py", tmp_path, "--scale")
     assert report["problems"] == []
     assert set(report["details"]) == {"memory x1", "pg+redis x1", "pg+redis x2"}
     names = {figure["name"] for figure in report["figures"]}

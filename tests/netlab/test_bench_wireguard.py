@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.bench_runner import run_quick
 from tests.netlab.wglab import missing_requirements
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "wireguard.py"
 
 
 @pytest.mark.skipif(
     missing_requirements() is not None, reason=f"WireGuard lab: {missing_requirements()}"
 )
 def test_quick_wireguard_benchmark_reports_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json-out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(out.read_text())
+    report = run_quick("wireguard.py", tmp_path, timeout=180)
     names = [figure["name"] for figure in report["figures"]]
     assert names[0] == "packets/s of 1,400-byte packets"
     for figure in report["figures"]:

@@ -1,0 +1,25 @@
+"""bench/vpn.py keeps working: a quick run reports every figure (values not asserted)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.bench_runner import run_quick
+from tests.netlab.lab import lab_unavailable
+
+
+def test_quick_vpn_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    if (reason := lab_unavailable()) is not None or shutil.which("iperf3") is None:
+        pytest.skip(reason or "needs iperf3 (Debian package iperf3)")
+    report = run_quick("vpn.py", tmp_path, timeout=180)
+    for name in ("overlay", "reference"):
+        figures = report["figures"][name]
+        assert figures["iperf3_mbits"] > 0
+        assert figures["count"] > 0 and not math.isnan(figures["p50_ms"])
+        assert figures["busy_p50_ms"] > 0
+    assert report["ratios"]["iperf3"] > 0
+    assert set(report["targets"]) == {"iperf3_mbits>=200", "ping_p50_ms<=0.5"}
