@@ -199,3 +199,15 @@ def test_force_relay_through_coturn(
         sent = [line for line in chats[0].logs().splitlines() if '"Sending candidate"' in line]
         assert sent, "libdatachannel trickles its candidates"
         assert all("typ relay" in line for line in sent), sent
+
+
+def test_terminal_controls_from_a_peer_are_shown_escaped(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    first = chat_factory(signaler.ws_url)
+    second = chat_factory(signaler.ws_url)
+    first_name, _ = connected([first, second])
+    first.say("clear\x1b[2J bell\x07 café")
+    line = second.wait_for(f"{first_name}@{PRIMARY}: clear")
+    assert line.endswith("clear\\x1b[2J bell\\x07 café")
+    assert "\x1b" not in "".join(second.lines)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from weron.apps.console import Screen, read_lines
+from weron.apps.console import Screen, escape_controls, read_lines
 from weron.log import get_logger
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
@@ -68,18 +68,20 @@ async def run(
     async def follow_peer(peer: Peer) -> None:
         key = (peer.peer_id, peer.channel_id)
         connected[key] = peer
-        screen.line(f"+{peer.peer_id}@{peer.channel_id}")
+        # Names and text come from peers: never let them drive our terminal.
+        who = f"{escape_controls(peer.peer_id)}@{escape_controls(peer.channel_id)}"
+        screen.line(f"+{who}")
         try:
             while True:
                 message = await peer.conn.receive()
                 for text in message.decode("utf-8", "replace").splitlines():
-                    screen.line(f"{peer.peer_id}@{peer.channel_id}: {text}")
+                    screen.line(f"{who}: {escape_controls(text)}")
         except ChannelClosedError:
             pass
         finally:
             if connected.get(key) is peer:
                 del connected[key]
-            screen.line(f"-{peer.peer_id}@{peer.channel_id}")
+            screen.line(f"-{who}")
 
     async def accept_peers() -> None:
         async for peer in adapter.peers():

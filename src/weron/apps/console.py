@@ -65,14 +65,27 @@ def escape(text: str) -> str:
     a peer cannot move our cursor, recolour or clear our terminal."""
     if is_printable_ascii(text) and "\\" not in text:
         return text
-    out = []
-    for char in text:
-        if char == "\\":
-            out.append("\\\\")
-        elif " " <= char <= "~":
-            out.append(char)
-        elif ord(char) < 0x100:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
-    return "".join(out)
+    return "".join(
+        _escaped(char) if not " " <= char <= "~" or char == "\\" else char for char in text
+    )
+
+
+def escape_controls(text: str) -> str:
+    """Like :func:`escape`, but printable non-ASCII text (``café``, emoji) stays as it is:
+    only control, format (bidirectional overrides) and unassigned characters are escaped —
+    for chats that carry UTF-8, as `weron chat` does."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        _escaped(char) if char == "\\" or not (char.isprintable() or char == " ") else char
+        for char in text
+    )
+
+
+def _escaped(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from weron.apps.console import escape
+from weron.apps.console import escape, escape_controls
 from weron.apps.roster import (
     Bye,
     ChatMessageError,
@@ -84,3 +84,8 @@ def test_escape_never_lets_terminal_controls_through() -> None:
     assert escape("caf\u00e9 \u202e \U0001f600 \\") == "caf\\xe9 \\u202e \\U0001f600 \\\\"
     every = "".join(chr(n) for n in range(0x110000) if not 0xD800 <= n < 0xE000)
     assert all(" " <= char <= "~" for char in escape(every))
+
+
+def test_escape_controls_keeps_printable_unicode_for_weron_chat() -> None:
+    assert escape_controls("café 😀 plain") == "café 😀 plain"
+    assert escape_controls("a\x1b[2Jb\x07\t\u202e\\") == "a\\x1b[2Jb\\x07\\x09\\u202e\\\\"
