@@ -18,9 +18,12 @@ def test_two_members_meet_through_the_dht_and_another_key_meets_nobody(
         bootstrap = [
             arg for host, port in nodes[:2] for arg in ("--dht-bootstrap", f"{host}:{port}")
         ]
-        start = lambda room, name: gonet_factory(  # noqa: E731
-            NO_SIGNALER, room, "--dht", *bootstrap, "--name", name, "--timeout", "10s"
-        )
+
+        def start(room: str, name: str) -> GonetProcess:
+            return gonet_factory(
+                NO_SIGNALER, room, "--dht", *bootstrap, "--name", name, "--timeout", "10s"
+            )
+
         alice = start("lobby/dht-room/secret", "alice")
         bob = start("lobby/dht-room/secret", "bob")
         mallory = start("lobby/dht-room/wrong-key", "mallory")

@@ -88,17 +88,25 @@ class Member:
 StartMember = Callable[..., Member]
 
 
-@pytest.fixture
-def network(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, StartMember]]:
-    """A signaler on the lab's LAN and a way to start `weron vpn ip|ethernet` members."""
-    log = (tmp_path / "signaler.log").open("wb")
-    lab.start(
-        lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{SIGNALER_PORT}"], log=log
-    )
+def start_signaler(lab: Lab, log_dir: Path) -> str:
+    """A signaler in the hub namespace; its ws:// URL once it listens."""
+    with (log_dir / "signaler.log").open("wb") as log:
+        lab.start(
+            lab.hub,
+            [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{SIGNALER_PORT}"],
+            log=log,
+        )
     deadline = time.monotonic() + 20
     while not lab.listening(lab.hub, SIGNALER_PORT):
         assert time.monotonic() < deadline, "the signaler did not start"
         time.sleep(0.1)
+    return f"ws://{lab.hub_address}:{SIGNALER_PORT}/"
+
+
+@pytest.fixture
+def network(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, StartMember]]:
+    """A signaler on the lab's LAN and a way to start `weron vpn ip|ethernet` members."""
+    start_signaler(lab, tmp_path)
 
     def start(kind: str, *args: str, host: Host | None = None, dev: str = "weron0") -> Member:
         host = host or lab.add_host()
@@ -130,4 +138,3 @@ def network(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, StartMember]]:
         return Member(lab, host, process, log_path, dev)
 
     yield lab, start
-    log.close()

@@ -57,7 +57,8 @@ class GonetConfig:
     private_key: PrivateKey
     host: str = "0.0.0.0"
     port: int = 0
-    timeout: float = 15.0  # a member silent this long has left; signaler retry interval
+    timeout: float = 15.0  # a member silent this long has left
+    signaler_timeout: float = 5.0  # signaler heartbeat and retry: cards flow soon after a drop
     stun: list[tuple[str, int]] = field(default_factory=list)
     turn: TurnServer | None = None
     dht: bool = False
@@ -101,7 +102,7 @@ def _rendezvous(config: GonetConfig, secrets: RoomSecrets, card: Card) -> Rendez
         from weron.rendezvous.dht import DhtRendezvous  # libtorrent only when asked for
 
         return DhtRendezvous(secrets, card, bootstrap=config.dht_bootstrap)
-    return SignalerRendezvous(config.raddr, secrets, card, timeout=config.timeout)
+    return SignalerRendezvous(config.raddr, secrets, card, timeout=config.signaler_timeout)
 
 
 def _meeting_hosts(config: GonetConfig) -> list[str]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from typing import cast
 
 from weron.log import get_logger
 from weron.nat.behavior import Behavior, NatReport, filtering, mapping
@@ -26,8 +27,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.agent = StunAgent(self._send)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is no subclass
 
     def _send(self, data: bytes, address: Endpoint) -> None:
         if self.transport is not None:
