@@ -98,5 +98,5 @@ class NatReport:
             f"behind a NAT: {nat}",
             f"mapping: {self.mapping} ({_MAPPING_WORDS[self.mapping]})",
             f"filtering: {self.filtering} ({_FILTERING_WORDS[self.filtering]})",
-            f"direct connections: {self.verdict()}",
+            f"what it means: {self.verdict()}",
         ]
