@@ -10,8 +10,9 @@ VENV=.venv
 # Debian packages the suite needs: coturn is the TURN server of the --force-relay tests,
 # redis-server the Redis the Redis-restart test starts and stops on a port of its own;
 # iproute2, iputils-ping and iperf3 build and measure the namespace lab of the VPN tests;
-# wireguard-go and wireguard-tools (wg) are the stock WireGuard of the interop lab.
-SYSTEM_PACKAGES=(ca-certificates coturn redis-server iproute2 iputils-ping iperf3 wireguard-go wireguard-tools)
+# wireguard-go and wireguard-tools (wg) are the stock WireGuard of the interop lab;
+# nftables and conntrack make and flush the home-router NATs of the gonet NAT lab.
+SYSTEM_PACKAGES=(ca-certificates coturn redis-server iproute2 iputils-ping iperf3 wireguard-go wireguard-tools nftables conntrack)
 # npm packages of the tests (package-lock.json): the OpenID provider of the OIDC tests.
 NODE_TEST_DIR=tests/e2e/oidc
 

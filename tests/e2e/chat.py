@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.processes import WERON
@@ -59,6 +60,19 @@ class LineProcess:
                         f"chat exited with {self.process.returncode} before printing "
                         f"{wanted!r}; output: {self.lines}; log: {self.logs()[-1500:]}"
                     ) from None
+
+    def wait_until(
+        self, condition: Callable[[list[str]], bool], what: str, timeout: float = 30.0
+    ) -> None:
+        """Until ``condition`` holds for the output lines so far."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.output()):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(
+                    f"not {what} within {timeout}s; output: {self.lines}; "
+                    f"log tail: {self.logs()[-1500:]}"
+                )
+            time.sleep(0.1)
 
     def output(self) -> list[str]:
         """Every line printed so far, without waiting."""
@@ -144,6 +158,10 @@ GONET = [sys.executable, "-m", "weron.cli.gonet"]
 class GonetProcess(LineProcess):
     """`gonet lobby/room/key`."""
 
-    def __init__(self, signaler_url: str, log_dir: Path, room: str, *args: str) -> None:
+    def __init__(
+        self, signaler_url: str, log_dir: Path, room: str, *args: str, namespace: str = ""
+    ) -> None:
         command = [*GONET, "--raddr", signaler_url, "--verbose", "6", *args, room]
+        if namespace:
+            command = ["ip", "netns", "exec", namespace, *command]
         super().__init__(command, log_dir, "gonet")

@@ -16,27 +16,24 @@ from tests.e2e.processes import free_port
 TURN_USER, TURN_PASSWORD = "lab", "labpass"
 
 
-@contextmanager
-def coturn(log_dir: Path) -> Iterator[str]:
-    """Yield the ``--ice`` entry of a running coturn; stop it afterwards."""
+def coturn_argv(
+    listen: list[str], port: int, relay_ip: str, log_dir: Path, relay_low: int
+) -> list[str]:
+    """coturn as STUN and TURN server (with two ``listen`` addresses also RFC 5780)."""
     binary = shutil.which("turnserver")
     if binary is None:
         pytest.skip("coturn is not installed (Debian package coturn; ./dev.sh test installs it)")
-    port = free_port()
-    relay_low = 49152 + port % 10000
-    log_path = log_dir / f"coturn-{port}.log"
-    command = [
+    return [
         binary,
         "-n",
         "--no-tls",
         "--no-dtls",
         "--no-cli",
-        "-L",
-        "127.0.0.1",
+        *(argument for address in listen for argument in ("-L", address)),
         "--listening-port",
         str(port),
         "--relay-ip",
-        "127.0.0.1",
+        relay_ip,
         "--min-port",
         str(relay_low),
         "--max-port",
@@ -49,11 +46,18 @@ def coturn(log_dir: Path) -> Iterator[str]:
         "--fingerprint",
         "--allow-loopback-peers",
         "--log-file",
-        str(log_path),
+        str(log_dir / f"coturn-{port}.log"),
         "--simple-log",
         "--pidfile",
         str(log_dir / f"coturn-{port}.pid"),
     ]
+
+
+@contextmanager
+def coturn(log_dir: Path, listen: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[str]:
+    """Yield the ``--ice`` entry of a running coturn; stop it afterwards."""
+    port = free_port()
+    command = coturn_argv(list(listen), port, listen[0], log_dir, 49152 + port % 10000)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         time.sleep(0.5)  # UDP: nothing to poll; coturn binds within milliseconds

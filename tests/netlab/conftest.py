@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -85,27 +86,38 @@ class Member:
         return self.lab.stop(self.process)
 
 
+def start_signaler(lab: Lab, log_dir: Path) -> subprocess.Popen[bytes]:
+    """A signaler in the hub namespace (at :func:`signaler_url`), once it listens."""
+    with (log_dir / f"signaler-{time.monotonic_ns()}.log").open("wb") as log:
+        process = lab.start(
+            lab.hub,
+            [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{SIGNALER_PORT}"],
+            log=log,
+        )
+    deadline = time.monotonic() + 20
+    while not lab.listening(lab.hub, SIGNALER_PORT):
+        assert time.monotonic() < deadline, "the signaler did not start"
+        time.sleep(0.1)
+    return process
+
+
+def signaler_url(lab: Lab) -> str:
+    return f"ws://{lab.hub_address}:{SIGNALER_PORT}/"
+
+
 @dataclass
 class Network:
     """The lab, its signaler on the LAN, and `weron vpn ip|ethernet` members to start."""
 
     lab: Lab
     log_dir: Path
-    signaler: Any = None
+    signaler: subprocess.Popen[bytes] | None = None
 
     def start_signaler(self) -> None:
-        with (self.log_dir / f"signaler-{time.monotonic_ns()}.log").open("wb") as log:
-            self.signaler = self.lab.start(
-                self.lab.hub,
-                [*WERON, "signaler", "--laddr", f"{self.lab.hub_address}:{SIGNALER_PORT}"],
-                log=log,
-            )
-        deadline = time.monotonic() + 20
-        while not self.lab.listening(self.lab.hub, SIGNALER_PORT):
-            assert time.monotonic() < deadline, "the signaler did not start"
-            time.sleep(0.1)
+        self.signaler = start_signaler(self.lab, self.log_dir)
 
     def stop_signaler(self) -> None:
+        assert self.signaler is not None
         self.lab.stop(self.signaler)
 
     def start(self, kind: str, *args: str, host: Host | None = None, dev: str = "weron0") -> Member:
@@ -116,7 +128,7 @@ class Network:
             "vpn",
             kind,
             "--raddr",
-            f"ws://{self.lab.hub_address}:{SIGNALER_PORT}/",
+            signaler_url(self.lab),
             "--community",
             "lab",
             "--password",

@@ -1,9 +1,13 @@
 """`gonet lobby/room/key`: ASCII chat between every member of a room, each pair over its own
-WireGuard session (full mesh), members found through a weron signaler.
+WireGuard session (full mesh), members found through a weron signaler or the DHT.
 
 Lines typed on stdin go to every member as UDP datagrams inside the tunnels; what members send
-is printed as ``name: text``, joins as ``+name`` and leaves as ``-name``. Only members whose
-handshake completed (same room key, hence same PSK) are ever shown.
+is printed as ``name: text``, joins as ``+name``, leaves as ``-name``, and the path to a member
+as ``~name direct`` or ``~name relay`` whenever it changes. Only members whose handshake
+completed (same room key, hence same PSK) are ever shown.
+
+Paths through NATs are ``weron.nat``'s: STUN and TURN on the WireGuard socket, candidates in
+the cards, hole punching, relay fallback.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import contextlib
 import socket
 import sys
 import urllib.parse
-from dataclasses import dataclass
-from typing import TextIO
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TextIO
 
 from weron.apps.console import Screen, escape, is_printable_ascii, read_lines
 from weron.apps.roster import (
@@ -29,8 +34,12 @@ from weron.apps.roster import (
     encode_chat,
 )
 from weron.log import get_logger, redact_url
-from weron.rendezvous.room import Room, derive
-from weron.rendezvous.signaler import Card, SignalerRendezvous
+from weron.nat.paths import Candidate, Route
+from weron.nat.traversal import Traversal
+from weron.nat.turn import TurnServer
+from weron.rendezvous.card import Card
+from weron.rendezvous.room import Room, RoomSecrets, derive
+from weron.rendezvous.signaler import SignalerRendezvous
 from weron.wireguard.cookie import Endpoint
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import Peer
@@ -48,24 +57,63 @@ class GonetConfig:
     private_key: PrivateKey
     host: str = "0.0.0.0"
     port: int = 0
-    timeout: float = 15.0  # a member silent this long has left; signaler retry interval
+    timeout: float = 15.0  # a member silent this long has left
+    signaler_timeout: float = 5.0  # signaler heartbeat and retry: cards flow soon after a drop
+    stun: list[tuple[str, int]] = field(default_factory=list)
+    turn: TurnServer | None = None
+    dht: bool = False
+    dht_bootstrap: list[tuple[str, int]] = field(default_factory=list)
 
 
-def advertised_endpoints(bound: Endpoint, raddr: str) -> list[Endpoint]:
-    """Where members can reach our socket: its own address if bound to one, else the address
-    this host uses toward the signaler (no packet is sent to find it out)."""
+class Rendezvous(Protocol):
+    """Where members meet: our card out, theirs in."""
+
+    def members(self) -> AsyncIterator[Card]: ...
+
+    async def announce(self, card: Card) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def host_endpoints(bound: Endpoint, toward: Sequence[str]) -> list[Endpoint]:
+    """Where members can reach our socket on our own networks: its own address if bound to
+    one, else the addresses this host uses toward the given hosts (signaler, STUN servers;
+    no packet is sent to find them out)."""
     host, port = bound
     if host not in ("0.0.0.0", ""):
         return [(host, port)]
-    target = urllib.parse.urlsplit(raddr).hostname or "127.0.0.1"
-    try:
-        address = socket.getaddrinfo(target, 9, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect((address, 9))
-            return [(probe.getsockname()[0], port)]
-    except OSError as exc:
-        log.warning("Cannot tell our address toward the signaler", reason=str(exc))
-        return [("127.0.0.1", port)]
+    found: list[Endpoint] = []
+    for target in toward:
+        try:
+            address = socket.getaddrinfo(target, 9, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((address, 9))
+                endpoint = (str(probe.getsockname()[0]), port)
+        except OSError as exc:
+            log.warning("Cannot tell our address toward a host", host=target, reason=str(exc))
+            continue
+        if endpoint not in found:
+            found.append(endpoint)
+    return found or [("127.0.0.1", port)]
+
+
+def _rendezvous(config: GonetConfig, secrets: RoomSecrets, card: Card) -> Rendezvous:
+    if config.dht:
+        from weron.rendezvous.dht import DhtRendezvous  # libtorrent only when asked for
+
+        return DhtRendezvous(secrets, card, bootstrap=config.dht_bootstrap)
+    return SignalerRendezvous(config.raddr, secrets, card, timeout=config.signaler_timeout)
+
+
+def _meeting_hosts(config: GonetConfig) -> list[str]:
+    hosts = [host for host, _ in config.stun]
+    if config.turn is not None:
+        hosts.append(config.turn.host)
+    if config.dht:
+        hosts += [host for host, _ in config.dht_bootstrap]
+    else:
+        hosts.append(urllib.parse.urlsplit(config.raddr).hostname or "127.0.0.1")
+    return hosts
 
 
 class _Room:
@@ -77,6 +125,9 @@ class _Room:
         self._psk = psk
         self.roster = Roster(config.private_key.public, config.name)
         self.overlay = UdpOverlay(config.private_key, self._datagram)
+        self.traversal = Traversal(
+            self.overlay.endpoint, stun=config.stun, turn=config.turn, on_route=self._route
+        )
         self.peers: dict[bytes, Peer] = {}
 
     @property
@@ -90,13 +141,16 @@ class _Room:
             self._screen.write(f"\n{shown}!\n")
 
     def meet(self, card: Card) -> None:
-        if not card.endpoints:
+        if not card.candidates or card.public_key == self._config.private_key.public:
             return
         peer = self.overlay.add_peer(card.public_key, psk=self._psk)
-        if not peer.has_session:
-            peer.endpoint = card.endpoints[0]
+        self.traversal.add(peer, card.candidates)
         self.peers[card.public_key] = peer
         self.overlay.sendto(encode_chat(Hello(self._config.name)), peer, CHAT_PORT)
+
+    def _route(self, peer: Peer, route: Route | None) -> None:
+        if route is not None and peer.public_key in self.roster:
+            self._screen.line(f"~{self.roster.display(peer.public_key)} {route}")
 
     def say(self, text: str) -> None:
         if not text:
@@ -133,6 +187,7 @@ class _Room:
         if isinstance(message, Hello):
             if self.roster.hello(key, message.name, self._now):
                 self._screen.line(f"+{self.roster.display(key)}")
+                self._route(peer, self.traversal.route(peer))
                 self.show_own_name()
         elif key not in self.roster:
             log.debug("Dropped chat message from a member that did not say hello")
@@ -149,7 +204,9 @@ class _Room:
     def _forget(self, key: bytes) -> None:
         """A member left: no more heartbeats nor handshakes toward it (if it comes back, the
         rendezvous hands us its card again)."""
-        self.peers.pop(key, None)
+        peer = self.peers.pop(key, None)
+        if peer is not None:
+            self.traversal.remove(peer)
         self.overlay.remove_peer(key)
 
 
@@ -162,17 +219,26 @@ async def run(
     secrets = await asyncio.to_thread(derive, config.room)
     room = _Room(config, screen, secrets.psk)
     bound = await room.overlay.open(config.host, config.port)
-    endpoints = await asyncio.to_thread(advertised_endpoints, bound, config.raddr)
-    log.info("Joining room", endpoints=[f"{h}:{p}" for h, p in endpoints])
-    rendezvous = SignalerRendezvous(
-        config.raddr,
-        secrets,
-        Card(config.private_key.public, tuple(endpoints)),
-        timeout=config.timeout,
-    )
-    screen.write(f".{redact_url(config.raddr)}")
+    try:
+        host = await asyncio.to_thread(host_endpoints, bound, _meeting_hosts(config))
+        candidates = await room.traversal.start(host)
+        rendezvous = _rendezvous(config, secrets, Card(config.private_key.public, candidates))
+    except BaseException:
+        await room.traversal.close()
+        room.overlay.close()
+        raise
+    log.info("Joining room", candidates=[c.encode() for c in candidates])
+    screen.write("." + ("dht" if config.dht else redact_url(config.raddr)))
     room.show_own_name()
     lines = read_lines(stdin or sys.stdin)
+    announcements: set[asyncio.Task[None]] = set()
+
+    def announce(candidates: tuple[Candidate, ...]) -> None:
+        task = asyncio.create_task(rendezvous.announce(Card(config.private_key.public, candidates)))
+        announcements.add(task)
+        task.add_done_callback(announcements.discard)
+
+    room.traversal.on_candidates = announce
 
     async def meet() -> None:
         async for card in rendezvous.members():
@@ -206,4 +272,5 @@ async def run(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await rendezvous.close()
+        await room.traversal.close()
         room.overlay.close()

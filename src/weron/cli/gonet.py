@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from pathlib import Path
 
 import click
@@ -11,14 +12,30 @@ from weron import __version__
 from weron import log as weron_log
 from weron.apps import gonet
 from weron.apps.roster import valid_name
+from weron.cli.nat import HostPort, nat_command
 from weron.cli.options import DEFAULT_RADDR, Duration, flag
 from weron.cli.runtime import run_app
+from weron.nat.turn import TurnError, TurnServer
 from weron.rendezvous.room import Room, RoomError
 from weron.signaling.client import SignalingError
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.keys import KeyFormatError, load_or_create_identity
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class TurnParam(click.ParamType[TurnServer]):
+    name = "user:password@host:port"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> TurnServer:
+        if isinstance(value, TurnServer):
+            return value
+        try:
+            return TurnServer.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class RoomParam(click.ParamType[Room]):
@@ -63,6 +80,27 @@ def default_name() -> str:
     help="Time after which a silent member counts as gone",
 )
 @click.option(
+    "--stun",
+    type=HostPort(),
+    multiple=True,
+    help="STUN server that tells our public address (repeatable; default: none)",
+)
+@flag(
+    "--turn",
+    type=TurnParam(),
+    default=None,
+    help="TURN server to relay through when no direct path works",
+)
+@click.option(
+    "--dht", is_flag=True, default=False, help="Meet through the BitTorrent DHT, no signaler"
+)
+@click.option(
+    "--dht-bootstrap",
+    type=HostPort(6881),
+    multiple=True,
+    help="DHT node to join the DHT through (repeatable; default: the public bootstrap nodes)",
+)
+@click.option(
     "-v",
     "--verbose",
     type=click.IntRange(0, 7, clamp=True),
@@ -78,12 +116,20 @@ def gonet_command(
     identity: Path | None,
     port: int,
     timeout: float,
+    stun: tuple[tuple[str, int], ...],
+    turn: TurnServer | None,
+    dht: bool,
+    dht_bootstrap: tuple[tuple[str, int], ...],
     verbose: int,
 ) -> None:
     """Chat with everyone in LOBBY/ROOM who holds KEY, over peer-to-peer WireGuard.
 
     Lines read from stdin go to every member; messages are printed as NAME: TEXT, joins as
-    +NAME and leaves as -NAME. Stop with Ctrl-C or end of input.
+    +NAME, leaves as -NAME, and the path to a member as ~NAME direct or ~NAME relay. Stop with
+    Ctrl-C or end of input.
+
+    Behind NATs, give a --stun server (and a --turn server for NATs that punching cannot
+    pass); `gonet nat --stun HOST:PORT` tells what kind of NAT this host is behind.
     """
     weron_log.configure(verbose)
     name = name or default_name()
@@ -98,16 +144,29 @@ def gonet_command(
     except KeyFormatError as exc:
         raise click.ClickException(str(exc)) from None
     config = gonet.GonetConfig(
-        raddr=raddr, room=room, name=name, private_key=key, port=port, timeout=timeout
+        raddr=raddr,
+        room=room,
+        name=name,
+        private_key=key,
+        port=port,
+        timeout=timeout,
+        stun=list(stun),
+        turn=turn,
+        dht=dht,
+        dht_bootstrap=list(dht_bootstrap),
     )
     try:
         run_app(gonet.run(config))
-    except (SignalingError, OSError) as exc:
+    except (SignalingError, TurnError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def main() -> None:
-    gonet_command(prog_name="gonet", auto_envvar_prefix=None)
+    """`gonet nat ...` discovers the NAT; anything else is a room to chat in."""
+    if sys.argv[1:2] == ["nat"]:
+        nat_command(sys.argv[2:], prog_name="gonet nat", auto_envvar_prefix=None)
+    else:
+        gonet_command(prog_name="gonet", auto_envvar_prefix=None)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from click.shell_completion import get_completion_class
 
 from weron import __version__
 from weron.cli.manager import manager_group
+from weron.cli.nat import nat_command
 from weron.cli.options import AliasedGroup, verbose_flag
 from weron.cli.peers import chat_command, utility_group, vpn_group
 from weron.cli.signaler import signaler_command
@@ -48,6 +49,7 @@ cli.add_aliased(manager_group, ["mgr", "m"])
 cli.add_aliased(signaler_command, ["sgl", "s"])
 cli.add_aliased(utility_group, ["uti", "u"])
 cli.add_aliased(vpn_group, ["v"])
+utility_group.add_aliased(nat_command, ["n"])
 
 
 def main() -> None:

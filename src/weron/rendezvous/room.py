@@ -53,6 +53,8 @@ class RoomSecrets:
     password: str
     signaling_key: str
     psk: bytes
+    dht: bytes  # the DHT records' signing seed, encryption key and slot names come from it
+    place: bytes  # from lobby/room only: names that need no secret
 
     def __repr__(self) -> str:
         return f"RoomSecrets(community={self.community!r})"
@@ -90,4 +92,6 @@ def derive(room: Room) -> RoomSecrets:
         password=_expand(place, "community password").hex(),
         signaling_key=_expand(stretched, "signaling key").hex(),
         psk=_expand(stretched, "wireguard psk"),
+        dht=_expand(stretched, "dht"),
+        place=place,
     )

@@ -1,76 +1,25 @@
-"""Meeting through a weron signaler: members exchange *cards* (public key + UDP endpoints)
+"""Meeting through a weron signaler: members exchange *cards* (public key + candidates)
 inside the signaler's sealed envelopes, keyed with the room's signaling key.
 
 A newcomer sends an introduction; every member answers it with an offer carrying its card, and
 the newcomer answers each offer with its own card. The signaler only relays sealed bytes.
+A member whose candidates changed (its NAT moved it) introduces itself again.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
 from weron.log import get_logger
+from weron.rendezvous.card import Card, CardError, decode_card
 from weron.rendezvous.room import RoomSecrets
-from weron.signaling.client import SignalingClient
+from weron.signaling.client import SignalingClient, SignalingSession
 from weron.signaling.messages import Exchange, Introduction, MessageType
-from weron.wireguard.cookie import Endpoint
-from weron.wireguard.keys import KeyFormatError, decode_key, encode_key
 
 log = get_logger(__name__)
-MAX_ENDPOINTS = 16
-
-
-class CardError(ValueError):
-    """A payload that is not a member card."""
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    public_key: bytes
-    endpoints: tuple[Endpoint, ...]
-
-    @property
-    def id(self) -> str:
-        return encode_key(self.public_key)
-
-    def encode(self) -> bytes:
-        document = {
-            "publicKey": self.id,
-            "endpoints": [f"{host}:{port}" for host, port in self.endpoints],
-        }
-        return json.dumps(document, separators=(",", ":")).encode()
-
-
-def _endpoint(text: Any) -> Endpoint:
-    if not isinstance(text, str):
-        raise CardError("an endpoint is a HOST:PORT string")
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CardError(f"not a HOST:PORT endpoint: {text[:64]!r}")
-    return host.strip("[]"), int(port)
-
-
-def decode_card(payload: bytes) -> Card:
-    try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CardError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise CardError("not a JSON object")
-    key = document.get("publicKey")
-    endpoints = document.get("endpoints")
-    if not isinstance(key, str) or not isinstance(endpoints, list):
-        raise CardError("publicKey (string) and endpoints (list) are required")
-    try:
-        public_key = decode_key(key)
-    except KeyFormatError as exc:
-        raise CardError(f"publicKey: {exc}") from None
-    return Card(public_key, tuple(_endpoint(item) for item in endpoints[:MAX_ENDPOINTS]))
 
 
 class SignalerRendezvous:
@@ -83,13 +32,21 @@ class SignalerRendezvous:
             raddr, secrets.community, secrets.password, secrets.signaling_key, timeout=timeout
         )
         self._card = card
+        self._session: SignalingSession | None = None
+
+    async def announce(self, card: Card) -> None:
+        """Our card changed: introduce ourselves again, so every member gets the new one."""
+        self._card = card
+        if self._session is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._session.send(Introduction(card.id))
 
     async def members(self) -> AsyncIterator[Card]:
         """Cards of the members we meet (again after every reconnect); runs until cancelled,
         reconnecting by itself, and raises only for errors the user must fix."""
         own = self._card.id
-        payload = self._card.encode()
         async for session in self._client.sessions():
+            self._session = session
             try:
                 await session.send(Introduction(own))
                 async for message in session:
@@ -97,7 +54,7 @@ class SignalerRendezvous:
                         continue
                     if isinstance(message, Introduction):
                         await session.send(
-                            Exchange(MessageType.OFFER, own, message.sender, payload)
+                            Exchange(MessageType.OFFER, own, message.sender, self._card.encode())
                         )
                         continue
                     if message.recipient != own or message.type is MessageType.CANDIDATE:
@@ -112,11 +69,13 @@ class SignalerRendezvous:
                         continue
                     if message.type is MessageType.OFFER:
                         await session.send(
-                            Exchange(MessageType.ANSWER, own, message.sender, payload)
+                            Exchange(MessageType.ANSWER, own, message.sender, self._card.encode())
                         )
                     yield card
             except ConnectionClosed:
                 continue
+            finally:
+                self._session = None
 
     async def close(self) -> None:
         await self._client.close()

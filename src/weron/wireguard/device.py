@@ -127,6 +127,7 @@ class Peer:
         self.last_timestamp = _NO_TIMESTAMP
         self.last_initiation_consumed = -float("inf")
         self.staged: deque[bytes] = deque(maxlen=MAX_STAGED)
+        self.initiation: bytes | None = None  # the initiation in flight, as sent
         # Timers: absolute deadlines in `now` units, None when not armed.
         self.attempt_started: float | None = None
         self.last_initiation_sent = -float("inf")
@@ -377,6 +378,7 @@ class Device:
         local_index = message.receiver
         del self._handshakes[local_index]
         peer.handshake = None
+        peer.initiation = None
         keypair = Keypair(peer, keys, local_index, message.sender, initiator=True, now=now)
         self._keypairs[local_index] = keypair
         if peer.next is not None:
@@ -492,13 +494,26 @@ class Device:
         self._initiate(peer, now, out)
         return out
 
+    def probe(self, peer: Peer, now: float) -> bytes | None:
+        """A message to send along a candidate path to learn whether it works (hole punching):
+        with a session, an empty transport message (the peer roams to the path it arrives
+        on); without, the initiation in flight (started if none is), so the handshake completes
+        on the first path that answers. None when the peer can never handshake."""
+        keypair = peer.current
+        if keypair is not None and self._usable(keypair, now):
+            return self._encrypt(keypair, b"")
+        if peer.handshake is None or peer.initiation is None:
+            self._initiate(peer, now, [])
+        return peer.initiation if peer.handshake is not None else None
+
     def _usable(self, keypair: Keypair, now: float) -> bool:
         return (
             now - keypair.created < self.timers.reject_after_time
             and keypair.send_counter < self.timers.reject_after_messages
         )
 
-    def _seal(self, keypair: Keypair, packet: bytes, now: float) -> bytes:
+    def _encrypt(self, keypair: Keypair, packet: bytes) -> bytes:
+        """A transport message, without touching the peer's timers."""
         size = len(packet)
         padding = padded_size(size, self.mtu) - size
         if padding:
@@ -506,7 +521,10 @@ class Device:
         counter = keypair.send_counter
         keypair.send_counter = counter + 1
         header = TRANSPORT_HEADER.pack(_TRANSPORT_WORD, keypair.remote_index, counter)
-        data = header + keypair.send.encrypt(_NONCE_PREFIX + header[8:], packet, None)
+        return header + keypair.send.encrypt(_NONCE_PREFIX + header[8:], packet, None)
+
+    def _seal(self, keypair: Keypair, packet: bytes, now: float) -> bytes:
+        data = self._encrypt(keypair, packet)
         peer = keypair.peer
         peer.tx_bytes += len(data)
         self._sent(peer, now)
@@ -555,7 +573,8 @@ class Device:
         jitter = int.from_bytes(self._random(2), "little") % 334 / 1000
         peer.retransmit_at = now + self.timers.rekey_timeout + jitter
         self._sent(peer, now)
-        out.append((peer.macs.add_macs(message.pack(), now), peer.endpoint))
+        peer.initiation = peer.macs.add_macs(message.pack(), now)
+        out.append((peer.initiation, peer.endpoint))
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -596,6 +615,7 @@ class Device:
         if peer.handshake is not None:
             self._handshakes.pop(peer.handshake_index, None)
         peer.handshake = None
+        peer.initiation = None
         peer.retransmit_at = None
         peer.attempt_started = None
         peer.new_handshake_at = None

@@ -4,6 +4,10 @@ protocol decisions are the core's, ``device.py``).
 Received datagrams go through :meth:`Device.receive` with the loop's clock; what the core
 wants sent is sent at once; decrypted packets go to ``on_packet``. A timer runs the core's
 timers a few times a second.
+
+The socket can be shared (NAT traversal, ``weron.nat``): datagrams that are not WireGuard go
+to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)`` tuples (a
+:class:`Relayed` peer behind a TURN relay) go to ``send_foreign``, which wraps them.
 """
 
 from __future__ import annotations
@@ -11,17 +15,29 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from weron.log import get_logger
 from weron.wireguard.cookie import Endpoint
 from weron.wireguard.device import Datagram, Device, Peer
+from weron.wireguard.messages import message_type
 
 log = get_logger(__name__)
 TICK_INTERVAL: Final = 0.25
 SOCKET_BUFFER: Final = 4 << 20
 
 PacketHandler = Callable[[Peer, bytes], None]
+DatagramSink = Callable[[bytes, Endpoint], None]
+
+
+class Relayed(NamedTuple):
+    """A peer address as our TURN relay sees it: datagrams to it travel through the relay.
+
+    A tuple like any endpoint, so the protocol core treats it alike (roaming, cookies); only
+    its class tells the socket to hand it to ``send_foreign``."""
+
+    host: str
+    port: int
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -45,6 +61,8 @@ class WireGuardEndpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self.rejected = 0
+        self.on_foreign: DatagramSink | None = None
+        self.send_foreign: DatagramSink | None = None
 
     async def open(
         self, host: str = "0.0.0.0", port: int = 0, *, sock: socket.socket | None = None
@@ -86,7 +104,18 @@ class WireGuardEndpoint:
     def initiate(self, peer: Peer) -> None:
         self._send_all(self.device.initiate(peer, self.now))
 
+    def sendto(self, data: bytes, endpoint: Endpoint) -> None:
+        """Send raw bytes from the WireGuard socket (STUN, TURN, probes)."""
+        self._send_all([(data, endpoint)])
+
     def datagram_received(self, data: bytes, source: Endpoint) -> None:
+        if self.on_foreign is not None and not message_type(data):
+            self.on_foreign(data, source)
+            return
+        self.deliver(data, source)
+
+    def deliver(self, data: bytes, source: Endpoint) -> None:
+        """A WireGuard datagram from ``source`` (a relay hands over what it unwrapped)."""
         receipt = self.device.receive(data, source, self.now)
         if receipt.replies:
             self._send_all(receipt.replies)
@@ -101,7 +130,12 @@ class WireGuardEndpoint:
         if transport is None:
             return
         for data, endpoint in datagrams:
-            transport.sendto(data, endpoint)
+            if endpoint.__class__ is tuple:
+                transport.sendto(data, endpoint)
+            elif self.send_foreign is not None:
+                self.send_foreign(data, endpoint)
+            else:
+                transport.sendto(data, (endpoint[0], endpoint[1]))
 
     def _tick(self) -> None:
         assert self._loop is not None

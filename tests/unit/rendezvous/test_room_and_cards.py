@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from weron.nat.paths import Candidate, Kind
+from weron.rendezvous.card import Card, CardError, decode_card
 from weron.rendezvous.room import Room, RoomError, derive
-from weron.rendezvous.signaler import Card, CardError, decode_card
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.keys import KeyFormatError, encode_key, load_or_create_identity
 
@@ -41,17 +42,26 @@ def test_secrets_are_separated_by_purpose_and_by_every_part() -> None:
 
 def test_cards_round_trip_and_garbage_is_rejected() -> None:
     key = PrivateKey.generate().public
-    card = Card(key, (("198.51.100.1", 51820), ("::1", 4000)))
+    card = Card(
+        key,
+        (
+            Candidate(Kind.HOST, ("198.51.100.1", 51820)),
+            Candidate(Kind.SRFLX, ("::1", 4000)),
+            Candidate(Kind.RELAY, ("203.0.113.1", 49152)),
+        ),
+    )
     assert decode_card(card.encode()) == card
     for payload in (
         b"",
         b"[]",
         b"{}",
-        b'{"publicKey": 1, "endpoints": []}',
-        b'{"publicKey": "AAAA", "endpoints": []}',
-        b'{"publicKey": "%s", "endpoints": ["nope"]}' % card.id.encode(),
-        b'{"publicKey": "%s", "endpoints": ["h:70000"]}' % card.id.encode(),
-        b'{"publicKey": "%s", "endpoints": [5]}' % card.id.encode(),
+        b'{"publicKey": 1, "candidates": []}',
+        b'{"publicKey": "AAAA", "candidates": []}',
+        b'{"publicKey": "%s", "candidates": ["nope"]}' % card.id.encode(),
+        b'{"publicKey": "%s", "candidates": ["host 1.2.3.4:70000"]}' % card.id.encode(),
+        b'{"publicKey": "%s", "candidates": ["host example.org:53"]}' % card.id.encode(),
+        b'{"publicKey": "%s", "candidates": ["bogus 1.2.3.4:5"]}' % card.id.encode(),
+        b'{"publicKey": "%s", "candidates": [5]}' % card.id.encode(),
         b"\xff",
     ):
         with pytest.raises(CardError):

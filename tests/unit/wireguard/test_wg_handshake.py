@@ -357,3 +357,23 @@ def test_simultaneous_initiations_leave_both_sides_with_working_sessions() -> No
     deliver(from_a + from_b, a, b, 0.0)
     assert packets(deliver(a.send(peer_b, b"1", 1.0), a, b, 1.0)[1]) == [b"1" + bytes(15)]
     assert packets(deliver(b.send(peer_a, b"2", 1.0), a, b, 1.0)[0]) == [b"2" + bytes(15)]
+
+
+def test_probes_complete_the_handshake_on_the_path_that_answers_and_make_the_peer_roam() -> None:
+    a, b, peer_b, peer_a = make_pair()
+    probe = a.probe(peer_b, 0.0)
+    assert probe is not None and len(probe) == INITIATION_SIZE
+    assert a.probe(peer_b, 0.1) == probe  # the same initiation goes along every path
+    punched = ("203.0.113.9", 40000)  # the path that answered: b roams there
+    first = b.receive(probe, punched, 0.2)
+    assert first.peer is peer_a and peer_a.endpoint == punched
+    assert b.receive(probe, B_ADDR, 0.3).rejected  # a copy along another path is a replay
+    response, _ = first.replies[0]
+    assert a.receive(response, B_ADDR, 0.4).peer is peer_b and peer_b.has_session
+    keepalive = a.probe(peer_b, 0.5)  # with a session: an empty transport message
+    assert keepalive is not None and len(keepalive) == TRANSPORT_MIN_SIZE
+    moved = ("203.0.113.9", 40001)
+    receipt = b.receive(keepalive, moved, 0.6)
+    assert receipt.rejected is None and peer_a.endpoint == moved
+    assert b.receive(keepalive, B_ADDR, 0.7).rejected  # duplicates do not move it back
+    assert peer_a.endpoint == moved

@@ -1,0 +1,130 @@
+"""Candidates and the choice of a path to one peer (hole punching), without I/O.
+
+A member advertises *candidates*: its socket's local addresses (``host``), the public mapping
+STUN saw (``srflx``) and its TURN relay (``relay``). To reach a peer, both sides send probes
+to all of the other's candidates at the same time, every half second: each probe opens our
+own NAT toward that candidate, so the other side's probes get in. WireGuard itself is the
+probe (the handshake initiation, or an empty transport message once a session exists): the
+handshake completes on the first path that answers, and roaming keeps the path that works.
+
+If no direct path works within ``DIRECT_BOUND``, probes also go through our TURN relay to the
+peer's public and relayed candidates. On the relay, direct paths keep being probed in the
+background, and the first direct probe that arrives moves both sides back (roaming). A path
+silent for ``DEAD_AFTER`` is lost: punching starts again (the owner also refreshes its
+candidates, which a NAT that changed our mapping made stale).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from weron.wireguard.cookie import Endpoint
+from weron.wireguard.endpoint import Relayed
+
+PUNCH_INTERVAL: Final = 0.5
+SLOW_PUNCH_INTERVAL: Final = 2.0  # after SLOW_AFTER of punching without success
+SLOW_AFTER: Final = 30.0
+DIRECT_BOUND: Final = 5.0
+BACKGROUND_INTERVAL: Final = 5.0
+KEEPALIVE: Final = 2.0  # persistent keepalive: NAT mappings stay, silence means loss
+DEAD_AFTER: Final = 6.0
+MAX_CANDIDATES: Final = 8
+
+
+class Kind(StrEnum):
+    HOST = "host"
+    SRFLX = "srflx"
+    RELAY = "relay"
+
+
+class Route(StrEnum):
+    DIRECT = "direct"
+    RELAY = "relay"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    kind: Kind
+    endpoint: Endpoint
+
+    def encode(self) -> str:
+        return f"{self.kind} {self.endpoint[0]}:{self.endpoint[1]}"
+
+    @classmethod
+    def parse(cls, text: str) -> Candidate:
+        """``KIND HOST:PORT`` with an IPv4 or IPv6 address; ValueError otherwise."""
+        kind, _, address = text.partition(" ")
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not a HOST:PORT candidate: {text[:64]!r}")
+        ipaddress.ip_address(host)  # raises ValueError: candidates are addresses, not names
+        return cls(Kind(kind), (host, int(port)))
+
+
+def _ipv4(endpoint: Endpoint) -> bool:
+    return ":" not in endpoint[0]
+
+
+@dataclass
+class PeerPaths:
+    """Path finding toward one peer: feed it the time and the WireGuard state, get where to
+    probe, whether the path was just lost, and the route in use."""
+
+    candidates: tuple[Candidate, ...]
+    started: float  # when punching (re)started
+    alive: bool = False
+    last_probe: float = -float("inf")
+    _relay_endpoints: frozenset[Endpoint] = field(default=frozenset(), init=False)
+
+    def __post_init__(self) -> None:
+        self.update(self.candidates, self.started)
+
+    def update(self, candidates: tuple[Candidate, ...], now: float) -> None:
+        """New candidates from the rendezvous: punch again."""
+        self.candidates = tuple(c for c in candidates if _ipv4(c.endpoint))[:MAX_CANDIDATES]
+        self._relay_endpoints = frozenset(
+            c.endpoint for c in self.candidates if c.kind is Kind.RELAY
+        )
+        self.started = now
+        self.last_probe = -float("inf")
+
+    def route(self, endpoint: Endpoint | None) -> Route | None:
+        """How packets to ``endpoint`` travel: through a relay (ours, or the peer's relayed
+        address) or directly."""
+        if endpoint is None:
+            return None
+        if isinstance(endpoint, Relayed) or endpoint in self._relay_endpoints:
+            return Route.RELAY
+        return Route.DIRECT
+
+    def step(
+        self, now: float, last_received: float, endpoint: Endpoint | None, relay: bool
+    ) -> tuple[list[Endpoint], bool]:
+        """Where to send a probe now, and whether the path in use was just lost.
+        ``last_received``: when the peer last authenticated a packet to us; ``relay``:
+        whether we have a TURN allocation."""
+        alive = now - last_received < DEAD_AFTER
+        lost = self.alive and not alive
+        if lost:
+            self.started = now
+            self.last_probe = -float("inf")
+        self.alive = alive
+        direct = [c.endpoint for c in self.candidates]
+        if alive:
+            if self.route(endpoint) is Route.DIRECT:
+                return [], lost
+            if now - self.last_probe < BACKGROUND_INTERVAL:
+                return [], lost
+            self.last_probe = now
+            return [e for e in direct if e not in self._relay_endpoints], lost
+        interval = SLOW_PUNCH_INTERVAL if now - self.started >= SLOW_AFTER else PUNCH_INTERVAL
+        if now - self.last_probe < interval:
+            return [], lost
+        self.last_probe = now
+        if relay and now - self.started >= DIRECT_BOUND:
+            direct += [Relayed(*c.endpoint) for c in self.candidates if c.kind is not Kind.HOST]
+        return direct, lost

@@ -1,0 +1,51 @@
+"""A private BitTorrent DHT on loopback: a few libtorrent nodes that know each other, for the
+`gonet --dht` tests (nothing leaves the machine: no public bootstrap node is configured)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.e2e.processes import free_udp_port
+
+
+@contextmanager
+def dht_nodes(count: int = 4) -> Iterator[list[tuple[str, int]]]:
+    """Start ``count`` DHT nodes in this process; yields their addresses."""
+    try:
+        import libtorrent as lt
+    except ImportError:
+        pytest.skip("libtorrent is not installed (pip install libtorrent)")
+    nodes = [("127.0.0.1", free_udp_port()) for _ in range(count)]
+    sessions = []
+    for host, port in nodes:
+        settings: lt.settings_pack = {
+            "listen_interfaces": f"{host}:{port}",
+            "enable_dht": True,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "dht_bootstrap_nodes": "",
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_ignore_dark_internet": False,
+            "dht_enforce_node_id": False,
+            "dht_block_ratelimit": 1000,  # every member comes from 127.0.0.1
+            "alert_mask": 0,
+        }
+        sessions.append(lt.session(settings))
+    for session in sessions:
+        for node in nodes:
+            session.add_dht_node(node)
+    deadline = time.monotonic() + 10
+    while any(not s.is_dht_running() for s in sessions) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield nodes
+    finally:
+        for session in sessions:
+            session.pause()
+        sessions.clear()

@@ -1,0 +1,134 @@
+"""A NAT lab (netlab.md): the lab's hub namespace is the "internet" (198.51.100.0/24, with a
+second address for the STUN/TURN server), and each private host sits behind a home router of
+its own: an nftables masquerade NAT that drops unsolicited inbound packets, as home routers do.
+
+``EIM`` routers (``masquerade``) keep one public port per socket whatever the destination
+(endpoint-independent mapping, address-and-port-dependent filtering); ``SYMMETRIC`` ones
+(``masquerade fully-random``) pick a new public port for every destination, which no hole
+punching gets through.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from tests.e2e.turn import TURN_PASSWORD, TURN_USER, coturn_argv
+from tests.netlab.lab import LAN_PREFIX, Host, Lab, _ip, lab_unavailable
+
+EIM: Final = "masquerade"
+SYMMETRIC: Final = "masquerade fully-random"
+STUN_PORT: Final = 3478
+SECOND_ADDRESS: Final = f"{LAN_PREFIX}.250"
+WAN: Final = "eth0"  # a router's end of the hub link
+
+
+def nat_lab_unavailable() -> str | None:
+    reason = lab_unavailable()
+    if reason is not None:
+        return reason
+    for tool, package in (
+        ("nft", "nftables"),
+        ("conntrack", "conntrack"),
+        ("turnserver", "coturn"),
+    ):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (Debian package {package})"
+    return None
+
+
+def ruleset(masquerade: str) -> str:
+    """A home router: NAT out of the WAN link, nothing new gets in from it."""
+    return f"""
+table ip natlab {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "{WAN}" {masquerade}
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname "{WAN}" ct state new drop
+    }}
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname "{WAN}" ct state new drop
+    }}
+}}
+"""
+
+
+@dataclass
+class Home:
+    """A private host behind its router."""
+
+    router: Host
+    host: Host
+
+
+@dataclass
+class NatLab(Lab):
+    homes: list[Home] = field(default_factory=list)
+
+    @property
+    def stun(self) -> str:
+        return f"{self.hub_address}:{STUN_PORT}"
+
+    @property
+    def turn(self) -> str:
+        return f"{TURN_USER}:{TURN_PASSWORD}@{self.hub_address}:{STUN_PORT}"
+
+    def add_home(self, masquerade: str) -> Home:
+        router = self.add_host()
+        number = len(self.homes) + 1
+        namespace = f"wlp{number}{self.tag}"
+        _ip("netns", "add", namespace)
+        host = Host(namespace, f"10.0.{number}.2", "eth0")
+        self.hosts.append(host)
+        _ip(
+            "-n", router.namespace, "link", "add", "lan0",
+            "type", "veth", "peer", "name", "eth0", "netns", namespace,
+        )  # fmt: skip
+        _ip("-n", router.namespace, "addr", "add", f"10.0.{number}.1/24", "dev", "lan0")
+        _ip("-n", router.namespace, "link", "set", "lan0", "up")
+        _ip("-n", namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
+        _ip("-n", namespace, "link", "set", "eth0", "up")
+        _ip("-n", namespace, "link", "set", "lo", "up")
+        _ip("-n", namespace, "route", "add", "default", "via", f"10.0.{number}.1")
+        self._checked(router.namespace, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        self.set_nat(router, masquerade)
+        home = Home(router, host)
+        self.homes.append(home)
+        return home
+
+    def set_nat(self, router: Host, masquerade: str) -> None:
+        """(Re)load the router's ruleset, as a router restart with new settings would."""
+        self.run(router.namespace, ["nft", "delete", "table", "ip", "natlab"])
+        self._checked(router.namespace, ["nft", "-f", "-"], stdin=ruleset(masquerade))
+
+    def flush_conntrack(self, router: Host) -> None:
+        """Forget every NAT mapping of the router, mid-session."""
+        self._checked(router.namespace, ["conntrack", "-F"])
+
+    def start_coturn(self, log_dir: Path) -> subprocess.Popen[bytes]:
+        """STUN/TURN in the hub on two addresses (RFC 5780)."""
+        _ip("-n", self.hub, "addr", "add", f"{SECOND_ADDRESS}/24", "dev", "br0")
+        argv = coturn_argv(
+            [self.hub_address, SECOND_ADDRESS], STUN_PORT, self.hub_address, log_dir, 49152
+        )
+        with (log_dir / "coturn.out").open("wb") as log:
+            return self.start(self.hub, argv, log=log)
+
+    def _checked(self, namespace: str, argv: list[str], stdin: str | None = None) -> None:
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, *argv],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} in {namespace}: {result.stderr.strip()}")

@@ -1,0 +1,102 @@
+"""The pure NAT cores: RFC 5780 verdicts, candidates, and the path finder's schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from weron.nat.behavior import Behavior, NatReport, filtering, mapping
+from weron.nat.paths import (
+    BACKGROUND_INTERVAL,
+    DEAD_AFTER,
+    DIRECT_BOUND,
+    PUNCH_INTERVAL,
+    SLOW_AFTER,
+    SLOW_PUNCH_INTERVAL,
+    Candidate,
+    Kind,
+    PeerPaths,
+    Route,
+)
+from weron.wireguard.endpoint import Relayed
+
+NEVER = -float("inf")
+HOST = Candidate(Kind.HOST, ("10.0.1.2", 5000))
+SRFLX = Candidate(Kind.SRFLX, ("198.51.100.2", 5000))
+RELAY = Candidate(Kind.RELAY, ("198.51.100.1", 49152))
+
+
+def test_mapping_and_filtering_follow_rfc_5780() -> None:
+    a, b, c = ("198.51.100.2", 1), ("198.51.100.2", 2), ("198.51.100.2", 3)
+    assert mapping(a, a, None) is Behavior.ENDPOINT_INDEPENDENT
+    assert mapping(a, b, b) is Behavior.ADDRESS_DEPENDENT
+    assert mapping(a, b, c) is Behavior.ADDRESS_AND_PORT_DEPENDENT
+    assert mapping(a, None, None) is Behavior.UNKNOWN
+    assert mapping(a, b, None) is Behavior.UNKNOWN
+    assert filtering(True, True) is Behavior.ENDPOINT_INDEPENDENT
+    assert filtering(False, True) is Behavior.ADDRESS_DEPENDENT
+    assert filtering(False, False) is Behavior.ADDRESS_AND_PORT_DEPENDENT
+
+
+def test_reports_say_what_the_nat_means_for_direct_connections() -> None:
+    local, public = ("10.0.1.2", 5000), ("198.51.100.2", 5000)
+    eim = NatReport(
+        local, public, Behavior.ENDPOINT_INDEPENDENT, Behavior.ADDRESS_AND_PORT_DEPENDENT
+    )
+    text = "\n".join(eim.lines())
+    assert "behind a NAT: yes" in text and "work with most peers" in text
+    symmetric = NatReport(local, public, Behavior.ADDRESS_AND_PORT_DEPENDENT, Behavior.UNKNOWN)
+    assert "relay (gonet --turn) is needed" in symmetric.verdict()
+    open_host = NatReport(
+        local, local, Behavior.ENDPOINT_INDEPENDENT, Behavior.ENDPOINT_INDEPENDENT
+    )
+    assert "no NAT" in open_host.verdict() and not open_host.behind_nat
+    unknown = NatReport(local, public, Behavior.UNKNOWN, Behavior.UNKNOWN)
+    assert "two addresses" in unknown.verdict()
+
+
+def test_candidates_round_trip_and_reject_names_and_garbage() -> None:
+    for candidate in (HOST, SRFLX, RELAY, Candidate(Kind.HOST, ("fd00::1", 7))):
+        assert Candidate.parse(candidate.encode()) == candidate
+    for text in ("", "host", "host 1.2.3.4", "host 1.2.3.4:0", "host 1.2.3.4:65536",
+                 "host example.org:53", "prflx 1.2.3.4:5", "host 1.2.3.4:x"):  # fmt: skip
+        with pytest.raises(ValueError):
+            Candidate.parse(text)
+
+
+def test_punching_probes_every_candidate_then_the_relay_after_the_bound() -> None:
+    paths = PeerPaths((HOST, SRFLX, RELAY), 0.0)
+    targets, lost = paths.step(0.0, NEVER, HOST.endpoint, relay=True)
+    assert targets == [HOST.endpoint, SRFLX.endpoint, RELAY.endpoint] and not lost
+    assert paths.step(PUNCH_INTERVAL / 2, NEVER, HOST.endpoint, relay=True)[0] == []
+    assert len(paths.step(PUNCH_INTERVAL, NEVER, HOST.endpoint, relay=True)[0]) == 3
+    targets, _ = paths.step(DIRECT_BOUND, NEVER, HOST.endpoint, relay=True)
+    assert targets[3:] == [Relayed(*SRFLX.endpoint), Relayed(*RELAY.endpoint)]
+    assert all(isinstance(t, Relayed) for t in targets[3:])
+    assert len(paths.step(DIRECT_BOUND + 1, NEVER, HOST.endpoint, relay=False)[0]) == 3
+    paths.step(SLOW_AFTER, NEVER, HOST.endpoint, relay=False)
+    assert paths.step(SLOW_AFTER + PUNCH_INTERVAL, NEVER, None, relay=False)[0] == []
+    assert paths.step(SLOW_AFTER + SLOW_PUNCH_INTERVAL, NEVER, None, relay=False)[0]
+
+
+def test_a_direct_path_stops_probing_a_relayed_one_keeps_trying_direct() -> None:
+    paths = PeerPaths((HOST, SRFLX, RELAY), 0.0)
+    now = 10.0
+    assert paths.step(now, now, SRFLX.endpoint, relay=True) == ([], False)
+    assert paths.route(SRFLX.endpoint) is Route.DIRECT
+    assert paths.route(RELAY.endpoint) is Route.RELAY  # the peer's relay, reached directly
+    assert paths.route(Relayed(*SRFLX.endpoint)) is Route.RELAY  # through our relay
+    relayed = Relayed(*RELAY.endpoint)
+    targets, _ = paths.step(now + 1, now + 1, relayed, relay=True)
+    assert targets == [HOST.endpoint, SRFLX.endpoint]  # background direct probes
+    assert paths.step(now + 2, now + 2, relayed, relay=True)[0] == []
+    assert paths.step(now + 1 + BACKGROUND_INTERVAL, now + 5, relayed, relay=True)[0]
+
+
+def test_silence_loses_the_path_once_and_punching_starts_again() -> None:
+    paths = PeerPaths((SRFLX,), 0.0)
+    assert paths.step(1.0, 1.0, SRFLX.endpoint, relay=False) == ([], False)
+    targets, lost = paths.step(1.0 + DEAD_AFTER, 1.0, SRFLX.endpoint, relay=False)
+    assert lost and targets == [SRFLX.endpoint] and not paths.alive
+    assert paths.step(1.0 + DEAD_AFTER + PUNCH_INTERVAL, 1.0, None, relay=False)[1] is False
+    paths.update((SRFLX, RELAY), 20.0)  # new candidates: a fresh bound before the relay
+    assert len(paths.step(20.0, 1.0, None, relay=True)[0]) == 2
