@@ -7,7 +7,7 @@ peer side is not available yet.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -19,12 +19,14 @@ from weron.cli.options import (
     AliasedGroup,
     CommaList,
     Duration,
+    env_name,
     flag,
     verbose_flag,
     verbosity,
 )
 from weron.cli.runtime import not_available, run_peer_app
 from weron.peers.adapter import AdapterConfig
+from weron.webrtc import MAX_MTU, MIN_MTU
 from weron.webrtc.backends import BACKEND_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +37,18 @@ _ICE_HELP = (
     "username:credential@turn:global.turn.twilio.com:3478?transport=tcp)"
 )
 _PEER_SUPPORT = "WebRTC peer support"
+_MTU_HELP = (
+    "Largest UDP packet to send, in bytes (libdatachannel backend; default 1280, safe on any "
+    "path). Larger packets are faster where the path carries them (loopback, LAN with jumbo "
+    "frames) and get fragmented or lost on the Internet"
+)
+_MTU: Final = "weron.mtu"
+
+
+def _remember_mtu(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
+    """--mtu goes to ``ctx.meta`` rather than into every command's signature: each peer
+    command reads it back through :func:`_adapter_config`."""
+    ctx.meta[_MTU] = value
 
 
 def peer_flags[F: Callable[..., Any]](function: F) -> F:
@@ -52,6 +66,15 @@ def peer_flags[F: Callable[..., Any]](function: F) -> F:
             type=click.Choice(BACKEND_NAMES),
             default=None,
             help="WebRTC engine (default: libdatachannel where available, else aiortc)",
+        ),
+        click.option(
+            "--mtu",
+            type=click.IntRange(MIN_MTU, MAX_MTU),
+            envvar=env_name("--mtu"),
+            show_envvar=True,
+            expose_value=False,
+            callback=_remember_mtu,
+            help=_MTU_HELP,
         ),
         verbose_flag(leaf=True),
     ]
@@ -114,13 +137,14 @@ def chat_command(
         channels=channels,
         id_channel=id_channel,
         kicks=kicks,
-        adapter=AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay),
+        adapter=_adapter_config(timeout, ice, force_relay),
     )
     run_peer_app(lambda engine: chat.run(config, engine), backend)
 
 
 def _adapter_config(timeout: float, ice: list[str], force_relay: bool) -> AdapterConfig:
-    return AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay)
+    mtu = click.get_current_context().meta.get(_MTU)
+    return AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay, mtu=mtu)
 
 
 def _require(**values: str) -> None:

@@ -143,6 +143,8 @@ class LibdatachannelPeerConnection:
         configuration.ice_servers = [_ice_server(server) for server in config.ice_servers]
         if config.relay_only:
             configuration.ice_transport_policy = rtc.TransportPolicy.Relay
+        if config.mtu is not None:
+            configuration.mtu = config.mtu
         configuration.disable_auto_negotiation = True  # we set descriptions when ready
         self._pc = pc = rtc.PeerConnection(configuration)
         _LIVE.add(pc)

@@ -38,6 +38,7 @@ SIGNALER = [
 MANAGER = ["--api-password", "--api-username", "--raddr", "--verbose", "API_PASSWORD", "API_KEY"]
 PEER = [
     *("--community", "--force-relay", "--ice", "--key", "--password", "--raddr", "--timeout"),
+    *("--mtu", "WERON_MTU"),
     *("--verbose", "WERON_COMMUNITY", "WERON_KEY", "stun:stun.l.google.com:19302"),
 ]
 HELP_CONTRACT: dict[tuple[str, ...], list[str]] = {
@@ -136,6 +137,19 @@ def test_utilities_need_community_password_and_key(command: tuple[str, ...]) -> 
 def test_utilities_refuse_nonsense_sizes() -> None:
     result = weron("utility", "latency", "--packet-length", "0")
     assert result.exit_code == 2 and "--packet-length" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(("--mtu", "999"), {}), (("--mtu", "4097"), {}), ((), {"WERON_MTU": "70000"})],
+)
+def test_peer_commands_refuse_an_mtu_out_of_range(
+    args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    for command in (("chat",), ("utility", "latency"), ("utility", "throughput")):
+        result = weron(*command, *args, **env)
+        assert result.exit_code == 2 and "--mtu" in result.output, result.output
+        assert "1000<=x<=4096" in result.output
 
 
 @pytest.mark.parametrize(
