@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import urllib.parse
 import weakref
+from collections.abc import Callable
 from typing import Final
 
 import libdatachannel as rtc
@@ -34,11 +35,13 @@ from weron.webrtc import (
     PeerEvents,
     candidate_line,
 )
+from weron.webrtc.thread_state import keep_thread_state
 
 log = get_logger(__name__)
 
 _HIGH_WATER: Final = 1 << 20
 _LOW_WATER: Final = 256 << 10
+_POOL_THREADS: Final = frozenset({"RTC worker"})  # where libdatachannel runs callbacks
 # libdatachannel aborts the whole process ("terminate called without an active exception")
 # when the interpreter exits with a connection still up: close whatever is left at exit.
 _LIVE: weakref.WeakSet[rtc.PeerConnection] = weakref.WeakSet()
@@ -49,6 +52,18 @@ def _close_leftovers() -> None:
     for pc in list(_LIVE):
         with contextlib.suppress(Exception):
             pc.close()
+
+
+def _keep_thread_state() -> None:
+    """Keep the Python thread state of libdatachannel's worker pool between callbacks
+    (see weron.webrtc.thread_state): saves creating and destroying one per callback."""
+    keep_thread_state(_POOL_THREADS)
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
+    """From a library thread: have the loop run ``callback(*args)``."""
+    _keep_thread_state()
+    loop.call_soon_threadsafe(callback, *args)
 
 
 _RELAY_TYPES: Final = {
@@ -80,15 +95,23 @@ class LibdatachannelChannel:
         self._label = channel.label()
         self._loop = loop
         self._readable = asyncio.Event()
+        self._reader_waits = False  # the loop is woken for arrivals only while a reader waits
         self._writable = asyncio.Event()
         self._writable.set()
         self._closed = False
         channel.set_buffered_amount_low_threshold(_LOW_WATER)
-        channel.on_available(lambda: loop.call_soon_threadsafe(self._readable.set))
-        channel.on_buffered_amount_low(lambda: loop.call_soon_threadsafe(self._writable.set))
-        channel.on_closed(lambda: loop.call_soon_threadsafe(self._on_closed))
+        channel.on_available(self._on_available)
+        channel.on_buffered_amount_low(lambda: _post(loop, self._writable.set))
+        channel.on_closed(lambda: _post(loop, self._on_closed))
         # Replayed at once if the channel is already open.
-        channel.on_open(lambda: loop.call_soon_threadsafe(events.on_channel, self))
+        channel.on_open(lambda: _post(loop, events.on_channel, self))
+
+    def _on_available(self) -> None:
+        """On a library thread, when a message arrives in an empty queue."""
+        _keep_thread_state()
+        if self._reader_waits:
+            self._reader_waits = False
+            self._loop.call_soon_threadsafe(self._readable.set)
 
     @property
     def label(self) -> str:
@@ -123,8 +146,12 @@ class LibdatachannelChannel:
             if self._closed:
                 raise ChannelClosedError(f"channel {self._label!r} is closed")
             self._readable.clear()
+            # Announce the wait before looking again: a message that arrives after this
+            # look finds the flag set and wakes us; one that arrived before it is seen here.
+            self._reader_waits = True
             if self._channel.available_amount() == 0 and not self._closed:
                 await self._readable.wait()
+            self._reader_waits = False
 
     def close(self) -> None:
         if not self._closed:
@@ -152,14 +179,12 @@ class LibdatachannelPeerConnection:
         self._remote_mid = "0"
         self._channels: list[LibdatachannelChannel] = []
         pc.on_local_description(
-            lambda description: loop.call_soon_threadsafe(self._on_description, str(description))
+            lambda description: _post(loop, self._on_description, str(description))
         )
         pc.on_local_candidate(
-            lambda candidate: loop.call_soon_threadsafe(
-                self._events.on_candidate, candidate.candidate()
-            )
+            lambda candidate: _post(loop, self._events.on_candidate, candidate.candidate())
         )
-        pc.on_state_change(lambda state: loop.call_soon_threadsafe(self._on_state, state.name))
+        pc.on_state_change(lambda state: _post(loop, self._on_state, state.name))
         pc.on_data_channel(self._adopt)
 
     def _on_description(self, sdp: str) -> None:
@@ -172,6 +197,7 @@ class LibdatachannelPeerConnection:
 
     def _adopt(self, channel: rtc.DataChannel) -> None:
         """On a library thread: a channel the remote peer created."""
+        _keep_thread_state()
         wrapped = LibdatachannelChannel(channel, self._loop, self._events)
         self._loop.call_soon_threadsafe(self._channels.append, wrapped)
 
