@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner, Result
@@ -268,6 +270,34 @@ def test_completion(shell: str) -> None:
     result = weron("completion", shell)
     assert result.exit_code == 0, result.output
     assert "_WERON_COMPLETE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("weron ", "utility"), ("weron u ", "latency"), ("weron u l --pa", "--pause")],
+)
+def test_completion_of_lazily_imported_commands(words: str, expected: str) -> None:
+    cword = str(len(words.split(" ")) - 1)
+    result = weron(_WERON_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=cword)
+    assert f"plain,{expected}" in result.output.splitlines(), result.output
+
+
+def test_a_peer_command_does_not_import_the_other_commands() -> None:
+    """Start-up time: `weron utility ...` loads neither the signaler nor the manager."""
+    probe = (
+        "import sys\n"
+        "from weron.cli.main import cli\n"
+        "try:\n"
+        "    cli(['utility', 'latency', '--help'], prog_name='weron')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('weron.cli.signaler', 'weron.cli.manager', 'weron.signaler',"
+        " 'weron.manager', 'httpx') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
 
 
 def test_completion_of_unknown_shell() -> None:
