@@ -21,7 +21,6 @@ Safe because:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import threading
 from collections.abc import Callable, Collection
 from typing import Final
@@ -35,7 +34,9 @@ _ensure.restype = ctypes.c_int
 
 def _load_getname() -> Callable[[int, ctypes.Array[ctypes.c_char], int], int] | None:
     try:
-        getname = ctypes.CDLL(ctypes.util.find_library("c") or None).pthread_getname_np
+        # The process's own symbols include the C library's (no ctypes.util.find_library:
+        # it runs ldconfig, which costs start-up time).
+        getname = ctypes.CDLL(None).pthread_getname_np
     except (OSError, AttributeError):
         return None
     getname.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
