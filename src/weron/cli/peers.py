@@ -38,7 +38,7 @@ _ICE_HELP = (
 )
 _PEER_SUPPORT = "WebRTC peer support"
 _MTU_HELP = (
-    "Largest UDP packet to send, in bytes (libdatachannel backend; default 1280, safe on any "
+    "Largest IP packet to send, in bytes (libdatachannel backend; default 1280, safe on any "
     "path). Larger packets are faster where the path carries them (loopback, LAN with jumbo "
     "frames) and get fragmented or lost on the Internet"
 )

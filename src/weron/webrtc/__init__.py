@@ -51,7 +51,7 @@ class IceServer:
 class PeerConfig:
     ice_servers: tuple[IceServer, ...] = ()
     relay_only: bool = False  # --force-relay: ICE transport policy "relay"
-    # Largest UDP payload a backend may send (--mtu); None: the backend's safe default.
+    # Largest IP packet a backend may send (--mtu); None: the backend's safe default.
     mtu: int | None = None
 
 
