@@ -1,16 +1,19 @@
 """The libdatachannel backend (``libdatachannel-py``): the fast default.
 
-libdatachannel calls back on its own threads. Every callback here does one thing: hand its
-event to the event loop with ``call_soon_threadsafe``. The bindings hold the GIL while
-registering a callback, and the library may hold the lock that registration needs while one of
-its threads waits for the GIL to run a callback: so callbacks are registered only where no
-library thread can be running one for that object yet (a channel we create before
-negotiating, with auto-negotiation off) or on the library's own thread (``on_data_channel``).
+libdatachannel calls back on its own threads (its "RTC worker" pool, whose Python thread states
+are kept between callbacks: see ``weron.webrtc.thread_state``). Every callback here does one
+thing: hand its event to the event loop with ``call_soon_threadsafe`` (or nothing, for a
+message nobody waits for yet). The bindings hold the GIL while registering a callback, and
+the library may hold the lock that registration needs while one of its threads waits for the
+GIL to run a callback: so callbacks are registered only where no library thread can be
+running one for that object yet (a channel we create before negotiating, with
+auto-negotiation off) or on the library's own thread (``on_data_channel``).
 
 Received messages stay queued inside libdatachannel until the reader pulls
 them (``on_available`` + ``receive()``), so a slow reader slows the sender down through SCTP
-flow control instead of growing a Python queue or dropping anything. Sending waits while
-``buffered_amount`` is above a high-water mark.
+flow control instead of growing a Python queue or dropping anything; the loop is woken for an
+arrival only while a reader waits. Sending waits while ``buffered_amount`` is above a
+high-water mark (1 MiB: 4 and 16 MiB measured no faster).
 """
 
 from __future__ import annotations
