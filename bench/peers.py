@@ -12,6 +12,11 @@ throughput|latency``) through a local signaler, and this script reads their ``--
   client, timed from its spawn to its "Connected to peer" log line and to its first round trip
   (median of a few runs; the JSON also has the time to its first log line, i.e. imports).
 
+Every backend runs with its defaults: those are what the targets are checked against. The
+throughput of libdatachannel is also measured with ``--webrtc-mtu 4096`` (``--mtu-variant``),
+in rows of its own without targets: loopback carries 4 KB datagrams, real paths mostly do not (they
+fragment or drop them), so it shows what the option gives where it applies, not a default.
+
 The machines this runs on are shared and noisy, so the yardstick is measured in the same run:
 plain loopback between two Python processes (bench/reference_loopback.py: TCP throughput with
 the same message sizes and batches, UDP round trips, measured right before each backend's, and
@@ -20,8 +25,9 @@ as ours/reference. The original Go weron's figures (measured earlier, not in thi
 issue's targets for the default backend (met or missed) are reported next to them.
 
 Usage: ``.venv/bin/python bench/peers.py [--quick] [--json-out PATH]
-[--backends libdatachannel,aiortc]``. Progress goes to stderr; stdout gets a table, then one JSON
-document. ``--quick`` (a CI smoke run) takes about a minute, a full run about two and a half.
+[--backends libdatachannel,aiortc] [--mtu-variant 4096]``. Progress goes to stderr; stdout
+gets a table, then one JSON document. ``--quick`` (a CI smoke run) takes about a minute and a
+half, a full run about three.
 """
 
 from __future__ import annotations
@@ -98,6 +104,24 @@ TARGETS: Final = (
     Target("round_trip_128_p50_us", "lower", 250.0, "us"),
     Target("start_to_connected_s", "lower", 0.5, "s"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What is measured: a backend, with extra peer flags for a variant (e.g. ``--webrtc-mtu``)."""
+
+    label: str  # its name in the table and the JSON
+    backend: str
+    flags: tuple[str, ...] = ()
+    throughput_only: bool = False  # for flags that change nothing for 128-byte round trips
+
+
+def setups(backends: Sequence[str], mtu_variant: int) -> list[Setup]:
+    chosen = [Setup(backend, backend) for backend in backends]
+    if mtu_variant and "libdatachannel" in backends:
+        flags = ("--webrtc-mtu", str(mtu_variant))
+        chosen.append(Setup(f"libdatachannel {' '.join(flags)}", "libdatachannel", flags, True))
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -707,8 +731,9 @@ def measure_reference(h: Harness, profile: Profile) -> dict[str, Any]:
     return results
 
 
-def measure_backend(h: Harness, backend: str, url: str, profile: Profile) -> dict[str, Any]:
+def measure_setup(h: Harness, setup: Setup, url: str, profile: Profile) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    backend, label = setup.backend, setup.label
     tag = os.urandom(3).hex()
     for size, count in THROUGHPUT_SIZES:
         spec = weron_pair(
@@ -716,35 +741,37 @@ def measure_backend(h: Harness, backend: str, url: str, profile: Profile) -> dic
             url,
             "throughput",
             f"thr-{backend}-{size}-{tag}",
-            ["--packet-length", str(size), "--packet-count", str(count)],
+            [*setup.flags, "--packet-length", str(size), "--packet-count", str(count)],
         )
         _attempt(
             results,
             f"throughput_{size}",
-            f"{backend}: throughput, {size} B messages, {count} per batch",
+            f"{label}: throughput, {size} B messages, {count} per batch",
             functools.partial(measure_throughput, h, spec, size, count, profile),
         )
+    if setup.throughput_only:
+        return results
     # Loopback round trips swing by x3 within minutes here (CPU wake-ups): the reference is
     # measured right before each backend's, so that each ratio compares like with like.
     udp = reference_pair("udp-echo", "udp-ping", ["--packet-length", str(LATENCY_BYTES)])
     _attempt(
         results,
         "reference_latency",
-        f"reference for {backend}: UDP round trips, {LATENCY_BYTES} B",
+        f"reference for {label}: UDP round trips, {LATENCY_BYTES} B",
         lambda: measure_latency(h, udp, profile),
     )
-    latency_options = ["--packet-length", str(LATENCY_BYTES), "--pause", "0s"]
+    latency_options = [*setup.flags, "--packet-length", str(LATENCY_BYTES), "--pause", "0s"]
     spec = weron_pair(backend, url, "latency", f"ltc-{backend}-{tag}", latency_options)
     _attempt(
         results,
         "latency",
-        f"{backend}: round trips, {LATENCY_BYTES} B back to back",
+        f"{label}: round trips, {LATENCY_BYTES} B back to back",
         lambda: measure_latency(h, spec, profile),
     )
     _attempt(
         results,
         "connect",
-        f"{backend}: process start to connected peer, {profile.connect_runs} runs",
+        f"{label}: process start to connected peer, {profile.connect_runs} runs",
         lambda: measure_connect(
             h,
             lambda run: weron_pair(
@@ -809,8 +836,10 @@ def _value(results: dict[str, Any], scenario: str, key: str) -> float:
 
 
 def headline(
-    details: dict[str, dict[str, Any]], backends: Sequence[str], default_backend: str
+    details: dict[str, dict[str, Any]], labels: Sequence[str], default_backend: str
 ) -> list[Figure]:
+    """The table's figures for each measured setup (by label); targets for the default
+    backend's own row only."""
     reference = details["reference"]
     rows: list[tuple[str, str, str, str, str, str, str | None]] = []
     # (key, name, unit, better, scenario, field, go original key)
@@ -874,16 +903,18 @@ def headline(
     )
     targets = {target.key: target for target in TARGETS}
     figures: list[Figure] = []
-    for backend in backends:
-        ours = details.get(backend, {})
+    for label in labels:
+        ours = details.get(label, {})
         for key, name, unit, better, scenario, value_key, go_key in rows:
+            if ours and scenario not in ours:
+                continue  # not measured for this setup (e.g. round trips with --webrtc-mtu)
             value = _value(ours, scenario, value_key)
-            target = targets.get(key) if backend == default_backend else None
+            target = targets.get(key) if label == default_backend else None
             figures.append(
                 Figure(
                     key=key,
                     name=name,
-                    backend=backend,
+                    backend=label,
                     unit=unit,
                     better=better,
                     ours=value,
@@ -892,7 +923,10 @@ def headline(
                         if scenario == "latency"
                         else _value(reference, scenario, value_key)
                     ),
-                    go_original=GO_ORIGINAL.get(go_key) if go_key else None,
+                    # Go's figures were measured with its defaults: not next to a variant's.
+                    go_original=GO_ORIGINAL.get(go_key)
+                    if go_key and label in BACKEND_NAMES
+                    else None,
                     target=target.text() if target else None,
                     target_met=target.met(value) if target else None,
                 )
@@ -1003,9 +1037,16 @@ def main() -> int:
         default=list(BACKEND_NAMES),
         help=f"comma-separated WebRTC backends to measure (default: {','.join(BACKEND_NAMES)})",
     )
+    parser.add_argument(
+        "--mtu-variant",
+        type=int,
+        default=4096,
+        help="also measure libdatachannel's throughput with this --webrtc-mtu (0: don't)",
+    )
     args = parser.parse_args()
     profile = QUICK if args.quick else FULL
     backends: list[str] = args.backends
+    chosen = setups(backends, args.mtu_variant)
     default_backend = default_backend_name()
     signal.signal(signal.SIGTERM, _raise_terminated)
     started_at = datetime.datetime.now(datetime.UTC)
@@ -1022,8 +1063,8 @@ def main() -> int:
                     log(f"the signaler did not start: {exc}")
                     return 1
                 details["reference"] = measure_reference(h, profile)
-                for backend in backends:
-                    details[backend] = measure_backend(h, backend, url, profile)
+                for setup in chosen:
+                    details[setup.label] = measure_setup(h, setup, url, profile)
             outcomes = h.outcomes  # after the cleanup: with the signaler's
         except KeyboardInterrupt:
             log("interrupted (SIGINT); every process stopped")
@@ -1031,7 +1072,7 @@ def main() -> int:
         except Terminated:
             log("terminated (SIGTERM); every process stopped")
             return 143
-    figures = headline(details, backends, default_backend)
+    figures = headline(details, [setup.label for setup in chosen], default_backend)
     warnings = problems(details, outcomes)
     report = {
         "benchmark": "weron WebRTC peers (weron utility throughput/latency) vs plain loopback "
@@ -1040,6 +1081,7 @@ def main() -> int:
         "started": started_at.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - started, 1),
         "backends": backends,
+        "setups": [asdict(setup) for setup in chosen],
         "default_backend": default_backend,
         "machine": {
             "cpus": os.cpu_count(),

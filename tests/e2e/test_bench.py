@@ -1,4 +1,4 @@
-"""The benchmark keeps working: a quick run produces its figures (values are not asserted)."""
+"""The benchmarks keep working: a quick run produces its figures (values are not asserted)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,38 @@ def test_quick_scale_benchmark_compares_one_and_two_instances(
     assert "relay to 500 members: per member p99" in names
     for figure in report["figures"]:
         assert all(value is not None and value > 0 for value in figure["values"].values()), figure
+
+
+def test_quick_peers_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    report = run_quick("peers.py", tmp_path, timeout=600)
+    assert report["problems"] == [], report["problems"]
+    assert report["mode"] == "quick"
+    labels = [setup["label"] for setup in report["setups"]]
+    assert labels == ["libdatachannel", "aiortc", "libdatachannel --webrtc-mtu 4096"]
+    by_label: dict[str, set[str]] = {}
+    for figure in report["figures"]:
+        by_label.setdefault(figure["backend"], set()).add(figure["key"])
+        assert figure["ours"] > 0 and figure["reference"] > 0, figure
+        assert figure["ratio_ours_over_reference"] > 0, figure
+    every = {
+        *(f"throughput_{size}_mb_per_s" for size in (50000, 16384, 1200)),
+        *(f"cpu_{size}_s_per_gb" for size in (50000, 16384, 1200)),
+        *(f"round_trip_128_{stat}_us" for stat in ("p50", "p99", "mean")),
+        "start_to_connected_s",
+        "start_to_first_round_trip_s",
+    }
+    assert by_label["libdatachannel"] == by_label["aiortc"] == every
+    assert by_label["libdatachannel --webrtc-mtu 4096"] == {
+        key for key in every if key.startswith(("throughput_", "cpu_"))
+    }
+    targets = {target["figure"]: target for target in report["targets"]}
+    assert set(targets) == {
+        "throughput_50000_mb_per_s",
+        "throughput_1200_mb_per_s",
+        "round_trip_128_p50_us",
+        "start_to_connected_s",
+    }
+    assert all(target["status"] in ("met", "missed") for target in targets.values())
+    assert all(target["backend"] == report["default_backend"] for target in targets.values())
+    latency = report["details"]["libdatachannel"]["latency"]
+    assert latency["p50_us"] <= latency["p99_us"] <= latency["max_us"]

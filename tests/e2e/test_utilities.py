@@ -117,6 +117,26 @@ def test_throughput_batches_and_totals(signaler: SignalerProcess, backend: str) 
     assert int(totals.group(1)) == len(batches)  # 1 MB per batch
 
 
+def test_throughput_with_a_larger_mtu(signaler: SignalerProcess) -> None:
+    """--webrtc-mtu 4096 (loopback carries it): messages of any size still arrive whole."""
+    options = ("--packet-count", "20", "--packet-length", "60000", "--webrtc-mtu", "4096", "--json")
+    with server(signaler, "throughput", *options, backend="libdatachannel"):
+        client = utility(signaler, "throughput", *options, backend="libdatachannel")
+        out, _ = interrupt_after(client, 6)
+    documents = [json.loads(line) for line in out.splitlines()]
+    batches = [d for d in documents if d["type"] == "batch"]
+    assert batches and all(d["bytes"] == 20 * 60000 for d in batches), out
+    assert documents[-1]["type"] == "totals" and documents[-1]["batches"] == len(batches)
+
+
+def test_aiortc_says_it_ignores_the_mtu(signaler: SignalerProcess) -> None:
+    with server(signaler, "latency", backend="aiortc"):
+        client = utility(signaler, "latency", "--webrtc-mtu", "4096", backend="aiortc")
+        out, err = interrupt_after(client, 4)
+    assert err.count("The aiortc backend ignores --webrtc-mtu") == 1, err
+    assert "Average latency" in out
+
+
 def test_packet_length_beyond_the_message_limit_is_a_clear_error(
     signaler: SignalerProcess,
 ) -> None:

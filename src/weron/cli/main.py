@@ -1,4 +1,5 @@
-"""The `weron` root command."""
+"""The `weron` root command. Its commands are imported when used, so that a peer starts
+without loading the signaler's and the manager's modules (and `--help` still lists all)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,7 @@ import click
 from click.shell_completion import get_completion_class
 
 from weron import __version__
-from weron.cli.manager import manager_group
-from weron.cli.nat import nat_command
 from weron.cli.options import AliasedGroup, verbose_flag
-from weron.cli.peers import chat_command, utility_group, vpn_group
-from weron.cli.signaler import signaler_command
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -43,13 +40,12 @@ def completion_command(shell: str) -> None:
 
 
 assert isinstance(cli, AliasedGroup)
-cli.add_aliased(chat_command, ["cht", "c"])
+cli.add_lazy("chat", "weron.cli.peers:chat_command", ["cht", "c"])
 cli.add_aliased(completion_command, [])
-cli.add_aliased(manager_group, ["mgr", "m"])
-cli.add_aliased(signaler_command, ["sgl", "s"])
-cli.add_aliased(utility_group, ["uti", "u"])
-cli.add_aliased(vpn_group, ["v"])
-utility_group.add_aliased(nat_command, ["n"])
+cli.add_lazy("manager", "weron.cli.manager:manager_group", ["mgr", "m"])
+cli.add_lazy("signaler", "weron.cli.signaler:signaler_command", ["sgl", "s"])
+cli.add_lazy("utility", "weron.cli.peers:utility_group", ["uti", "u"])
+cli.add_lazy("vpn", "weron.cli.peers:vpn_group", ["v"])
 
 
 def main() -> None:

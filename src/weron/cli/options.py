@@ -3,6 +3,7 @@ Go-style booleans (``--flag=false``) and a ``WERON_<FLAG>`` environment variable
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
@@ -187,11 +188,13 @@ def verbosity(ctx: click.Context, leaf_value: int | None, default: int = DEFAULT
 
 
 class AliasedGroup(click.Group):
-    """A group whose commands answer to aliases too, like cobra's."""
+    """A group whose commands answer to aliases too, like cobra's, and may be imported only
+    when used (:meth:`add_lazy`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._aliases: dict[str, str] = {}
+        self._lazy: dict[str, tuple[str, Sequence[str]]] = {}
 
     def add_aliased(self, command: click.Command, aliases: Sequence[str]) -> None:
         self.add_command(command)
@@ -203,8 +206,26 @@ class AliasedGroup(click.Group):
                 f"\n\n{command.epilog}" if command.epilog else ""
             )
 
+    def add_lazy(self, name: str, target: str, aliases: Sequence[str]) -> None:
+        """Register command ``name`` found at ``target`` (``module:attribute``), imported on
+        first use: a command starts without importing every other command's modules."""
+        self._lazy[name] = (target, aliases)
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, self._aliases.get(cmd_name, cmd_name))
+        name = self._aliases.get(cmd_name, cmd_name)
+        if name in self._lazy:
+            target, aliases = self._lazy.pop(name)
+            module, _, attribute = target.partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command) or command.name != name:
+                raise TypeError(f"{target} is not the command {name!r}")
+            self.add_aliased(command, aliases)
+        return super().get_command(ctx, name)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]

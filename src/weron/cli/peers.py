@@ -7,7 +7,7 @@ calls its app in :mod:`weron.apps`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -19,12 +19,14 @@ from weron.cli.options import (
     AliasedGroup,
     CommaList,
     Duration,
+    env_name,
     flag,
     verbose_flag,
     verbosity,
 )
 from weron.cli.runtime import run_peer_app
 from weron.peers.adapter import AdapterConfig
+from weron.webrtc import MAX_MTU, MIN_MTU
 from weron.webrtc.backends import BACKEND_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +37,18 @@ _ICE_HELP = (
     "username:credential@turn:global.turn.twilio.com:3478?transport=tcp)"
 )
 _PEER_SUPPORT = "WebRTC peer support"
+_MTU_HELP = (
+    "Largest IP packet to send, in bytes (libdatachannel backend; default 1280, safe on any "
+    "path). Larger packets are faster where the path carries them (loopback, LAN with jumbo "
+    "frames) and get fragmented or lost on the Internet"
+)
+_MTU: Final = "weron.mtu"
+
+
+def _remember_mtu(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
+    """--webrtc-mtu goes to ``ctx.meta`` rather than into every command's signature: each peer
+    command reads it back through :func:`_adapter_config`."""
+    ctx.meta[_MTU] = value
 
 
 def peer_flags[F: Callable[..., Any]](function: F) -> F:
@@ -52,6 +66,15 @@ def peer_flags[F: Callable[..., Any]](function: F) -> F:
             type=click.Choice(BACKEND_NAMES),
             default=None,
             help="WebRTC engine (default: libdatachannel where available, else aiortc)",
+        ),
+        click.option(
+            "--webrtc-mtu",
+            type=click.IntRange(MIN_MTU, MAX_MTU),
+            envvar=env_name("--webrtc-mtu"),
+            show_envvar=True,
+            expose_value=False,
+            callback=_remember_mtu,
+            help=_MTU_HELP,
         ),
         verbose_flag(leaf=True),
     ]
@@ -114,13 +137,14 @@ def chat_command(
         channels=channels,
         id_channel=id_channel,
         kicks=kicks,
-        adapter=AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay),
+        adapter=_adapter_config(timeout, ice, force_relay),
     )
     run_peer_app(lambda engine: chat.run(config, engine), backend)
 
 
 def _adapter_config(timeout: float, ice: list[str], force_relay: bool) -> AdapterConfig:
-    return AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay)
+    mtu = click.get_current_context().meta.get(_MTU)
+    return AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay, mtu=mtu)
 
 
 def _require(**values: str) -> None:
@@ -225,7 +249,7 @@ def throughput_command(
     run_peer_app(lambda engine: throughput.run(config, engine), backend)
 
 
-_MTU_HELP = (
+_DEVICE_MTU_HELP = (
     "MTU of the device: every packet travels as one data-channel message; larger packets "
     "mean fewer messages (faster), smaller ones fewer SCTP fragments on lossy links"
 )
@@ -268,7 +292,10 @@ _MTU_HELP = (
     "selecting a random one from the specified network",
 )
 @flag(
-    "--mtu", type=click.IntRange(min=1280, max=65_535), default=vpn_ip.DEFAULT_MTU, help=_MTU_HELP
+    "--mtu",
+    type=click.IntRange(min=1280, max=65_535),
+    default=vpn_ip.DEFAULT_MTU,
+    help=_DEVICE_MTU_HELP,
 )
 @click.pass_context
 def vpn_ip_command(
@@ -340,7 +367,7 @@ def vpn_ip_command(
     "--mtu",
     type=click.IntRange(min=1280, max=65_535 - 14),
     default=vpn_ethernet.DEFAULT_MTU,
-    help=_MTU_HELP,
+    help=_DEVICE_MTU_HELP,
 )
 @click.pass_context
 def vpn_ethernet_command(
@@ -382,6 +409,7 @@ utility_group = AliasedGroup(
 )
 utility_group.add_aliased(latency_command, ["ltc", "l"])
 utility_group.add_aliased(throughput_command, ["thr", "t"])
+utility_group.add_lazy("nat", "weron.cli.nat:nat_command", ["n"])
 
 vpn_group = AliasedGroup(
     "vpn",

@@ -55,6 +55,7 @@ class AdapterConfig:
     ice: Sequence[str] = ("stun:stun.l.google.com:19302",)
     force_relay: bool = False
     channel_options: dict[str, ChannelOptions] = field(default_factory=dict)
+    mtu: int | None = None  # see PeerConfig.mtu
 
 
 class _Remote:
@@ -334,7 +335,7 @@ class Adapter:
         self.labels = [label for label in channels if label.strip()]
         self.backend = backend
         self.peer_config: PeerConfig = peer_config(
-            self.config.ice, force_relay=self.config.force_relay
+            self.config.ice, force_relay=self.config.force_relay, mtu=self.config.mtu
         )  # raises IceConfigError before anything starts
         self._signaling = SignalingClient(
             raddr, community, password, key, timeout=self.config.timeout

@@ -10,7 +10,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
+
+# The range --webrtc-mtu accepts. Below about 700 bytes libdatachannel's DTLS handshake failed here;
+# above 4,096 its ICE agent (libjuice) truncates received datagrams (a 4,096-byte read buffer),
+# so big messages stall.
+MIN_MTU: Final = 1000
+MAX_MTU: Final = 4096
 
 
 class ChannelClosedError(ConnectionError):
@@ -46,6 +52,8 @@ class IceServer:
 class PeerConfig:
     ice_servers: tuple[IceServer, ...] = ()
     relay_only: bool = False  # --force-relay: ICE transport policy "relay"
+    # Largest IP packet a backend may send (--webrtc-mtu); None: the backend's safe default.
+    mtu: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,9 +178,15 @@ class AiortcPeerConnection:
 
 
 class AiortcBackend:
+    def __init__(self) -> None:
+        self._told_mtu = False
+
     @property
     def name(self) -> str:
         return "aiortc"
 
     def peer_connection(self, config: PeerConfig, events: PeerEvents) -> AiortcPeerConnection:
+        if config.mtu is not None and not self._told_mtu:
+            self._told_mtu = True  # aiortc's SCTP chunk size is a module constant
+            log.warning("The aiortc backend ignores --webrtc-mtu", mtu=config.mtu)
         return AiortcPeerConnection(config, events)

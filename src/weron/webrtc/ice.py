@@ -28,8 +28,10 @@ def parse_ice_server(entry: str) -> IceServer:
     return IceServer(url, username, credential)
 
 
-def peer_config(entries: Iterable[str], *, force_relay: bool = False) -> PeerConfig:
+def peer_config(
+    entries: Iterable[str], *, force_relay: bool = False, mtu: int | None = None
+) -> PeerConfig:
     servers = tuple(parse_ice_server(entry) for entry in entries if entry.strip())
     if force_relay and not any(server.is_turn for server in servers):
         raise IceConfigError("TURN is forced (--force-relay), but no TURN server is configured")
-    return PeerConfig(servers, relay_only=force_relay)
+    return PeerConfig(servers, relay_only=force_relay, mtu=mtu)

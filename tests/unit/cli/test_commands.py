@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner, Result
@@ -38,6 +40,7 @@ SIGNALER = [
 MANAGER = ["--api-password", "--api-username", "--raddr", "--verbose", "API_PASSWORD", "API_KEY"]
 PEER = [
     *("--community", "--force-relay", "--ice", "--key", "--password", "--raddr", "--timeout"),
+    *("--webrtc-mtu", "WERON_WEBRTC_MTU"),
     *("--verbose", "WERON_COMMUNITY", "WERON_KEY", "stun:stun.l.google.com:19302"),
 ]
 HELP_CONTRACT: dict[tuple[str, ...], list[str]] = {
@@ -125,7 +128,7 @@ _JOIN = ("--community", "c", "--password", "p", "--key", "k")
         (("vpn", "ethernet"), "missing community"),
         (("v", "e", "--parallel", "2", "--community", "c"), "missing password"),
         (("vpn", "ip", *_JOIN), "missing ips"),
-        (("vpn", "ip", *_JOIN, "--ips", "10.0.0.0/24", "--mtu", "100"), "--mtu"),
+        (("vpn", "ip", *_JOIN, "--ips", "10.0.0.0/24", "--webrtc-mtu", "100"), "--webrtc-mtu"),
         (("vpn", "ip", *_JOIN, "--ips", "10.0.0.0/24", "--max-retries", "0"), "--max-retries"),
     ],
 )
@@ -146,6 +149,23 @@ def test_utilities_need_community_password_and_key(command: tuple[str, ...]) -> 
 def test_utilities_refuse_nonsense_sizes() -> None:
     result = weron("utility", "latency", "--packet-length", "0")
     assert result.exit_code == 2 and "--packet-length" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--webrtc-mtu", "999"), {}),
+        (("--webrtc-mtu", "4097"), {}),
+        ((), {"WERON_WEBRTC_MTU": "70000"}),
+    ],
+)
+def test_peer_commands_refuse_an_mtu_out_of_range(
+    args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    for command in (("chat",), ("utility", "latency"), ("utility", "throughput")):
+        result = weron(*command, *args, **env)
+        assert result.exit_code == 2 and "--webrtc-mtu" in result.output, result.output
+        assert "1000<=x<=4096" in result.output
 
 
 @pytest.mark.parametrize(
@@ -269,6 +289,34 @@ def test_completion(shell: str) -> None:
     result = weron("completion", shell)
     assert result.exit_code == 0, result.output
     assert "_WERON_COMPLETE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("weron ", "utility"), ("weron u ", "latency"), ("weron u l --pa", "--pause")],
+)
+def test_completion_of_lazily_imported_commands(words: str, expected: str) -> None:
+    cword = str(len(words.split(" ")) - 1)
+    result = weron(_WERON_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=cword)
+    assert f"plain,{expected}" in result.output.splitlines(), result.output
+
+
+def test_a_peer_command_does_not_import_the_other_commands() -> None:
+    """Start-up time: `weron utility ...` loads neither the signaler nor the manager."""
+    probe = (
+        "import sys\n"
+        "from weron.cli.main import cli\n"
+        "try:\n"
+        "    cli(['utility', 'latency', '--help'], prog_name='weron')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('weron.cli.signaler', 'weron.cli.manager', 'weron.signaler',"
+        " 'weron.manager', 'httpx') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
 
 
 def test_completion_of_unknown_shell() -> None:
