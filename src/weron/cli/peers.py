@@ -6,8 +6,10 @@ calls its app in :mod:`weron.apps`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -19,12 +21,12 @@ from weron.cli.options import (
     AliasedGroup,
     CommaList,
     Duration,
-    env_name,
     flag,
     verbose_flag,
     verbosity,
 )
 from weron.cli.runtime import run_peer_app
+from weron.log import DEFAULT_VERBOSITY
 from weron.peers.adapter import AdapterConfig
 from weron.webrtc import MAX_MTU, MIN_MTU
 from weron.webrtc.backends import BACKEND_NAMES
@@ -36,55 +38,93 @@ _ICE_HELP = (
     "(in format username:credential@turn:host:port) (i.e. "
     "username:credential@turn:global.turn.twilio.com:3478?transport=tcp)"
 )
-_PEER_SUPPORT = "WebRTC peer support"
 _MTU_HELP = (
     "Largest IP packet to send, in bytes (libdatachannel backend; default 1280, safe on any "
     "path). Larger packets are faster where the path carries them (loopback, LAN with jumbo "
     "frames) and get fragmented or lost on the Internet"
 )
-_MTU: Final = "weron.mtu"
 
 
-def _remember_mtu(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
-    """--webrtc-mtu goes to ``ctx.meta`` rather than into every command's signature: each peer
-    command reads it back through :func:`_adapter_config`."""
-    ctx.meta[_MTU] = value
+@dataclass(frozen=True, slots=True)
+class PeerOptions:
+    """The flags every peer command shares, checked: where and how to join."""
+
+    raddr: str
+    community: str
+    password: str
+    key: str
+    backend: str | None
+    adapter: AdapterConfig
 
 
-def peer_flags[F: Callable[..., Any]](function: F) -> F:
-    """Flags shared by every command that joins a community."""
-    decorators = [
-        flag("--community", default="", help="ID of community to join"),
-        flag("--force-relay", type=bool, default=False, help="Force usage of TURN servers"),
-        flag("--ice", type=CommaList(), default=DEFAULT_ICE, help=_ICE_HELP),
-        flag("--key", default="", help="Encryption key for community"),
-        flag("--password", default="", help="Password for community"),
-        flag("--raddr", default=DEFAULT_RADDR, help="Remote address"),
-        flag("--timeout", type=Duration(), default=10.0, help="Time to wait for connections"),
-        flag(
-            "--backend",
-            type=click.Choice(BACKEND_NAMES),
-            default=None,
-            help="WebRTC engine (default: libdatachannel where available, else aiortc)",
-        ),
-        click.option(
-            "--webrtc-mtu",
-            type=click.IntRange(MIN_MTU, MAX_MTU),
-            envvar=env_name("--webrtc-mtu"),
-            show_envvar=True,
-            expose_value=False,
-            callback=_remember_mtu,
-            help=_MTU_HELP,
-        ),
-        verbose_flag(leaf=True),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+def peer_flags[F: Callable[..., Any]](
+    *, default_verbosity: int = DEFAULT_VERBOSITY
+) -> Callable[[F], F]:
+    """Add the flags shared by every command that joins a community. The command receives
+    them as one ``peer: PeerOptions`` (community, password and key required), with logging
+    configured at ``--verbose`` (else ``default_verbosity``)."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def command(
+            *args: Any,
+            community: str,
+            force_relay: bool,
+            ice: list[str],
+            key: str,
+            password: str,
+            raddr: str,
+            timeout: float,
+            backend: str | None,
+            webrtc_mtu: int | None,
+            verbose: int | None,
+            **kwargs: Any,
+        ) -> Any:
+            context = click.get_current_context()
+            weron_log.configure(verbosity(context, verbose, default=default_verbosity))
+            _require(community=community, password=password, key=key)
+            adapter = AdapterConfig(
+                timeout=timeout, ice=ice, force_relay=force_relay, mtu=webrtc_mtu
+            )
+            peer = PeerOptions(raddr, community, password, key, backend, adapter)
+            return function(*args, peer=peer, **kwargs)
+
+        decorators = [
+            flag("--community", default="", help="ID of community to join"),
+            flag("--force-relay", type=bool, default=False, help="Force usage of TURN servers"),
+            flag("--ice", type=CommaList(), default=DEFAULT_ICE, help=_ICE_HELP),
+            flag("--key", default="", help="Encryption key for community"),
+            flag("--password", default="", help="Password for community"),
+            flag("--raddr", default=DEFAULT_RADDR, help="Remote address"),
+            flag("--timeout", type=Duration(), default=10.0, help="Time to wait for connections"),
+            flag(
+                "--backend",
+                type=click.Choice(BACKEND_NAMES),
+                default=None,
+                help="WebRTC engine (default: libdatachannel where available, else aiortc)",
+            ),
+            flag(
+                "--webrtc-mtu", type=click.IntRange(MIN_MTU, MAX_MTU), default=None, help=_MTU_HELP
+            ),
+            verbose_flag(leaf=True),
+        ]
+        wrapped: Any = command
+        for decorator in reversed(decorators):
+            wrapped = decorator(wrapped)
+        return cast(F, wrapped)
+
+    return decorate
+
+
+def _require(**values: str) -> None:
+    for flag_name, value in values.items():
+        if not value.strip():
+            option = flag_name.replace("_", "-")
+            raise click.ClickException(f"missing {option}: set --{option}")
 
 
 @click.command("chat", short_help="Chat over the overlay network")
-@peer_flags
+@peer_flags(default_verbosity=4)  # warnings only: a clean chat screen
 @flag(
     "--channels",
     type=CommaList(),
@@ -99,18 +139,8 @@ def peer_flags[F: Callable[..., Any]](function: F) -> F:
     default=(),
     help="Comma-separated list of names to try and claim one from",
 )
-@click.pass_context
 def chat_command(
-    ctx: click.Context,
-    community: str,
-    force_relay: bool,
-    ice: list[str],
-    key: str,
-    password: str,
-    raddr: str,
-    timeout: float,
-    backend: str | None,
-    verbose: int | None,
+    peer: PeerOptions,
     channels: list[str],
     id_channel: str,
     kicks: float,
@@ -122,43 +152,27 @@ def chat_command(
     PEER@CHANNEL: TEXT, connects as +PEER@CHANNEL and disconnects as -PEER@CHANNEL.
     Stop with Ctrl-C or end of input.
     """
-    weron_log.configure(verbosity(ctx, verbose, default=4))  # warnings only: a clean chat screen
-    for value, flag_name in ((community, "community"), (password, "password"), (key, "key")):
-        if not value.strip():
-            raise click.ClickException(f"missing {flag_name}: set --{flag_name}")
     if not [name for name in names if name.strip()]:
         raise click.ClickException("missing names: set --names (e.g. --names user1,user2)")
     config = chat.ChatConfig(
-        raddr=raddr,
-        community=community,
-        password=password,
-        key=key,
+        raddr=peer.raddr,
+        community=peer.community,
+        password=peer.password,
+        key=peer.key,
         names=names,
         channels=channels,
         id_channel=id_channel,
         kicks=kicks,
-        adapter=_adapter_config(timeout, ice, force_relay),
+        adapter=peer.adapter,
     )
-    run_peer_app(lambda engine: chat.run(config, engine), backend)
-
-
-def _adapter_config(timeout: float, ice: list[str], force_relay: bool) -> AdapterConfig:
-    mtu = click.get_current_context().meta.get(_MTU)
-    return AdapterConfig(timeout=timeout, ice=ice, force_relay=force_relay, mtu=mtu)
-
-
-def _require(**values: str) -> None:
-    for flag_name, value in values.items():
-        if not value.strip():
-            option = flag_name.replace("_", "-")
-            raise click.ClickException(f"missing {option}: set --{option}")
+    run_peer_app(lambda engine: chat.run(config, engine), peer.backend)
 
 
 _JSON_HELP = "Print one JSON object per line instead of text (with a final totals object)"
 
 
 @click.command("latency", short_help="Measure the latency of the overlay network")
-@peer_flags
+@peer_flags()
 @flag(
     "--packet-length",
     type=click.IntRange(min=1),
@@ -168,18 +182,8 @@ _JSON_HELP = "Print one JSON object per line instead of text (with a final total
 @flag("--pause", type=Duration(), default=1.0, help="Time to wait before sending next packet")
 @flag("--server", type=bool, default=False, help="Act as a server")
 @flag("--json", "as_json", type=bool, default=False, help=_JSON_HELP)
-@click.pass_context
 def latency_command(
-    ctx: click.Context,
-    community: str,
-    force_relay: bool,
-    ice: list[str],
-    key: str,
-    password: str,
-    raddr: str,
-    timeout: float,
-    backend: str | None,
-    verbose: int | None,
+    peer: PeerOptions,
     packet_length: int,
     pause: float,
     server: bool,
@@ -187,24 +191,22 @@ def latency_command(
 ) -> None:
     """Measure the latency of the overlay network: one line per round trip, and the average,
     minimum, maximum and percentiles when stopped with Ctrl-C."""
-    weron_log.configure(verbosity(ctx, verbose))
-    _require(community=community, password=password, key=key)
     config = latency.LatencyConfig(
-        raddr=raddr,
-        community=community,
-        password=password,
-        key=key,
+        raddr=peer.raddr,
+        community=peer.community,
+        password=peer.password,
+        key=peer.key,
         server=server,
         packet_length=packet_length,
         pause=pause,
         json=as_json,
-        adapter=_adapter_config(timeout, ice, force_relay),
+        adapter=peer.adapter,
     )
-    run_peer_app(lambda engine: latency.run(config, engine), backend)
+    run_peer_app(lambda engine: latency.run(config, engine), peer.backend)
 
 
 @click.command("throughput", short_help="Measure the throughput of the overlay network")
-@peer_flags
+@peer_flags()
 @flag(
     "--packet-count",
     type=click.IntRange(min=1),
@@ -214,18 +216,8 @@ def latency_command(
 @flag("--packet-length", type=click.IntRange(min=1), default=50000, help="Size of packet to send")
 @flag("--server", type=bool, default=False, help="Act as a server")
 @flag("--json", "as_json", type=bool, default=False, help=_JSON_HELP)
-@click.pass_context
 def throughput_command(
-    ctx: click.Context,
-    community: str,
-    force_relay: bool,
-    ice: list[str],
-    key: str,
-    password: str,
-    raddr: str,
-    timeout: float,
-    backend: str | None,
-    verbose: int | None,
+    peer: PeerOptions,
     packet_count: int,
     packet_length: int,
     server: bool,
@@ -233,20 +225,18 @@ def throughput_command(
 ) -> None:
     """Measure the throughput of the overlay network: one line per batch of --packet-count
     messages, and the totals when stopped with Ctrl-C."""
-    weron_log.configure(verbosity(ctx, verbose))
-    _require(community=community, password=password, key=key)
     config = throughput.ThroughputConfig(
-        raddr=raddr,
-        community=community,
-        password=password,
-        key=key,
+        raddr=peer.raddr,
+        community=peer.community,
+        password=peer.password,
+        key=peer.key,
         server=server,
         packet_length=packet_length,
         packet_count=packet_count,
         json=as_json,
-        adapter=_adapter_config(timeout, ice, force_relay),
+        adapter=peer.adapter,
     )
-    run_peer_app(lambda engine: throughput.run(config, engine), backend)
+    run_peer_app(lambda engine: throughput.run(config, engine), peer.backend)
 
 
 _DEVICE_MTU_HELP = (
@@ -256,7 +246,7 @@ _DEVICE_MTU_HELP = (
 
 
 @click.command("ip", short_help="Join a layer 3 overlay network")
-@peer_flags
+@peer_flags()
 @flag(
     "--dev",
     default="",
@@ -297,18 +287,8 @@ _DEVICE_MTU_HELP = (
     default=vpn_ip.DEFAULT_MTU,
     help=_DEVICE_MTU_HELP,
 )
-@click.pass_context
 def vpn_ip_command(
-    ctx: click.Context,
-    community: str,
-    force_relay: bool,
-    ice: list[str],
-    key: str,
-    password: str,
-    raddr: str,
-    timeout: float,
-    backend: str | None,
-    verbose: int | None,
+    peer: PeerOptions,
     dev: str,
     id_channel: str,
     ips: list[str],
@@ -321,15 +301,13 @@ def vpn_ip_command(
     """Join a layer 3 overlay network: claim an address from each --ips network, give it to a
     TUN device, and reach every other member at its claimed addresses. Needs root (or
     CAP_NET_ADMIN). Stop with Ctrl-C."""
-    weron_log.configure(verbosity(ctx, verbose))
-    _require(community=community, password=password, key=key)
     if not [value for value in ips if value.strip()]:
         raise click.ClickException("missing ips: set --ips (e.g. --ips 10.0.0.1/24,fd00::1/64)")
     config = vpn_ip.VpnIpConfig(
-        raddr=raddr,
-        community=community,
-        password=password,
-        key=key,
+        raddr=peer.raddr,
+        community=peer.community,
+        password=peer.password,
+        key=peer.key,
         ips=ips,
         dev=dev,
         id_channel=id_channel,
@@ -338,13 +316,13 @@ def vpn_ip_command(
         parallel=parallel,
         static=static,
         mtu=mtu,
-        adapter=_adapter_config(timeout, ice, force_relay),
+        adapter=peer.adapter,
     )
-    run_peer_app(lambda engine: vpn_ip.run(config, engine), backend)
+    run_peer_app(lambda engine: vpn_ip.run(config, engine), peer.backend)
 
 
 @click.command("ethernet", short_help="Join a layer 2 overlay network")
-@peer_flags
+@peer_flags()
 @flag(
     "--dev",
     default="",
@@ -369,18 +347,8 @@ def vpn_ip_command(
     default=vpn_ethernet.DEFAULT_MTU,
     help=_DEVICE_MTU_HELP,
 )
-@click.pass_context
 def vpn_ethernet_command(
-    ctx: click.Context,
-    community: str,
-    force_relay: bool,
-    ice: list[str],
-    key: str,
-    password: str,
-    raddr: str,
-    timeout: float,
-    backend: str | None,
-    verbose: int | None,
+    peer: PeerOptions,
     dev: str,
     mac: str,
     parallel: int,
@@ -388,20 +356,18 @@ def vpn_ethernet_command(
 ) -> None:
     """Join a layer 2 overlay network: a TAP device whose frames reach every other member's
     (add addresses to it with ip addr). Needs root (or CAP_NET_ADMIN). Stop with Ctrl-C."""
-    weron_log.configure(verbosity(ctx, verbose))
-    _require(community=community, password=password, key=key)
     config = vpn_ethernet.VpnEthernetConfig(
-        raddr=raddr,
-        community=community,
-        password=password,
-        key=key,
+        raddr=peer.raddr,
+        community=peer.community,
+        password=peer.password,
+        key=peer.key,
         dev=dev,
         mac=mac,
         parallel=parallel,
         mtu=mtu,
-        adapter=_adapter_config(timeout, ice, force_relay),
+        adapter=peer.adapter,
     )
-    run_peer_app(lambda engine: vpn_ethernet.run(config, engine), backend)
+    run_peer_app(lambda engine: vpn_ethernet.run(config, engine), peer.backend)
 
 
 utility_group = AliasedGroup(
