@@ -56,6 +56,17 @@ class PeerOptions:
     backend: str | None
     adapter: AdapterConfig
 
+    def join(self) -> dict[str, Any]:
+        """The part of every app's config (``ChatConfig``, ``VpnIpConfig``...) that says where
+        and how to join."""
+        return {
+            "raddr": self.raddr,
+            "community": self.community,
+            "password": self.password,
+            "key": self.key,
+            "adapter": self.adapter,
+        }
+
 
 def peer_flags[F: Callable[..., Any]](
     *, default_verbosity: int = DEFAULT_VERBOSITY
@@ -155,15 +166,11 @@ def chat_command(
     if not [name for name in names if name.strip()]:
         raise click.ClickException("missing names: set --names (e.g. --names user1,user2)")
     config = chat.ChatConfig(
-        raddr=peer.raddr,
-        community=peer.community,
-        password=peer.password,
-        key=peer.key,
+        **peer.join(),
         names=names,
         channels=channels,
         id_channel=id_channel,
         kicks=kicks,
-        adapter=peer.adapter,
     )
     run_peer_app(lambda engine: chat.run(config, engine), peer.backend)
 
@@ -192,15 +199,11 @@ def latency_command(
     """Measure the latency of the overlay network: one line per round trip, and the average,
     minimum, maximum and percentiles when stopped with Ctrl-C."""
     config = latency.LatencyConfig(
-        raddr=peer.raddr,
-        community=peer.community,
-        password=peer.password,
-        key=peer.key,
+        **peer.join(),
         server=server,
         packet_length=packet_length,
         pause=pause,
         json=as_json,
-        adapter=peer.adapter,
     )
     run_peer_app(lambda engine: latency.run(config, engine), peer.backend)
 
@@ -226,15 +229,11 @@ def throughput_command(
     """Measure the throughput of the overlay network: one line per batch of --packet-count
     messages, and the totals when stopped with Ctrl-C."""
     config = throughput.ThroughputConfig(
-        raddr=peer.raddr,
-        community=peer.community,
-        password=peer.password,
-        key=peer.key,
+        **peer.join(),
         server=server,
         packet_length=packet_length,
         packet_count=packet_count,
         json=as_json,
-        adapter=peer.adapter,
     )
     run_peer_app(lambda engine: throughput.run(config, engine), peer.backend)
 
@@ -304,10 +303,7 @@ def vpn_ip_command(
     if not [value for value in ips if value.strip()]:
         raise click.ClickException("missing ips: set --ips (e.g. --ips 10.0.0.1/24,fd00::1/64)")
     config = vpn_ip.VpnIpConfig(
-        raddr=peer.raddr,
-        community=peer.community,
-        password=peer.password,
-        key=peer.key,
+        **peer.join(),
         ips=ips,
         dev=dev,
         id_channel=id_channel,
@@ -316,7 +312,6 @@ def vpn_ip_command(
         parallel=parallel,
         static=static,
         mtu=mtu,
-        adapter=peer.adapter,
     )
     run_peer_app(lambda engine: vpn_ip.run(config, engine), peer.backend)
 
@@ -357,15 +352,11 @@ def vpn_ethernet_command(
     """Join a layer 2 overlay network: a TAP device whose frames reach every other member's
     (add addresses to it with ip addr). Needs root (or CAP_NET_ADMIN). Stop with Ctrl-C."""
     config = vpn_ethernet.VpnEthernetConfig(
-        raddr=peer.raddr,
-        community=peer.community,
-        password=peer.password,
-        key=peer.key,
+        **peer.join(),
         dev=dev,
         mac=mac,
         parallel=parallel,
         mtu=mtu,
-        adapter=peer.adapter,
     )
     run_peer_app(lambda engine: vpn_ethernet.run(config, engine), peer.backend)
 
