@@ -29,6 +29,7 @@ def run[T](main: Coroutine[Any, Any, T]) -> T:
             return asyncio.run(main)
         return uvloop.run(main)
     except KeyboardInterrupt:
+        main.close()  # Ctrl-C before the loop ran it: no "never awaited" warning
         sys.exit(130)
 
 
