@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from weron.apps.console import Screen, escape_controls, read_lines
+from weron.apps.console import Screen, escape_controls, next_line, read_lines
 from weron.log import get_logger
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
@@ -95,15 +95,7 @@ async def run(
     background = [asyncio.create_task(follow_names()), asyncio.create_task(accept_peers())]
     try:
         while True:
-            line_task = asyncio.ensure_future(lines.get())
-            done, _ = await asyncio.wait(
-                {line_task, *background}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in background:
-                if task in done:
-                    line_task.cancel()
-                    task.result()  # raises what ended the adapter (wrong password, all names)
-            line = line_task.result()
+            line = await next_line(lines, background)
             if line is None:
                 break
             data = (line + "\n").encode()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Sequence
 from typing import Final, TextIO
 
 _CLEAR_LINE: Final = "\r\x1b[0K"
@@ -54,6 +55,21 @@ def read_lines(stdin: TextIO) -> asyncio.Queue[str | None]:
         name="stdin",
     ).start()
     return lines
+
+
+async def next_line(
+    lines: asyncio.Queue[str | None], background: Sequence[asyncio.Task[None]]
+) -> str | None:
+    """The next line from :func:`read_lines` (None at the end of input); if one of the
+    ``background`` tasks ends first, what ended it is raised (a wrong password, a lost
+    rendezvous...)."""
+    line_task = asyncio.ensure_future(lines.get())
+    done, _ = await asyncio.wait({line_task, *background}, return_when=asyncio.FIRST_COMPLETED)
+    for task in background:
+        if task in done:
+            line_task.cancel()
+            task.result()
+    return line_task.result()
 
 
 def is_printable_ascii(text: str) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from weron.apps.console import Screen, escape, is_printable_ascii, read_lines
+from weron.apps.console import Screen, escape, is_printable_ascii, next_line, read_lines
 from weron.apps.roster import (
     CHAT_PORT,
     MAX_TEXT,
@@ -252,15 +252,7 @@ async def run(
     background = [asyncio.create_task(meet()), asyncio.create_task(heartbeat())]
     try:
         while True:
-            line_task = asyncio.ensure_future(lines.get())
-            done, _ = await asyncio.wait(
-                {line_task, *background}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in background:
-                if task in done:
-                    line_task.cancel()
-                    task.result()  # raises what ended the rendezvous
-            line = line_task.result()
+            line = await next_line(lines, background)
             if line is None:
                 break
             room.say(line)
