@@ -13,15 +13,13 @@ from weron import log as weron_log
 from weron.apps import gonet
 from weron.apps.roster import valid_name
 from weron.cli.nat import HostPort, nat_command
-from weron.cli.options import DEFAULT_RADDR, Duration, flag
+from weron.cli.options import CONTEXT_SETTINGS, DEFAULT_RADDR, Duration, flag, quiet_verbose_flag
 from weron.cli.runtime import run_app
 from weron.nat.turn import TurnError, TurnServer
 from weron.rendezvous.room import Room, RoomError
 from weron.signaling.client import SignalingError
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.keys import KeyFormatError, load_or_create_identity
-
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class TurnParam(click.ParamType[TurnServer]):
@@ -61,7 +59,7 @@ def default_name() -> str:
     return name if valid_name(name) else "gonet"
 
 
-@click.command("gonet", context_settings=_CONTEXT)
+@click.command("gonet", context_settings=CONTEXT_SETTINGS)
 @click.argument("room", type=RoomParam(), metavar="LOBBY/ROOM/KEY")
 @flag("--raddr", default=DEFAULT_RADDR, help="Signaler address (the server of weron signaler)")
 @flag("--name", default="", help="Name to chat under (default: the login name)")
@@ -100,14 +98,7 @@ def default_name() -> str:
     multiple=True,
     help="DHT node to join the DHT through (repeatable; default: the public bootstrap nodes)",
 )
-@click.option(
-    "-v",
-    "--verbose",
-    type=click.IntRange(0, 7, clamp=True),
-    default=4,
-    show_default=True,
-    help="Verbosity level (0 is disabled, 4 is warnings, 7 is trace)",
-)
+@quiet_verbose_flag()
 @click.version_option(__version__, "--version", prog_name="gonet")
 def gonet_command(
     room: Room,

@@ -7,15 +7,13 @@ import click
 from click.shell_completion import get_completion_class
 
 from weron import __version__
-from weron.cli.options import AliasedGroup, verbose_flag
-
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from weron.cli.options import CONTEXT_SETTINGS, AliasedGroup, verbose_flag
 
 
 @click.group(
     "weron",
     cls=AliasedGroup,
-    context_settings=_CONTEXT,
+    context_settings=CONTEXT_SETTINGS,
     help="Overlay networks based on WebRTC.\n\nEvery flag can also be set as an environment "
     "variable WERON_<FLAG> (upper case, '-' becomes '_'), e.g. WERON_MAX_RETRIES=300.",
 )

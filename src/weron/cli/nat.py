@@ -5,11 +5,10 @@ from __future__ import annotations
 import click
 
 from weron import log as weron_log
+from weron.cli.options import CONTEXT_SETTINGS, quiet_verbose_flag
 from weron.cli.runtime import run
 from weron.nat.discover import discover
 from weron.nat.stun import StunError
-
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class HostPort(click.ParamType[tuple[str, int]]):
@@ -34,7 +33,7 @@ class HostPort(click.ParamType[tuple[str, int]]):
 
 
 @click.command(
-    "nat", context_settings=_CONTEXT, short_help="Tell what kind of NAT this host is behind"
+    "nat", context_settings=CONTEXT_SETTINGS, short_help="Tell what kind of NAT this host is behind"
 )
 @click.option(
     "--stun",
@@ -42,14 +41,7 @@ class HostPort(click.ParamType[tuple[str, int]]):
     required=True,
     help="STUN server with two addresses (RFC 5780), e.g. coturn started with two -L addresses",
 )
-@click.option(
-    "-v",
-    "--verbose",
-    type=click.IntRange(0, 7, clamp=True),
-    default=4,
-    show_default=True,
-    help="Verbosity level (0 is disabled, 4 is warnings, 7 is trace)",
-)
+@quiet_verbose_flag()
 def nat_command(stun: tuple[str, int], verbose: int) -> None:
     """Discover this host's NAT mapping and filtering behaviour (RFC 5780) and tell what it
     means for direct peer-to-peer connections."""

@@ -160,6 +160,23 @@ def flag(
     )
 
 
+# Every command group's context: -h as well as --help, and help text up to 100 columns wide.
+CONTEXT_SETTINGS: Final = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def quiet_verbose_flag() -> Callable[[F], F]:
+    """``-v/--verbose`` of the gonet commands: their screen is a chat or a report, so they log
+    warnings only unless asked for more."""
+    return click.option(
+        "-v",
+        "--verbose",
+        type=click.IntRange(0, 7, clamp=True),
+        default=4,
+        show_default=True,
+        help="Verbosity level (0 is disabled, 4 is warnings, 7 is trace)",
+    )
+
+
 def verbose_flag(leaf: bool) -> Callable[[F], F]:
     """``-v/--verbose`` on the root and on every command, so both ``weron -v 7 signaler`` and
     ``weron signaler --verbose=7`` work as with the original."""
