@@ -54,12 +54,14 @@ class VpnIpConfig:
 
 
 class _Routes:
-    """What the packet path asks of the claims: our broadcast addresses, for now."""
+    """What routing asks of our claim: our addresses and our broadcast addresses."""
 
     def __init__(self) -> None:
+        self.mine: frozenset[bytes] = frozenset()
         self.broadcasts: frozenset[bytes] = frozenset({IPV4_LIMITED_BROADCAST})
 
     def claimed(self, claim: claims.Claim) -> None:
+        self.mine = frozenset(claim.packed)
         self.broadcasts = frozenset({IPV4_LIMITED_BROADCAST, *claim.broadcasts()})
 
     def is_group(self, address: bytes) -> bool:
@@ -98,7 +100,6 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
         raise PeerAppError(str(exc)) from None
     routes = _Routes()
     forwarder = Forwarder(device, ip_destination, ip_source, routes.is_group, batch=config.parallel)
-    mine: set[bytes] = set()
 
     async def follow_claims() -> None:
         while True:
@@ -114,8 +115,6 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             claim = claims.Claim.of(name)
             await set_addresses(device, claim.interfaces)
             routes.claimed(claim)
-            mine.clear()
-            mine.update(claim.packed)
 
     async def serve(peer: Peer) -> None:
         try:
@@ -124,17 +123,18 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             log.warning("Ignoring peer with a malformed claim", reason=str(exc))
             peer.conn.close()
             return
+        keys = claim.packed
         taken = [
             key
-            for key in claim.packed
-            if key in mine or forwarder.owner(key) not in (None, peer.peer_id)
+            for key in keys
+            if key in routes.mine or forwarder.owner(key) not in (None, peer.peer_id)
         ]
         if taken:
             log.warning("Ignoring peer claiming an address already in use", id=peer.peer_id)
             peer.conn.close()
             return
         try:  # "Connected to peer" was logged when its claim arrived
-            await forwarder.serve(peer.conn, claim.packed, peer.peer_id)
+            await forwarder.serve(peer.conn, keys, peer.peer_id)
         finally:
             log.info("Disconnected from peer", id=peer.peer_id)
 

@@ -38,3 +38,13 @@ async def next_peer(
     getter.cancel()
     check()
     raise ConnectionError("the adapter is closed")
+
+
+async def next_announcement(queue: asyncio.Queue[str], check: Callable[[], None]) -> str:
+    """The next id or name an adapter announces on ``queue``. An empty string means the
+    adapter ended: it is put back for the next reader and ``check`` raises the reason."""
+    value = await queue.get()
+    if not value:
+        queue.put_nowait("")
+        check()
+    return value

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from weron.log import get_logger
-from weron.peers import Peer, next_peer
+from weron.peers import Peer, next_announcement, next_peer
 from weron.signaling.client import SignalingClient, SignalingSession
 from weron.signaling.messages import (
     Exchange,
@@ -385,11 +385,7 @@ class Adapter:
 
     async def next_id(self) -> str:
         """Our id on the next signaler connection (a new one after each reconnect)."""
-        my_id = await self._ids.get()
-        if not my_id:
-            self._ids.put_nowait("")
-            self.raise_if_failed()
-        return my_id
+        return await next_announcement(self._ids, self.raise_if_failed)
 
     async def accept(self) -> Peer:
         return await next_peer(self.accepted, self._task, self.raise_if_failed)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequen
 from typing import Any
 
 from weron.log import get_logger
-from weron.peers import Peer, next_peer
+from weron.peers import Peer, next_announcement, next_peer
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.signaling import names as negotiation
 from weron.webrtc import Backend, ChannelClosedError
@@ -202,11 +202,7 @@ class NamedAdapter:
 
     async def next_name(self) -> str:
         """Our name, once claimed (again after every signaler reconnect)."""
-        name = await self._names.get()
-        if not name:
-            self._names.put_nowait("")
-            self._raise_if_failed()
-        return name
+        return await next_announcement(self._names, self._raise_if_failed)
 
     async def accept(self) -> Peer:
         return await next_peer(self._accepted, self._main, self._raise_if_failed)
