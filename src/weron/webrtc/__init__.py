@@ -134,6 +134,12 @@ class Backend(Protocol):
     def peer_connection(self, config: PeerConfig, events: PeerEvents) -> PeerConnection: ...
 
 
+def message_bytes(message: bytes | str) -> bytes:
+    """A received message as bytes: engines hand over text messages (string channels, which
+    Go peers may use) as ``str``."""
+    return message.encode() if isinstance(message, str) else message
+
+
 def candidate_line(candidate: str) -> str:
     """Normalise a trickled candidate to ``candidate:...`` (peers send it with or without
     ``a=``); raises ``ValueError`` for anything that is not a candidate line."""

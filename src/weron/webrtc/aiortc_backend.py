@@ -29,6 +29,7 @@ from weron.webrtc import (
     PeerConfig,
     PeerEvents,
     candidate_line,
+    message_bytes,
 )
 
 log = get_logger(__name__)
@@ -61,7 +62,7 @@ class AiortcChannel:
         return self._max_message_size
 
     def _on_message(self, message: bytes | str) -> None:
-        data = message.encode() if isinstance(message, str) else message
+        data = message_bytes(message)
         if self._receiver is not None:
             self._receiver(data)
         else:

@@ -37,6 +37,7 @@ from weron.webrtc import (
     PeerConfig,
     PeerEvents,
     candidate_line,
+    message_bytes,
 )
 from weron.webrtc.thread_state import keep_thread_state
 
@@ -138,7 +139,7 @@ class LibdatachannelChannel:
         if receiver is None:
             return
         while (message := self._channel.receive()) is not None:
-            receiver(message.encode() if isinstance(message, str) else message)
+            receiver(message_bytes(message))
 
     def deliver(self, receiver: Callable[[bytes], None]) -> None:
         self._receiver = receiver
@@ -177,7 +178,7 @@ class LibdatachannelChannel:
         while True:
             message = self._channel.receive() if self._receiver is None else None
             if message is not None:
-                return message.encode() if isinstance(message, str) else message
+                return message_bytes(message)
             if self._closed:
                 raise ChannelClosedError(f"channel {self._label!r} is closed")
             self._readable.clear()
