@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -36,6 +36,7 @@ from weron.webrtc import (
     ChannelSpec,
     ConnectionState,
     DataChannel,
+    IpNetwork,
     PeerConfig,
     PeerConnection,
 )
@@ -56,6 +57,9 @@ class AdapterConfig:
     force_relay: bool = False
     channel_options: dict[str, ChannelOptions] = field(default_factory=dict)
     mtu: int | None = None  # see PeerConfig.mtu
+    # The overlay's networks now (asked at every negotiation: a VPN's claims change): see
+    # PeerConfig.excluded_networks.
+    overlay_networks: Callable[[], Iterable[IpNetwork]] | None = None
 
 
 class _Remote:

@@ -8,6 +8,7 @@ loop; a backend that runs threads of its own hands their events to the loop.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -48,12 +49,18 @@ class IceServer:
         return self.url.startswith(("turn:", "turns:"))
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True, slots=True)
 class PeerConfig:
     ice_servers: tuple[IceServer, ...] = ()
     relay_only: bool = False  # --force-relay: ICE transport policy "relay"
     # Largest IP packet a backend may send (--webrtc-mtu); None: the backend's safe default.
     mtu: int | None = None
+    # Overlay networks (a VPN's own addresses): no candidate inside them is gathered, sent or
+    # accepted, so the overlay never carries its own underlay (a tunnel through itself).
+    excluded_networks: tuple[IpNetwork, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
