@@ -1,36 +1,33 @@
-"""The adapter: community membership, offer/answer, trickled candidates, peer lifecycle.
+"""The adapter: community membership and a peer connection to every member.
 
-Per signaler connection: pick an id, introduce ourselves, offer to every member that introduces
-itself, answer offers addressed to us. Each remote member has one :class:`_Remote` that handles
-its signaling messages in order (so candidates that arrive before the description they belong
-to are buffered, not lost). When the signaler connection drops, every peer is closed, and after
-``timeout`` we reconnect and introduce ourselves again.
+The rules live in :class:`weron.signaling.session.MeshSession` (no I/O); this module carries
+out its actions: sends on the signaler connection, backend calls, timers and logs.
+
+- One id for the life of the adapter: a signaler connection that drops and returns (the
+  first reconnect is immediate, then backs off up to ``timeout``) changes nothing for the
+  peer connections, which keep carrying data while the signaler is away.
+- Each link (peer connection) has one worker that runs its backend calls in the order the
+  session asked for them (a remote description before the candidates that follow it).
+- Backend events come back on the event loop and go straight into the session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import dataclasses
+import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any
 
 from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
+from weron.signaling import session as core
 from weron.signaling.client import SignalingClient, SignalingSession
-from weron.signaling.messages import (
-    Exchange,
-    Introduction,
-    MessageError,
-    MessageType,
-    SignalingMessage,
-    decode_session_description,
-    encode_session_description,
-)
+from weron.signaling.messages import SignalingMessage
 from weron.webrtc import (
-    ENDED_STATES,
     Backend,
     ChannelOptions,
     ChannelSpec,
@@ -44,15 +41,11 @@ from weron.webrtc.ice import peer_config
 
 log = get_logger(__name__)
 
-_MAX_EARLY_CANDIDATES: Final = 64  # per member, before its offer arrives
-_MAX_EARLY_SENDERS: Final = 256
-_RECONNECT_ATTEMPTS: Final = 5  # then wait for the member to introduce itself again
-
 
 @dataclass(slots=True)
 class AdapterConfig:
     timeout: float = 10.0
-    id: str = ""  # empty: a new random UUID on every signaler connection
+    id: str = ""  # empty: a random UUID, kept for the life of the adapter
     ice: Sequence[str] = ("stun:stun.l.google.com:19302",)
     force_relay: bool = False
     channel_options: dict[str, ChannelOptions] = field(default_factory=dict)
@@ -62,47 +55,32 @@ class AdapterConfig:
     overlay_networks: Callable[[], Iterable[IpNetwork]] | None = None
 
 
-class _Remote:
-    """One remote member: its peer connection and the ordered handling of its messages."""
+_Step = core.Answer | core.Complete | core.AddCandidate | None  # None: create the offer
 
-    def __init__(
-        self, adapter: Adapter, peer_id: str, session: _Session, *, initiator: bool
-    ) -> None:
+
+class _Link:
+    """One peer connection: the backend object, its channels, and its ordered steps."""
+
+    def __init__(self, adapter: Adapter, action: core.Open) -> None:
         self.adapter = adapter
-        self.peer_id = peer_id
-        self.session = session
-        self.initiator = initiator
-        self.pc: PeerConnection = adapter.backend.peer_connection(adapter.peer_config, self)
-        self.inbox: asyncio.Queue[Exchange] = asyncio.Queue()
-        self.remote_described = False
-        self.pending_candidates: list[str] = []
-        # Our candidates wait until our offer/answer is on its way: a peer must not see
-        # candidates for a connection it has not heard of (the Go peers drop those).
-        self.local_candidates: list[str] | None = []
+        self.number = action.link
+        self.peer_id = action.peer_id
+        self.pc: PeerConnection = adapter.backend.peer_connection(adapter.link_config(), self)
         self.channels: list[DataChannel] = []
-        self.connected = asyncio.Event()
+        self.steps: asyncio.Queue[_Step] = asyncio.Queue()
         self.closed = False
-        self.worker = asyncio.create_task(self._work(), name=f"peer {peer_id}")
+        if action.initiator:
+            for label in adapter.labels:
+                options = adapter.config.channel_options.get(label, ChannelOptions())
+                self.pc.create_channel(ChannelSpec(label, options))
+            self.steps.put_nowait(None)
+        self.worker = asyncio.create_task(self._work(), name=f"peer {self.peer_id}")
 
     # PeerEvents, called by the backend on the event loop
 
     def on_candidate(self, candidate: str) -> None:
-        if self.closed:
-            return
-        if self.local_candidates is not None:
-            self.local_candidates.append(candidate)
-            return
-        log.debug("Sending candidate", peer=self.peer_id, candidate=candidate)
-        self.session.send(
-            Exchange(MessageType.CANDIDATE, self.session.id, self.peer_id, candidate.encode())
-        )
-
-    def _send_description(self, kind: MessageType, sdp: str) -> None:
-        payload = encode_session_description(kind, sdp)
-        self.session.send(Exchange(kind, self.session.id, self.peer_id, payload))
-        held, self.local_candidates = self.local_candidates or [], None
-        for candidate in held:
-            self.on_candidate(candidate)
+        if not self.closed:
+            self.adapter.carry(self.adapter.core.local_candidate(self.number, candidate))
 
     def on_channel(self, channel: DataChannel) -> None:
         if self.closed or channel.label not in self.adapter.labels:
@@ -114,64 +92,40 @@ class _Remote:
 
     def on_state(self, state: ConnectionState) -> None:
         log.trace("Peer connection state", peer=self.peer_id, state=state.value)
+        if self.closed:
+            return
+        session, now = self.adapter.core, self.adapter.now()
         if state is ConnectionState.CONNECTED:
-            self.connected.set()
-        if state in ENDED_STATES and not self.closed:
-            log.debug("Disconnected from peer", peer=self.peer_id, state=state.value)
-            self.session.forget(self)
+            self.adapter.carry(session.connected(self.number, now))
+        elif state is ConnectionState.DISCONNECTED:
+            self.adapter.carry(session.disconnected(self.number, now))
+        elif state in (ConnectionState.FAILED, ConnectionState.CLOSED):
+            self.adapter.carry(session.failed(self.number, now, state.value))
 
-    # Signaling, in order
+    # The steps, in order
 
     async def _work(self) -> None:
-        try:
-            if self.initiator:
-                for label in self.adapter.labels:
-                    options = self.adapter.config.channel_options.get(label, ChannelOptions())
-                    self.pc.create_channel(ChannelSpec(label, options))
-                self._send_description(MessageType.OFFER, await self.pc.create_offer())
-            while True:
-                await self._handle(await self.inbox.get())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a broken peer must never take the adapter down
-            log.warning(
-                "Dropping peer after an error",
-                peer=self.peer_id,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            self.session.forget(self)
-
-    async def _handle(self, message: Exchange) -> None:
-        if message.type is MessageType.CANDIDATE:
+        session = self.adapter.core
+        while True:
+            step = await self.steps.get()
             try:
-                candidate = message.payload.decode("utf-8")
-            except UnicodeDecodeError:
-                log.debug("Ignoring candidate that is not UTF-8", peer=self.peer_id)
+                if step is None:
+                    offer = await self.pc.create_offer()
+                    self.adapter.carry(session.local_description(self.number, offer))
+                elif isinstance(step, core.Answer):
+                    answer = await self.pc.accept_offer(step.sdp)
+                    self.adapter.carry(session.local_description(self.number, answer))
+                elif isinstance(step, core.Complete):
+                    await self.pc.accept_answer(step.sdp)
+                else:
+                    await self._add_candidate(step.candidate)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken peer must never take the adapter down
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+                log.info("Dropping peer after an error", peer=self.peer_id, error=reason)
+                self.adapter.carry(session.failed(self.number, self.adapter.now(), reason))
                 return
-            if self.remote_described:
-                await self._add_candidate(candidate)
-            elif len(self.pending_candidates) < _MAX_EARLY_CANDIDATES:
-                self.pending_candidates.append(candidate)
-            return
-        try:
-            kind, sdp = decode_session_description(message.payload)
-        except MessageError as exc:
-            log.info("Ignoring malformed session description", peer=self.peer_id, reason=str(exc))
-            return
-        if kind is not message.type:
-            log.info("Ignoring session description of the wrong type", peer=self.peer_id)
-            return
-        if kind is MessageType.OFFER and not self.initiator and not self.remote_described:
-            self._send_description(MessageType.ANSWER, await self.pc.accept_offer(sdp))
-        elif kind is MessageType.ANSWER and self.initiator and not self.remote_described:
-            await self.pc.accept_answer(sdp)
-        else:
-            log.debug("Ignoring unexpected session description", peer=self.peer_id, type=kind.value)
-            return
-        self.remote_described = True
-        pending, self.pending_candidates = self.pending_candidates, []
-        for candidate in pending:
-            await self._add_candidate(candidate)
 
     async def _add_candidate(self, candidate: str) -> None:
         try:
@@ -184,131 +138,12 @@ class _Remote:
             )
 
     async def close(self) -> None:
-        if self.closed:
-            return
         self.closed = True
         self.worker.cancel()
         for channel in self.channels:
             channel.close()
         with contextlib.suppress(Exception):
             await self.pc.close()
-
-
-class _Session:
-    """One signaler connection: our id for it, its remotes, and an ordered outbox."""
-
-    def __init__(self, adapter: Adapter, session: SignalingSession, my_id: str) -> None:
-        self.adapter = adapter
-        self.session = session
-        self.id = my_id
-        self.remotes: dict[str, _Remote] = {}
-        self.early_candidates: dict[str, list[Exchange]] = {}
-        self.outbox: asyncio.Queue[SignalingMessage] = asyncio.Queue()
-        self.background: set[asyncio.Task[None]] = set()
-        self.reconnects: dict[str, asyncio.Task[None]] = {}  # by peer id
-        self.ending = False
-
-    def send(self, message: SignalingMessage) -> None:
-        self.outbox.put_nowait(message)
-
-    async def _write(self) -> None:
-        while True:
-            await self.session.send(await self.outbox.get())
-
-    def forget(self, remote: _Remote) -> None:
-        """Remove ``remote`` if it is still the current connection to its member; a working
-        connection that broke (a link cut, a NAT rebinding) is offered again."""
-        current = self.remotes.get(remote.peer_id) is remote
-        if current:
-            del self.remotes[remote.peer_id]
-        self._close_later(remote)
-        peer_id = remote.peer_id
-        broke = current and remote.connected.is_set() and not self.ending
-        if broke and peer_id not in self.reconnects:
-            task = asyncio.create_task(self._reconnect(peer_id))
-            self.reconnects[peer_id] = task
-            task.add_done_callback(lambda _: self.reconnects.pop(peer_id, None))
-
-    def _close_later(self, remote: _Remote) -> None:
-        task = asyncio.create_task(remote.close())
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-
-    async def _reconnect(self, peer_id: str) -> None:
-        """Offer to a member we lost while both of us stay in the community: no one would
-        introduce themselves again, so without this the two would stay apart. Attempts are
-        spread out (and jittered, so both sides rarely offer at once; if they do, the glare
-        rule picks one offer); a member that left for good simply never answers."""
-        for attempt in range(_RECONNECT_ATTEMPTS):
-            await asyncio.sleep(random.uniform(0.2, 1.0) * 2**attempt)
-            current = self.remotes.get(peer_id)
-            if current is None:
-                log.debug("Offering again to lost peer", peer=peer_id, attempt=attempt + 1)
-                current = self._replace(peer_id, initiator=True)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.adapter.config.timeout):
-                    await current.connected.wait()
-            if current.connected.is_set():
-                return
-            if self.remotes.get(peer_id) is current:
-                del self.remotes[peer_id]
-                self._close_later(current)
-        log.info("Giving up on lost peer until it introduces itself again", peer=peer_id)
-
-    def _replace(self, peer_id: str, *, initiator: bool) -> _Remote:
-        old = self.remotes.pop(peer_id, None)
-        if old is not None:
-            log.debug("Replacing connection to rejoined peer", peer=peer_id)
-            self._close_later(old)
-        remote = _Remote(self.adapter, peer_id, self, initiator=initiator)
-        self.remotes[peer_id] = remote
-        return remote
-
-    async def run(self) -> None:
-        writer = asyncio.create_task(self._write(), name="signaling writer")
-        try:
-            self.send(Introduction(self.id))
-            async for message in self.session:
-                self._dispatch(message)
-        finally:
-            self.ending = True
-            writer.cancel()
-            for task in list(self.reconnects.values()):
-                task.cancel()
-            for remote in list(self.remotes.values()):
-                await remote.close()
-            self.remotes.clear()
-            if self.background:
-                await asyncio.gather(*self.background, return_exceptions=True)
-
-    def _dispatch(self, message: SignalingMessage) -> None:
-        if isinstance(message, Introduction):
-            if message.sender != self.id:
-                log.debug("Offering to introduced peer", peer=message.sender)
-                self._replace(message.sender, initiator=True)
-            return
-        if message.recipient != self.id or message.sender == self.id:
-            return
-        sender = message.sender
-        remote = self.remotes.get(sender)
-        if message.type is MessageType.OFFER:
-            glare = remote is not None and remote.initiator and not remote.remote_described
-            if glare and self.id > sender:
-                return  # both offered at once: the larger id keeps its offer, the other answers
-            remote = self._replace(sender, initiator=False)
-            for buffered in self.early_candidates.pop(sender, []):
-                remote.inbox.put_nowait(buffered)
-            remote.inbox.put_nowait(message)
-            return
-        if remote is not None:
-            remote.inbox.put_nowait(message)
-        elif message.type is MessageType.CANDIDATE:
-            early = self.early_candidates.setdefault(sender, [])
-            if (
-                len(early) < _MAX_EARLY_CANDIDATES
-                and len(self.early_candidates) <= _MAX_EARLY_SENDERS
-            ):
-                early.append(message)
 
 
 class Adapter:
@@ -344,11 +179,31 @@ class Adapter:
         self._signaling = SignalingClient(
             raddr, community, password, key, timeout=self.config.timeout
         )
+        self.core = core.MeshSession(
+            self.config.id.strip() or str(uuid.uuid4()), self.config.timeout
+        )
         self.accepted: asyncio.Queue[Peer] = asyncio.Queue()
         self._ids: asyncio.Queue[str] = asyncio.Queue()
+        self._links: dict[int, _Link] = {}
+        self._outbox: asyncio.Queue[SignalingMessage] | None = None
+        self._wake = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
-        self._session: _Session | None = None
+
+    @property
+    def id(self) -> str:
+        return self.core.id
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def link_config(self) -> PeerConfig:
+        """The peer configuration for a new connection, with the overlay's networks now."""
+        if self.config.overlay_networks is None:
+            return self.peer_config
+        networks = tuple(self.config.overlay_networks())
+        return dataclasses.replace(self.peer_config, excluded_networks=networks)
 
     async def open(self) -> None:
         self._task = asyncio.create_task(self._run(), name="adapter")
@@ -361,25 +216,93 @@ class Adapter:
         self._ids.put_nowait("")
 
     async def _run(self) -> None:
-        async for session in self._signaling.sessions():
-            my_id = self.config.id.strip() or str(uuid.uuid4())
-            if self._announce:
-                log.info("Connected to signaler", id=my_id)
-            else:
-                log.debug("Connected to signaler", id=my_id)
-            self._ids.put_nowait(my_id)
-            self._session = _Session(self, session, my_id)
-            try:
-                await self._session.run()
-            finally:
-                self._session = None
+        timers = asyncio.create_task(self._keep_time(), name="adapter timers")
+        try:
+            async for session in self._signaling.sessions():
+                if self._announce:
+                    log.info("Connected to signaler", id=self.id)
+                else:
+                    log.debug("Connected to signaler", id=self.id)
+                self._ids.put_nowait(self.id)
+                await self._serve(session)
+        finally:
+            timers.cancel()
+            await self._close_links()
+
+    async def _serve(self, session: SignalingSession) -> None:
+        """One signaler connection: relay the session's sends and feed it what arrives."""
+        outbox: asyncio.Queue[SignalingMessage] = asyncio.Queue()
+        self._outbox = outbox
+        writer = asyncio.create_task(self._write(session, outbox), name="signaling writer")
+        try:
+            self.carry(self.core.signaler_connected(self.now()))
+            async for message in session:
+                self.carry(self.core.receive(message, self.now()))
+        finally:
+            self._outbox = None
+            writer.cancel()
+            self.carry(self.core.signaler_disconnected())
+
+    @staticmethod
+    async def _write(session: SignalingSession, outbox: asyncio.Queue[SignalingMessage]) -> None:
+        with contextlib.suppress(Exception):  # the reader sees the connection drop
+            while True:
+                await session.send(await outbox.get())
+
+    async def _keep_time(self) -> None:
+        """Tick the session at its next deadline (or when something changed)."""
+        while True:
+            deadline = self.core.next_deadline()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                delay = None if deadline is None else max(0.0, deadline - self.now())
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            if deadline is not None and self.now() >= deadline:
+                self.carry(self.core.tick(self.now()))
+
+    def carry(self, actions: list[core.Action]) -> None:
+        """Carry out the session's actions, in order."""
+        for action in actions:
+            if isinstance(action, core.Send):
+                if self._outbox is not None:
+                    self._outbox.put_nowait(action.message)
+            elif isinstance(action, core.Open):
+                self._open(action)
+            elif isinstance(action, core.Close):
+                link = self._links.pop(action.link, None)
+                if link is not None:
+                    self._in_background(link.close())
+            elif isinstance(action, core.Notice):
+                _log_notice(action)
+            elif (link := self._links.get(action.link)) is not None:
+                link.steps.put_nowait(action)
+        if actions:
+            self._wake.set()
+
+    def _open(self, action: core.Open) -> None:
+        try:
+            self._links[action.link] = _Link(self, action)
+        except Exception as exc:  # the engine refused (e.g. out of file descriptors)
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            log.warning("Could not create a peer connection", peer=action.peer_id, error=reason)
+            self.carry(self.core.failed(action.link, self.now(), reason))
+
+    def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _close_links(self) -> None:
+        links, self._links = list(self._links.values()), {}
+        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def drop(self, peer_id: str) -> None:
-        """Close the connection to ``peer_id`` (e.g. it stopped answering); its channels end
-        and it is connected again when it introduces itself again."""
-        if self._session is not None and (remote := self._session.remotes.get(peer_id)):
-            log.info("Dropping unresponsive peer", peer=peer_id)
-            self._session.forget(remote)
+        """The connection to ``peer_id`` stopped answering: close it and offer again."""
+        log.info("Dropping unresponsive peer", peer=peer_id)
+        self.carry(self.core.drop(peer_id, self.now()))
 
     def raise_if_failed(self) -> None:
         if self._failure is not None:
@@ -388,7 +311,7 @@ class Adapter:
             raise ConnectionError("the adapter is closed")
 
     async def next_id(self) -> str:
-        """Our id on the next signaler connection (a new one after each reconnect)."""
+        """Our id, announced again on every signaler connection (it does not change)."""
         return await next_announcement(self._ids, self.raise_if_failed)
 
     async def accept(self) -> Peer:
@@ -404,3 +327,13 @@ class Adapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._signaling.close()
+
+
+def _log_notice(notice: core.Notice) -> None:
+    fields = dict(notice.fields)
+    if notice.level >= logging.WARNING:
+        log.warning(notice.event, **fields)
+    elif notice.level >= logging.INFO:
+        log.info(notice.event, **fields)
+    else:
+        log.debug(notice.event, **fields)

@@ -59,6 +59,7 @@ class NamedAdapter:
         self._accepted: asyncio.Queue[Peer] = asyncio.Queue()
         self._id_channels: dict[str, Peer] = {}  # by peer UUID
         self._peer_names: dict[str, str] = {}  # peer UUID -> claimed name
+        self._views: dict[str, negotiation.PeerNames] = {}  # by peer UUID
         self._held: dict[str, list[Peer]] = {}  # data channels waiting for names
         self._claim_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -86,6 +87,7 @@ class NamedAdapter:
             async for peer in self._adapter.peers():
                 if peer.channel_id == self._id_channel:
                     self._id_channels[peer.peer_id] = peer
+                    self._views[peer.peer_id] = negotiation.PeerNames()
                     self._spawn(self._negotiate(peer), f"names {peer.peer_id}")
                 else:
                     self._held.setdefault(peer.peer_id, []).append(peer)
@@ -94,14 +96,14 @@ class NamedAdapter:
             ids.cancel()
 
     async def _follow_ids(self) -> None:
+        """Negotiate once the signaler is reached. Connections (and with them our name and
+        the names we know) outlive a signaler reconnect, so later ones change nothing, but
+        an unfinished negotiation waits for members that come back with the signaler."""
         while True:
             my_id = await self._adapter.next_id()
-            self._negotiation.restart()
-            self._id_channels.clear()
-            self._peer_names.clear()
-            self._held.clear()
-            log.debug("Negotiating a name", id=my_id)
-            self._restart_claim_timer()
+            if self._negotiation.name is None:
+                log.debug("Negotiating a name", id=my_id)
+                self._restart_claim_timer()
 
     def _restart_claim_timer(self) -> None:
         if self._claim_timer is not None:
@@ -153,11 +155,13 @@ class NamedAdapter:
         if self._id_channels.get(peer.peer_id) is peer:
             del self._id_channels[peer.peer_id]
             self._peer_names.pop(peer.peer_id, None)
+            self._views.pop(peer.peer_id, None)
 
     async def _listen(self, peer: Peer) -> None:
         """Handle the peer's id channel until it closes; a peer that sent keepalives and then
         falls silent for ``timeout`` is dropped (WebRTC itself takes 15-30 s to notice)."""
         deadline: float | None = None
+        view = self._views.get(peer.peer_id, negotiation.PeerNames())
         while True:
             try:
                 async with asyncio.timeout(deadline):
@@ -173,7 +177,7 @@ class NamedAdapter:
             try:
                 messages = negotiation.decode(data)
                 for message in messages:
-                    reaction = self._negotiation.receive(message)
+                    reaction = self._negotiation.receive(message, view)
                     await self._send(peer, reaction.replies)
                     if reaction.back_off:
                         await self._back_off(peer)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from http import HTTPStatus
 from typing import Final, Self
 
@@ -24,6 +25,16 @@ from weron.signaling.messages import MessageError, SignalingMessage, decode_mess
 
 log = get_logger(__name__)
 MAX_MESSAGE_SIZE: Final = 4 << 20
+
+
+def _backoff(limit: float) -> Iterator[float]:
+    """Delays between reconnection attempts: none at first, then from 0.25 s doubling up to
+    ``limit``, each jittered so a crowd that lost the same signaler does not return at once."""
+    yield 0.0
+    delay = 0.25
+    while True:
+        yield min(limit, delay) * random.uniform(0.75, 1.0)
+        delay *= 2
 
 
 class SignalingError(Exception):
@@ -140,29 +151,43 @@ class SignalingClient:
         return self._session
 
     async def sessions(self) -> AsyncIterator[SignalingSession]:
-        """Yield a session per successful connection, retrying ``timeout`` after a failure or a
-        drop; a wrong password ends it with :class:`WrongPasswordError`."""
+        """Yield a session per successful connection. After a drop the first attempt is
+        immediate, then they back off up to ``timeout``. A wrong password ends it with
+        :class:`WrongPasswordError` on the first join only: once we were a member, a refusal
+        is a signaler that restarted and lost the community, or a squatter, and we keep
+        trying (with a warning) rather than leave the community for good."""
+        joined = False
+        delays = _backoff(self._timeout)
         while True:
             try:
                 session = await self.connect()
-            except WrongPasswordError:
-                raise
+            except WrongPasswordError as exc:
+                if not joined:
+                    raise
+                delay = next(delays)
+                log.warning(
+                    "The signaler refused our password on rejoining, retrying",
+                    reason=str(exc),
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+                continue
             except SignalingError as exc:
+                delay = next(delays)
                 log.warning(
                     "Could not connect to signaler, retrying",
                     reason=str(exc),
-                    retry_in=self._timeout,
+                    retry_in=round(delay, 2),
                 )
-                await asyncio.sleep(self._timeout)
+                await asyncio.sleep(delay)
                 continue
+            joined = True
             try:
                 yield session
             finally:
                 await session.close()
-            log.info(
-                "Disconnected from signaler, reconnecting", addr=self._raddr, retry_in=self._timeout
-            )
-            await asyncio.sleep(self._timeout)
+            log.info("Disconnected from signaler, reconnecting", addr=self._raddr)
+            delays = _backoff(self._timeout)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -85,6 +85,18 @@ def names_overlap(theirs: Iterable[str], ours: str) -> bool:
 
 
 @dataclass(slots=True)
+class PeerNames:
+    """What one peer told us on its id channel: the rules for ``kick`` and ``backoff`` need
+    it, so that a member can only push others off names it holds itself (docs/peer-sessions.md).
+
+    ``claimed``: the name it announced as ``claimed``. ``older_rival``: it greeted with an
+    older timestamp and a candidate of ours, so it may tell us to back off."""
+
+    claimed: str | None = None
+    older_rival: bool = False
+
+
+@dataclass(slots=True)
 class Reaction:
     """What to do after a message: replies to send back on the same channel, whether to back
     off (wait ``kicks``, greet again, restart the claim timer), and a peer's claimed name."""
@@ -109,15 +121,6 @@ class NameNegotiation:
         self._choose = choose
         self.candidates: list[str] = list(self._names)
         self.name: str | None = None
-        self._previous: str | None = None
-
-    def restart(self) -> None:
-        """A new signaler connection: every name is a candidate again, and the name we had is
-        the one we try to keep (a VPN keeps its addresses across signaler restarts)."""
-        if self.name is not None:
-            self._previous = self.name
-        self.candidates = list(self._names)
-        self.name = None
 
     def greetings(self) -> list[NameMessage]:
         """What to send on a new id channel."""
@@ -125,7 +128,8 @@ class NameNegotiation:
             return [greeting(self.candidates, self.timestamp)]
         return [greeting([self.name], self.timestamp), claimed(self.name)]
 
-    def receive(self, message: NameMessage) -> Reaction:
+    def receive(self, message: NameMessage, peer: PeerNames) -> Reaction:
+        """React to ``message`` from the peer whose id channel state is ``peer``."""
         kind = message.get("type")
         reaction = Reaction()
         if kind == "greeting":
@@ -133,27 +137,29 @@ class NameNegotiation:
             timestamp = message.get("timestamp")
             if not isinstance(ids, dict) or not isinstance(timestamp, int):
                 raise NameMessageError("greeting without ids or timestamp")
-            older = self.name is None and self.timestamp < timestamp
-            if older and any(name in self.candidates for name in ids):
+            rivals = any(name in self.candidates for name in ids)
+            peer.older_rival = rivals and timestamp < self.timestamp
+            if rivals and self.name is None and self.timestamp < timestamp:
                 reaction.replies.append(backoff())  # we were first: they wait
                 return reaction
             if self.name is not None and self._conflicts(ids.keys(), self.name):
                 reaction.replies.append(kick(self.name))
         elif kind == "kick":
             name = message.get("id")
-            if isinstance(name, str):
+            # Only the holder may push us off a name: it announced its claim before kicking.
+            if isinstance(name, str) and name == peer.claimed:
                 self._drop_clashing(name)
         elif kind == "backoff":
-            # Only while negotiating: a member that rejoined the signaler may tell us to wait
-            # before it learns that we hold our name already.
-            reaction.back_off = self.name is None
+            # Only while negotiating, and only from an older rival: a member that rejoined the
+            # signaler may tell us to wait before it learns that we hold our name already.
+            reaction.back_off = self.name is None and peer.older_rival
         elif kind == "keepalive":
             reaction.alive = True
         elif kind == "claimed":
             name = message.get("id")
             if not isinstance(name, str):
                 raise NameMessageError("claimed without an id")
-            reaction.peer_name = name
+            reaction.peer_name = peer.claimed = name
             if self.name is None:  # taken: never claim it
                 self._drop_clashing(name)
         else:
@@ -170,13 +176,11 @@ class NameNegotiation:
         ]
 
     def claim(self) -> str:
-        """Claim the name we had before if it is still free, else one chosen by ``choose``
-        (by default the first remaining one, in ``names`` order: deterministic)."""
+        """Claim one of the remaining candidates, chosen by ``choose`` (by default the first,
+        in ``names`` order: deterministic). Held for the life of the process: connections,
+        and the name with them, outlive signaler reconnects."""
         if not self.candidates:
             raise AllNamesClaimedError
-        if self._previous in self.candidates:
-            self.name = self._previous
-        else:
-            self.name = self._choose(self.candidates)
+        self.name = self._choose(self.candidates)
         self.candidates = []
         return self.name

@@ -10,11 +10,15 @@ from weron.signaling import names
 from weron.signaling.names import AllNamesClaimedError, NameMessageError, NameNegotiation
 
 
-def exchange(sender: NameNegotiation, receiver: NameNegotiation) -> names.Reaction:
-    """Deliver ``sender``'s greetings to ``receiver``; return the last reaction."""
+def exchange(
+    sender: NameNegotiation, receiver: NameNegotiation, view: names.PeerNames | None = None
+) -> names.Reaction:
+    """Deliver ``sender``'s greetings to ``receiver`` (``view``: what the receiver knows of
+    the sender's channel); return the last reaction."""
+    view = view if view is not None else names.PeerNames()
     reaction = names.Reaction()
     for message in sender.greetings():
-        reaction = receiver.receive(names.decode(names.encode(message))[0])
+        reaction = receiver.receive(names.decode(names.encode(message))[0], view)
     return reaction
 
 
@@ -42,15 +46,39 @@ def test_decode_rejects_garbage(data: bytes) -> None:
 def test_the_older_member_makes_the_younger_back_off_then_kicks_its_name() -> None:
     older = NameNegotiation(["user1", "user2"], timestamp=1)
     younger = NameNegotiation(["user1", "user2"], timestamp=2)
+    seen_by_younger = names.PeerNames()
     reaction = exchange(younger, older)
     assert reaction.replies == [names.backoff()]
-    assert younger.receive(reaction.replies[0]).back_off
-    assert exchange(older, younger).replies == []  # the younger never makes the older wait
+    # the younger never makes the older wait
+    assert exchange(older, younger, seen_by_younger).replies == []
+    assert younger.receive(reaction.replies[0], seen_by_younger).back_off
     assert older.claim() == "user1"
-    reaction = exchange(younger, older)  # the younger greets again after backing off
-    assert reaction.replies == [names.kick("user1")]
-    younger.receive(reaction.replies[0])
+    # A greeting sent before the claim arrived is kicked; the claim itself drops the name.
+    assert older.receive(names.greeting(["user1", "user2"], 2), names.PeerNames()).replies == [
+        names.kick("user1")
+    ]
+    younger.receive(names.claimed("user1"), seen_by_younger)  # sent to all on claiming
+    younger.receive(names.kick("user1"), seen_by_younger)
+    assert exchange(younger, older).replies == []  # greeting again after backing off
     assert younger.claim() == "user2"
+
+
+def test_kicks_count_only_from_the_holder_and_backoffs_only_from_an_older_rival() -> None:
+    """A hostile member cannot keep a newcomer from every name by kicking, or stall it with
+    backoffs: it would have to hold the name, or have greeted first for it."""
+    newcomer = NameNegotiation(["a", "b"], timestamp=5)
+    hostile = names.PeerNames()
+    newcomer.receive(names.greeting(["x"], 9), hostile)  # younger, no shared candidate
+    for name in ("a", "b"):
+        newcomer.receive(names.kick(name), hostile)
+    assert not newcomer.receive(names.backoff(), hostile).back_off
+    newcomer.receive(names.claimed("x"), hostile)
+    newcomer.receive(names.kick("a"), hostile)  # not the name it claimed
+    assert newcomer.candidates == ["a", "b"]
+    holder = names.PeerNames()
+    newcomer.receive(names.claimed("a"), holder)
+    newcomer.receive(names.kick("a"), holder)
+    assert newcomer.claim() == "b"
 
 
 def test_claimed_names_are_announced_and_reported() -> None:
@@ -58,23 +86,21 @@ def test_claimed_names_are_announced_and_reported() -> None:
     alice.claim()
     assert alice.greetings() == [names.greeting(["alice"], 1), names.claimed("alice")]
     bob = NameNegotiation(["bob"], timestamp=2)
-    assert bob.receive(names.claimed("alice")).peer_name == "alice"
+    assert bob.receive(names.claimed("alice"), names.PeerNames()).peer_name == "alice"
 
 
-def test_no_name_left_is_an_error_and_restart_restores_them() -> None:
+def test_no_name_left_is_an_error() -> None:
     member = NameNegotiation(["only"], timestamp=1)
-    member.receive(names.kick("only"))
+    member.receive(names.claimed("only"), names.PeerNames())
     with pytest.raises(AllNamesClaimedError, match="all available names have been claimed"):
         member.claim()
-    member.restart()
-    assert member.claim() == "only"
 
 
 def test_custom_conflict_rule() -> None:
     """The IP VPN kicks when any address overlaps, not only on equal names."""
     member = NameNegotiation(["a"], 1, conflicts=lambda theirs, ours: ours[0] in "".join(theirs))
     member.claim()
-    assert member.receive(names.greeting(["xa"], 2)).replies == [names.kick("a")]
+    assert member.receive(names.greeting(["xa"], 2), names.PeerNames()).replies == [names.kick("a")]
 
 
 @pytest.mark.parametrize(
@@ -88,40 +114,18 @@ def test_custom_conflict_rule() -> None:
 )
 def test_malformed_messages_raise(message: names.NameMessage) -> None:
     with pytest.raises(NameMessageError):
-        NameNegotiation(["a"], 1).receive(message)
+        NameNegotiation(["a"], 1).receive(message, names.PeerNames())
 
 
 def test_keepalives_are_understood_and_marked() -> None:
     assert names.encode(names.keepalive()) == b'{"type":"keepalive"}\n'
-    reaction = NameNegotiation(["a"], 1).receive(names.keepalive())
+    reaction = NameNegotiation(["a"], 1).receive(names.keepalive(), names.PeerNames())
     assert reaction.alive and not reaction.replies
 
 
-def test_a_member_rejoining_the_signaler_never_unseats_one_that_kept_its_name() -> None:
-    """The older member reconnects to the signaler and negotiates again while the younger
-    still holds its name: the younger ignores the backoff, the older skips the taken name and
-    takes its previous one back."""
-    older = NameNegotiation(["user1", "user2"], timestamp=1)
-    younger = NameNegotiation(["user1", "user2"], timestamp=2)
-    older.claim()
-    younger.receive(names.kick("user1"))
-    assert younger.claim() == "user2"
-    older.restart()
-    replies = [older.receive(message).replies for message in younger.greetings()]
-    assert replies[0] == [names.backoff()]  # it cannot know yet that "user2" is held
-    assert not younger.receive(names.backoff()).back_off
-    assert "user2" not in older.candidates  # the "claimed" that followed the greeting
-    assert older.claim() == "user1"
-    assert younger.name == "user2"
-
-
-def test_restart_prefers_the_previous_name_and_choose_picks_otherwise() -> None:
+def test_choose_picks_among_the_remaining_candidates() -> None:
     member = NameNegotiation(["a", "b", "c"], 1, choose=lambda candidates: candidates[-1])
-    assert member.claim() == "c"
-    member.restart()
-    assert member.claim() == "c"
-    member.restart()
-    member.receive(names.kick("c"))
+    member.receive(names.claimed("c"), names.PeerNames())
     assert member.claim() == "b"
 
 
@@ -130,5 +134,6 @@ def test_a_kick_drops_every_clashing_candidate() -> None:
         return any(set(ours) & set(name) for name in theirs)
 
     member = NameNegotiation(["ab", "bc", "cd", "de"], 1, conflicts=share_a_letter)
-    member.receive(names.kick("b"))
+    holder = names.PeerNames(claimed="b")
+    member.receive(names.kick("b"), holder)
     assert member.candidates == ["cd", "de"]
