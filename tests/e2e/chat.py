@@ -93,6 +93,18 @@ class LineProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, message: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Until the log has ``count`` lines whose message is ``message``."""
+        wanted = f'"message":"{message}"'
+        deadline = time.monotonic() + timeout
+        while self.logs().count(wanted) < count:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(
+                    f"{count} log lines {message!r} not seen within {timeout}s; "
+                    f"log tail: {self.logs()[-1500:]}"
+                )
+            time.sleep(0.1)
+
     def stop(self) -> int:
         """End of input: the chat exits by itself."""
         if self.process.poll() is None:

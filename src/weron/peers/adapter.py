@@ -80,6 +80,7 @@ class _Link:
 
     def on_candidate(self, candidate: str) -> None:
         if not self.closed:
+            log.debug("Sending candidate", peer=self.peer_id, candidate=candidate)
             self.adapter.carry(self.adapter.core.local_candidate(self.number, candidate))
 
     def on_channel(self, channel: DataChannel) -> None:
