@@ -1,0 +1,97 @@
+"""A hostile member: joins a community with the right password and key, and sends what the
+protocol allows but no honest peer would. Built on the library, run as a process by the tests:
+
+    python -m tests.e2e.hostile --raddr URL --community C --password P --key K ACTION ...
+
+Actions:
+  introductions N          N introductions under fresh random ids, in one burst
+  forge ID [ID ...]        introductions under other members' ids, every 0.1 s
+  kick NAME [NAME ...]     connect to everyone on the chat channels, then kick (and back off)
+                           every NAME on each id channel, every 0.1 s, without holding any
+
+It runs until killed (the tests stop it), printing "ready" once its work has started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import uuid
+
+from weron.peers import Peer
+from weron.peers.adapter import Adapter, AdapterConfig
+from weron.signaling import names
+from weron.signaling.client import SignalingClient, SignalingSession
+from weron.signaling.messages import Introduction
+from weron.webrtc import ChannelClosedError
+from weron.webrtc.backends import load_backend
+
+
+async def _introductions(session: SignalingSession, count: int) -> None:
+    for _ in range(count):
+        await session.send(Introduction(str(uuid.uuid4())))
+    print("ready", flush=True)
+
+
+async def _forge(session: SignalingSession, ids: list[str]) -> None:
+    print("ready", flush=True)
+    while True:
+        for victim in ids:
+            await session.send(Introduction(victim))
+        await asyncio.sleep(0.1)
+
+
+async def _kick(peer: Peer, targets: list[str]) -> None:
+    with contextlib.suppress(ChannelClosedError):
+        while True:
+            for name in targets:
+                await peer.conn.send(names.encode(names.kick(name)))
+            await peer.conn.send(names.encode(names.backoff()))
+            await asyncio.sleep(0.1)
+
+
+async def _kick_everyone(args: argparse.Namespace) -> None:
+    adapter = Adapter(
+        args.raddr,
+        args.community,
+        args.password,
+        args.key,
+        ["weron/chat/id", "weron/chat/primary"],
+        load_backend("libdatachannel"),
+        AdapterConfig(timeout=2.0, ice=()),
+    )
+    await adapter.open()
+    print("ready", flush=True)
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        async for peer in adapter.peers():
+            if peer.channel_id == "weron/chat/id":
+                task = asyncio.create_task(_kick(peer, args.targets))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+    finally:
+        await adapter.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    if args.action == "kick":
+        await _kick_everyone(args)
+        return
+    client = SignalingClient(args.raddr, args.community, args.password, args.key)
+    session = await client.connect()
+    if args.action == "introductions":
+        await _introductions(session, int(args.targets[0]))
+    else:
+        await _forge(session, args.targets)
+    await asyncio.Event().wait()  # stay a member until killed
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("--raddr", "--community", "--password", "--key"):
+        parser.add_argument(flag, required=True)
+    parser.add_argument("action", choices=["introductions", "forge", "kick"])
+    parser.add_argument("targets", nargs="+")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(parser.parse_args()))
