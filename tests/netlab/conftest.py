@@ -116,9 +116,14 @@ class Network:
     def start_signaler(self) -> None:
         self.signaler = start_signaler(self.lab, self.log_dir)
 
-    def stop_signaler(self) -> None:
+    def stop_signaler(self, *, kill: bool = False) -> None:
+        """Stop the signaler (``kill``: SIGKILL, as a crash would)."""
         assert self.signaler is not None
-        self.lab.stop(self.signaler)
+        if kill:
+            self.signaler.kill()
+            self.signaler.wait()
+        else:
+            self.lab.stop(self.signaler)
 
     def start(self, kind: str, *args: str, host: Host | None = None, dev: str = "weron0") -> Member:
         host = host or self.lab.add_host()

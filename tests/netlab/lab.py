@@ -113,6 +113,10 @@ class Lab:
             check=False,
         )
 
+    def run_in_background(self, namespace: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        """A command whose output the test reads when it ends (``communicate``)."""
+        return self.start(namespace, argv, log=subprocess.PIPE)
+
     def listening(self, namespace: str, port: int) -> bool:
         output = self.run(namespace, ["ss", "-Hltn", f"sport = :{port}"]).stdout
         return bool(output.strip())

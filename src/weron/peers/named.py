@@ -104,6 +104,8 @@ class NamedAdapter:
             if self._negotiation.name is None:
                 log.debug("Negotiating a name", id=my_id)
                 self._restart_claim_timer()
+            else:
+                log.info("Connected to signaler", id=self._negotiation.name)
 
     def _restart_claim_timer(self) -> None:
         if self._claim_timer is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from http import HTTPStatus
@@ -158,6 +159,7 @@ class SignalingClient:
         trying (with a warning) rather than leave the community for good."""
         joined = False
         delays = _backoff(self._timeout)
+        lost_at = time.monotonic()
         while True:
             try:
                 session = await self.connect()
@@ -174,7 +176,10 @@ class SignalingClient:
                 continue
             except SignalingError as exc:
                 delay = next(delays)
-                log.warning(
+                # A restarting signaler is not worth a warning until it takes longer than the
+                # timeout: peer connections carry on meanwhile.
+                brief = joined and time.monotonic() - lost_at < self._timeout
+                (log.info if brief else log.warning)(
                     "Could not connect to signaler, retrying",
                     reason=str(exc),
                     retry_in=round(delay, 2),
@@ -188,6 +193,7 @@ class SignalingClient:
                 await session.close()
             log.info("Disconnected from signaler, reconnecting", addr=self._raddr)
             delays = _backoff(self._timeout)
+            lost_at = time.monotonic()
 
     async def close(self) -> None:
         if self._session is not None:
