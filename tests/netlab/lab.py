@@ -103,10 +103,11 @@ class Lab:
         return process
 
     def run(
-        self, namespace: str, argv: list[str], timeout: float = 60.0
+        self, namespace: str, argv: list[str], timeout: float = 60.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["ip", "netns", "exec", namespace, *argv],
+            input=input,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.netlab.conftest import WERON, Member, Network
-from tests.netlab.lab import Lab
+from tests.netlab.lab import Host, Lab
 
 IPS = "10.77.0.1/24,fd00:77::1/64"
 
@@ -174,3 +174,43 @@ def test_a_member_restart_heals_by_itself(network: Network) -> None:
     deadline = time.monotonic() + 60
     while not first.ping(address, count=1):
         assert time.monotonic() < deadline, f"not reachable:\n{first.output()[-3000:]}"
+
+
+def _block_udp(lab: Lab, host: Host, blocked: bool) -> None:
+    """No UDP in or out of ``host`` (the signaler's TCP still works): ICE cannot connect."""
+    if blocked:
+        script = (
+            "table inet weron_test {\n"
+            "  chain out { type filter hook output priority 0; meta l4proto udp drop; }\n"
+            "  chain in { type filter hook input priority 0; meta l4proto udp drop; }\n"
+            "}\n"
+        )
+        result = lab.run(host.namespace, ["nft", "-f", "-"], input=script)
+    else:
+        result = lab.run(host.namespace, ["nft", "delete", "table", "inet", "weron_test"])
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_ice_failure_is_a_warning_and_is_retried(network: Network) -> None:
+    if shutil.which("nft") is None:
+        pytest.skip("needs nft (Debian package nftables)")
+    lab, start = network.lab, network.start
+    hosts = [lab.add_host(), lab.add_host()]
+    for host in hosts:
+        _block_udp(lab, host, blocked=True)
+    first = start("ip", "--ips", IPS, "--kicks", "1s", host=hosts[0])
+    first.wait_for("Connected to signaler")
+    second = start("ip", "--ips", IPS, "--kicks", "1s", host=hosts[1])
+    second.wait_for("Connecting to signaler")
+    negotiating = time.monotonic()
+    warning = first.wait_for("Could not connect to peer", timeout=3 + 2 + 1)
+    assert time.monotonic() - negotiating <= 3 + 2 + 1  # --timeout 3s, a second to join
+    assert "--ice stun:" in warning["hint"]
+    assert warning["local_candidates"] == ["host"], warning
+    for host in hosts:
+        _block_udp(lab, host, blocked=False)
+    (address,) = second.addresses(4)
+    deadline = time.monotonic() + 30  # the retry comes within the backoff (3 s, then 6 s)
+    while not first.ping(address, count=1):
+        assert time.monotonic() < deadline, f"not retried:\n{first.output()[-3000:]}"
+    assert len([r for r in first.records() if r.get("message") == "Could not connect to peer"]) <= 1

@@ -603,14 +603,15 @@ class MeshSession:
             actions.append(
                 Notice(
                     logging.WARNING,
-                    "Could not connect to peer: no ICE candidate pair worked; behind a NAT, "
-                    "give a reachable STUN server (--ice stun:host:port) or a TURN server "
-                    "(--ice user:password@turn:host:port); retrying",
+                    "Could not connect to peer",
                     {
                         "peer": link.peer_id,
                         "timeout": self.timeout,
                         "local_candidates": sorted(link.local_types) or ["none"],
                         "remote_candidates": sorted(link.remote_types) or ["none"],
+                        "hint": "no ICE candidate pair worked; behind a NAT, give a reachable "
+                        "STUN server (--ice stun:host:port) or a TURN server "
+                        "(--ice user:password@turn:host:port); retrying",
                     },
                 )
             )

@@ -319,7 +319,7 @@ def test_ice_failure_warns_once_and_is_retried_with_backoff() -> None:
     mesh.advance(TIMEOUT)
     for node in mesh.nodes.values():
         (warning,) = _warnings(node)
-        assert "--ice stun:" in warning.event
+        assert "--ice stun:" in warning.fields["hint"]
         assert warning.fields["local_candidates"] == ["host"]
         assert warning.fields["remote_candidates"] == ["host"]
     mesh.engine_works = True
