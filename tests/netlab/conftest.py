@@ -182,17 +182,15 @@ class Hostile:
         return self.lab.stop(self.process)
 
 
-def start_hostile(network: Network, claim: str, *probes: str) -> Hostile:
-    """A hostile member on a new host, claiming ``claim`` and sending ``probes``
-    (``SOURCE,DESTINATION``)."""
+def start_hostile(network: Network, *args: str) -> Hostile:
+    """A hostile member on a new host, with ``args`` (``--claim NAME`` or ``--id MAC``,
+    ``--probe SOURCE,DESTINATION``...)."""
     host = network.lab.add_host()
     log_path = network.log_dir / f"hostile-{host.namespace}-{time.monotonic_ns()}.log"
     argv = [
         sys.executable, "-m", "tests.netlab.hostile", "--raddr", signaler_url(network.lab),
-        "--community", "lab", "--password", "lab-password", "--key", "lab-key", "--claim", claim,
+        "--community", "lab", "--password", "lab-password", "--key", "lab-key", *args,
     ]  # fmt: skip
-    for probe in probes:
-        argv += ["--probe", probe]
     with log_path.open("wb") as log:
         process = network.lab.start(host.namespace, argv, log=log, cwd=_ROOT)
     return Hostile(network.lab, host, process, log_path)

@@ -169,7 +169,7 @@ def test_a_member_claiming_another_members_address_gets_none_of_its_traffic(
     second = start("ip", "--ips", "10.82.0.1/24", "--kicks", "1s")
     connected(first, second, peers=1)
     (target,) = second.addresses(4)
-    hostile = start_hostile(network, second.wait_for("Connected to signaler")["id"])
+    hostile = start_hostile(network, "--claim", second.wait_for("Connected to signaler")["id"])
     hostile.wait_for("channel")
     first.wait_for("Not routing to a peer what another member holds, while that member stays")
     second.wait_for("Ignoring peer: it may claim none of its addresses")  # its own addresses
@@ -198,10 +198,10 @@ def test_claims_outside_the_networks_and_packets_to_the_underlay_are_refused(
     underlay, other_host = first.host.address, second.host.address
     hostile = start_hostile(
         network,
-        f'["10.83.0.200/24","{other_host}/24"]',
-        f"10.83.0.200,{underlay}",  # to the first member's LAN address
-        f"{other_host},{overlay}",  # from the refused address
-        f"10.83.0.200,{overlay}",  # an honest ping: the channel works
+        *("--claim", f'["10.83.0.200/24","{other_host}/24"]'),
+        *("--probe", f"10.83.0.200,{underlay}"),  # to the first member's LAN address
+        *("--probe", f"{other_host},{overlay}"),  # from the refused address
+        *("--probe", f"10.83.0.200,{overlay}"),  # an honest ping: the channel works
     )
     refusal = first.wait_for("Refusing claimed addresses")
     assert refusal["refused"] == {other_host: "outside our networks"}
