@@ -61,15 +61,17 @@ def _everywhere(_key: bytes) -> bool:
 
 
 class Forwarder:
-    """``local``: our own keys (a peer's packets must be for them or for a group); the app
-    updates it when they change. ``in_overlay``: whether a destination without a route is on
-    the overlay at all (else it is counted as ``outside``)."""
+    """``destination`` gives the routing key of a packet read from the device, ``endpoints``
+    the source and destination keys of a peer's packet. ``local``: our own keys (a peer's
+    packets must be for them or for a group); the app updates it when they change.
+    ``in_overlay``: whether a destination without a route is on the overlay at all (else it
+    is counted as ``outside``)."""
 
     def __init__(
         self,
         device: Device,
         destination: Callable[[bytes], bytes | None],
-        source: Callable[[bytes], bytes | None],
+        endpoints: Callable[[bytes], tuple[bytes, bytes] | None],
         is_group: Callable[[bytes], bool],
         *,
         in_overlay: Callable[[bytes], bool] = _everywhere,
@@ -77,7 +79,7 @@ class Forwarder:
     ) -> None:
         self._device = device
         self._destination = destination
-        self._source = source
+        self._endpoints = endpoints
         self._is_group = is_group
         self._in_overlay = in_overlay
         self._batch = max(1, batch)
@@ -165,16 +167,17 @@ class Forwarder:
     def _receiver(self, link: _Link) -> Callable[[bytes], None]:
         """What a peer's packets go through, called by the channel for each of them."""
         device, counters, routes, peer = self._device, self.counters, self._routes, link.peer
-        source, destination, is_group = self._source, self._destination, self._is_group
+        endpoints, is_group = self._endpoints, self._is_group
         warned_source = warned_destination = False
 
         def receive(packet: bytes) -> None:
             nonlocal warned_source, warned_destination
-            origin = source(packet)
-            target = destination(packet)
-            if origin is None or target is None:
+            ends = endpoints(packet)
+            if ends is None:
                 counters.malformed += 1
-            elif routes.get(origin) is not link:
+                return
+            origin, target = ends
+            if routes.get(origin) is not link:
                 counters.spoofed += 1
                 if not warned_source:  # once per peer: a flood must not flood the log
                     warned_source = True

@@ -17,7 +17,7 @@ from weron.apps.forwarding import Forwarder, run_forwarding
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.log import get_logger
 from weron.net.device import DeviceError, DeviceKind, address_networks, open_device
-from weron.net.packets import format_mac, is_mac_group, mac_destination, mac_source, parse_mac
+from weron.net.packets import format_mac, is_mac_group, mac_destination, mac_endpoints, parse_mac
 from weron.peers import Peer
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.webrtc import Backend, ChannelOptions
@@ -90,7 +90,9 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     except BaseException:
         device.close()
         raise
-    forwarder = Forwarder(device, mac_destination, mac_source, is_mac_group, batch=config.parallel)
+    forwarder = Forwarder(
+        device, mac_destination, mac_endpoints, is_mac_group, batch=config.parallel
+    )
     forwarder.local = frozenset({device.mac})
 
     async def serve(peer: Peer) -> None:

@@ -27,7 +27,7 @@ from weron.net.device import (
     open_device,
     set_addresses,
 )
-from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_source, is_ip_multicast
+from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
@@ -131,7 +131,7 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
     forwarder = Forwarder(
         device,
         ip_destination,
-        ip_source,
+        ip_endpoints,
         routes.is_group,
         in_overlay=overlay.__contains__,
         batch=config.parallel,

@@ -15,7 +15,7 @@ from tests.unit.net.test_packets import ipv4
 from weron.apps.forwarding import Forwarder
 from weron.net import claims
 from weron.net.device import Device, DeviceKind
-from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_source, is_ip_multicast
+from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
 from weron.webrtc import ChannelClosedError
 
 ME = bytes([10, 0, 0, 1])
@@ -33,7 +33,7 @@ async def wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
     forwarder = Forwarder(
         device,
         ip_destination,
-        ip_source,
+        ip_endpoints,
         lambda key: is_ip_multicast(key) or key == IPV4_LIMITED_BROADCAST,
         in_overlay=claims.Overlay(claims.parse_networks(["10.0.0.1/24"])).__contains__,
     )
