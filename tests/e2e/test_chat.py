@@ -214,3 +214,21 @@ def test_terminal_controls_from_a_peer_are_shown_escaped(
     line = second.wait_for(f"{first_name}@{PRIMARY}: clear")
     assert line.endswith("clear\\x1b[2J bell\\x07 café")
     assert "\x1b" not in "".join(second.lines)
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_ten_members_started_together_reach_a_full_mesh(
+    signaler: SignalerProcess, chat_factory: StartChat, attempt: int
+) -> None:
+    """A crowd negotiating at once (many offers, answers and name claims in flight) must never
+    leave a member frozen; the time it took is printed for the record."""
+    names = ",".join(f"user{number}" for number in range(1, 11))
+    started = time.monotonic()
+    chats = [chat_factory(signaler.ws_url, names=names) for _ in range(10)]
+    claimed = [chat.name(timeout=90) for chat in chats]
+    assert sorted(claimed) == sorted(names.split(","))
+    for chat, name in zip(chats, claimed, strict=True):
+        for other in claimed:
+            if other != name:
+                chat.wait_for(f"+{other}@{PRIMARY}", timeout=60)
+    print(f"full mesh of 10 members (attempt {attempt}) in {time.monotonic() - started:.1f} s")

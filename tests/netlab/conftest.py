@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -18,6 +19,7 @@ from tests.netlab.lab import Host, Lab, lab_unavailable
 
 WERON = [sys.executable, "-m", "weron"]
 SIGNALER_PORT = 1337
+_ROOT = Path(__file__).resolve().parents[2]  # for python -m tests.netlab.hostile
 _DETAIL = ("debug", "trace")  # --verbose 6 logs these too; tests look at what users see
 
 
@@ -153,6 +155,50 @@ class Network:
         with log_path.open("wb") as member_log:
             process = self.lab.start(host.namespace, argv, log=member_log)
         return Member(self.lab, host, process, log_path, dev)
+
+
+@dataclass
+class Hostile:
+    """A :mod:`tests.netlab.hostile` member: what it reported on stdout."""
+
+    lab: Lab
+    host: Host
+    process: Any
+    log_path: Path
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == event:
+                    found.append(record)
+        return found
+
+    def wait_for(self, event: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.events(event):
+            assert self.process.poll() is None and time.monotonic() < deadline, (
+                f"no {event!r}:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+            )
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        return self.lab.stop(self.process)
+
+
+def start_hostile(network: Network, *args: str) -> Hostile:
+    """A hostile member on a new host, with ``args`` (``--claim NAME`` or ``--id MAC``,
+    ``--probe SOURCE,DESTINATION``...)."""
+    host = network.lab.add_host()
+    log_path = network.log_dir / f"hostile-{host.namespace}-{time.monotonic_ns()}.log"
+    argv = [
+        sys.executable, "-m", "tests.netlab.hostile", "--raddr", signaler_url(network.lab),
+        "--community", "lab", "--password", "lab-password", "--key", "lab-key", *args,
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = network.lab.start(host.namespace, argv, log=log, cwd=_ROOT)
+    return Hostile(network.lab, host, process, log_path)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.netlab.conftest import WERON, Member, Network
+from tests.netlab.conftest import WERON, Member, Network, start_hostile
 from tests.netlab.lab import Host, Lab
 
 IPS = "10.77.0.1/24,fd00:77::1/64"
@@ -109,7 +109,7 @@ def test_packets_from_an_unclaimed_source_are_dropped(network: Network) -> None:
     # An address the second member did not claim: its packets must not reach the first.
     lab.run(second.host.namespace, ["ip", "addr", "add", "10.80.0.250/32", "dev", second.dev])
     assert not second.ping(target, count=2, source="10.80.0.250")
-    first.wait_for("Dropping packets with a source the peer did not claim")
+    first.wait_for("Dropping packets with a source not routed to the peer")
     first.stop()
     assert first.wait_for("Stopped")["spoofed"] >= 2
 
@@ -214,3 +214,63 @@ def test_an_ice_failure_is_a_warning_and_is_retried(network: Network) -> None:
     while not first.ping(address, count=1):
         assert time.monotonic() < deadline, f"not retried:\n{first.output()[-3000:]}"
     assert len([r for r in first.records() if r.get("message") == "Could not connect to peer"]) <= 1
+
+
+def test_a_member_claiming_another_members_address_gets_none_of_its_traffic(
+    network: Network,
+) -> None:
+    """Issue 12: a hostile member sends `claimed` with the second member's exact name."""
+    start = network.start
+    first = start("ip", "--ips", "10.82.0.1/24", "--kicks", "1s")
+    second = start("ip", "--ips", "10.82.0.1/24", "--kicks", "1s")
+    connected(first, second, peers=1)
+    (target,) = second.addresses(4)
+    hostile = start_hostile(network, "--claim", second.wait_for("Connected to signaler")["id"])
+    hostile.wait_for("channel")
+    first.wait_for("Not routing to a peer what another member holds, while that member stays")
+    second.wait_for("Ignoring peer: it may claim none of its addresses")  # its own addresses
+    pings = network.lab.run(
+        first.host.namespace, ["ping", "-c", "20", "-i", "0.05", "-W", "2", target]
+    )
+    assert "20 packets transmitted, 20 received" in pings.stdout, pings.stdout
+    assert [p for p in hostile.events("packet") if p["destination"] == target] == []
+    hostile.stop()
+    time.sleep(1)
+    assert first.ping(target, count=3)
+    assert second.stop() == 0
+    assert second.wait_for("Stopped")["received"] >= 23
+
+
+def test_claims_outside_the_networks_and_packets_to_the_underlay_are_refused(
+    network: Network,
+) -> None:
+    """Issue 12: a hostile member claims another host's LAN address next to an overlay one,
+    and sends pings to the first member's LAN address and from the refused address."""
+    start = network.start
+    first = start("ip", "--ips", "10.83.0.1/24", "--kicks", "1s")
+    second = start("ip", "--ips", "10.83.0.1/24", "--kicks", "1s")
+    connected(first, second, peers=1)
+    (overlay,) = first.addresses(4)
+    underlay, other_host = first.host.address, second.host.address
+    hostile = start_hostile(
+        network,
+        *("--claim", f'["10.83.0.200/24","{other_host}/24"]'),
+        *("--probe", f"10.83.0.200,{underlay}"),  # to the first member's LAN address
+        *("--probe", f"{other_host},{overlay}"),  # from the refused address
+        *("--probe", f"10.83.0.200,{overlay}"),  # an honest ping: the channel works
+    )
+    refusal = first.wait_for("Refusing claimed addresses")
+    assert refusal["refused"] == {other_host: "outside our networks"}
+    first.wait_for("Dropping packets from a peer to a destination that is not ours")
+    first.wait_for("Dropping packets with a source not routed to the peer")
+    deadline = time.monotonic() + 20
+    while not [p for p in hostile.events("packet") if p["source"] == overlay]:
+        assert time.monotonic() < deadline, "the honest ping got no answer"
+        time.sleep(0.2)
+    time.sleep(2)  # more probes
+    replies = {p["source"] for p in hostile.events("packet") if p["icmp"] == 0}
+    assert replies == {overlay}  # never from the LAN address
+    assert first.stop() == 0
+    stopped = first.wait_for("Stopped")
+    assert stopped["misdirected"] >= 2 and stopped["spoofed"] >= 2, stopped
+    assert len([r for r in first.records() if r["message"] == "Refusing claimed addresses"]) == 1

@@ -5,6 +5,11 @@ The device is read in the event loop's reader callback, up to ``batch`` packets 
 a packet goes to the peer that owns its destination key (a claimed IP address, a MAC), or to
 every peer for group destinations (multicast, broadcast). Sending never waits: when a peer's
 send buffer is full the packet is dropped, as a congested link drops it, and counted.
+
+A key belongs to the first live peer that claimed it (:class:`~weron.net.routes.RouteTable`),
+and a peer's packet reaches the device only when its source is a key routed to that peer and
+its destination is ours or a group: no member can pose as another, nor reach the host's other
+networks through the overlay.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Final
 
 from weron.log import get_logger
 from weron.net.device import Device
+from weron.net.routes import RouteTable
 from weron.webrtc import ChannelClosedError, DataChannel
 
 log = get_logger(__name__)
@@ -30,17 +36,19 @@ class Counters:
 
     sent: int = 0
     received: int = 0
-    no_route: int = 0  # unicast to an address no peer claimed
+    no_route: int = 0  # unicast to an overlay address no peer claimed
+    outside: int = 0  # read from the device, to a destination outside the overlay
     congested: int = 0  # the peer's send buffer was full
     too_big: int = 0  # larger than the peer's largest data-channel message
     malformed: int = 0  # not an IP packet / Ethernet frame
-    spoofed: int = 0  # source not claimed by the peer that sent it
+    spoofed: int = 0  # source not routed to the peer that sent it
+    misdirected: int = 0  # from a peer, to a destination neither ours nor a group
 
     def as_fields(self) -> dict[str, int]:
         return asdict(self)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Link:
     peer: str
     channel: DataChannel
@@ -48,23 +56,37 @@ class _Link:
     keys: tuple[bytes, ...]
 
 
+def _everywhere(_key: bytes) -> bool:
+    return True
+
+
 class Forwarder:
+    """``destination`` gives the routing key of a packet read from the device, ``endpoints``
+    the source and destination keys of a peer's packet. ``local``: our own keys (a peer's
+    packets must be for them or for a group); the app updates it when they change.
+    ``in_overlay``: whether a destination without a route is on the overlay at all (else it
+    is counted as ``outside``)."""
+
     def __init__(
         self,
         device: Device,
         destination: Callable[[bytes], bytes | None],
-        source: Callable[[bytes], bytes | None],
+        endpoints: Callable[[bytes], tuple[bytes, bytes] | None],
         is_group: Callable[[bytes], bool],
         *,
+        in_overlay: Callable[[bytes], bool] = _everywhere,
         batch: int = 20,
     ) -> None:
         self._device = device
         self._destination = destination
-        self._source = source
+        self._endpoints = endpoints
         self._is_group = is_group
+        self._in_overlay = in_overlay
         self._batch = max(1, batch)
-        self._routes: dict[bytes, _Link] = {}
+        self._table = RouteTable[_Link]()
+        self._routes = self._table.current
         self._links: list[_Link] = []
+        self.local: frozenset[bytes] = frozenset()
         self.counters = Counters()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -102,8 +124,10 @@ class Forwarder:
             elif self._is_group(key):
                 for each in self._links:
                     self._send(each, packet)
-            else:
+            elif self._in_overlay(key):
                 self.counters.no_route += 1
+            else:
+                self.counters.outside += 1
 
     def _send(self, link: _Link, packet: bytes) -> None:
         if len(packet) > link.max_size:
@@ -119,37 +143,52 @@ class Forwarder:
 
     async def serve(self, channel: DataChannel, keys: Collection[bytes], peer: str) -> None:
         """Route ``keys`` to ``channel`` and write what it sends to the device, until the
-        channel closes. Only packets whose source is one of ``keys`` get through. A peer that
-        reconnects takes its keys over from its old channel."""
+        channel closes. Keys another live peer holds stay with it: this one gets them (and
+        may send from them) only once every earlier holder left."""
         link = _Link(peer, channel, channel.max_message_size, tuple(keys))
-        for key in link.keys:
-            self._routes[key] = link
+        waiting = self._table.add(link, link.keys)
+        if waiting:
+            holders = sorted({self._routes[key].peer for key in waiting})
+            log.warning(
+                "Not routing to a peer what another member holds, while that member stays",
+                peer=peer,
+                held=len(waiting),
+                holders=holders,
+            )
         self._links.append(link)
-        channel.deliver(self._receiver(frozenset(keys), peer))
+        channel.deliver(self._receiver(link))
         try:
             await channel.receive()  # returns only by raising, once the channel closed
         finally:
             channel.deliver(_discard)
-            for key in link.keys:
-                if self._routes.get(key) is link:
-                    del self._routes[key]
+            self._table.remove(link, link.keys)
             self._links.remove(link)
 
-    def _receiver(self, allowed: frozenset[bytes], peer: str) -> Callable[[bytes], None]:
+    def _receiver(self, link: _Link) -> Callable[[bytes], None]:
         """What a peer's packets go through, called by the channel for each of them."""
-        device, counters, source = self._device, self.counters, self._source
-        warned = False
+        device, counters, routes, peer = self._device, self.counters, self._routes, link.peer
+        endpoints, is_group = self._endpoints, self._is_group
+        warned_source = warned_destination = False
 
         def receive(packet: bytes) -> None:
-            nonlocal warned
-            origin = source(packet)
-            if origin is None:
+            nonlocal warned_source, warned_destination
+            ends = endpoints(packet)
+            if ends is None:
                 counters.malformed += 1
-            elif origin not in allowed:
+                return
+            origin, target = ends
+            if routes.get(origin) is not link:
                 counters.spoofed += 1
-                if not warned:  # once per peer: a flood must not flood the log
-                    warned = True
-                    log.warning("Dropping packets with a source the peer did not claim", peer=peer)
+                if not warned_source:  # once per peer: a flood must not flood the log
+                    warned_source = True
+                    log.warning("Dropping packets with a source not routed to the peer", peer=peer)
+            elif target not in self.local and not is_group(target):
+                counters.misdirected += 1
+                if not warned_destination:
+                    warned_destination = True
+                    log.warning(
+                        "Dropping packets from a peer to a destination that is not ours", peer=peer
+                    )
             else:
                 try:
                     os.write(device.fd, packet)

@@ -2,19 +2,22 @@
 
 A member's id is its TAP device's MAC address; each Ethernet frame goes to the peer whose id is
 its destination MAC, broadcast and multicast frames (ARP, IPv6 neighbour discovery) to every
-peer. A frame from a peer is written to the device only if its source MAC is that peer's.
+peer. No member can pose as another (issue 12): an id must be a unicast MAC that is not ours,
+a MAC stays with the first live member that has it, and a frame from a peer is written to the
+device only if its source MAC is that peer's and its destination is ours or a group.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
 from weron.apps.forwarding import Forwarder, run_forwarding
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.log import get_logger
-from weron.net.device import DeviceError, DeviceKind, open_device
-from weron.net.packets import format_mac, is_mac_group, mac_destination, mac_source, parse_mac
+from weron.net.device import DeviceError, DeviceKind, address_networks, open_device
+from weron.net.packets import format_mac, is_mac_group, mac_destination, mac_endpoints, parse_mac
 from weron.peers import Peer
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.webrtc import Backend, ChannelOptions
@@ -40,6 +43,18 @@ class VpnEthernetConfig:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
+def mac_refusal(mac: bytes, ours: Collection[bytes]) -> str | None:
+    """Why a peer may not have ``mac`` as its id, or None. A group MAC would take the
+    broadcasts (ARP, neighbour discovery) of every member for itself: routes come first."""
+    if is_mac_group(mac):
+        return "its MAC address is a group (multicast or broadcast) address"
+    if mac == bytes(6):
+        return "its MAC address is all zeros"
+    if mac in ours:
+        return "its MAC address is ours"
+    return None
+
+
 async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     """Join the network until cancelled (Ctrl-C)."""
     try:
@@ -57,6 +72,7 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     assert device.mac is not None
     adapter_config = config.adapter
     adapter_config.id = format_mac(device.mac)
+    adapter_config.overlay_networks = lambda: address_networks(device)
     adapter_config.channel_options = {
         **adapter_config.channel_options,
         FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS,
@@ -74,7 +90,10 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     except BaseException:
         device.close()
         raise
-    forwarder = Forwarder(device, mac_destination, mac_source, is_mac_group, batch=config.parallel)
+    forwarder = Forwarder(
+        device, mac_destination, mac_endpoints, is_mac_group, batch=config.parallel
+    )
+    forwarder.local = frozenset({device.mac})
 
     async def serve(peer: Peer) -> None:
         try:
@@ -83,8 +102,9 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
             log.warning("Ignoring peer whose id is not a MAC address", id=peer.peer_id[:64])
             peer.conn.close()
             return
-        if peer_mac == device.mac or forwarder.owner(peer_mac) not in (None, peer.peer_id):
-            log.warning("Ignoring peer with a MAC address already in use", id=peer.peer_id)
+        reason = mac_refusal(peer_mac, forwarder.local)
+        if reason is not None:
+            log.warning("Ignoring peer", id=peer.peer_id, reason=reason)
             peer.conn.close()
             return
         log.info("Connected to peer", id=peer.peer_id)

@@ -3,14 +3,16 @@
 Every member claims one address from each ``--ips`` network through name negotiation on the id
 channel (a name is the JSON list of its addresses), gives them to its TUN device, and sends each
 IP packet to the peer that claimed its destination; multicast and IPv4 broadcast go to every
-peer. A packet from a peer is written to the device only if its source is an address that peer
-claimed (no member can pose as another).
+peer. No member can pose as another (issue 12): a peer gets only the addresses of its claim
+that are hosts of our ``--ips`` networks and that no live member got first, and a packet from
+it is written to the device only if its source is one of those and its destination is ours,
+a broadcast or multicast (not the host's other networks).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -18,13 +20,19 @@ from weron.apps.forwarding import Forwarder, run_forwarding
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.log import get_logger
 from weron.net import claims
-from weron.net.device import DeviceError, DeviceKind, open_device, set_addresses
-from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_source, is_ip_multicast
+from weron.net.device import (
+    DeviceError,
+    DeviceKind,
+    address_networks,
+    open_device,
+    set_addresses,
+)
+from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
 from weron.signaling.names import AllNamesClaimedError
-from weron.webrtc import Backend, ChannelOptions
+from weron.webrtc import Backend, ChannelOptions, IpNetwork
 
 log = get_logger(__name__)
 
@@ -54,18 +62,31 @@ class VpnIpConfig:
 
 
 class _Routes:
-    """What routing asks of our claim: our addresses and our broadcast addresses."""
+    """What routing asks of our claim: our broadcast addresses and our claim's networks."""
 
     def __init__(self) -> None:
-        self.mine: frozenset[bytes] = frozenset()
         self.broadcasts: frozenset[bytes] = frozenset({IPV4_LIMITED_BROADCAST})
+        self.networks: tuple[IpNetwork, ...] = ()
 
     def claimed(self, claim: claims.Claim) -> None:
-        self.mine = frozenset(claim.packed)
         self.broadcasts = frozenset({IPV4_LIMITED_BROADCAST, *claim.broadcasts()})
+        self.networks = tuple(interface.network for interface in claim.interfaces)
 
     def is_group(self, address: bytes) -> bool:
         return is_ip_multicast(address) or address in self.broadcasts
+
+
+def overlay_networks(
+    overlay: claims.Overlay, routes: _Routes, device_networks: Callable[[], Iterable[IpNetwork]]
+) -> Callable[[], list[IpNetwork]]:
+    """What the adapter must keep out of ICE (AdapterConfig.overlay_networks): our ``--ips``
+    networks, our claim's, and those of every address the device has now (also ones added by
+    hand), without duplicates."""
+
+    def networks() -> list[IpNetwork]:
+        return list(dict.fromkeys([*overlay.networks, *routes.networks, *device_networks()]))
+
+    return networks
 
 
 async def run(config: VpnIpConfig, backend: Backend) -> None:
@@ -75,31 +96,46 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
         names = claims.candidates(networks, config.max_retries, static=config.static)
     except claims.ClaimError as exc:
         raise PeerAppError(str(exc)) from None
-    adapter_config = config.adapter
-    adapter_config.channel_options = {
-        **adapter_config.channel_options,
-        PACKET_CHANNEL: PACKET_CHANNEL_OPTIONS,
-    }
-    adapter = NamedAdapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
-        [PACKET_CHANNEL],
-        backend,
-        names=names,
-        id_channel=config.id_channel,
-        kicks=config.kicks,
-        config=adapter_config,
-        conflicts=claims.addresses_conflict,
-        choose=random.choice,
-    )
+    overlay = claims.Overlay(networks)
     try:
         device = await open_device(DeviceKind.TUN, config.dev, mtu=config.mtu)
     except DeviceError as exc:
         raise PeerAppError(str(exc)) from None
     routes = _Routes()
-    forwarder = Forwarder(device, ip_destination, ip_source, routes.is_group, batch=config.parallel)
+    adapter_config = config.adapter
+    adapter_config.overlay_networks = overlay_networks(
+        overlay, routes, lambda: address_networks(device)
+    )
+    adapter_config.channel_options = {
+        **adapter_config.channel_options,
+        PACKET_CHANNEL: PACKET_CHANNEL_OPTIONS,
+    }
+    try:
+        adapter = NamedAdapter(
+            config.raddr,
+            config.community,
+            config.password,
+            config.key,
+            [PACKET_CHANNEL],
+            backend,
+            names=names,
+            id_channel=config.id_channel,
+            kicks=config.kicks,
+            config=adapter_config,
+            conflicts=claims.addresses_conflict,
+            choose=random.choice,
+        )
+    except BaseException:
+        device.close()
+        raise
+    forwarder = Forwarder(
+        device,
+        ip_destination,
+        ip_endpoints,
+        routes.is_group,
+        in_overlay=overlay.__contains__,
+        batch=config.parallel,
+    )
 
     async def follow_claims() -> None:
         while True:
@@ -113,8 +149,10 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
                     ) from None
                 raise
             claim = claims.Claim.of(name)
-            await set_addresses(device, claim.interfaces)
+            # Before the device has them: peers are served from now on, and must not get ours.
             routes.claimed(claim)
+            forwarder.local = frozenset(claim.packed)
+            await set_addresses(device, claim.interfaces)
 
     async def serve(peer: Peer) -> None:
         try:
@@ -123,16 +161,17 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             log.warning("Ignoring peer with a malformed claim", reason=str(exc))
             peer.conn.close()
             return
-        keys = claim.packed
-        taken = [
-            key
-            for key in keys
-            if key in routes.mine or forwarder.owner(key) not in (None, peer.peer_id)
-        ]
-        if taken:
-            log.warning("Ignoring peer claiming an address already in use", id=peer.peer_id)
+        keys, refused = overlay.admit(claim, forwarder.local)
+        if not keys:
+            log.warning(
+                "Ignoring peer: it may claim none of its addresses",
+                id=peer.peer_id,
+                refused=refused,
+            )
             peer.conn.close()
             return
+        if refused:  # once per peer connection: its claim does not change
+            log.warning("Refusing claimed addresses", id=peer.peer_id, refused=refused)
         try:  # "Connected to peer" was logged when its claim arrived
             await forwarder.serve(peer.conn, keys, peer.peer_id)
         finally:

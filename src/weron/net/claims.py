@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -121,3 +121,52 @@ class Claim:
             for interface in self.interfaces
             if interface.version == 4 and interface.network.num_addresses > 2
         )
+
+
+class Overlay:
+    """Our ``--ips`` networks: which destinations are on the overlay, and which addresses a
+    peer may claim (issue 12: a claim is a promise about the overlay only, never a way to pose
+    as another host of a network the members are also on)."""
+
+    def __init__(self, networks: Sequence[Interface]) -> None:
+        self.networks = tuple(dict.fromkeys(interface.network for interface in networks))
+        # (length of a packed address, network, mask) as integers: a membership test of a
+        # packet's destination without building address objects.
+        self._masks = tuple(
+            (network.max_prefixlen // 8, int(network.network_address), int(network.netmask))
+            for network in self.networks
+        )
+
+    def __contains__(self, packed: bytes) -> bool:
+        value = int.from_bytes(packed)
+        size = len(packed)
+        return any(
+            size == length and value & mask == network for length, network, mask in self._masks
+        )
+
+    def refusal(self, interface: Interface, ours: Collection[bytes]) -> str | None:
+        """Why a peer may not claim ``interface``, or None when it may."""
+        address = interface.ip
+        network = next((network for network in self.networks if address in network), None)
+        if network is None:
+            return "outside our networks"
+        reserved = {network.network_address}
+        if network.version == 4:
+            reserved.add(network.broadcast_address)
+        if network.num_addresses > 2 and address in reserved:
+            return "not a host address of its network"
+        if address.packed in ours:
+            return "ours"
+        return None
+
+    def admit(self, claim: Claim, ours: Collection[bytes]) -> tuple[list[bytes], dict[str, str]]:
+        """The packed addresses of ``claim`` a peer may have, and the refused ones with why."""
+        admitted: list[bytes] = []
+        refused: dict[str, str] = {}
+        for interface in claim.interfaces:
+            reason = self.refusal(interface, ours)
+            if reason is None:
+                admitted.append(interface.ip.packed)
+            else:
+                refused[str(interface.ip)] = reason
+        return admitted, refused

@@ -12,7 +12,9 @@ import contextlib
 import enum
 import errno
 import fcntl
+import ipaddress
 import os
+import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from weron.log import get_logger
 from weron.net.claims import Interface
 from weron.net.packets import format_mac
+from weron.webrtc import IpNetwork
 
 log = get_logger(__name__)
 
@@ -35,6 +38,20 @@ _IFF_TAP: Final = 0x0002
 _IFF_NO_PI: Final = 0x1000
 _IFNAMSIZ: Final = 16
 _IFA_F_NODAD: Final = 0x02
+# rtnetlink, for address_networks()
+_SOL_NETLINK: Final = 270
+_NETLINK_GET_STRICT_CHK: Final = 12
+_NLMSG_HEADER: Final = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+_IFADDRMSG: Final = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
+_RTATTR: Final = struct.Struct("=HH")  # length, type
+_NLMSG_ERROR: Final = 2
+_NLMSG_DONE: Final = 3
+_RTM_NEWADDR: Final = 20
+_RTM_GETADDR: Final = 22
+_NLM_F_DUMP_REQUEST: Final = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
+_IFA_ADDRESS: Final = 1
+_IFA_LOCAL: Final = 2
+_ADDRESS_SIZES: Final = {socket.AF_INET: 4, socket.AF_INET6: 16}
 _NEEDS_ADMIN: Final = "needs root or CAP_NET_ADMIN (run it with sudo)"
 
 
@@ -165,3 +182,55 @@ def _set_addresses(device: Device, interfaces: Sequence[Interface]) -> None:
         if exc.code == errno.EPERM:
             raise DeviceError(f"adding addresses to {device.name} {_NEEDS_ADMIN}") from None
         raise DeviceError(f"adding addresses to {device.name} failed: {exc}") from None
+
+
+def address_networks(device: Device) -> tuple[IpNetwork, ...]:
+    """The networks of the device's global addresses as the kernel has them now (link-local
+    ones are left out: fe80::/64 is on every link). Called on the event loop at every
+    negotiation, so it is one netlink dump on a plain socket, a fraction of a millisecond:
+    pyroute2's blocking API cannot run inside a running loop, and its asyncio API needs a
+    netlink endpoint, which uvloop cannot open."""
+    request = _NLMSG_HEADER.pack(
+        _NLMSG_HEADER.size + _IFADDRMSG.size, _RTM_GETADDR, _NLM_F_DUMP_REQUEST, 1, 0
+    ) + _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, device.index)
+    networks: dict[IpNetwork, None] = {}
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+            with contextlib.suppress(OSError):  # the kernel filters by index (Linux >= 4.20)
+                sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
+            sock.settimeout(1.0)  # the kernel answers a dump at once; never hang the loop
+            sock.send(request)
+            while True:
+                data = sock.recv(1 << 16)
+                offset = 0
+                while offset + _NLMSG_HEADER.size <= len(data):
+                    length, kind, _, _, _ = _NLMSG_HEADER.unpack_from(data, offset)
+                    if kind in (_NLMSG_DONE, _NLMSG_ERROR) or length < _NLMSG_HEADER.size:
+                        return tuple(networks)
+                    if kind == _RTM_NEWADDR:
+                        body = data[offset + _NLMSG_HEADER.size : offset + length]
+                        networks.update(dict.fromkeys(_networks_of(body, device.index)))
+                    offset += (length + 3) & ~3
+    except OSError as exc:
+        log.warning("Reading the device's addresses failed", dev=device.name, error=str(exc))
+        return tuple(networks)
+
+
+def _networks_of(message: bytes, index: int) -> list[IpNetwork]:
+    """The networks in one RTM_NEWADDR message, if it is about a global address of ``index``."""
+    family, prefixlen, _, scope, owner = _IFADDRMSG.unpack_from(message)
+    size = _ADDRESS_SIZES.get(family)
+    if owner != index or scope != 0 or size is None:
+        return []
+    networks: list[IpNetwork] = []
+    offset = _IFADDRMSG.size
+    while offset + _RTATTR.size <= len(message):
+        length, kind = _RTATTR.unpack_from(message, offset)
+        if length < _RTATTR.size:
+            break
+        value = message[offset + _RTATTR.size : offset + length]
+        if kind in (_IFA_ADDRESS, _IFA_LOCAL) and len(value) == size:
+            address = ipaddress.ip_address(value)
+            networks.append(ipaddress.ip_network((address, prefixlen), strict=False))
+        offset += (length + 3) & ~3
+    return networks

@@ -37,12 +37,16 @@ def ip_destination(packet: bytes) -> bytes | None:
     return None
 
 
-def ip_source(packet: bytes) -> bytes | None:
-    version = ip_version(packet)
-    if version == 4:
-        return packet[12:16]
-    if version == 6:
-        return packet[8:24]
+def ip_endpoints(packet: bytes) -> tuple[bytes, bytes] | None:
+    """The packed source and destination addresses, or None: what a peer's packet is checked
+    by, in one call (it is on the receive path of every packet)."""
+    if not packet:
+        return None
+    version = packet[0] >> 4
+    if version == 4 and len(packet) >= _IPV4_HEADER:
+        return packet[12:16], packet[16:20]
+    if version == 6 and len(packet) >= _IPV6_HEADER:
+        return packet[8:24], packet[24:40]
     return None
 
 
@@ -57,8 +61,9 @@ def mac_destination(frame: bytes) -> bytes | None:
     return frame[0:6] if len(frame) >= ETHERNET_HEADER else None
 
 
-def mac_source(frame: bytes) -> bytes | None:
-    return frame[6:12] if len(frame) >= ETHERNET_HEADER else None
+def mac_endpoints(frame: bytes) -> tuple[bytes, bytes] | None:
+    """The source and destination MACs, or None."""
+    return (frame[6:12], frame[0:6]) if len(frame) >= ETHERNET_HEADER else None
 
 
 def is_mac_group(mac: bytes) -> bool:

@@ -1,8 +1,10 @@
-"""The shared packet path, on a datagram socket pair standing in for the TUN device."""
+"""The shared packet path, on a datagram socket pair standing in for the TUN device. We are
+10.0.0.1 on the overlay 10.0.0.0/24; the host is also on 198.51.100.0/24 (its "LAN")."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -11,10 +13,12 @@ from tests.unit.fakes import FakeChannel
 from tests.unit.net.test_packets import ipv4
 
 from weron.apps.forwarding import Forwarder
+from weron.net import claims
 from weron.net.device import Device, DeviceKind
-from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_source, is_ip_multicast
+from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
 from weron.webrtc import ChannelClosedError
 
+ME = bytes([10, 0, 0, 1])
 A = bytes([10, 0, 0, 2])
 B = bytes([10, 0, 0, 3])
 
@@ -29,9 +33,11 @@ async def wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
     forwarder = Forwarder(
         device,
         ip_destination,
-        ip_source,
+        ip_endpoints,
         lambda key: is_ip_multicast(key) or key == IPV4_LIMITED_BROADCAST,
+        in_overlay=claims.Overlay(claims.parse_networks(["10.0.0.1/24"])).__contains__,
     )
+    forwarder.local = frozenset({ME})
     forwarder.start()
     yield forwarder, kernel
     forwarder.stop()
@@ -58,30 +64,63 @@ async def test_packets_go_to_the_owner_of_their_destination_or_to_everyone(
     unicast = ipv4("10.0.0.1", "10.0.0.3")
     multicast = ipv4("10.0.0.1", "224.0.0.251")
     nowhere = ipv4("10.0.0.1", "10.0.0.99")
-    for packet in (unicast, multicast, nowhere, b"\x00junk"):
+    underlay = ipv4("10.0.0.1", "198.51.100.3")
+    for packet in (unicast, multicast, nowhere, underlay, b"\x00junk"):
         kernel.send(packet)
     await settle()
     assert to_b.sent == [unicast, multicast]
     assert to_a.sent == [multicast]
     counters = forwarder.counters
-    assert (counters.sent, counters.no_route, counters.malformed) == (3, 1, 1)
+    assert (counters.sent, counters.no_route, counters.outside, counters.malformed) == (3, 1, 1, 1)
     for task in serving:
         task.cancel()
 
 
-async def test_only_claimed_sources_reach_the_device(wire: tuple[Forwarder, socket.socket]) -> None:
+async def test_only_claimed_sources_to_us_or_a_group_reach_the_device(
+    wire: tuple[Forwarder, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
     forwarder, kernel = wire
     honest = ipv4("10.0.0.2", "10.0.0.1")
+    broadcast = ipv4("10.0.0.2", "255.255.255.255")
     spoofed = ipv4("10.0.0.3", "10.0.0.1")
-    peer = FakeChannel(spoofed, honest, b"\x45short")
-    with pytest.raises(ChannelClosedError):  # once the channel is drained and closed
-        await forwarder.serve(peer, [A], "a")
+    to_the_lan = ipv4("10.0.0.2", "198.51.100.2")  # the host's underlay address
+    to_another = ipv4("10.0.0.2", "10.0.0.3")  # no relaying through us
+    peer = FakeChannel(spoofed, spoofed, honest, to_the_lan, to_another, broadcast, b"\x45short")
+    with caplog.at_level(logging.WARNING), pytest.raises(ChannelClosedError):
+        await forwarder.serve(peer, [A], "a")  # returns once the channel is drained and closed
     assert kernel.recv(2048) == honest
+    assert kernel.recv(2048) == broadcast
     with pytest.raises(BlockingIOError):
         kernel.recv(2048)
     counters = forwarder.counters
-    assert (counters.received, counters.spoofed, counters.malformed) == (1, 1, 1)
+    assert (counters.received, counters.spoofed, counters.misdirected) == (2, 2, 2)
+    assert counters.malformed == 1
     assert forwarder.owner(A) is None  # its routes went with it
+    assert len(caplog.records) == 2  # one warning per peer and offence, not per packet
+
+
+async def test_an_address_stays_with_its_first_live_holder(
+    wire: tuple[Forwarder, socket.socket],
+) -> None:
+    """Issue 12: another member claiming A's address gets none of its traffic and cannot send
+    from it; once it leaves, A still gets its packets."""
+    forwarder, kernel = wire
+    honest, impostor = FakeChannel(linger=True), FakeChannel(linger=True)
+    serving = asyncio.create_task(forwarder.serve(honest, [A], "a"))
+    await settle()
+    posing = asyncio.create_task(forwarder.serve(impostor, [A], "a"))
+    await settle()
+    assert impostor.receiver is not None
+    impostor.receiver(ipv4("10.0.0.2", "10.0.0.1"))
+    kernel.send(ipv4("10.0.0.1", "10.0.0.2"))
+    await settle()
+    assert (len(honest.sent), impostor.sent, forwarder.counters.spoofed) == (1, [], 1)
+    posing.cancel()
+    await settle()
+    kernel.send(ipv4("10.0.0.1", "10.0.0.2"))
+    await settle()
+    assert len(honest.sent) == 2 and forwarder.owner(A) == "a"
+    serving.cancel()
 
 
 async def test_full_or_too_small_channels_drop_and_count(
@@ -104,7 +143,7 @@ async def test_full_or_too_small_channels_drop_and_count(
         task.cancel()
 
 
-async def test_a_reconnected_peer_takes_its_addresses_over(
+async def test_a_reconnected_peer_gets_its_addresses_when_its_old_link_ends(
     wire: tuple[Forwarder, socket.socket],
 ) -> None:
     forwarder, kernel = wire
@@ -113,7 +152,7 @@ async def test_a_reconnected_peer_takes_its_addresses_over(
     await settle()
     second = asyncio.create_task(forwarder.serve(new, [A], "a"))
     await settle()
-    first.cancel()  # the old channel ends after the new one took over
+    first.cancel()  # the old channel ends after the new one opened
     await settle()
     assert forwarder.owner(A) == "a"
     kernel.send(ipv4("10.0.0.1", "10.0.0.2"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
@@ -68,3 +69,43 @@ def test_a_claim_packs_its_addresses_and_knows_its_broadcasts() -> None:
         bytes([10, 2, 0, 1]),
     )
     assert claim.broadcasts() == (bytes([10, 1, 0, 255]),)
+
+
+def overlay(*ips: str) -> claims.Overlay:
+    return claims.Overlay(claims.parse_networks(list(ips)))
+
+
+def test_the_overlay_holds_its_networks_destinations_only() -> None:
+    ours = overlay("10.77.0.1/24", "fd00:77::1/64")
+    assert ipaddress.ip_address("10.77.0.200").packed in ours
+    assert ipaddress.ip_address("fd00:77::ffff").packed in ours
+    for outside in ("10.77.1.1", "198.51.100.2", "fd00:78::1", "::a4d:1"):
+        assert ipaddress.ip_address(outside).packed not in ours
+
+
+def test_peers_may_claim_only_hosts_of_our_networks_that_are_not_ours() -> None:
+    ours = overlay("10.77.0.1/24", "fd00:77::1/64")
+    mine = {ipaddress.ip_address("10.77.0.1").packed}
+    claim = claims.Claim.of(
+        '["10.77.0.5/24","fd00:77::5/64","198.51.100.3/24","10.77.0.255/24",'
+        '"10.77.0.0/24","10.77.0.1/24","8.8.8.8/32","224.0.0.1/4"]'
+    )
+    admitted, refused = ours.admit(claim, mine)
+    assert admitted == [
+        ipaddress.ip_address("10.77.0.5").packed,
+        ipaddress.ip_address("fd00:77::5").packed,
+    ]
+    assert refused == {
+        "198.51.100.3": "outside our networks",
+        "10.77.0.255": "not a host address of its network",
+        "10.77.0.0": "not a host address of its network",
+        "10.77.0.1": "ours",
+        "8.8.8.8": "outside our networks",
+        "224.0.0.1": "outside our networks",
+    }
+
+
+def test_tiny_networks_have_no_reserved_addresses() -> None:
+    ours = overlay("10.77.0.0/31")
+    admitted, refused = ours.admit(claims.Claim.of('["10.77.0.0/31","10.77.0.1/31"]'), set())
+    assert len(admitted) == 2 and refused == {}

@@ -27,10 +27,12 @@ def ipv6(source: str, destination: str) -> bytes:
 
 def test_ip_addresses_of_both_versions() -> None:
     packet = ipv4("10.0.0.1", "10.0.0.2")
-    assert packets.ip_source(packet) == bytes([10, 0, 0, 1])
+    assert packets.ip_endpoints(packet) == (bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
     assert packets.ip_destination(packet) == bytes([10, 0, 0, 2])
     packet = ipv6("fd00::1", "ff02::1")
-    assert packets.ip_source(packet) == ipaddress.IPv6Address("fd00::1").packed
+    source, destination = packets.ip_endpoints(packet) or (b"", b"")
+    assert source == ipaddress.IPv6Address("fd00::1").packed
+    assert destination == ipaddress.IPv6Address("ff02::1").packed
     assert packets.is_ip_multicast(packets.ip_destination(packet) or b"")
 
 
@@ -39,7 +41,7 @@ def test_ip_addresses_of_both_versions() -> None:
 )
 def test_short_or_unknown_packets_have_no_addresses(packet: bytes) -> None:
     assert packets.ip_destination(packet) is None
-    assert packets.ip_source(packet) is None
+    assert packets.ip_endpoints(packet) is None
 
 
 @pytest.mark.parametrize(
@@ -59,11 +61,13 @@ def test_multicast(address: str, multicast: bool) -> None:
 def test_ethernet_addresses_and_groups() -> None:
     frame = bytes.fromhex("ffffffffffff3af8de7bef520806") + b"arp"
     assert packets.mac_destination(frame) == b"\xff" * 6
-    assert packets.format_mac(packets.mac_source(frame) or b"") == "3a:f8:de:7b:ef:52"
+    source, destination = packets.mac_endpoints(frame) or (b"", b"")
+    assert (packets.format_mac(source), destination) == ("3a:f8:de:7b:ef:52", b"\xff" * 6)
     assert packets.is_mac_group(b"\xff" * 6)
     assert packets.is_mac_group(bytes.fromhex("333300000001"))
     assert not packets.is_mac_group(bytes.fromhex("3af8de7bef52"))
     assert packets.mac_destination(b"short") is None
+    assert packets.mac_endpoints(b"short") is None
 
 
 @pytest.mark.parametrize(
