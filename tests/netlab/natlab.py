@@ -23,7 +23,8 @@ EIM: Final = "masquerade"
 SYMMETRIC: Final = "masquerade fully-random"
 STUN_PORT: Final = 3478
 SECOND_ADDRESS: Final = f"{LAN_PREFIX}.250"
-WAN: Final = "eth0"  # a router's end of the hub link
+WAN: Final = "eth0"
+SINK_PREFIX: Final = "203.0.113"  # where the internet's default route leads: nowhere
 
 
 def nat_lab_unavailable() -> str | None:
@@ -113,13 +114,29 @@ class NatLab(Lab):
         self._checked(router.namespace, ["conntrack", "-F"])
 
     def start_coturn(self, log_dir: Path) -> subprocess.Popen[bytes]:
-        """STUN/TURN in the hub on two addresses (RFC 5780)."""
+        """STUN/TURN in the hub on two addresses (RFC 5780). The hub gets a default route into
+        a sink, as the internet has one: without it, coturn's sends to a peer's private
+        candidate fail with ENETUNREACH, and coturn drops the whole TURN allocation."""
         _ip("-n", self.hub, "addr", "add", f"{SECOND_ADDRESS}/24", "dev", "br0")
+        self._add_sink()
         argv = coturn_argv(
             [self.hub_address, SECOND_ADDRESS], STUN_PORT, self.hub_address, log_dir, 49152
         )
         with (log_dir / "coturn.out").open("wb") as log:
             return self.start(self.hub, argv, log=log)
+
+    def _add_sink(self) -> None:
+        """A default route into a veth pair whose far end drops everything (no dummy
+        interfaces here: the module is missing): a gateway with a fixed MAC that nobody has."""
+        _ip("-n", self.hub, "link", "add", "sink0", "type", "veth", "peer", "name", "sink1")
+        _ip("-n", self.hub, "link", "set", "sink1", "up")
+        _ip("-n", self.hub, "link", "set", "sink0", "up")
+        _ip("-n", self.hub, "addr", "add", f"{SINK_PREFIX}.254/24", "dev", "sink0")
+        _ip(
+            "-n", self.hub, "neigh", "add", f"{SINK_PREFIX}.1",
+            "lladdr", "02:00:00:00:00:01", "dev", "sink0", "nud", "permanent",
+        )  # fmt: skip
+        _ip("-n", self.hub, "route", "add", "default", "via", f"{SINK_PREFIX}.1")
 
     def _checked(self, namespace: str, argv: list[str], stdin: str | None = None) -> None:
         result = subprocess.run(

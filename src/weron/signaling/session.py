@@ -46,8 +46,9 @@ MAX_DEFERRED: Final = 256  # introductions waiting for a free negotiation slot
 MAX_EARLY_CANDIDATES: Final = 64  # per member, before the description they belong to
 MAX_EARLY_SENDERS: Final = 256
 MAX_HELD_LOCAL: Final = 64  # our candidates waiting for our description to go out
-REINTRODUCTION_GUARD: Final = 1.0  # s: a re-introduction this soon keeps the new link
+REINTRODUCTION_GUARD: Final = 1.0  # s: at most one new link per member this often
 RETRY_LIMIT: Final = 8  # failed attempts in a row before waiting for a new introduction
+SILENT_RETRY_LIMIT: Final = 3  # the same, when the member does not even answer (it left?)
 RETRY_CAP: Final = 8  # the longest retry delay, in timeouts
 
 
@@ -64,6 +65,7 @@ class Phase(enum.StrEnum):
 NEGOTIATING: Final = frozenset(
     {Phase.NEW, Phase.HAVE_LOCAL_OFFER, Phase.HAVE_REMOTE_OFFER, Phase.STABLE}
 )
+UNANSWERED: Final = frozenset({Phase.NEW, Phase.HAVE_LOCAL_OFFER})
 WORKED: Final = frozenset({Phase.CONNECTED, Phase.INTERRUPTED})  # replaced, not torn down
 
 
@@ -153,7 +155,9 @@ class _Member:
     current: _Link | None = None
     replacement: _Link | None = None  # negotiated beside a live current link
     failures: int = 0  # attempts in a row that did not connect
-    retry_at: float | None = None
+    retry_at: float | None = None  # offer again then, unless a link is on its way
+    reoffer_at: float | None = None  # offer again then, unless connected (a re-introduction)
+    had_connection: bool = False  # we were connected: keep trying after a silence too
     warned: bool = False  # the ICE failure warning was given since the last connection
 
     def newest(self) -> _Link | None:
@@ -232,9 +236,8 @@ class MeshSession:
             for link in self._links.values()
             if (deadline := self._deadline(link)) is not None
         ]
-        times += [
-            member.retry_at for member in self._members.values() if member.retry_at is not None
-        ]
+        for member in self._members.values():
+            times += [time for time in (member.retry_at, member.reoffer_at) if time is not None]
         times += [created + self.timeout for created, _ in self._early.values()]
         return min(times, default=None)
 
@@ -246,7 +249,11 @@ class MeshSession:
         self._signaler_up = True
         actions: list[Action] = [Send(Introduction(self.id))]
         for member in list(self._members.values()):
-            if member.retry_at is not None and member.retry_at <= now:
+            newest = member.newest()
+            if newest is not None and newest.initiator and newest.phase in UNANSWERED:
+                # Our offer may have gone into the connection that just dropped.
+                actions += self._offer_or_defer(member.peer_id, now)
+            elif member.retry_at is not None and member.retry_at <= now:
                 actions += self._retry(member, now)
         return actions
 
@@ -297,7 +304,10 @@ class MeshSession:
                 return [Notice(logging.DEBUG, "Keeping live connection", {"peer": peer_id})]
             newest = member.newest()
             if newest is not None and now - newest.created < REINTRODUCTION_GUARD:
-                return []  # a burst of introductions makes one link
+                # A burst of introductions makes one link a second; the last one still counts
+                # (the member may have missed our offer while it was reconnecting).
+                member.reoffer_at = newest.created + REINTRODUCTION_GUARD
+                return []
             member.failures = 0
         return self._offer_or_defer(peer_id, now)
 
@@ -317,7 +327,7 @@ class MeshSession:
                 )
             ]
         member = self._members.setdefault(peer_id, _Member(peer_id))
-        member.retry_at = None
+        member.retry_at = member.reoffer_at = None
         actions: list[Action] = [Notice(logging.DEBUG, "Offering to peer", {"peer": peer_id})]
         link = self._new_link(member, initiator=True, now=now, actions=actions)
         actions.append(Open(link.number, peer_id, initiator=True))
@@ -363,7 +373,7 @@ class MeshSession:
             return [_notice(logging.INFO, "Ignoring offer: too many negotiations", peer_id)]
         if member is None:
             member = self._members[peer_id] = _Member(peer_id)
-        member.retry_at = None
+        member.retry_at = member.reoffer_at = None
         self._deferred.pop(peer_id, None)
         actions: list[Action] = []
         link = self._new_link(member, initiator=False, now=now, actions=actions)
@@ -468,8 +478,9 @@ class MeshSession:
         link.phase = Phase.CONNECTED
         link.was_connected = True
         member.failures = 0
-        member.retry_at = None
+        member.retry_at = member.reoffer_at = None
         member.warned = False
+        member.had_connection = True
         actions: list[Action] = []
         if member.replacement is link:
             if member.current is not None:
@@ -531,10 +542,11 @@ class MeshSession:
             member.failures = 0
             member.retry_at = now
             return self._retry(member, now) if self._signaler_up else []
-        if not link.remote_described:
+        if not link.remote_described and not member.had_connection:
             return []
         member.failures += 1
-        if member.failures >= RETRY_LIMIT:
+        limit = RETRY_LIMIT if link.remote_described else SILENT_RETRY_LIMIT
+        if member.failures >= limit:
             member.retry_at = None
             return [
                 Notice(
@@ -543,7 +555,10 @@ class MeshSession:
                     {"peer": member.peer_id, "attempts": member.failures},
                 )
             ]
-        delay = self.timeout * min(RETRY_CAP, 2 ** (member.failures - 1))
+        # A member we were connected to is tried again at once the first time: its answer
+        # was most likely lost with a signaler connection.
+        exponent = member.failures - (2 if member.had_connection else 1)
+        delay = 0.0 if exponent < 0 else self.timeout * min(RETRY_CAP, 2**exponent)
         member.retry_at = now + delay * self._rng.uniform(0.5, 1.0)
         return []
 
@@ -588,10 +603,15 @@ class MeshSession:
                 del self._early[peer_id]
         if self._signaler_up:
             for member in list(self._members.values()):
+                if member.reoffer_at is not None and member.reoffer_at <= now:
+                    member.reoffer_at = None
+                    if not (member.current and member.current.phase is Phase.CONNECTED):
+                        actions += self._offer_or_defer(member.peer_id, now)
                 if member.retry_at is not None and member.retry_at <= now:
                     actions += self._retry(member, now)
         for peer_id, member in list(self._members.items()):
-            if not member.links() and member.retry_at is None:
+            idle = member.retry_at is None and member.reoffer_at is None
+            if not member.links() and idle and not member.had_connection:
                 del self._members[peer_id]
         return actions + self._serve_deferred(now)
 

@@ -461,3 +461,61 @@ def test_the_id_is_kept_across_signaler_connections() -> None:
     session.signaler_disconnected()
     again = session.signaler_connected(5.0)
     assert first == again == [Send(Introduction("a"))]
+
+
+def test_an_offer_lost_with_a_signaler_connection_is_made_again_on_reconnecting() -> None:
+    mesh = Mesh("a", "b")
+    mesh.start()
+    mesh.deliver()
+    mesh.nodes["b"].online = False  # b is between signaler connections: a's offer is lost
+    mesh.apply("b", mesh.nodes["b"].session.signaler_disconnected())
+    (link,) = mesh.nodes["a"].open_links
+    mesh.apply("a", mesh.nodes["a"].session.failed(link, mesh.now, "closed"))
+    mesh.deliver()
+    assert not mesh.connected("a")
+    mesh.nodes["b"].online = True
+    mesh.apply("a", mesh.nodes["a"].session.signaler_disconnected())
+    mesh.start()  # both reconnect; a offers again, b's introduction comes too soon to count
+    mesh.deliver()
+    mesh.advance(2)
+    assert mesh.full_mesh()
+
+
+def test_a_reintroduction_during_a_negotiation_is_answered_within_a_second() -> None:
+    session = MeshSession("a", TIMEOUT)
+    session.signaler_connected(0.0)
+    session.receive(Introduction("b"), 0.0)
+    assert session.receive(Introduction("b"), 0.5) == []
+    assert session.next_deadline() == 1.0
+    opened = [action for action in session.tick(1.0) if isinstance(action, Open)]
+    assert [action.peer_id for action in opened] == ["b"]
+
+
+def test_a_member_we_were_connected_to_is_retried_though_it_stays_silent() -> None:
+    mesh = Mesh("a", "b")
+    mesh.start()
+    mesh.deliver()
+    mesh.nodes["b"].online = False  # b's messages are lost from now on
+    for node_id in ("a", "b"):
+        (link,) = mesh.nodes[node_id].open_links
+        mesh.apply(node_id, mesh.nodes[node_id].session.failed(link, mesh.now, "closed"))
+    mesh.deliver()
+    mesh.advance(TIMEOUT + 1)  # a's offer went unanswered; a tries again at once
+    mesh.nodes["b"].online = True
+    mesh.advance(TIMEOUT * 2)
+    assert mesh.full_mesh()
+
+
+def test_a_member_that_left_is_given_up_after_a_few_silent_attempts() -> None:
+    session = MeshSession("a", TIMEOUT, random.Random(3))
+    session.signaler_connected(0.0)
+    session.receive(_offer("b", "a"), 0.0)
+    (link,) = [number for number in range(1, 3) if session.link_peer(number) == "b"]
+    session.connected(link, 1.0)
+    session.failed(link, 100.0, "closed")  # b left for good: offered again at once
+    now, opens = 100.0, 1
+    while (deadline := session.next_deadline()) is not None:
+        now = deadline
+        opens += sum(isinstance(action, Open) for action in session.tick(now))
+    assert opens == 3
+    assert session.open_links() == 0
