@@ -301,8 +301,7 @@ class Adapter:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     def drop(self, peer_id: str) -> None:
-        """The connection to ``peer_id`` stopped answering: close it and offer again."""
-        log.info("Dropping unresponsive peer", peer=peer_id)
+        """The connection to ``peer_id`` stopped answering: offer again beside it."""
         self.carry(self.core.drop(peer_id, self.now()))
 
     def raise_if_failed(self) -> None:

@@ -166,7 +166,7 @@ class NamedAdapter:
         view = self._views.get(peer.peer_id, negotiation.PeerNames())
         while True:
             try:
-                async with asyncio.timeout(deadline):
+                async with asyncio.timeout_at(deadline):
                     data = await peer.conn.receive()
             except ChannelClosedError:
                 return

@@ -125,6 +125,9 @@ class SignalingClient:
                 open_timeout=self._timeout,
                 ping_interval=self._timeout / 2,
                 ping_timeout=self._timeout,
+                # A dead link cannot carry the closing handshake: waiting the library's 10 s
+                # for it would keep us from reconnecting (and re-offering) that long.
+                close_timeout=min(2.0, self._timeout / 2),
                 max_size=MAX_MESSAGE_SIZE,
                 compression=None,
                 logger=logging.getLogger(WIRE_LOGGER),

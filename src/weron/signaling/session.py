@@ -529,11 +529,13 @@ class MeshSession:
         return actions + self._serve_deferred(now)
 
     def drop(self, peer_id: str, now: float) -> list[Action]:
-        """The application says the member stopped answering: start over with it."""
+        """The application says the member stopped answering (long before ICE notices): as
+        if ICE had lost the path, offer again beside the silent link, which may still come
+        back."""
         member = self._members.get(peer_id)
         if member is None or member.current is None:
             return []
-        return self.failed(member.current.number, now, "stopped answering")
+        return self.disconnected(member.current.number, now)
 
     def _after_failure(self, member: _Member, link: _Link, now: float) -> list[Action]:
         """Retry a member that broke or could not be reached through ICE; forget one that
