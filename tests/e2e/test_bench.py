@@ -64,3 +64,11 @@ def test_quick_peers_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert all(target["backend"] == report["default_backend"] for target in targets.values())
     latency = report["details"]["libdatachannel"]["latency"]
     assert latency["p50_us"] <= latency["p99_us"] <= latency["max_us"]
+
+
+def test_quick_mesh_benchmark_meshes_every_crowd(tmp_path: Path) -> None:
+    report = run_quick("mesh.py", tmp_path)
+    assert [row["members"] for row in report["rows"]] == [3, 5]
+    for row in report["rows"]:
+        assert row["meshed_rounds"] == row["rounds"] == 1
+        assert row["connections_s"] <= row["full_mesh_s"]
