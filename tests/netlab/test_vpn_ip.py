@@ -274,3 +274,29 @@ def test_claims_outside_the_networks_and_packets_to_the_underlay_are_refused(
     stopped = first.wait_for("Stopped")
     assert stopped["misdirected"] >= 2 and stopped["spoofed"] >= 2, stopped
     assert len([r for r in first.records() if r["message"] == "Refusing claimed addresses"]) == 1
+
+
+def test_ten_members_started_together_reach_a_full_mesh(network: Network) -> None:
+    """Ten hosts at once: every member gets its own address and sees the nine others."""
+    start = network.start
+    started = time.monotonic()
+    members = [start("ip", "--ips", "10.82.0.1/24", "--kicks", "1s") for _ in range(10)]
+    for member in members:
+        member.wait_for("Connected to signaler", timeout=120)
+    deadline = time.monotonic() + 120
+    for member in members:
+        while len(_peers_seen(member)) < 9:
+            assert time.monotonic() < deadline, f"{_peers_seen(member)}:\n{member.output()[-2000:]}"
+            time.sleep(0.2)
+    print(f"vpn ip: full mesh of 10 members in {time.monotonic() - started:.1f} s")
+    claimed = [member.addresses(4)[0] for member in members]
+    assert len(set(claimed)) == 10
+    assert members[0].ping(claimed[-1], count=1)
+
+
+def _peers_seen(member: Member) -> set[str]:
+    return {
+        str(record.get("id"))
+        for record in member.records()
+        if record.get("message") == "Connected to peer"
+    }
