@@ -58,6 +58,13 @@ def open_fds(chat: ChatProcess) -> int:
     return len(os.listdir(f"/proc/{chat.process.pid}/fd"))
 
 
+def rss_kib(chat: ChatProcess) -> int:
+    for line in Path(f"/proc/{chat.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def member_id(chat: ChatProcess) -> str:
     """The member's id on the signaler (the named adapter logs it at debug level)."""
     for line in chat.logs().splitlines():
@@ -92,6 +99,10 @@ def test_introduction_floods_leave_members_talking_and_their_fds_at_baseline(
                 )
                 time.sleep(0.5)
     talk(first, second, "after the floods")
+    print(
+        f"after two floods of 300 introductions: fds {[open_fds(c) for c in baseline]} "
+        f"(baseline {list(baseline.values())}), RSS KiB {[rss_kib(c) for c in baseline]}"
+    )
     for chat in (first, second):
         assert chat.process.poll() is None
         assert not any(line.startswith("-") for line in chat.lines), chat.lines

@@ -67,10 +67,12 @@ async def run(
 
     async def follow_peer(peer: Peer) -> None:
         key = (peer.peer_id, peer.channel_id)
+        replacing = key in connected  # a new connection to the same peer takes over quietly
         connected[key] = peer
         # Names and text come from peers: never let them drive our terminal.
         who = f"{escape_controls(peer.peer_id)}@{escape_controls(peer.channel_id)}"
-        screen.line(f"+{who}")
+        if not replacing:
+            screen.line(f"+{who}")
         try:
             while True:
                 message = await peer.conn.receive()
@@ -81,7 +83,7 @@ async def run(
         finally:
             if connected.get(key) is peer:
                 del connected[key]
-            screen.line(f"-{who}")
+                screen.line(f"-{who}")
 
     async def accept_peers() -> None:
         async for peer in adapter.peers():
