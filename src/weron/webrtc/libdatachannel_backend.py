@@ -56,10 +56,10 @@ from weron.webrtc import (
     PeerConfig,
     PeerEvents,
     candidate_line,
+    candidates,
     certificate,
     message_bytes,
 )
-from weron.webrtc.candidates import without_candidates
 from weron.webrtc.thread_state import keep_thread_state
 
 log = get_logger(__name__)
@@ -230,6 +230,7 @@ class LibdatachannelPeerConnection:
     def __init__(self, config: PeerConfig, events: PeerEvents) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._events = events
+        self._excluded = config.excluded_networks
         configuration = rtc.Configuration()
         configuration.ice_servers = [_ice_server(server) for server in config.ice_servers]
         if config.relay_only:
@@ -245,10 +246,19 @@ class LibdatachannelPeerConnection:
         self._remote_mid = "0"
         self._channels: list[LibdatachannelChannel] = []
         pc.on_local_candidate(
-            lambda candidate: _post(loop, self._events.on_candidate, candidate.candidate())
+            lambda candidate: _post(loop, self._on_candidate, candidate.candidate())
         )
         pc.on_state_change(lambda state: _post(loop, self._on_state, state.name))
         pc.on_data_channel(self._adopt)
+
+    def _on_candidate(self, candidate: str) -> None:
+        """libjuice gathers on every interface (it has no exclusion): those inside the
+        excluded networks are never reported; it sends from one unbound socket, so a check
+        to a peer's real address never leaves through the overlay."""
+        if candidates.candidate_excluded(candidate, self._excluded):
+            candidates.dropped(candidate, "local")
+        else:
+            self._events.on_candidate(candidate)
 
     def _on_state(self, name: str) -> None:
         with contextlib.suppress(ValueError):
@@ -286,9 +296,10 @@ class LibdatachannelPeerConnection:
         description = self._pc.local_description()
         if description is None:  # the connection was closed meanwhile
             raise ConnectionError("peer connection closed")
-        return without_candidates(str(description))
+        return candidates.without_candidates(str(description))
 
     def _set_remote(self, sdp: str, kind: str) -> None:
+        sdp = candidates.remote_description(sdp, self._excluded)
         description = rtc.Description(sdp, kind)  # type: ignore[attr-defined]  # stub gap
         self._pc.set_remote_description(description)
         for line in sdp.splitlines():
@@ -297,8 +308,9 @@ class LibdatachannelPeerConnection:
                 break
 
     async def add_candidate(self, candidate: str) -> None:
-        parsed = rtc.Candidate(candidate_line(candidate), self._remote_mid)
-        self._pc.add_remote_candidate(parsed)
+        line = candidate_line(candidate)
+        if candidates.remote_candidate_kept(line, self._excluded):
+            self._pc.add_remote_candidate(rtc.Candidate(line, self._remote_mid))
 
     async def close(self) -> None:
         for channel in self._channels:
