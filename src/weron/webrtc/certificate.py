@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import datetime
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-_NAME: Final = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weron")])
 _VALID: Final = datetime.timedelta(days=30)
 _SLACK: Final = datetime.timedelta(days=1)  # valid from a day back: peers' clocks differ
 
@@ -34,11 +29,18 @@ class Certificate:
 
 def generate(now: datetime.datetime) -> Certificate:
     """A new self-signed certificate and its key, valid from a day before ``now``."""
+    # Imported here, in prepare()'s thread: x509 alone takes some 40 ms of start-up.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weron")])
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(_NAME)
-        .issuer_name(_NAME)
+        .subject_name(name)
+        .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _SLACK)
@@ -55,10 +57,20 @@ def generate(now: datetime.datetime) -> Certificate:
     )
 
 
+_lock = threading.Lock()  # one maker at a time: a second caller waits for the first's
+
+
 def current(now: datetime.datetime | None = None) -> Certificate:
     """The process's certificate: made on first use, a new one each day (UTC) for the
     connections made that day, long before the last one expires."""
-    return _of_day((now or datetime.datetime.now(datetime.UTC)).date())
+    with _lock:
+        return _of_day((now or datetime.datetime.now(datetime.UTC)).date())
+
+
+def prepare() -> None:
+    """Make today's certificate in a thread (some 50 ms), while the program starts up and
+    connects to its signaler: the first connection then finds it made."""
+    threading.Thread(target=current, name="DTLS certificate", daemon=True).start()
 
 
 @functools.lru_cache(maxsize=1)

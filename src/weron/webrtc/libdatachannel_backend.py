@@ -321,6 +321,9 @@ class LibdatachannelPeerConnection:
 
 
 class LibdatachannelBackend:
+    def __init__(self) -> None:
+        certificate.prepare()
+
     @property
     def name(self) -> str:
         return "libdatachannel"
