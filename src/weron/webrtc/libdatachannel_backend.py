@@ -1,15 +1,16 @@
 """The libdatachannel backend (``libdatachannel-py``): the fast default.
 
-Threads and the GIL. libdatachannel calls back on its "RTC worker" pool (two threads here; the
-Python thread states are kept between callbacks: see ``weron.webrtc.thread_state``), and a
-callback waits there for the GIL while holding the library's lock of that callback, sometimes
-others too. The bindings keep the GIL through every call into the library except
-``PeerConnection.close``. A call from Python that waits for the pool, or for a lock a worker
-holds while it calls back, therefore waits with the GIL for threads that wait for the GIL: a
-deadlock for good. Seen: ``set_local_description`` waiting in ``populateLocalDescription`` for
-the connection's DTLS certificate, which the library makes on that very pool, its two threads
-waiting for the GIL to report arrivals. The rule: no call made with the GIL waits for the
-pool, nor for a lock a worker may hold while calling into Python. Hence:
+Threads and the GIL. libdatachannel calls back on its "RTC worker" pool (a thread per core, at
+least two; their Python thread states are kept between callbacks: see
+``weron.webrtc.thread_state``), and a callback waits there for the GIL while holding the
+library's lock of that callback, sometimes others too. The bindings keep the GIL through every
+call into the library except ``PeerConnection.close``. A call from Python that waits for the
+pool, or for a lock a worker holds while it calls back, therefore waits with the GIL for
+threads that wait for the GIL: a deadlock for good. Seen: ``set_local_description`` waiting in
+``populateLocalDescription`` for the connection's DTLS certificate, which the library makes on
+that very pool, all of whose threads were waiting for the GIL to report arrivals. The rule: no
+call made with the GIL waits for the pool, nor for a lock a worker may hold while calling into
+Python. Hence:
 
 - the certificate is ours, one per process, handed over as PEM text
   (``weron.webrtc.certificate``): the constructor parses it and nothing waits for the pool;
@@ -31,8 +32,9 @@ Every callback does one thing: hand its event to the loop with ``call_soon_threa
 Received messages stay queued inside libdatachannel until the reader pulls them
 (``on_available`` + ``receive()``), so a slow reader slows the sender down through SCTP
 flow control instead of growing a Python queue or dropping anything; the loop is woken for an
-arrival only while a reader waits. Sending waits while ``buffered_amount`` is above a
-high-water mark (1 MiB: 4 and 16 MiB measured no faster).
+arrival only while a reader waits (past 1,024 queued messages the library's worker waits for
+the reader: the pool is shared, so a channel nobody reads stalls the others). Sending waits
+while ``buffered_amount`` is above a high-water mark (1 MiB: 4 and 16 MiB measured no faster).
 """
 
 from __future__ import annotations
