@@ -101,7 +101,9 @@ class DataChannel(Protocol):
         arrives, instead of to :meth:`receive`, which then only waits for the close. For packet
         paths: no task wake-up per message, and a burst costs one wake-up of the loop."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """No more messages either way, from now on. The remote peer sees the close at once
+        (aiortc) or when the connection closes (libdatachannel: see its module)."""
 
 
 class PeerEvents(Protocol):

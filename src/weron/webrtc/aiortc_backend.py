@@ -2,6 +2,11 @@
 
 aiortc gathers every candidate before it produces an offer or answer, so its candidates travel
 inside the SDP (nothing is trickled out); trickled candidates from the other side are accepted.
+
+Excluded networks (``PeerConfig.excluded_networks``): aioice binds one socket per local
+address and pairs remote candidates with each, so a candidate on an excluded address is removed
+from its connection (socket closed) right after gathering, before the description is made and
+before any pair forms: it is neither sent nor used. Remote ones are dropped on arrival.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from aioice import Candidate, Connection
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
@@ -29,6 +35,7 @@ from weron.webrtc import (
     PeerConfig,
     PeerEvents,
     candidate_line,
+    candidates,
     message_bytes,
 )
 
@@ -122,6 +129,7 @@ class AiortcPeerConnection:
             RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
         )
         self._events = events
+        self._excluded = config.excluded_networks
         self._remote_mid = "0"
         self._pc.on("connectionstatechange", self._on_state)
         self._pc.on("datachannel", self._watch)
@@ -152,24 +160,57 @@ class AiortcPeerConnection:
         self._watch(channel)
 
     async def create_offer(self) -> str:
-        await self._pc.setLocalDescription(await self._pc.createOffer())
-        return self._pc.localDescription.sdp
+        return await self._set_local(await self._pc.createOffer())
 
     async def accept_offer(self, sdp: str) -> str:
         await self._set_remote(sdp, "offer")
-        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        return await self._set_local(await self._pc.createAnswer())
+
+    async def _set_local(self, description: RTCSessionDescription) -> str:
+        """Gather first (setLocalDescription would), so that excluded candidates are gone
+        from the connection before the description lists its candidates."""
+        sctp = self._pc.sctp
+        if sctp is not None and self._excluded:
+            gatherer = sctp.transport.transport.iceGatherer
+            await gatherer.gather()
+            await self._forget_excluded(gatherer._connection)
+        await self._pc.setLocalDescription(description)
         return self._pc.localDescription.sdp
+
+    async def _forget_excluded(self, connection: Connection) -> None:
+        """Remove local candidates inside the excluded networks from aioice's connection: the
+        candidates (reflexive ones whose base is excluded too), the sockets they were gathered
+        on, and checks that arrived on those early. Private attributes, read in aioice 0.13:
+        nothing public removes a candidate."""
+
+        def excluded(candidate: Candidate) -> bool:
+            return candidates.candidate_excluded(candidate.to_sdp(), self._excluded)
+
+        for candidate in connection.local_candidates:
+            if excluded(candidate):
+                candidates.dropped(f"candidate:{candidate.to_sdp()}", "local")
+                connection._local_candidates.remove(candidate)
+        for protocol in [p for p in connection._protocols if excluded(p.local_candidate)]:
+            connection._protocols.remove(protocol)
+            await protocol.close()
+        early = [check for check in connection._early_checks if check[2] in connection._protocols]
+        connection._early_checks.clear()
+        connection._early_checks.extend(early)
 
     async def accept_answer(self, sdp: str) -> None:
         await self._set_remote(sdp, "answer")
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
+        sdp = candidates.remote_description(sdp, self._excluded)
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         if match := _MID.search(sdp):
             self._remote_mid = match.group(1)
 
     async def add_candidate(self, candidate: str) -> None:
-        parsed = candidate_from_sdp(candidate_line(candidate).removeprefix("candidate:"))
+        line = candidate_line(candidate)
+        if not candidates.remote_candidate_kept(line, self._excluded):
+            return
+        parsed = candidate_from_sdp(line.removeprefix("candidate:"))
         parsed.sdpMid = self._remote_mid
         parsed.sdpMLineIndex = 0
         await self._pc.addIceCandidate(parsed)

@@ -1,19 +1,40 @@
 """The libdatachannel backend (``libdatachannel-py``): the fast default.
 
-libdatachannel calls back on its own threads (its "RTC worker" pool, whose Python thread states
-are kept between callbacks: see ``weron.webrtc.thread_state``). Every callback here does one
-thing: hand its event to the event loop with ``call_soon_threadsafe`` (or nothing, for a
-message nobody waits for yet). The bindings hold the GIL while registering a callback, and
-the library may hold the lock that registration needs while one of its threads waits for the
-GIL to run a callback: so callbacks are registered only where no library thread can be
-running one for that object yet (a channel we create before negotiating, with
-auto-negotiation off) or on the library's own thread (``on_data_channel``).
+Threads and the GIL. libdatachannel calls back on its "RTC worker" pool (a thread per core, at
+least two; their Python thread states are kept between callbacks: see
+``weron.webrtc.thread_state``), and a callback waits there for the GIL while holding the
+library's lock of that callback, sometimes others too. The bindings keep the GIL through every
+call into the library except ``PeerConnection.close``. A call from Python that waits for the
+pool, or for a lock a worker holds while it calls back, therefore waits with the GIL for
+threads that wait for the GIL: a deadlock for good. Seen: ``set_local_description`` waiting in
+``populateLocalDescription`` for the connection's DTLS certificate, which the library makes on
+that very pool, all of whose threads were waiting for the GIL to report arrivals. The rule: no
+call made with the GIL waits for the pool, nor for a lock a worker may hold while calling into
+Python. Hence:
 
-Received messages stay queued inside libdatachannel until the reader pulls
-them (``on_available`` + ``receive()``), so a slow reader slows the sender down through SCTP
+- the certificate is ours, one per process, handed over as PEM text
+  (``weron.webrtc.certificate``): the constructor parses it and nothing waits for the pool;
+- no ``on_buffered_amount_low``: the library calls it holding the connection's SCTP send lock,
+  which ``send`` takes; a sender waiting for room polls ``buffered_amount`` (an atomic);
+- only ``PeerConnection.close`` (which releases the GIL) closes the library's channels:
+  closing one resets its callbacks, taking the lock of each, which a worker holds while it
+  waits for the GIL to report an arrival. A channel's ``close()`` ends it for us at once
+  (later arrivals are discarded) and for the remote peer with the connection;
+- callbacks are registered only where none of that object's can run yet: a connection in its
+  constructor, a channel we create before negotiating (auto-negotiation off), and a channel the
+  remote peer opened, on the worker that announces it (``on_data_channel``);
+- the local description is read with the getter once ``set_local_description`` returns, not
+  awaited from a callback. Calls are made on the loop thread (any other thread would hold the
+  GIL through them just the same), ``close`` in a thread of its own as it waits unlocked.
+
+Every callback does one thing: hand its event to the loop with ``call_soon_threadsafe``.
+
+Received messages stay queued inside libdatachannel until the reader pulls them
+(``on_available`` + ``receive()``), so a slow reader slows the sender down through SCTP
 flow control instead of growing a Python queue or dropping anything; the loop is woken for an
-arrival only while a reader waits. Sending waits while ``buffered_amount`` is above a
-high-water mark (1 MiB: 4 and 16 MiB measured no faster).
+arrival only while a reader waits (past 1,024 queued messages the library's worker waits for
+the reader: the pool is shared, so a channel nobody reads stalls the others). Sending waits
+while ``buffered_amount`` is above a high-water mark (1 MiB: 4 and 16 MiB measured no faster).
 """
 
 from __future__ import annotations
@@ -37,6 +58,8 @@ from weron.webrtc import (
     PeerConfig,
     PeerEvents,
     candidate_line,
+    candidates,
+    certificate,
     message_bytes,
 )
 from weron.webrtc.thread_state import keep_thread_state
@@ -44,7 +67,9 @@ from weron.webrtc.thread_state import keep_thread_state
 log = get_logger(__name__)
 
 _HIGH_WATER: Final = 1 << 20
-_LOW_WATER: Final = 256 << 10
+# How often a sender waiting for room looks again: from 1 ms, doubling up to 8 ms (on a slow link,
+# or with many senders waiting, fewer wake-ups); at 60 MB/s, 1 MiB lasts 17 ms on the wire.
+_ROOM_POLL: Final = (0.001, 0.008)
 _POOL_THREADS: Final = frozenset({"RTC worker"})  # where libdatachannel runs callbacks
 # libdatachannel aborts the whole process ("terminate called without an active exception")
 # when the interpreter exits with a connection still up: close whatever is left at exit.
@@ -100,21 +125,22 @@ class LibdatachannelChannel:
         self._loop = loop
         self._readable = asyncio.Event()
         self._reader_waits = False  # the loop is woken for arrivals only while a reader waits
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._closed = False
+        self._closed = False  # nothing more to send; readers end once the queue is drained
+        self._discard = False  # closed by us: whatever arrives is dropped
         self._receiver: Callable[[bytes], None] | None = None
         self._drain_scheduled = False
-        channel.set_buffered_amount_low_threshold(_LOW_WATER)
         channel.on_available(self._on_available)
-        channel.on_buffered_amount_low(lambda: _post(loop, self._writable.set))
         channel.on_closed(lambda: _post(loop, self._on_closed))
         # Replayed at once if the channel is already open.
-        channel.on_open(lambda: _post(loop, events.on_channel, self))
+        channel.on_open(lambda: _post(loop, self._on_open, events))
 
     @property
     def label(self) -> str:
         return self._label
+
+    def _on_open(self, events: PeerEvents) -> None:
+        if not self._closed:
+            events.on_channel(self)
 
     @property
     def max_message_size(self) -> int:
@@ -122,10 +148,10 @@ class LibdatachannelChannel:
 
     def _on_available(self) -> None:
         """On a library thread, when a message arrives in an empty queue: drain to the
-        receiver on the loop (one drain scheduled at a time: a burst costs one wake-up), or
-        wake the reader if one waits."""
+        receiver on the loop, or to nowhere once we closed the channel (one drain scheduled at
+        a time: a burst costs one wake-up), or wake the reader if one waits."""
         _keep_thread_state()
-        if self._receiver is not None:
+        if self._receiver is not None or self._discard:
             if not self._drain_scheduled:
                 self._drain_scheduled = True
                 self._loop.call_soon_threadsafe(self._drain)
@@ -134,12 +160,16 @@ class LibdatachannelChannel:
             self._loop.call_soon_threadsafe(self._readable.set)
 
     def _drain(self) -> None:
+        """Hand what is queued to the receiver, or drop it once we closed the channel (the
+        library's lives on until the connection closes, and a full queue stalls a worker)."""
         self._drain_scheduled = False
         receiver = self._receiver
-        if receiver is None:
-            return
-        while (message := self._channel.receive()) is not None:
-            receiver(message_bytes(message))
+        if self._discard:
+            while self._channel.receive() is not None:
+                pass
+        elif receiver is not None:
+            while (message := self._channel.receive()) is not None:
+                receiver(message_bytes(message))
 
     def deliver(self, receiver: Callable[[bytes], None]) -> None:
         self._receiver = receiver
@@ -148,12 +178,13 @@ class LibdatachannelChannel:
     def _on_closed(self) -> None:
         self._closed = True
         self._readable.set()
-        self._writable.set()
 
     async def send(self, message: bytes) -> None:
+        # Polled: the library's "buffered amount low" callback runs under the send lock.
+        pause, longest = _ROOM_POLL
         while self._channel.buffered_amount() > _HIGH_WATER and not self._closed:
-            self._writable.clear()
-            await self._writable.wait()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, longest)
         self._send(message)
 
     def send_nowait(self, message: bytes) -> bool:
@@ -176,7 +207,7 @@ class LibdatachannelChannel:
             self._readable.clear()
             await self._readable.wait()  # only the close wakes us: messages go to the receiver
         while True:
-            message = self._channel.receive() if self._receiver is None else None
+            message = None if self._receiver or self._discard else self._channel.receive()
             if message is not None:
                 return message_bytes(message)
             if self._closed:
@@ -190,18 +221,21 @@ class LibdatachannelChannel:
             self._reader_waits = False
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        """Closed for us now; for the remote peer when the connection closes (see the module
+        docstring). Later arrivals are discarded."""
+        if not self._discard:
+            self._closed = self._discard = True
             self._readable.set()
-            self._writable.set()
-            with contextlib.suppress(RuntimeError):
-                self._channel.close()
+            if self._channel.available_amount() and not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._loop.call_soon(self._drain)
 
 
 class LibdatachannelPeerConnection:
     def __init__(self, config: PeerConfig, events: PeerEvents) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._events = events
+        self._excluded = config.excluded_networks
         configuration = rtc.Configuration()
         configuration.ice_servers = [_ice_server(server) for server in config.ice_servers]
         if config.relay_only:
@@ -209,23 +243,27 @@ class LibdatachannelPeerConnection:
         if config.mtu is not None:
             configuration.mtu = config.mtu
         configuration.disable_auto_negotiation = True  # we set descriptions when ready
+        dtls = certificate.current()
+        configuration.certificate_pem_file = dtls.certificate_pem  # PEM text, not a path
+        configuration.key_pem_file = dtls.key_pem
         self._pc = pc = rtc.PeerConnection(configuration)
         _LIVE.add(pc)
-        self._description: asyncio.Future[str] = loop.create_future()
         self._remote_mid = "0"
         self._channels: list[LibdatachannelChannel] = []
-        pc.on_local_description(
-            lambda description: _post(loop, self._on_description, str(description))
-        )
         pc.on_local_candidate(
-            lambda candidate: _post(loop, self._events.on_candidate, candidate.candidate())
+            lambda candidate: _post(loop, self._on_candidate, candidate.candidate())
         )
         pc.on_state_change(lambda state: _post(loop, self._on_state, state.name))
         pc.on_data_channel(self._adopt)
 
-    def _on_description(self, sdp: str) -> None:
-        if not self._description.done():
-            self._description.set_result(sdp)
+    def _on_candidate(self, candidate: str) -> None:
+        """libjuice gathers on every interface (it has no exclusion): those inside the
+        excluded networks are never reported; it sends from one unbound socket, so a check
+        to a peer's real address never leaves through the overlay."""
+        if candidates.candidate_excluded(candidate, self._excluded):
+            candidates.dropped(candidate, "local")
+        else:
+            self._events.on_candidate(candidate)
 
     def _on_state(self, name: str) -> None:
         with contextlib.suppress(ValueError):
@@ -247,41 +285,50 @@ class LibdatachannelPeerConnection:
         self._channels.append(LibdatachannelChannel(channel, self._loop, self._events))
 
     async def create_offer(self) -> str:
-        await asyncio.to_thread(self._pc.set_local_description)
-        return await self._description
+        return self._set_local()
 
     async def accept_offer(self, sdp: str) -> str:
-        await self._set_remote(sdp, "offer")
-        await asyncio.to_thread(self._pc.set_local_description)
-        return await self._description
+        self._set_remote(sdp, "offer")
+        return self._set_local()
 
     async def accept_answer(self, sdp: str) -> None:
-        await self._set_remote(sdp, "answer")
+        self._set_remote(sdp, "answer")
 
-    async def _set_remote(self, sdp: str, kind: str) -> None:
+    def _set_local(self) -> str:
+        """Set the local description and return it without candidates: each is trickled
+        through ``on_candidate`` as it is gathered, and some were gathered already."""
+        self._pc.set_local_description()
+        description = self._pc.local_description()
+        if description is None:  # the connection was closed meanwhile
+            raise ConnectionError("peer connection closed")
+        return candidates.without_candidates(str(description))
+
+    def _set_remote(self, sdp: str, kind: str) -> None:
+        sdp = candidates.remote_description(sdp, self._excluded)
         description = rtc.Description(sdp, kind)  # type: ignore[attr-defined]  # stub gap
-        # Off the loop thread: the call may wait for libdatachannel threads that are
-        # themselves waiting to run a Python callback.
-        await asyncio.to_thread(self._pc.set_remote_description, description)
+        self._pc.set_remote_description(description)
         for line in sdp.splitlines():
             if line.startswith("a=mid:"):
                 self._remote_mid = line[6:].strip()
                 break
 
     async def add_candidate(self, candidate: str) -> None:
-        parsed = rtc.Candidate(candidate_line(candidate), self._remote_mid)
-        await asyncio.to_thread(self._pc.add_remote_candidate, parsed)
+        line = candidate_line(candidate)
+        if candidates.remote_candidate_kept(line, self._excluded):
+            self._pc.add_remote_candidate(rtc.Candidate(line, self._remote_mid))
 
     async def close(self) -> None:
         for channel in self._channels:
-            channel.close()
-        # close() also drops the callbacks (and with them the cycle through our lambdas).
-        # Calling reset_callbacks() here, on the loop thread with the GIL held, deadlocked
-        # against a library thread resetting them during close while waiting for the GIL.
+            channel.close()  # ours only: nothing is sent on them while the library closes
+        # Releases the GIL and returns once closed: the library closes the channels and drops
+        # the callbacks (and with them the cycle through our lambdas) on its own threads.
         await asyncio.to_thread(self._pc.close)
 
 
 class LibdatachannelBackend:
+    def __init__(self) -> None:
+        certificate.prepare()
+
     @property
     def name(self) -> str:
         return "libdatachannel"

@@ -11,65 +11,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from tests.unit.webrtc import pairs
+from tests.unit.webrtc.pairs import WAIT
 
-from weron.webrtc import ChannelSpec, ConnectionState, DataChannel, PeerConfig
+from weron.webrtc import ChannelClosedError, DataChannel, PeerConfig
 
 pytest.importorskip("libdatachannel", reason="needs the libdatachannel-py wheel")
 from weron.webrtc import libdatachannel_backend as rtc_backend
 from weron.webrtc.thread_state import kept_threads, thread_name
 
-LABEL = "test/primary"
-DEFAULTS = PeerConfig()
-WAIT = 20.0  # seconds: only to turn a hang (a lost wake-up) into a failure
-
-
-class _Events:
-    """PeerEvents that trickle candidates to the other connection once it is described."""
-
-    def __init__(self) -> None:
-        self.other: rtc_backend.LibdatachannelPeerConnection | None = None
-        self.other_described = asyncio.Event()
-        self.channels: asyncio.Queue[DataChannel] = asyncio.Queue()
-        self.pending: set[asyncio.Task[None]] = set()
-
-    def on_candidate(self, candidate: str) -> None:
-        task = asyncio.create_task(self._trickle(candidate))
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
-
-    async def _trickle(self, candidate: str) -> None:
-        await self.other_described.wait()
-        assert self.other is not None
-        await self.other.add_candidate(candidate)
-
-    def on_channel(self, channel: DataChannel) -> None:
-        self.channels.put_nowait(channel)
-
-    def on_state(self, state: ConnectionState) -> None:
-        pass
-
 
 @asynccontextmanager
 async def channel_pair(
-    config: PeerConfig = DEFAULTS,
+    config: PeerConfig = pairs.DEFAULTS,
 ) -> AsyncIterator[tuple[DataChannel, DataChannel, rtc_backend.LibdatachannelPeerConnection]]:
-    backend = rtc_backend.LibdatachannelBackend()
-    offering, answering = _Events(), _Events()
-    offerer = backend.peer_connection(config, offering)
-    answerer = backend.peer_connection(config, answering)
-    offering.other, answering.other = answerer, offerer
-    try:
-        offerer.create_channel(ChannelSpec(LABEL))
-        answer = await answerer.accept_offer(await offerer.create_offer())
-        offering.other_described.set()
-        await offerer.accept_answer(answer)
-        answering.other_described.set()
-        async with asyncio.timeout(WAIT):
-            ours, theirs = await offering.channels.get(), await answering.channels.get()
-        yield ours, theirs, offerer
-    finally:
-        await offerer.close()
-        await answerer.close()
+    async with pairs.channel_pair(rtc_backend.LibdatachannelBackend(), config) as (
+        ours,
+        theirs,
+        pair,
+    ):
+        assert isinstance(pair.offerer, rtc_backend.LibdatachannelPeerConnection)
+        yield ours, theirs, pair.offerer
 
 
 def _thread_states() -> int:
@@ -154,3 +116,19 @@ def test_other_threads_are_left_alone() -> None:
     thread.join()
     assert names and names[0] != "RTC worker"
     assert thread.ident not in kept_threads()
+
+
+async def test_a_closed_channel_ends_here_at_once_and_there_with_its_connection() -> None:
+    """Closing the library's channel from Python could deadlock (see the module docstring):
+    it closes with the connection, and ours ends at once."""
+    async with pairs.channel_pair(rtc_backend.LibdatachannelBackend()) as (ours, theirs, pair):
+        theirs.close()
+        with pytest.raises(ChannelClosedError):
+            await theirs.receive()
+        with pytest.raises(ChannelClosedError):
+            await theirs.send(b"late")
+        await ours.send(b"dropped over there")
+        await pair.answerer.close()
+        async with asyncio.timeout(WAIT):
+            with pytest.raises(ChannelClosedError):
+                await ours.receive()
