@@ -117,6 +117,19 @@ def test_throughput_batches_and_totals(signaler: SignalerProcess, backend: str) 
     assert int(totals.group(1)) == len(batches)  # 1 MB per batch
 
 
+def test_throughput_clients_always_stop_on_ctrl_c(signaler: SignalerProcess) -> None:
+    """Ctrl-C mid-transfer, again and again: each client prints its totals and exits at once
+    (closing while data flows once left one hanging: issue 12)."""
+    small = ("--packet-count", "100", "--packet-length", "10000")
+    with server(signaler, "throughput", *small, backend="libdatachannel"):
+        for attempt in range(8):
+            client = utility(signaler, "throughput", *small, backend="libdatachannel")
+            interrupted = time.monotonic()
+            out, _ = interrupt_after(client, 3 + attempt * 0.2)
+            assert time.monotonic() - interrupted < 3 + attempt * 0.2 + 8, out
+            assert THROUGHPUT.match(out.splitlines()[-1]), out
+
+
 def test_throughput_with_a_larger_mtu(signaler: SignalerProcess) -> None:
     """--webrtc-mtu 4096 (loopback carries it): messages of any size still arrive whole."""
     options = ("--packet-count", "20", "--packet-length", "60000", "--webrtc-mtu", "4096", "--json")
