@@ -12,6 +12,7 @@ import resource
 import signal
 import stat
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 from tests.e2e.backends import POSTGRES_ADMIN
 from tests.e2e.processes import SignalerProcess, run_weron, start_signaler
 from tests.e2e.wsclient import upgrade_request
+from weron.community import Community
 from weron.manager import Manager, ManagerError
 
 pytestmark = pytest.mark.e2e
@@ -31,21 +33,48 @@ pytestmark = pytest.mark.e2e
 StartSignaler = Callable[..., SignalerProcess]
 
 
+def join_url(signaler: SignalerProcess, community: str, password: str) -> str:
+    query = urllib.parse.urlencode({"community": community, "password": password})
+    return f"{signaler.ws_url}?{query}"
+
+
 async def join_from(
     signaler: SignalerProcess, host: str, community: str, password: str
 ) -> ClientConnection:
     return await connect(
-        signaler.join_url(community, password), local_addr=(host, 0), open_timeout=10
+        join_url(signaler, community, password), local_addr=(host, 0), open_timeout=10
     )
+
+
+async def answer(reader: asyncio.StreamReader) -> bytes:
+    """All the signaler sent before it closed; a reset (it closed with our bytes unread)
+    counts as closed too."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
 
 
 async def status_of_join(signaler: SignalerProcess, community: str, password: str) -> int:
     try:
-        connection = await connect(signaler.join_url(community, password), open_timeout=10)
+        connection = await connect(join_url(signaler, community, password), open_timeout=10)
     except InvalidStatus as exc:
         return exc.response.status_code
     await connection.close()
     return 101
+
+
+async def dribble(port: int, head: bytes) -> bytes:
+    """A request head sent a byte at a time, never silent long: only the head timeout ends it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+    response = asyncio.create_task(answer(reader))
+    for byte in head * 100:
+        if response.done():
+            break
+        writer.write(bytes([byte]))
+        await asyncio.sleep(0.2)
+    writer.close()
+    return await response
 
 
 async def test_half_open_flood_from_one_source_does_not_lock_out_others(
@@ -57,6 +86,7 @@ async def test_half_open_flood_from_one_source_does_not_lock_out_others(
     resource.prlimit(signaler.process.pid, resource.RLIMIT_NOFILE, (512, 512))
     partial = f"GET /?community=x HTTP/1.1\r\nHost: 127.0.0.1:{signaler.port}\r\n".encode()
     held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    dribbler = asyncio.create_task(dribble(signaler.port, partial))
     for index in range(2000):  # far more than the signaler has descriptors
         with contextlib.suppress(OSError):
             reader, writer = await asyncio.open_connection("127.0.0.1", signaler.port)
@@ -69,23 +99,25 @@ async def test_half_open_flood_from_one_source_does_not_lock_out_others(
         second = await join_from(signaler, "127.0.0.3", "honest", "pw")
         await first.send("hello through the flood")
         assert await second.recv() == "hello through the flood"
-    # Every held connection gets an answer (503 at once beyond the cap, 408 after a timeout),
-    # and is closed.
+    # Every held connection is closed: beyond the cap at once (503), the others after a
+    # timeout (408).
     async with asyncio.timeout(15):
-        answers = await asyncio.gather(*(reader.read() for reader, _ in held))
+        answers = await asyncio.gather(*(answer(reader) for reader, _ in held))
     statuses = {answer.split(b" ", 2)[1] for answer in answers if answer}
     assert statuses <= {b"503", b"408"}
     assert b"408" in statuses and b"503" in statuses
     for _, writer in held:
         writer.close()
+    assert (await dribbler).startswith(b"HTTP/1.1 408 ")
     await first.close()
     await second.close()
     drops = [r for r in signaler.log_records() if r["message"] == "Dropped connections at a limit"]
-    assert drops and len(drops) <= 3  # rate-limited: one line per 10 s at most
-    assert drops[0]["level"] == "warn"
-    assert {"source_connections", "idle_timeout", "head_timeout"} <= {
-        key for record in drops for key in record
-    }
+    assert len(drops) == 1  # rate-limited: the next one is due 10 s after it
+    assert drops[0]["level"] == "warn" and drops[0]["source_connections"] > 0
+    async with httpx.AsyncClient(timeout=10) as client:
+        metrics = (await client.get(signaler.http_url + "metrics")).text
+    for reason in ("source_connections", "idle_timeout", "head_timeout"):
+        assert f'weron_connections_dropped_total{{reason="{reason}"}}' in metrics
 
 
 async def test_upgrade_with_a_body_gets_400(signaler: SignalerProcess) -> None:
@@ -143,7 +175,7 @@ async def test_hostile_names(signaler_factory: StartSignaler, postgres_url: str)
     signaler = signaler_factory("--postgres-url", postgres_url, "--api-password", "api-secret")
     for name in ("esc\x1b[31mred", "nul\x00", "crlf\r\ninjected"):
         try:
-            await connect(signaler.join_url(name, "pw"), open_timeout=10)
+            await connect(join_url(signaler, name, "pw"), open_timeout=10)
         except InvalidStatus as exc:
             assert exc.response.status_code == 400
             assert b"control character" in exc.response.body
@@ -166,7 +198,7 @@ async def test_hostile_names(signaler_factory: StartSignaler, postgres_url: str)
     )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout == "id,clients,persistent\n" + (
-        "go\\x1b]0;pwned\\x07\\r\\nfake,0,true\\x9b,0,true\n"
+        '"go\\x1b]0;pwned\\x07\\r\\nfake,0,true\\x9b",0,true\n'  # one field: CSV quotes it
     )
     assert "error" not in signaler.logs()
 
@@ -177,7 +209,7 @@ async def test_members_get_their_community_back_after_a_restart(tmp_path: Path) 
     signaler = start_signaler(tmp_path, *args)
     port = signaler.port
     try:
-        members = [await connect(signaler.join_url("vpn", "members' pw")) for _ in range(2)]
+        members = [await connect(join_url(signaler, "vpn", "members' pw")) for _ in range(2)]
         for how in (signal.SIGTERM, signal.SIGKILL):
             if how is signal.SIGKILL:
                 await asyncio.sleep(1.0)  # the state is saved within half a second of a change
@@ -188,7 +220,7 @@ async def test_members_get_their_community_back_after_a_restart(tmp_path: Path) 
             signaler = start_signaler(tmp_path, *args, port=port)
             # The squatter comes first, and is refused; the members come back.
             assert await status_of_join(signaler, "vpn", "squatter's pw") == 401
-            members = [await connect(signaler.join_url("vpn", "members' pw")) for _ in range(2)]
+            members = [await connect(join_url(signaler, "vpn", "members' pw")) for _ in range(2)]
             await members[0].send("we are back")
             assert await members[1].recv() == "we are back"
     finally:
@@ -224,7 +256,7 @@ async def test_database_outage_during_joins_and_leaves(
         while not stop.is_set():
             community = "steady" if lane % 2 else f"ephemeral-{lane}"
             try:
-                connection = await connect(signaler.join_url(community, "pw"), open_timeout=20)
+                connection = await connect(join_url(signaler, community, "pw"), open_timeout=20)
             except InvalidStatus as exc:
                 refused.append(exc.response.status_code)
                 await asyncio.sleep(0.1)
@@ -234,7 +266,7 @@ async def test_database_outage_during_joins_and_leaves(
 
     churners = [asyncio.create_task(churn(lane)) for lane in range(8)]
     await asyncio.sleep(1.0)
-    outage = asyncio.create_task(_outage(postgres_url.rsplit("/", 1)[1], 3.0))
+    outage = asyncio.create_task(_outage(postgres_url.rsplit("/", 1)[1], 5.0))
     await asyncio.sleep(1.0)
     # While the database is down the management API answers, with 503 and the reason.
     async with httpx.AsyncClient(auth=("admin", "api-secret"), timeout=10) as client:
@@ -242,7 +274,7 @@ async def test_database_outage_during_joins_and_leaves(
         during = await client.get(signaler.http_url)
     assert during.status_code == 503, during.text
     assert "store unavailable" in during.text
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 4
     await outage
     await asyncio.sleep(1.0)  # joins and leaves carry on once it is back
     stop.set()
@@ -256,7 +288,6 @@ async def test_database_outage_during_joins_and_leaves(
                 if (await client.get(signaler.http_url + "healthz")).status_code == 200:
                     break
             await asyncio.sleep(0.2)
-        while (listed := await manager.list()) != [("steady", 0, True)]:
+        while await manager.list() != [Community("steady", 0, True)]:
             await asyncio.sleep(0.2)
-    assert [(c.id, c.clients, c.persistent) for c in listed] == [("steady", 0, True)]
-    assert "Internal error" not in signaler.logs()
+    assert '"level":"error"' not in signaler.logs()  # no 500, no internal error

@@ -52,6 +52,7 @@ _LEASE_CHECK_INTERVAL: Final = 5.0
 _POOL_MAX: Final = 10
 _KNOWN_COMMUNITIES: Final = 65_536
 _POOL_WAIT: Final = 5.0  # a join or leave waits this long for a connection, then fails
+_API_WAIT: Final = 2.0  # a management request, this long: then it answers 503 with the reason
 _JOIN_RETRY_FOR: Final = 5.0  # a join retries this long while the database is unreachable
 _LEAVE_RETRY_FOR: Final = 600.0  # a leave, this long: a lost leave keeps a count forever
 _RETRY_BACKOFF: Final = (0.1, 2.0)  # first and longest pause between retries, doubling
@@ -101,6 +102,7 @@ WITH m AS (
     INSERT INTO memberships (token, instance, community, generation)
     SELECT %(token)s, %(instance)s, id, generation FROM communities
     WHERE id = %(id)s AND generation = %(generation)s
+    FOR KEY SHARE  -- waits for a concurrent delete, then skips the row instead of failing
     ON CONFLICT (token) DO NOTHING
     RETURNING community
 ), c AS (
@@ -334,18 +336,23 @@ class PostgresStore:
                 log.warning("Cannot reconnect to PostgreSQL yet", error=str(exc))
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled connection; the database being out of reach is a StoreUnavailableError."""
+    async def _connection(
+        self, wait: float = _POOL_WAIT
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection within ``wait`` seconds; the database being out of reach is a
+        StoreUnavailableError."""
         if self._pool is None:
             raise StoreUnavailableError("the PostgreSQL store is not open")
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=wait) as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise _unavailable(self._url, exc) from None
 
-    async def _fetchone(self, query: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        async with self._connection() as conn:
+    async def _fetchone(
+        self, query: Any, params: dict[str, Any], wait: float = _POOL_WAIT
+    ) -> tuple[Any, ...] | None:
+        async with self._connection(wait) as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchone()
 
@@ -484,11 +491,11 @@ class PostgresStore:
             log.warning("Could not undo a join that failed", error=str(exc))
 
     async def create(self, community: str, password: str, source: str = "") -> Community:
-        if await self._fetchone(_SELECT, {"id": community}) is not None:
+        if await self._fetchone(_SELECT, {"id": community}, _API_WAIT) is not None:
             raise CommunityExistsError(community)
         password_hash = await self._hasher.hash(password, source)
         created = await self._fetchone(
-            _CREATE, {"id": community, "password": password_hash.decode("ascii")}
+            _CREATE, {"id": community, "password": password_hash.decode("ascii")}, _API_WAIT
         )
         if created is None:
             raise CommunityExistsError(community)
@@ -498,13 +505,13 @@ class PostgresStore:
         if "\0" in community:
             raise CommunityNotFoundError(community)  # text cannot hold NUL: no such row
         deleted = await self._fetchone(
-            "DELETE FROM communities WHERE id = %(id)s RETURNING id", {"id": community}
+            "DELETE FROM communities WHERE id = %(id)s RETURNING id", {"id": community}, _API_WAIT
         )
         if deleted is None:
             raise CommunityNotFoundError(community)
 
     async def list(self) -> list[Community]:
-        async with self._connection() as conn:
+        async with self._connection(_API_WAIT) as conn:
             cursor = await conn.execute(
                 "SELECT id, clients, persistent FROM communities ORDER BY id"
             )
