@@ -44,9 +44,6 @@ class SourceLimit:
         if self._open[source] <= 0:
             del self._open[source]
 
-    def open_from(self, source: str) -> int:
-        return self._open[source]
-
 
 class DropReport:
     """Collects connections dropped by a limit, for one log line at most every ``interval``

@@ -29,7 +29,7 @@ def test_source_limit_counts_per_source() -> None:
     assert limit.admit("b")
     limit.release("a")
     assert limit.admit("a")
-    assert limit.open_from("a") == 2
+    assert not limit.admit("a")
 
 
 def test_zero_means_no_limit() -> None:
