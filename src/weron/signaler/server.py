@@ -182,6 +182,7 @@ class Signaler:
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), _SHUTDOWN_GRACE)
+        self._services.report_drops()
         if self._auth is not None:
             await self._auth.close()
         await self.broker.close()

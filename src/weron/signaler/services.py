@@ -79,11 +79,13 @@ class Services:
         loop = asyncio.get_running_loop()
         delay = self.drops.record(reason, source, loop.time())
         if delay is not None:
-            loop.call_later(delay, self._report_drops)
+            loop.call_later(delay, self.report_drops)
 
-    def _report_drops(self) -> None:
+    def report_drops(self) -> None:
+        """Log the drops not reported yet, if any (also at shutdown)."""
         counts, sources = self.drops.take(asyncio.get_running_loop().time())
-        log.warning("Dropped connections at a limit", sources=sources, **counts)
+        if counts:
+            log.warning("Dropped connections at a limit", sources=sources, **counts)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         """Run a connection's background work; kept referenced, errors logged, awaited at close."""
