@@ -137,16 +137,20 @@ async def test_upgrade_with_a_body_gets_400(signaler: SignalerProcess) -> None:
 async def test_bcrypt_flood_from_one_source_does_not_starve_others(
     signaler_factory: StartSignaler, postgres_url: str
 ) -> None:
-    """On PostgreSQL every new community costs a bcrypt hash: one source creating distinct
-    communities as fast as it can gets its turn, and no more."""
+    """On PostgreSQL a new community costs a bcrypt hash, and a distinct wrong password a
+    bcrypt check: one source doing either as fast as it can gets its turn, and no more."""
     signaler = signaler_factory("--postgres-url", postgres_url)
+    guarded = await connect(join_url(signaler, "guarded", "right"))
     stop = asyncio.Event()
     flood_statuses: dict[int, int] = {}
 
     async def flood(lane: int) -> None:
         index = 0
         while not stop.is_set():
-            status = await status_of_join(signaler, f"flood-{lane}-{index}", "whatever")
+            if lane % 2:
+                status = await status_of_join(signaler, "guarded", f"guess-{lane}-{index}")
+            else:
+                status = await status_of_join(signaler, f"flood-{lane}-{index}", "whatever")
             flood_statuses[status] = flood_statuses.get(status, 0) + 1
             index += 1
 
@@ -172,6 +176,8 @@ async def test_bcrypt_flood_from_one_source_does_not_starve_others(
     assert len(waits) >= 14, f"only {len(waits)} of 15 honest communities created"
     assert max(waits) < 2.0, f"honest joins waited {sorted(waits)}"
     assert flood_statuses.get(503, 0) > 0  # the flood was refused beyond its share
+    assert flood_statuses.get(401, 0) > 0  # and its guesses checked when it was its turn
+    await guarded.close()
 
 
 async def test_hostile_names(signaler_factory: StartSignaler, postgres_url: str) -> None:
