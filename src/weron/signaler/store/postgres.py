@@ -156,9 +156,12 @@ WITH m AS (
 SELECT clients, persistent FROM c
 """
 
+# An ephemeral community nobody is counted in is garbage, whatever its generation: this also
+# serves leaves that cannot know it (a retried one, the undoing of a failed join).
 _REMOVE_IF_EMPTY: Final = """
-DELETE FROM communities
-WHERE id = %(id)s AND generation = %(generation)s AND clients = 0 AND NOT persistent
+DELETE FROM communities c
+WHERE id = %(id)s AND clients = 0 AND NOT persistent
+  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.community = c.id)
 """
 
 _CREATE: Final = """
@@ -468,10 +471,7 @@ class PostgresStore:
                     # Retried, the leave may have counted already: remove an empty ephemeral
                     # community anyway (the statement checks that it is).
                     if retried or (row is not None and row[0] == 0 and not row[1]):
-                        await conn.execute(
-                            _REMOVE_IF_EMPTY,
-                            {"id": membership.community, "generation": membership.generation},
-                        )
+                        await conn.execute(_REMOVE_IF_EMPTY, {"id": membership.community})
                 return
             except StoreUnavailableError as exc:
                 if not await backoff.pause(self._pool is not None):
