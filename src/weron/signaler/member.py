@@ -109,9 +109,12 @@ class WebSocketMember:
         """Answer what the protocol library would close without an answer (an upgrade request
         with a body, a malformed header) with 400 and the reason."""
         self._protocol.data_to_send()  # only the end of the stream: replaced by a response
-        reason = str(exc.__cause__ or exc)
+        cause = exc.__cause__ or exc
+        reason = str(cause)  # may quote a header line: for the client, not for the log
         self._services.metrics.reject(HTTPStatus.BAD_REQUEST.value)
-        log.debug("Rejected invalid WebSocket handshake", raddr=self._raddr, reason=reason)
+        log.debug(
+            "Rejected invalid WebSocket handshake", raddr=self._raddr, error=type(cause).__name__
+        )
         self._phase = _Phase.CLOSED
         response = HTTPResponse.text(HTTPStatus.BAD_REQUEST, f"invalid WebSocket upgrade: {reason}")
         self._transport.write(render_response(response))

@@ -392,7 +392,7 @@ class PostgresStore:
                     # The count may have changed before the connection broke: undo it, if so.
                     self._spawn(self.leave(Membership(community, 0, token)), "undo a join")
                     raise
-                log.info("PostgreSQL unavailable, retrying a join", error=str(exc))
+                log.debug("PostgreSQL unavailable, retrying a join", error=str(exc))
 
     async def _join(
         self, community: str, password: str, ephemeral: bool, source: str, token: int
