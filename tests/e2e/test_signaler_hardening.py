@@ -29,8 +29,6 @@ from tests.e2e.wsclient import upgrade_request
 from weron.community import Community
 from weron.manager import Manager, ManagerError
 
-pytestmark = pytest.mark.e2e
-
 StartSignaler = Callable[..., SignalerProcess]
 
 
