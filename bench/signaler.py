@@ -7,6 +7,10 @@ run: against the signaler and against bench/reference_relay.py (a minimal relay 
 Usage: ``.venv/bin/python bench/signaler.py [--quick] [--json-out PATH]``. Progress goes to
 stderr; stdout gets a table, then one JSON document.
 
+``--before REV`` also starts `weron signaler` as it was at git revision REV (its ``src`` from
+``git archive``), and measures first joins (each creating its community) against it too, to
+show a change of that path in one run next to the other figures.
+
 ``--scale`` measures scaling out instead: joins/s and relay latency with 100 to 5,000 members,
 for one in-memory instance (the reference, today's default), one instance on PostgreSQL and
 Redis, and two such instances sharing them (clients spread over both, the sender on the first).
@@ -30,6 +34,7 @@ import contextlib
 import ctypes
 import datetime
 import hashlib
+import io
 import json
 import math
 import os
@@ -40,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.parse
@@ -95,7 +101,7 @@ FULL: Final = Profile(
     join_concurrency=(20, 200),
     join_seconds=6.0,
     join_rounds=2,
-    first_join_count=60,
+    first_join_count=200,
     first_join_concurrency=20,
     relay_sizes=(10, 100, 1000),
     relay_messages=400,
@@ -107,7 +113,7 @@ QUICK: Final = Profile(
     join_concurrency=(20, 200),
     join_seconds=1.5,
     join_rounds=1,
-    first_join_count=16,
+    first_join_count=40,
     first_join_concurrency=8,
     relay_sizes=(10, 100, 1000),
     relay_messages=60,
@@ -400,11 +406,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def start_server(name: str, argv: list[str], port: int, log_dir: Path) -> Server:
+def start_server(
+    name: str, argv: list[str], port: int, log_dir: Path, env: dict[str, str] | None = None
+) -> Server:
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             argv,
+            env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -441,22 +450,48 @@ def stop_server(server: Server) -> int | None:
     return server.process.returncode
 
 
+def signaler_argv(port: int) -> list[str]:
+    # --verbose 3: errors only, so that logging does not distort the figures
+    return [*WERON, "signaler", "--laddr", f"{HOST}:{port}", "--verbose", "3"]
+
+
+# All clients come from one address: no per-source cap (older revisions ignore the variable).
+_UNCAPPED: Final = {"WERON_MAX_SOURCE_CONNECTIONS": "0"}
+
+
+def source_at(revision: str, directory: Path) -> Path:
+    """The ``src`` directory of the repository at ``revision``, extracted into ``directory``."""
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", "--format=tar", revision, "src"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(directory, filter="data")
+    return directory / "src"
+
+
 @contextlib.contextmanager
-def servers(log_dir: Path) -> Iterator[tuple[Server, Server, dict[str, dict[str, Any]]]]:
-    """The signaler and the reference relay; on the way out they are stopped, and their exit
-    status and last log lines (errors only, for the signaler) recorded in the dict."""
+def servers(
+    log_dir: Path, before: str | None = None
+) -> Iterator[tuple[Server, Server, Server | None, dict[str, dict[str, Any]]]]:
+    """The signaler, the reference relay and, with ``before``, the signaler at that revision;
+    on the way out they are stopped, and their exit status and last log lines (errors only,
+    for the signalers) recorded in the dict."""
     outcomes: dict[str, dict[str, Any]] = {}
     started: list[Server] = []
     try:
         port = free_port(HOST)
-        ours = start_server(
-            "weron",
-            # --verbose 3: errors only, so that logging does not distort the figures
-            [*WERON, "signaler", "--laddr", f"{HOST}:{port}", "--verbose", "3"],
-            port,
-            log_dir,
-        )
+        ours = start_server("weron", signaler_argv(port), port, log_dir, _UNCAPPED)
         started.append(ours)
+        old = None
+        if before is not None:
+            source = source_at(before, log_dir / "before")
+            port = free_port(HOST)
+            old = start_server(
+                "before", signaler_argv(port), port, log_dir, {"PYTHONPATH": str(source)}
+            )
+            started.append(old)
         port = free_port(HOST)
         reference = start_server(
             "reference",
@@ -465,7 +500,7 @@ def servers(log_dir: Path) -> Iterator[tuple[Server, Server, dict[str, dict[str,
             log_dir,
         )
         started.append(reference)
-        yield ours, reference, outcomes
+        yield ours, reference, old, outcomes
     finally:
         for server in started:
             outcomes[server.name] = {"exit_code": stop_server(server), "log": server.log_tail()}
@@ -747,8 +782,11 @@ class Figure:
         return self.ours / self.reference if self.reference else math.nan
 
 
-async def run_all(profile: Profile, ours: Server, reference: Server) -> dict[str, Any]:
-    """Every scenario against both servers, each pair back to back."""
+async def run_all(
+    profile: Profile, ours: Server, reference: Server, before: Server | None = None
+) -> dict[str, Any]:
+    """Every scenario against both servers, each pair back to back; first joins against the
+    signaler at the ``--before`` revision too."""
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
@@ -772,7 +810,9 @@ async def run_all(profile: Profile, ours: Server, reference: Server) -> dict[str
         for server in targets:
             details[server.name][f"joins_c{concurrency}"] = runs[server.name].summary()
 
-    for server in targets:
+    if before is not None:
+        details[before.name] = {}
+    for server in (*targets, *([before] if before is not None else [])):
         log(f"first joins: {profile.first_join_count} new communities, {server.name}")
         run = await measure_joins(
             server,
@@ -791,7 +831,9 @@ async def run_all(profile: Profile, ours: Server, reference: Server) -> dict[str
     return details
 
 
-def headline(details: dict[str, Any], profile: Profile) -> list[Figure]:
+def headline(
+    details: dict[str, Any], profile: Profile, before_revision: str | None = None
+) -> list[Figure]:
     ours, reference = details["weron"], details["reference"]
     figures: list[Figure] = []
     for concurrency in profile.join_concurrency:
@@ -833,6 +875,17 @@ def headline(details: dict[str, Any], profile: Profile) -> list[Figure]:
             reference["first_joins"]["joins_per_s"],
         )
     )
+    if before_revision is not None:
+        figures.append(
+            Figure(
+                f"first joins/s, {profile.first_join_concurrency} concurrent: reference column "
+                f"= weron at {before_revision}",
+                "joins/s",
+                "higher",
+                ours["first_joins"]["joins_per_s"],
+                details["before"]["first_joins"]["joins_per_s"],
+            )
+        )
     for receivers in profile.relay_sizes:
         key = f"relay_{receivers}"
         go = GO_ORIGINAL.get(f"relay_{receivers}_fanout_p50_ms")
@@ -992,8 +1045,8 @@ def start_cluster(
             for index in range(config.instances):
                 port = free_port(HOST)
                 name = f"{config.name} #{index + 1}"
-                argv = [*WERON, "signaler", "--laddr", f"{HOST}:{port}", "--verbose", "3"]
-                instances.append(start_server(name, argv + backend, port, log_dir))
+                argv = signaler_argv(port) + backend
+                instances.append(start_server(name, argv, port, log_dir, _UNCAPPED))
             yield Cluster(config.name, instances)
         finally:
             for server in instances:
@@ -1185,6 +1238,11 @@ def main() -> int:
         "--scale", action="store_true", help="1 vs 2 instances on PostgreSQL + Redis"
     )
     parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also measure first joins against weron signaler at this git revision",
+    )
+    parser.add_argument(
         "--postgres-url",
         default="postgres://postgres@127.0.0.1:5432/postgres",
         help="--scale: PostgreSQL to create the benchmark's databases in",
@@ -1215,15 +1273,15 @@ def main() -> int:
     revision = source_revision()  # before the servers start: the code they load
     with tempfile.TemporaryDirectory(prefix="weron-bench-") as log_dir:
         try:
-            with servers(Path(log_dir)) as (ours, reference, outcomes):
-                details = uvloop.run(run_all(profile, ours, reference))
+            with servers(Path(log_dir), args.before) as (ours, reference, before, outcomes):
+                details = uvloop.run(run_all(profile, ours, reference, before))
         except KeyboardInterrupt:
             log("interrupted (SIGINT); servers stopped")
             return 130
         except asyncio.CancelledError:  # run_all's SIGTERM handler cancels it
             log("terminated (SIGTERM); servers stopped")
             return 143
-    figures = headline(details, profile)
+    figures = headline(details, profile, args.before)
     warnings = problems(details, outcomes)
     report = {
         "benchmark": "weron signaler vs minimal websockets relay (bench/reference_relay.py)",
@@ -1241,6 +1299,7 @@ def main() -> int:
             "bcrypt_cost10_hash_ms": bcrypt_hash_ms(),
         },
         "source": revision,
+        "before": args.before,
         "profile": asdict(profile),
         "figures": [
             {**asdict(figure), "ratio_ours_over_reference": figure.ratio} for figure in figures

@@ -182,9 +182,9 @@ class GatedHasher(PasswordHasher):
         super().__init__(rounds=4)
         self.gate = asyncio.Event()
 
-    async def verify(self, password: str, hashed: bytes) -> bool:
+    async def verify(self, password: str, hashed: bytes, source: str = "") -> bool:
         await self.gate.wait()
-        return await super().verify(password, hashed)
+        return await super().verify(password, hashed, source)
 
 
 @pytest.fixture

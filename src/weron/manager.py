@@ -19,6 +19,14 @@ class ManagerError(Exception):
     """A management request failed; the message is meant for the user."""
 
 
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on (ESC, CSI, CR, ...) or hide escaped as
+    ``\\xNN``/``\\uNNNN``: names and messages come from a signaler, perhaps a hostile one."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def http_url(raddr: str) -> str:
     """The management API lives at the signaler's URL; accept ws(s):// addresses too."""
     parts = urllib.parse.urlsplit(raddr.strip())
@@ -74,7 +82,7 @@ class Manager:
 
 def _explain(response: httpx.Response, community: str) -> str:
     status = response.status_code
-    detail = response.text.strip()[:200]
+    detail = printable(response.text.strip()[:200])
     if status == HTTPStatus.UNAUTHORIZED:
         return (
             "the signaler rejected the management credentials (401 Unauthorized): check "

@@ -94,6 +94,9 @@ def start_signaler(
     log_path = directory / f"signaler-{port}-{time.monotonic_ns()}.log"
     command = [*WERON, "signaler", "--laddr", f"127.0.0.1:{port}", *args]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WERON_", "API_"))}
+    # Tests open hundreds of connections from one address on purpose; the tests of the
+    # per-source cap set --max-source-connections, which wins over this.
+    full_env["WERON_MAX_SOURCE_CONNECTIONS"] = "0"
     full_env.update(env or {})
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)

@@ -8,10 +8,11 @@ from tests.bench_runner import run_quick
 
 
 def test_quick_signaler_benchmark_reports_every_figure(tmp_path: Path) -> None:
-    report = run_quick("signaler.py", tmp_path)
+    report = run_quick("signaler.py", tmp_path, "--before", "HEAD")
     assert report["problems"] == []
     names = {figure["name"] for figure in report["figures"]}
     assert any("joins/s" in name for name in names)
+    assert any(name.endswith("= weron at HEAD") for name in names)
     assert any("relay to 1000" in name for name in names)
     for figure in report["figures"]:
         assert figure["ours"] is not None and figure["reference"] is not None, figure

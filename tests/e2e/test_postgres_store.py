@@ -33,7 +33,12 @@ from tests.store_contract import (  # noqa: F401 (the contract's tests, run here
 )
 from weron.community import Community
 from weron.signaler.passwords import PasswordHasher
-from weron.signaler.store import CommunityStore, Membership, StoreUnavailableError
+from weron.signaler.store import (
+    CommunityNotFoundError,
+    CommunityStore,
+    Membership,
+    StoreUnavailableError,
+)
 from weron.signaler.store.postgres import MIGRATIONS, PostgresStore
 
 
@@ -150,3 +155,22 @@ async def test_cleanup_removes_what_a_dead_instance_left_and_keeps_live_counts(
     assert await live.list() == [Community("persistent", 0, True)]
     await live.cleanup()  # nobody dead any more: changes nothing
     assert await live.list() == [Community("persistent", 0, True)]
+
+
+async def test_a_repeated_leave_counts_once(make_store: MakeStore, hasher: PasswordHasher) -> None:
+    """What a leave retried after its connection broke does when the first attempt had
+    committed: nothing, because the membership it deletes is gone."""
+    store = await make_store(hasher)
+    first = await store.join("c", "pw", ephemeral=True)
+    await store.join("c", "pw", ephemeral=True)
+    await store.leave(first)
+    await store.leave(first)
+    assert await store.list() == [Community("c", 1, False)]
+
+
+async def test_nul_in_a_name_never_reaches_the_database(
+    make_store: MakeStore, hasher: PasswordHasher
+) -> None:
+    store = await make_store(hasher)
+    with pytest.raises(CommunityNotFoundError):
+        await store.delete("nul\x00")

@@ -13,7 +13,7 @@ from weron import log as weron_log
 from weron.cli.options import AliasedGroup, flag, verbose_flag, verbosity
 from weron.cli.runtime import run
 from weron.community import Community
-from weron.manager import DEFAULT_MANAGER_RADDR, Manager, ManagerError
+from weron.manager import DEFAULT_MANAGER_RADDR, Manager, ManagerError, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -65,10 +65,13 @@ def _call[T](request: Coroutine[Any, Any, T]) -> T:
 
 
 def _print_csv(communities: Iterable[Community]) -> None:
+    """CSV of ``communities``, their ids escaped where unprintable (see :func:`printable`)."""
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["id", "clients", "persistent"])
     for community in communities:
-        writer.writerow([community.id, community.clients, str(community.persistent).lower()])
+        writer.writerow(
+            [printable(community.id), community.clients, str(community.persistent).lower()]
+        )
 
 
 @click.command("list", short_help="List persistent and ephemeral communities")

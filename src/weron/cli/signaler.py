@@ -51,6 +51,27 @@ log = weron_log.get_logger("weron.signaler")
 )
 @flag("--heartbeat", type=Duration(), default=10.0, help="Time to wait for heartbeats")
 @flag(
+    "--head-timeout",
+    type=Duration(),
+    default=10.0,
+    help="Time a client gets to send its whole request (head, and body if any); slower "
+    "connections get 408 and are closed",
+)
+@flag(
+    "--idle-timeout",
+    type=Duration(),
+    default=5.0,
+    help="Time a connection may stay silent before its request is complete; then it gets 408 "
+    "and is closed",
+)
+@flag(
+    "--max-source-connections",
+    type=click.IntRange(min=0),
+    default=256,
+    help="Connections one source address (IPv6: one /64) may hold open at once, members "
+    "included; more get 503. 0: no limit (behind a reverse proxy every client has its address)",
+)
+@flag(
     "--laddr",
     default=":1337",
     help="Listening address (can also be set using the PORT env variable)",
@@ -91,6 +112,19 @@ log = weron_log.get_logger("weron.signaler")
     help="Prefix of the Redis pub/sub channels; servers sharing one Redis relay to each other "
     "only if their prefixes are equal (pub/sub ignores database numbers)",
 )
+@flag(
+    "--state",
+    default="",
+    help="File keeping in-memory communities and their password verifiers (mode 0600) across "
+    "restarts, so that members get their communities back. If empty, communities end with the "
+    "process",
+)
+@flag(
+    "--state-grace",
+    type=Duration(),
+    default=60.0,
+    help="How long a restored ephemeral community waits for its members (with --state)",
+)
 @verbose_flag(leaf=True)
 @click.pass_context
 def signaler_command(
@@ -100,12 +134,17 @@ def signaler_command(
     cleanup: bool,
     ephemeral_communities: bool,
     heartbeat: float,
+    head_timeout: float,
+    idle_timeout: float,
+    max_source_connections: int,
     laddr: str,
     oidc_client_id: str,
     oidc_issuer: str,
     postgres_url: str,
     redis_url: str,
     redis_prefix: str,
+    state: str,
+    state_grace: float,
     verbose: int | None,
 ) -> None:
     """Start a signaling server.
@@ -117,8 +156,13 @@ def signaler_command(
     servers sharing PostgreSQL and Redis act as one. Stop it with Ctrl-C or SIGTERM.
     """
     weron_log.configure(verbosity(ctx, verbose))
-    if heartbeat <= 0:
-        raise click.BadParameter("must be positive", param_hint="--heartbeat")
+    for name, duration in (
+        ("--heartbeat", heartbeat),
+        ("--head-timeout", head_timeout),
+        ("--idle-timeout", idle_timeout),
+    ):
+        if duration <= 0:
+            raise click.BadParameter("must be positive", param_hint=name)
     config = SignalerConfig(
         heartbeat=heartbeat,
         cleanup=cleanup,
@@ -130,6 +174,11 @@ def signaler_command(
         postgres_url=postgres_url,
         redis_url=redis_url,
         redis_prefix=redis_prefix,
+        idle_timeout=idle_timeout,
+        head_timeout=head_timeout,
+        max_source_connections=max_source_connections,
+        state_file=state,
+        state_grace=state_grace,
     )
     try:
         host, port = parse_listen_address(laddr, os.environ.get("PORT") or None)

@@ -12,9 +12,15 @@ from http import HTTPStatus
 from weron.log import get_logger
 from weron.signaler.auth import ManagementAuth, parse_basic_credentials
 from weron.signaler.broker import Broker
-from weron.signaler.passwords import PasswordCheckBusyError, PasswordTooLongError
+from weron.signaler.names import name_problem
+from weron.signaler.passwords import PasswordCheckBusyError, PasswordRefusedError
 from weron.signaler.query import QueryError, parse_query
-from weron.signaler.store import CommunityExistsError, CommunityNotFoundError, CommunityStore
+from weron.signaler.store import (
+    CommunityExistsError,
+    CommunityNotFoundError,
+    CommunityStore,
+    StoreUnavailableError,
+)
 
 log = get_logger(__name__)
 
@@ -56,7 +62,21 @@ class ManagementAPI:
         self._broker = broker
         self._auth = auth
 
-    async def handle(self, method: str, target: str, authorization: str | None) -> HTTPResponse:
+    async def handle(
+        self, method: str, target: str, authorization: str | None, source: str = ""
+    ) -> HTTPResponse:
+        """The response to one request; ``source`` is the client's address."""
+        try:
+            return await self._handle(method, target, authorization, source)
+        except StoreUnavailableError as exc:
+            log.warning("Management request failed: store unavailable", error=str(exc))
+            return HTTPResponse.text(
+                HTTPStatus.SERVICE_UNAVAILABLE, f"community store unavailable: {exc}"
+            )
+
+    async def _handle(
+        self, method: str, target: str, authorization: str | None, source: str
+    ) -> HTTPResponse:
         if method not in ("GET", "POST", "DELETE"):
             return HTTPResponse.text(
                 HTTPStatus.METHOD_NOT_ALLOWED,
@@ -86,17 +106,19 @@ class ManagementAPI:
         if not community.strip():
             return HTTPResponse.text(HTTPStatus.BAD_REQUEST, "missing community")
         if method == "POST":
-            return await self._create(community, query.get("password", ""))
+            return await self._create(community, query.get("password", ""), source)
         return await self._delete(community)
 
-    async def _create(self, community: str, password: str) -> HTTPResponse:
+    async def _create(self, community: str, password: str, source: str) -> HTTPResponse:
+        if (problem := name_problem(community)) is not None:
+            return HTTPResponse.text(HTTPStatus.BAD_REQUEST, problem)
         if not password.strip():
             return HTTPResponse.text(HTTPStatus.BAD_REQUEST, "missing password")
         try:
-            created = await self._store.create(community, password)
+            created = await self._store.create(community, password, source)
         except CommunityExistsError as exc:
             return HTTPResponse.text(HTTPStatus.CONFLICT, str(exc))
-        except PasswordTooLongError as exc:
+        except PasswordRefusedError as exc:
             return HTTPResponse.text(HTTPStatus.BAD_REQUEST, str(exc))
         except PasswordCheckBusyError as exc:
             return HTTPResponse.text(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))

@@ -21,7 +21,9 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from weron.log import WIRE_LOGGER, get_logger
-from weron.signaler.passwords import PasswordCheckBusyError, PasswordTooLongError
+from weron.signaler.management import HTTPResponse, render_response
+from weron.signaler.names import name_problem
+from weron.signaler.passwords import PasswordCheckBusyError, PasswordRefusedError
 from weron.signaler.query import parse_query
 from weron.signaler.services import Services
 from weron.signaler.store import Membership, StoreError, StoreUnavailableError
@@ -39,8 +41,11 @@ class _Phase(enum.Enum):
 
 
 class WebSocketMember:
-    def __init__(self, services: Services, transport: asyncio.Transport, head: bytes) -> None:
+    def __init__(
+        self, services: Services, transport: asyncio.Transport, head: bytes, source: str
+    ) -> None:
         self._services = services
+        self._source = source  # whom the bcrypt work of this join is charged to
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         self._config = services.config
@@ -72,8 +77,10 @@ class WebSocketMember:
 
     def data_received(self, data: bytes) -> None:
         self._protocol.receive_data(data)
+        request_parsed = False
         for event in self._protocol.events_received():
             if isinstance(event, Request):
+                request_parsed = True
                 self._on_request(event)
             elif not isinstance(event, Frame):
                 continue  # a server protocol only yields requests and frames
@@ -89,7 +96,29 @@ class WebSocketMember:
                 error=str(self._protocol.parser_exc),
             )
             self._protocol.parser_exc = None
+        if (
+            not request_parsed
+            and self._phase is _Phase.HANDSHAKE
+            and self._protocol.handshake_exc is not None
+        ):
+            self._bad_handshake(self._protocol.handshake_exc)
+            return
         self._flush()
+
+    def _bad_handshake(self, exc: Exception) -> None:
+        """Answer what the protocol library would close without an answer (an upgrade request
+        with a body, a malformed header) with 400 and the reason."""
+        self._protocol.data_to_send()  # only the end of the stream: replaced by a response
+        cause = exc.__cause__ or exc
+        reason = str(cause)  # may quote a header line: for the client, not for the log
+        self._services.metrics.reject(HTTPStatus.BAD_REQUEST.value)
+        log.debug(
+            "Rejected invalid WebSocket handshake", raddr=self._raddr, error=type(cause).__name__
+        )
+        self._phase = _Phase.CLOSED
+        response = HTTPResponse.text(HTTPStatus.BAD_REQUEST, f"invalid WebSocket upgrade: {reason}")
+        self._transport.write(render_response(response))
+        self._transport.close()
 
     def eof_received(self) -> None:
         self._protocol.receive_eof()
@@ -99,6 +128,10 @@ class WebSocketMember:
         query = parse_query(request.path)  # the connection already checked that it parses
         self._community = query.get("community", "")
         password = query.get("password", "")
+        if (problem := name_problem(self._community)) is not None:
+            self._community = ascii(self._community)  # it goes into log lines
+            self._reject(HTTPStatus.BAD_REQUEST, problem)
+            return
         if not password.strip():
             self._reject(HTTPStatus.BAD_REQUEST, "missing password")
             return
@@ -121,7 +154,10 @@ class WebSocketMember:
         store = self._services.store
         try:
             self._membership = await store.join(
-                self._community, password, ephemeral=self._config.ephemeral_communities
+                self._community,
+                password,
+                ephemeral=self._config.ephemeral_communities,
+                source=self._source,
             )
         except StoreError as exc:
             # Wrong password and unknown community (ephemeral ones off) are both 401, as in Go.
@@ -130,11 +166,15 @@ class WebSocketMember:
             )
             self._reject(HTTPStatus.UNAUTHORIZED, str(exc))
             return
-        except PasswordTooLongError as exc:
+        except PasswordRefusedError as exc:
             self._reject(HTTPStatus.BAD_REQUEST, str(exc))
             return
         except PasswordCheckBusyError as exc:
             self._reject(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+            return
+        except StoreUnavailableError as exc:
+            log.warning("Could not admit client: store unavailable", error=str(exc))
+            self._reject(HTTPStatus.SERVICE_UNAVAILABLE, "community store unavailable, retry later")
             return
         except Exception as exc:
             log.error(

@@ -16,6 +16,7 @@ class Metrics:
 
     joins: int = 0
     joins_rejected: Counter[int] = field(default_factory=Counter)  # by HTTP status
+    dropped: Counter[str] = field(default_factory=Counter)  # connections, by limit
 
     def reject(self, status: int) -> None:
         self.joins_rejected[status] += 1

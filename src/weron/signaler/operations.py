@@ -97,6 +97,16 @@ class OperationsAPI:
                 ),
             ),
             Family(
+                "weron_connections_dropped_total",
+                "counter",
+                "Connections this instance dropped at a limit (idle_timeout, head_timeout, "
+                "source_connections).",
+                tuple(
+                    ({"reason": reason}, count)
+                    for reason, count in sorted(self._metrics.dropped.items())
+                ),
+            ),
+            Family(
                 "weron_broker_messages_lost_total",
                 "counter",
                 "Messages that could not be passed to other instances (broker outages).",

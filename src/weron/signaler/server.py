@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
+from pathlib import Path
 from typing import Final
 
 from weron.log import get_logger, redact_url
@@ -13,6 +14,7 @@ from weron.signaler.broker import Broker, BrokerUnavailableError
 from weron.signaler.broker.local import LocalBroker
 from weron.signaler.broker.redis import RedisBroker
 from weron.signaler.connection import SignalerConnection
+from weron.signaler.limits import SourceLimit
 from weron.signaler.management import ManagementAPI
 from weron.signaler.member import WebSocketMember
 from weron.signaler.metrics import Metrics
@@ -51,7 +53,12 @@ def _check_url(url: str, schemes: tuple[str, ...], flag: str, example: str) -> s
 
 def _store(config: SignalerConfig, hasher: PasswordHasher) -> CommunityStore:
     if not config.postgres_url.strip():
-        return MemoryStore(hasher)
+        state_file = config.state_file.strip()
+        return MemoryStore(Path(state_file) if state_file else None, config.state_grace)
+    if config.state_file.strip():
+        raise ConfigurationError(
+            "--state is for in-memory communities: PostgreSQL keeps them by itself"
+        )
     url = _check_url(
         config.postgres_url.strip(),
         ("postgres", "postgresql"),
@@ -117,6 +124,7 @@ class Signaler:
             management=ManagementAPI(self.store, self.broker, self._auth),
             operations=OperationsAPI(self.store, self.broker, self.relay, self.metrics),
             metrics=self.metrics,
+            sources=SourceLimit(self.config.max_source_connections),
         )
         self._server: asyncio.Server | None = None
 
@@ -160,6 +168,7 @@ class Signaler:
         """Graceful shutdown: stop listening, say goodbye to members, let counts settle."""
         if self._server is not None:
             self._server.close()
+        self.store.draining()
         for member in self.relay.members():
             if isinstance(member, WebSocketMember):
                 member.close(1001, "signaler shutting down")
@@ -173,6 +182,7 @@ class Signaler:
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), _SHUTDOWN_GRACE)
+        self._services.report_drops()
         if self._auth is not None:
             await self._auth.close()
         await self.broker.close()

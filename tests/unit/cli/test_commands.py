@@ -240,6 +240,7 @@ def test_manager_rejects_a_bad_remote_address() -> None:
         (("--oidc-issuer", "https://issuer/"), {}, "OIDC needs both --oidc-issuer"),
         ((), {"OIDC_CLIENT_ID": "x"}, "OIDC needs both"),
         (("--oidc-client-id", "x", "--oidc-issuer", "issuer"), {}, "is not a https:// URL"),
+        (("--state", "s", "--postgres-url", "postgres://h/d"), {}, "--state is for in-memory"),
     ],
 )
 def test_signaler_rejects_bad_backend_settings(
@@ -259,6 +260,9 @@ def test_signaler_rejects_bad_backend_settings(
         ("--cleanup=true",),
         ("--ephemeral-communities=false",),
         ("--heartbeat", "1m30s"),
+        ("--idle-timeout", "500ms", "--head-timeout", "1m"),
+        ("--max-source-connections", "0"),
+        ("--state-grace", "2m"),
         ("-v", "0"),
     ],
 )
@@ -273,6 +277,9 @@ def test_signaler_accepts_go_style_values(args: tuple[str, ...]) -> None:
         (("--heartbeat", "bogus"), {}, "invalid duration"),
         ((), {"WERON_HEARTBEAT": "bogus"}, "invalid duration"),
         (("--heartbeat", "0"), {}, "must be positive"),
+        (("--idle-timeout", "0s"), {}, "must be positive"),
+        ((), {"WERON_HEAD_TIMEOUT": "soon"}, "invalid duration"),
+        (("--max-source-connections", "-1"), {}, "--max-source-connections"),
         (("--cleanup=maybe",), {}, "--cleanup"),
     ],
 )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -16,7 +15,8 @@ from weron.signaler.auth import BasicAuth
 from weron.signaler.broker import RelayedMessage
 from weron.signaler.broker.local import LocalBroker
 from weron.signaler.management import HTTPResponse, ManagementAPI, render_response
-from weron.signaler.passwords import PasswordHasher
+from weron.signaler.passwords import PasswordCheckBusyError
+from weron.signaler.store import Community, StoreUnavailableError
 from weron.signaler.store.memory import MemoryStore
 
 ADMIN = "Basic " + base64.b64encode(b"admin:api-secret").decode("ascii")
@@ -35,10 +35,8 @@ class RecordingSink:
 
 
 @pytest.fixture
-def store() -> Iterator[MemoryStore]:
-    hasher = PasswordHasher(rounds=4)
-    yield MemoryStore(hasher)
-    hasher.close()
+def store() -> MemoryStore:
+    return MemoryStore()
 
 
 @pytest.fixture
@@ -223,15 +221,43 @@ def test_text_response_ends_with_newline() -> None:
     assert response.content_type == "text/plain; charset=utf-8"
 
 
-async def test_create_when_bcrypt_is_saturated_is_503() -> None:
-    hasher = PasswordHasher(rounds=4, max_pending=1)
-    try:
-        api = ManagementAPI(MemoryStore(hasher), LocalBroker(), BasicAuth("admin", "api-secret"))
-        in_flight = asyncio.ensure_future(hasher.hash("someone else's new community"))
-        await asyncio.sleep(0)
-        response = await api.handle("POST", "/?community=c&password=pw", ADMIN)
-        assert response.status is HTTPStatus.SERVICE_UNAVAILABLE
-        await in_flight
-        assert body_json(await api.handle("POST", "/?community=c&password=pw", ADMIN))
-    finally:
-        hasher.close()
+class FailingStore(MemoryStore):
+    """Fails every create and list as a busy bcrypt queue or an unreachable database would."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__()
+        self.failure = failure
+
+    async def create(self, community: str, password: str, source: str = "") -> Community:
+        raise self.failure
+
+    async def list(self) -> list[Community]:
+        raise self.failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (PasswordCheckBusyError(), b"too many password checks"),
+        (StoreUnavailableError("cannot use PostgreSQL: gone"), b"store unavailable: cannot use"),
+    ],
+)
+async def test_create_busy_or_unavailable_is_503(failure: Exception, reason: bytes) -> None:
+    api = ManagementAPI(FailingStore(failure), LocalBroker(), BasicAuth("admin", "api-secret"))
+    response = await api.handle("POST", "/?community=c&password=pw", ADMIN)
+    assert response.status is HTTPStatus.SERVICE_UNAVAILABLE
+    assert reason in response.body
+
+
+async def test_list_while_store_unavailable_is_503() -> None:
+    failure = StoreUnavailableError("cannot use PostgreSQL: gone")
+    api = ManagementAPI(FailingStore(failure), LocalBroker(), BasicAuth("admin", "api-secret"))
+    response = await api.handle("GET", "/", ADMIN)
+    assert response.status is HTTPStatus.SERVICE_UNAVAILABLE
+
+
+@pytest.mark.parametrize("name", ["a%1Bb", "nul%00", "cr%0D%0Alf", "del%7F", "c1%C2%9B"])
+async def test_create_with_control_character_is_400(api: ManagementAPI, name: str) -> None:
+    response = await api.handle("POST", f"/?community={name}&password=pw", ADMIN)
+    assert response.status is HTTPStatus.BAD_REQUEST
+    assert b"control character" in response.body

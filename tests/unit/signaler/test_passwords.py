@@ -9,8 +9,10 @@ import bcrypt
 import pytest
 
 from weron.signaler.passwords import (
+    KeyedVerifier,
     PasswordCheckBusyError,
     PasswordHasher,
+    PasswordNULError,
     PasswordTooLongError,
 )
 
@@ -116,3 +118,45 @@ async def test_new_hashes_share_the_bound_with_checks() -> None:
         assert bcrypt.checkpw(b"new community", await hasher.hash("new community"))
     finally:
         hasher.close()
+
+
+async def test_a_flooding_source_cannot_starve_another() -> None:
+    """One worker: the flood's queued checks wait behind the honest source's, and the flood is
+    refused beyond its own share while the honest source still gets in."""
+    hasher = PasswordHasher(rounds=4, workers=1, max_pending=64, max_pending_per_source=4)
+    try:
+        hashed = foreign_hash(b"secret")
+        finished: list[str] = []
+
+        async def check(password: str, source: str) -> None:
+            await hasher.verify(password, hashed, source)
+            finished.append(source)
+
+        flood = [asyncio.ensure_future(check(f"guess {n}", "flood")) for n in range(4)]
+        await asyncio.sleep(0)
+        with pytest.raises(PasswordCheckBusyError):
+            await hasher.verify("guess 5", hashed, "flood")
+        honest = asyncio.ensure_future(check("secret", "honest"))
+        await asyncio.gather(*flood, honest)
+        # Behind the flood's running job and at most one more of its turns, not its queue.
+        assert finished.index("honest") <= 2
+        assert finished[-1] == "flood"
+    finally:
+        hasher.close()
+
+
+async def test_nul_in_password_is_refused(hasher: PasswordHasher) -> None:
+    with pytest.raises(PasswordNULError):
+        await hasher.hash("a\x00b")
+
+
+def test_keyed_verifier() -> None:
+    verifier = KeyedVerifier(b"k" * 32)
+    made = verifier.make("c", "pw")
+    assert verifier.matches("c", "pw", made)
+    assert not verifier.matches("c", "PW", made)
+    assert not verifier.matches("d", "pw", made)  # bound to its community
+    assert not KeyedVerifier(b"x" * 32).matches("c", "pw", made)  # and to its key
+    assert b"pw" not in made
+    with pytest.raises(PasswordTooLongError):
+        verifier.make("c", "x" * 73)  # the same limits as bcrypt, in every store

@@ -1,13 +1,14 @@
 """Where communities live: the persistence interface the signaler is written against.
 
-Two stores implement it: :mod:`.memory` (the default, one process) and :mod:`.postgres` (several
-signaler instances sharing one database). Every store checks passwords through
-:class:`weron.signaler.passwords.PasswordHasher`, never by itself.
+Two stores implement it: :mod:`.memory` (the default, one process; keyed HMAC verifiers) and
+:mod:`.postgres` (several signaler instances sharing one database; bcrypt through
+:class:`weron.signaler.passwords.PasswordHasher`). ``source`` names who asks (the client's
+address), so that the bcrypt work is shared fairly between sources.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from weron.community import Community
@@ -28,10 +29,12 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Membership:
     """Proof of one join; ``generation`` tells apart a community from a later one of the same id,
-    so that leaving a deleted (and since re-created) community cannot decrement the new one."""
+    so that leaving a deleted (and since re-created) community cannot decrement the new one;
+    ``token`` names the join in a shared store, so that a retried count change applies once."""
 
     community: str
     generation: int
+    token: int = field(default=0, compare=False)
 
 
 class StoreError(Exception):
@@ -79,13 +82,19 @@ class CommunityStore(Protocol):
         """Undo what crashed signaler instances left behind (``--cleanup``): their members'
         client counts, and the ephemeral communities only they kept alive."""
 
-    async def join(self, community: str, password: str, *, ephemeral: bool) -> Membership:
+    def draining(self) -> None:
+        """The signaler is shutting down: members leave now because it goes, so keep what a
+        restart should find (the in-memory store with a state file keeps their communities)."""
+
+    async def join(
+        self, community: str, password: str, *, ephemeral: bool, source: str = ""
+    ) -> Membership:
         """Count one more client, creating an ephemeral community if allowed and needed."""
 
     async def leave(self, membership: Membership) -> None:
         """Count one client less; an ephemeral community goes away with its last client."""
 
-    async def create(self, community: str, password: str) -> Community:
+    async def create(self, community: str, password: str, source: str = "") -> Community:
         """Create a persistent community."""
 
     async def delete(self, community: str) -> None:

@@ -8,6 +8,10 @@ lives (the server drops it once it notices the instance's connection is gone: at
 crash on a live host, SIGKILL included), so ``--cleanup`` can tell the counts of crashed
 instances from those of running ones and remove only the former. A join of a community this
 instance knows is one statement (``_known``).
+
+Every join also leaves a row in ``memberships`` under a random token, which its leave deletes:
+a count change whose connection broke before the answer came (a restarting database) is retried
+with the same token, and applies once whether or not the first attempt had committed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import asyncio
 import collections
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Final
 
 import psycopg
@@ -48,6 +52,10 @@ _LEASE_CHECK_INTERVAL: Final = 5.0
 _POOL_MAX: Final = 10
 _KNOWN_COMMUNITIES: Final = 65_536
 _POOL_WAIT: Final = 5.0  # a join or leave waits this long for a connection, then fails
+_API_WAIT: Final = 2.0  # a management request, this long: then it answers 503 with the reason
+_JOIN_RETRY_FOR: Final = 5.0  # a join retries this long while the database is unreachable
+_LEAVE_RETRY_FOR: Final = 600.0  # a leave, this long: a lost leave keeps a count forever
+_RETRY_BACKOFF: Final = (0.1, 2.0)  # first and longest pause between retries, doubling
 
 # Versioned migrations, applied in order on start; never edit one that has shipped, add one.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -70,21 +78,44 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX instance_clients_community ON instance_clients (community);
     """,
+    # 2: one row per counted client, so that retried count changes apply once.
+    """
+    CREATE TABLE memberships (
+        token bigint PRIMARY KEY,
+        instance bigint NOT NULL,
+        community text NOT NULL REFERENCES communities (id) ON DELETE CASCADE,
+        generation bigint NOT NULL
+    );
+    CREATE INDEX memberships_community ON memberships (community);
+    CREATE INDEX memberships_instance ON memberships (instance);
+    """,
 )
 
 _SELECT: Final = "SELECT password, generation FROM communities WHERE id = %(id)s"
 
-# Lock order everywhere: the communities row first, then the instance_clients row.
+# Lock order: the memberships row (a token only one join uses), then the communities row, then
+# the instance_clients row. The membership goes in first and with ON CONFLICT, so that a retry
+# racing its own first attempt waits for it and then counts nothing. A row comes back if the
+# client is counted, by this attempt or an earlier one.
 _JOIN_EXISTING: Final = """
-WITH c AS (
-    UPDATE communities SET clients = clients + 1
+WITH m AS (
+    INSERT INTO memberships (token, instance, community, generation)
+    SELECT %(token)s, %(instance)s, id, generation FROM communities
     WHERE id = %(id)s AND generation = %(generation)s
+    FOR KEY SHARE  -- waits for a concurrent delete, then skips the row instead of failing
+    ON CONFLICT (token) DO NOTHING
+    RETURNING community
+), c AS (
+    UPDATE communities SET clients = clients + 1
+    WHERE id IN (SELECT community FROM m) AND generation = %(generation)s
     RETURNING id
+), i AS (
+    INSERT INTO instance_clients (instance, community, generation, clients)
+    SELECT %(instance)s, id, %(generation)s, 1 FROM c
+    ON CONFLICT (instance, community) DO UPDATE SET clients = instance_clients.clients + 1
+    RETURNING 1
 )
-INSERT INTO instance_clients (instance, community, generation, clients)
-SELECT %(instance)s, id, %(generation)s, 1 FROM c
-ON CONFLICT (instance, community) DO UPDATE SET clients = instance_clients.clients + 1
-RETURNING clients
+SELECT 1 FROM c UNION ALL SELECT 1 FROM memberships WHERE token = %(token)s
 """
 
 _JOIN_NEW: Final = """
@@ -93,21 +124,28 @@ WITH c AS (
     VALUES (%(id)s, %(password)s, 1, false, nextval('community_generations'))
     ON CONFLICT (id) DO NOTHING
     RETURNING id, generation
+), m AS (
+    INSERT INTO memberships (token, instance, community, generation)
+    SELECT %(token)s, %(instance)s, id, generation FROM c
+    RETURNING 1
+), i AS (
+    INSERT INTO instance_clients (instance, community, generation, clients)
+    SELECT %(instance)s, id, generation, 1 FROM c
+    RETURNING 1
 )
-INSERT INTO instance_clients (instance, community, generation, clients)
-SELECT %(instance)s, id, generation, 1 FROM c
-RETURNING generation
+SELECT generation FROM c
 """
 
-# Only a client this instance counted can leave through it: after a cleanup that took this
-# instance for dead (its connection was cut), its late leaves change nothing.
+# A leave deletes its join's membership and counts only if there was one: a retried leave, or
+# the late leave of an instance a cleanup took for dead (its connection was cut), changes nothing.
 _LEAVE: Final = """
-WITH c AS (
+WITH m AS (
+    DELETE FROM memberships WHERE token = %(token)s AND instance = %(instance)s
+    RETURNING community, generation
+), c AS (
     UPDATE communities SET clients = clients - 1
-    WHERE id = %(id)s AND generation = %(generation)s AND clients > 0 AND EXISTS (
-        SELECT 1 FROM instance_clients
-        WHERE instance = %(instance)s AND community = %(id)s AND clients > 0
-    )
+    FROM m
+    WHERE id = m.community AND communities.generation = m.generation AND clients > 0
     RETURNING id, clients, persistent
 ), i AS (
     UPDATE instance_clients SET clients = instance_clients.clients - 1
@@ -118,9 +156,12 @@ WITH c AS (
 SELECT clients, persistent FROM c
 """
 
+# An ephemeral community nobody is counted in is garbage, whatever its generation: this also
+# serves leaves that cannot know it (a retried one, the undoing of a failed join).
 _REMOVE_IF_EMPTY: Final = """
-DELETE FROM communities
-WHERE id = %(id)s AND generation = %(generation)s AND clients = 0 AND NOT persistent
+DELETE FROM communities c
+WHERE id = %(id)s AND clients = 0 AND NOT persistent
+  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.community = c.id)
 """
 
 _CREATE: Final = """
@@ -145,6 +186,10 @@ WITH live AS (
     )
     ORDER BY id
     FOR UPDATE
+), gone AS (
+    DELETE FROM memberships
+    WHERE instance NOT IN (SELECT instance FROM live)
+      AND community IN (SELECT id FROM locked)
 ), dead AS (
     DELETE FROM instance_clients
     WHERE instance NOT IN (SELECT instance FROM live)
@@ -163,6 +208,24 @@ DELETE FROM communities c
 WHERE NOT persistent AND clients = 0
   AND NOT EXISTS (SELECT 1 FROM instance_clients i WHERE i.community = c.id AND i.clients > 0)
 """
+
+
+class _Backoff:
+    """Pauses between retries, doubling, until ``duration`` has passed."""
+
+    def __init__(self, duration: float) -> None:
+        self._deadline = asyncio.get_running_loop().time() + duration
+        self._pause = _RETRY_BACKOFF[0]
+
+    async def pause(self, open_: bool) -> bool:
+        """Wait before the next attempt; ``False`` when there is none (time is up, or the store
+        is closed)."""
+        loop = asyncio.get_running_loop()
+        if not open_ or loop.time() + self._pause > self._deadline:
+            return False
+        await asyncio.sleep(self._pause)
+        self._pause = min(self._pause * 2, _RETRY_BACKOFF[1])
+        return True
 
 
 def _unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
@@ -184,6 +247,7 @@ class PostgresStore:
         # count only changes if the generation still matches, so a stale entry costs a retry.
         self._known: collections.OrderedDict[str, tuple[bytes, int]] = collections.OrderedDict()
         self.instance = 0  # this instance's id in instance_clients, chosen on open
+        self._background: set[asyncio.Task[None]] = set()
 
     # Lifecycle
 
@@ -197,6 +261,8 @@ class PostgresStore:
                 min_size=1,
                 max_size=_POOL_MAX,
                 timeout=_POOL_WAIT,
+                # A connection the database dropped (a restart) is replaced, not handed out.
+                check=AsyncConnectionPool.check_connection,
                 kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT},
                 open=False,
                 name="weron-store",
@@ -210,7 +276,12 @@ class PostgresStore:
         )
         log.info("Using PostgreSQL", url=redact_url(self._url), instance=self.instance)
 
+    def draining(self) -> None:
+        return None
+
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self._lease_task is not None:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -268,18 +339,23 @@ class PostgresStore:
                 log.warning("Cannot reconnect to PostgreSQL yet", error=str(exc))
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled connection; the database being out of reach is a StoreUnavailableError."""
+    async def _connection(
+        self, wait: float = _POOL_WAIT
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection within ``wait`` seconds; the database being out of reach is a
+        StoreUnavailableError."""
         if self._pool is None:
             raise StoreUnavailableError("the PostgreSQL store is not open")
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=wait) as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise _unavailable(self._url, exc) from None
 
-    async def _fetchone(self, query: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        async with self._connection() as conn:
+    async def _fetchone(
+        self, query: Any, params: dict[str, Any], wait: float = _POOL_WAIT
+    ) -> tuple[Any, ...] | None:
+        async with self._connection(wait) as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchone()
 
@@ -303,7 +379,25 @@ class PostgresStore:
                 log.debug("Cleanup met a concurrent join or leave, retrying", attempt=attempt)
         raise StoreUnavailableError("cleanup kept deadlocking with concurrent joins")
 
-    async def join(self, community: str, password: str, *, ephemeral: bool) -> Membership:
+    async def join(
+        self, community: str, password: str, *, ephemeral: bool, source: str = ""
+    ) -> Membership:
+        token = secrets.randbits(63)
+        backoff = _Backoff(_JOIN_RETRY_FOR)
+        while True:
+            try:
+                return await self._join(community, password, ephemeral, source, token)
+            except StoreUnavailableError as exc:
+                if not await backoff.pause(self._pool is not None):
+                    # The count may have changed before the connection broke: undo it, if so.
+                    self._spawn(self.leave(Membership(community, 0, token)), "undo a join")
+                    raise
+                log.debug("PostgreSQL unavailable, retrying a join", error=str(exc))
+
+    async def _join(
+        self, community: str, password: str, ephemeral: bool, source: str, token: int
+    ) -> Membership:
+        """One attempt; every statement in it is safe to repeat under the same ``token``."""
         while True:
             known = self._known.get(community)
             cached = known is not None
@@ -312,44 +406,52 @@ class PostgresStore:
                 if row is None:
                     if not ephemeral:
                         raise EphemeralCommunitiesDisabledError(community)
-                    membership = await self._create_ephemeral(community, password)
+                    membership = await self._create_ephemeral(community, password, source, token)
                     if membership is None:
                         continue  # created elsewhere meanwhile: check against that one
                     return membership
                 known = (row[0].encode("ascii"), row[1])
                 self._remember(community, known)
             stored_hash, generation = known
-            if not await self._hasher.verify(password, stored_hash):
+            if not await self._hasher.verify(password, stored_hash, source):
                 if cached:
                     self._known.pop(community, None)  # maybe replaced since: ask the database
                     continue
                 raise WrongPasswordError(community)
             counted = await self._fetchone(
                 _JOIN_EXISTING,
-                {"id": community, "generation": generation, "instance": self.instance},
+                {
+                    "id": community,
+                    "generation": generation,
+                    "instance": self.instance,
+                    "token": token,
+                },
             )
             if counted is not None:
-                return Membership(community, generation)
+                return Membership(community, generation, token)
             self._known.pop(community, None)  # deleted or replaced: start over
 
-    async def _create_ephemeral(self, community: str, password: str) -> Membership | None:
+    async def _create_ephemeral(
+        self, community: str, password: str, source: str, token: int
+    ) -> Membership | None:
         """Create ``community`` with one client; ``None`` if it exists by now."""
         if await self._gate.wait(community):
             return None
         async with self._gate.creating(community):
-            password_hash = await self._hasher.hash(password)
+            password_hash = await self._hasher.hash(password, source)
             created = await self._fetchone(
                 _JOIN_NEW,
                 {
                     "id": community,
                     "password": password_hash.decode("ascii"),
                     "instance": self.instance,
+                    "token": token,
                 },
             )
         if created is None:
             return None
         self._remember(community, (password_hash, created[0]))
-        return Membership(community, created[0])
+        return Membership(community, created[0], token)
 
     def _remember(self, community: str, known: tuple[bytes, int]) -> None:
         self._known[community] = known
@@ -358,37 +460,58 @@ class PostgresStore:
             self._known.popitem(last=False)
 
     async def leave(self, membership: Membership) -> None:
-        params = {
-            "id": membership.community,
-            "generation": membership.generation,
-            "instance": self.instance,
-        }
-        async with self._connection() as conn:
-            cursor = await conn.execute(_LEAVE, params)
-            row = await cursor.fetchone()
-            if row is not None and row[0] == 0 and not row[1]:
-                await conn.execute(_REMOVE_IF_EMPTY, params)
+        params = {"token": membership.token, "instance": self.instance}
+        backoff = _Backoff(_LEAVE_RETRY_FOR)
+        retried = False
+        while True:
+            try:
+                async with self._connection() as conn:
+                    cursor = await conn.execute(_LEAVE, params)
+                    row = await cursor.fetchone()
+                    # Retried, the leave may have counted already: remove an empty ephemeral
+                    # community anyway (the statement checks that it is).
+                    if retried or (row is not None and row[0] == 0 and not row[1]):
+                        await conn.execute(_REMOVE_IF_EMPTY, {"id": membership.community})
+                return
+            except StoreUnavailableError as exc:
+                if not await backoff.pause(self._pool is not None):
+                    raise
+                if not retried:
+                    log.info("PostgreSQL unavailable, retrying a leave", error=str(exc))
+                retried = True
 
-    async def create(self, community: str, password: str) -> Community:
-        if await self._fetchone(_SELECT, {"id": community}) is not None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("Could not undo a join that failed", error=str(exc))
+
+    async def create(self, community: str, password: str, source: str = "") -> Community:
+        if await self._fetchone(_SELECT, {"id": community}, _API_WAIT) is not None:
             raise CommunityExistsError(community)
-        password_hash = await self._hasher.hash(password)
+        password_hash = await self._hasher.hash(password, source)
         created = await self._fetchone(
-            _CREATE, {"id": community, "password": password_hash.decode("ascii")}
+            _CREATE, {"id": community, "password": password_hash.decode("ascii")}, _API_WAIT
         )
         if created is None:
             raise CommunityExistsError(community)
         return Community(community, 0, True)
 
     async def delete(self, community: str) -> None:
+        if "\0" in community:
+            raise CommunityNotFoundError(community)  # text cannot hold NUL: no such row
         deleted = await self._fetchone(
-            "DELETE FROM communities WHERE id = %(id)s RETURNING id", {"id": community}
+            "DELETE FROM communities WHERE id = %(id)s RETURNING id", {"id": community}, _API_WAIT
         )
         if deleted is None:
             raise CommunityNotFoundError(community)
 
     async def list(self) -> list[Community]:
-        async with self._connection() as conn:
+        async with self._connection(_API_WAIT) as conn:
             cursor = await conn.execute(
                 "SELECT id, clients, persistent FROM communities ORDER BY id"
             )
