@@ -79,3 +79,33 @@ async def test_reconnects_after_the_signaler_restarts(tmp_path: Path) -> None:
     finally:
         signaler.stop()
     assert sessions == 2
+
+
+async def test_a_refused_rejoin_is_retried_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a restart of an in-memory signaler, a squatter owns the community with another
+    password: a member keeps trying (and says why) instead of leaving for good, and gets back
+    in once the squatter is gone. A first join with a wrong password still fails at once."""
+    signaler = start_signaler(tmp_path)
+    member = client(signaler.ws_url, timeout=0.5)
+    squatter = client(signaler.ws_url, password="squatted", timeout=0.5)
+    sessions = 0
+    try:
+        async with asyncio.timeout(30):
+            async for session in member.sessions():
+                sessions += 1
+                if sessions == 2:
+                    break
+                await asyncio.to_thread(signaler.stop)
+                async for _ in session:  # ends when the connection drops
+                    pass
+                signaler = start_signaler(tmp_path, port=signaler.port)
+                await squatter.connect()  # before the member's next attempt
+                loop = asyncio.get_running_loop()
+                loop.call_later(2, lambda: asyncio.ensure_future(squatter.close()))
+    finally:
+        signaler.stop()
+    assert sessions == 2
+    refusals = [r for r in caplog.records if "refused our password on rejoining" in r.getMessage()]
+    assert refusals and all(record.levelname == "WARNING" for record in refusals)
