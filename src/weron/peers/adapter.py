@@ -300,6 +300,10 @@ class Adapter:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
+    def negotiating(self) -> int:
+        """How many connections are being negotiated now (not yet connected)."""
+        return self.core.negotiating()
+
     def drop(self, peer_id: str) -> None:
         """The connection to ``peer_id`` stopped answering: offer again beside it."""
         self.carry(self.core.drop(peer_id, self.now()))

@@ -62,6 +62,7 @@ class NamedAdapter:
         self._views: dict[str, negotiation.PeerNames] = {}  # by peer UUID
         self._held: dict[str, list[Peer]] = {}  # data channels waiting for names
         self._claim_timer: asyncio.TimerHandle | None = None
+        self._claim_due = 0.0  # when the claim timer was meant to fire
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -103,16 +104,31 @@ class NamedAdapter:
             my_id = await self._adapter.next_id()
             if self._negotiation.name is None:
                 log.debug("Negotiating a name", id=my_id)
-                self._restart_claim_timer()
+                # As the original: --timeout + --kicks after reaching the signaler, so that the
+                # members already there are connected and can make us back off or kick us.
+                self._restart_claim_timer(self._config.timeout + self._kicks)
             else:
                 log.info("Connected to signaler", id=self._negotiation.name)
 
-    def _restart_claim_timer(self) -> None:
+    def _restart_claim_timer(self, delay: float | None = None) -> None:
         if self._claim_timer is not None:
             self._claim_timer.cancel()
-        self._claim_timer = asyncio.get_running_loop().call_later(self._kicks, self._claim)
+        loop = asyncio.get_running_loop()
+        delay = self._kicks if delay is None else delay
+        self._claim_due = loop.time() + delay
+        self._claim_timer = loop.call_later(delay, self._claim)
 
     def _claim(self) -> None:
+        """Claim a name, but not while connections to members are still being negotiated
+        (a crowd that starts together takes longer than --kicks to connect, and a member we
+        are not connected to yet can neither make us back off nor kick us): wait for them, up
+        to --timeout longer."""
+        loop = asyncio.get_running_loop()
+        negotiating = self._adapter.negotiating()
+        if negotiating and loop.time() < self._claim_due + self._config.timeout:
+            log.trace("Claim waits for connections", negotiating=negotiating)
+            self._claim_timer = loop.call_later(min(0.25, self._kicks), self._claim)
+            return
         try:
             name = self._negotiation.claim()
         except negotiation.AllNamesClaimedError as exc:
