@@ -209,6 +209,7 @@ def test_an_ice_failure_is_a_warning_and_is_retried(network: Network) -> None:
     assert warning["local_candidates"] == ["host"], warning
     for host in hosts:
         _block_udp(lab, host, blocked=False)
+    second.wait_for("Connected to signaler")  # its address, claimed alone meanwhile
     (address,) = second.addresses(4)
     deadline = time.monotonic() + 30  # the retry comes within the backoff (3 s, then 6 s)
     while not first.ping(address, count=1):

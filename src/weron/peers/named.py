@@ -63,6 +63,7 @@ class NamedAdapter:
         self._held: dict[str, list[Peer]] = {}  # data channels waiting for names
         self._claim_timer: asyncio.TimerHandle | None = None
         self._claim_due = 0.0  # when the claim timer was meant to fire
+        self._waited_for_connections = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -125,9 +126,17 @@ class NamedAdapter:
         to --timeout longer."""
         loop = asyncio.get_running_loop()
         negotiating = self._adapter.negotiating()
-        if negotiating and loop.time() < self._claim_due + self._config.timeout:
+        in_time = loop.time() < self._claim_due + self._config.timeout
+        if negotiating and in_time:
             log.trace("Claim waits for connections", negotiating=negotiating)
+            self._waited_for_connections = True
             self._claim_timer = loop.call_later(min(0.25, self._kicks), self._claim)
+            return
+        if self._waited_for_connections and in_time:
+            # The new connections' members greet us now: give them --kicks to make us back
+            # off (members that waited for the same connections would all claim at once).
+            self._waited_for_connections = False
+            self._restart_claim_timer()
             return
         try:
             name = self._negotiation.claim()
