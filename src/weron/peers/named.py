@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
@@ -20,6 +20,9 @@ from weron.signaling import names as negotiation
 from weron.webrtc import Backend, ChannelClosedError
 
 log = get_logger(__name__)
+# The shortest time a claim waits for connections still being negotiated: ten members starting
+# together on a busy two-core machine took more than 5 s to connect.
+_CONNECTIONS_WAIT: Final = 15.0
 
 
 class NamedAdapter:
@@ -123,10 +126,10 @@ class NamedAdapter:
         """Claim a name, but not while connections to members are still being negotiated
         (a crowd that starts together takes longer than --kicks to connect, and a member we
         are not connected to yet can neither make us back off nor kick us): wait for them, up
-        to --timeout longer."""
+        to --timeout (at least 15 s) longer, so that a flood cannot hold our name back."""
         loop = asyncio.get_running_loop()
         negotiating = self._adapter.negotiating()
-        in_time = loop.time() < self._claim_due + self._config.timeout
+        in_time = loop.time() < self._claim_due + max(self._config.timeout, _CONNECTIONS_WAIT)
         if negotiating and in_time:
             log.trace("Claim waits for connections", negotiating=negotiating)
             self._waited_for_connections = True
