@@ -34,7 +34,7 @@ import sys
 from weron.apps.vpn_ethernet import FRAME_CHANNEL, FRAME_CHANNEL_OPTIONS
 from weron.apps.vpn_ip import ID_CHANNEL, PACKET_CHANNEL, PACKET_CHANNEL_OPTIONS
 from weron.log import configure
-from weron.net.packets import format_mac, parse_mac
+from weron.net.packets import format_mac, internet_checksum, parse_mac
 from weron.peers import Peer
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.signaling import names
@@ -44,21 +44,13 @@ from weron.webrtc.backends import load_backend
 _EXPERIMENTAL_ETHERTYPE = b"\x88\xb5"  # IEEE 802 local experimental
 
 
-def checksum(data: bytes) -> int:
-    data += bytes(len(data) % 2)
-    total = sum(int.from_bytes(data[i : i + 2]) for i in range(0, len(data), 2))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
 def echo_request(source: ipaddress.IPv4Address, destination: ipaddress.IPv4Address) -> bytes:
     icmp = struct.pack("!BBHHH", 8, 0, 0, 0x7E12, 1) + b"hostile"
-    icmp = icmp[:2] + struct.pack("!H", checksum(icmp)) + icmp[4:]
+    icmp = icmp[:2] + struct.pack("!H", internet_checksum(icmp)) + icmp[4:]
     header = struct.pack(
         "!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0, 64, 1, 0, source.packed, destination.packed
     )
-    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
     return header + icmp
 
 

@@ -84,3 +84,14 @@ def parse_mac(text: str) -> bytes:
         return bytes(int(part, 16) for part in parts)
     except ValueError:
         raise ValueError(f"not a MAC address: {text!r} (expected e.g. 3a:f8:de:7b:ef:52)") from None
+
+
+def internet_checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071): 2**16 = 1 modulo 0xFFFF, so the one's-complement
+    sum of 16-bit words is the big number modulo 0xFFFF, computed in C."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = int.from_bytes(data, "big") % 0xFFFF
+    if total == 0 and any(data):
+        total = 0xFFFF
+    return ~total & 0xFFFF

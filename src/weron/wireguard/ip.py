@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from weron.net.packets import internet_checksum
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 UDP: Final = 17
@@ -46,17 +48,6 @@ def overlay_address(public_key: bytes) -> ipaddress.IPv6Address:
     return ipaddress.IPv6Address(b"\xfd" + digest[:15])
 
 
-def _checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071): 2**16 = 1 modulo 0xFFFF, so the one's-complement
-    sum of 16-bit words is the big number modulo 0xFFFF, computed in C."""
-    if len(data) % 2:
-        data += b"\x00"
-    total = int.from_bytes(data, "big") % 0xFFFF
-    if total == 0 and any(data):
-        total = 0xFFFF
-    return ~total & 0xFFFF
-
-
 def build_udp(
     source: IPAddress,
     source_port: int,
@@ -77,13 +68,13 @@ def build_udp(
     else:
         pseudo = source.packed + destination.packed + struct.pack("!I3xB", udp_length, UDP)
     header = _UDP.pack(source_port, destination_port, udp_length, 0)
-    checksum = _checksum(pseudo + header + payload) or 0xFFFF
+    checksum = internet_checksum(pseudo + header + payload) or 0xFFFF
     udp = _UDP.pack(source_port, destination_port, udp_length, checksum) + payload
     if source.version == 6:
         return _IPV6.pack(6 << 28, udp_length, UDP, ttl, source.packed, destination.packed) + udp
     fields = [0x45, 0, IPV4_HEADER_SIZE + udp_length, 0, 0x4000, ttl, UDP, 0]
     ip_header = _IPV4.pack(*fields, source.packed, destination.packed)
-    fields[7] = _checksum(ip_header)
+    fields[7] = internet_checksum(ip_header)
     return _IPV4.pack(*fields, source.packed, destination.packed) + udp
 
 
@@ -115,7 +106,7 @@ def parse_udp(packet: bytes) -> UdpPacket:
     source_port, destination_port, length, checksum = _UDP.unpack_from(segment)
     if length != len(segment):
         raise PacketError(f"UDP length {length} does not match the IP payload ({len(segment)})")
-    if (checksum or version == 6) and _checksum(pseudo + segment) != 0:
+    if (checksum or version == 6) and internet_checksum(pseudo + segment) != 0:
         raise PacketError("UDP checksum mismatch")
     return UdpPacket(source, source_port, destination, destination_port, segment[8:])
 
@@ -129,7 +120,7 @@ def _ipv4_segment(
     total_length = int.from_bytes(packet[2:4], "big")
     if header_length < IPV4_HEADER_SIZE or not header_length <= total_length <= len(packet):
         raise PacketError("IPv4 lengths are inconsistent")
-    if _checksum(packet[:header_length]) != 0:
+    if internet_checksum(packet[:header_length]) != 0:
         raise PacketError("IPv4 header checksum mismatch")
     if packet[9] != UDP:
         raise PacketError(f"IP protocol {packet[9]} is not UDP")
