@@ -166,24 +166,18 @@ class SignalingClient:
         while True:
             try:
                 session = await self.connect()
-            except WrongPasswordError as exc:
-                if not joined:
+            except SignalingError as exc:
+                refused = isinstance(exc, WrongPasswordError)
+                if refused and not joined:
                     raise
                 delay = next(delays)
-                log.warning(
-                    "The signaler refused our password on rejoining, retrying",
-                    reason=str(exc),
-                    retry_in=round(delay, 2),
-                )
-                await asyncio.sleep(delay)
-                continue
-            except SignalingError as exc:
-                delay = next(delays)
                 # A restarting signaler is not worth a warning until it takes longer than the
-                # timeout: peer connections carry on meanwhile.
-                brief = joined and time.monotonic() - lost_at < self._timeout
+                # timeout (peer connections carry on meanwhile); a refused rejoin always is.
+                brief = not refused and joined and time.monotonic() - lost_at < self._timeout
                 (log.info if brief else log.warning)(
-                    "Could not connect to signaler, retrying",
+                    "The signaler refused our password on rejoining, retrying"
+                    if refused
+                    else "Could not connect to signaler, retrying",
                     reason=str(exc),
                     retry_in=round(delay, 2),
                 )
