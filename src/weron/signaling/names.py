@@ -115,11 +115,10 @@ class NameNegotiation:
         conflicts: Callable[[Iterable[str], str], bool] = names_overlap,
         choose: Callable[[Sequence[str]], str] = first,
     ) -> None:
-        self._names = [name for name in names if name.strip()]
         self.timestamp = timestamp
         self._conflicts = conflicts
         self._choose = choose
-        self.candidates: list[str] = list(self._names)
+        self.candidates: list[str] = [name for name in names if name.strip()]
         self.name: str | None = None
 
     def greetings(self) -> list[NameMessage]:
