@@ -77,6 +77,10 @@ class Logger:
     def enabled(self, level: int) -> bool:
         return self._logger.isEnabledFor(level)
 
+    def at(self, level: int, message: str, **fields: Any) -> None:
+        """At a level chosen elsewhere (a pure core's notices carry theirs)."""
+        self._log(level, message, fields)
+
     def trace(self, message: str, **fields: Any) -> None:
         self._log(TRACE, message, fields)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -275,7 +274,7 @@ class Adapter:
                 if link is not None:
                     self._in_background(link.close())
             elif isinstance(action, core.Notice):
-                _log_notice(action)
+                log.at(action.level, action.event, **action.fields)
             elif (link := self._links.get(action.link)) is not None:
                 link.steps.put_nowait(action)
         if actions:
@@ -331,13 +330,3 @@ class Adapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._signaling.close()
-
-
-def _log_notice(notice: core.Notice) -> None:
-    fields = dict(notice.fields)
-    if notice.level >= logging.WARNING:
-        log.warning(notice.event, **fields)
-    elif notice.level >= logging.INFO:
-        log.info(notice.event, **fields)
-    else:
-        log.debug(notice.event, **fields)
