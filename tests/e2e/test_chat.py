@@ -216,9 +216,8 @@ def test_terminal_controls_from_a_peer_are_shown_escaped(
     assert "\x1b" not in "".join(second.lines)
 
 
-@pytest.mark.parametrize("attempt", [1, 2])
 def test_ten_members_started_together_reach_a_full_mesh(
-    signaler: SignalerProcess, chat_factory: StartChat, attempt: int
+    signaler: SignalerProcess, chat_factory: StartChat
 ) -> None:
     """A crowd negotiating at once (many offers, answers and name claims in flight) must never
     leave a member frozen; the time it took is printed for the record."""
@@ -231,4 +230,4 @@ def test_ten_members_started_together_reach_a_full_mesh(
         for other in claimed:
             if other != name:
                 chat.wait_for(f"+{other}@{PRIMARY}", timeout=60)
-    print(f"full mesh of 10 members (attempt {attempt}) in {time.monotonic() - started:.1f} s")
+    print(f"full mesh of 10 members in {time.monotonic() - started:.1f} s")
