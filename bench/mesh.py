@@ -56,11 +56,14 @@ class Member:
             if record.get("channel") == ID_CHANNEL:
                 self.links.setdefault(str(record.get("peer")), time.monotonic())
 
-    def name(self) -> str | None:
-        for _, line in self.lines:
-            if line.endswith("!") and not line.startswith(("+", "-")):
-                return line[:-1].strip()
-        return None
+    def names(self) -> list[str]:
+        """Every name it claimed, in order: one more after each name it gave up to an older
+        member that claimed it at the same time."""
+        return [
+            line[:-1].strip()
+            for _, line in list(self.lines)
+            if line.endswith("!") and not line.startswith(("+", "-"))
+        ]
 
     def sees(self) -> dict[str, float]:
         """Peer name -> when it was first shown as connected."""
@@ -99,9 +102,10 @@ def crowd(raddr: str, size: int, community: str) -> dict[str, float | bool]:
             time.sleep(0.05)
             if connections is None and all(len(m.links) >= size - 1 for m in members):
                 connections = max(max(m.links.values()) for m in members) - started
-            if all(len(m.sees()) >= size - 1 for m in members):
+            if meshed(members):
                 full_mesh = max(max(m.sees().values()) for m in members) - started
-        frozen = sum(1 for m in members if m.name() is None)
+        frozen = sum(1 for m in members if not m.names())
+        renamed = sum(max(len(m.names()) - 1, 0) for m in members)
     finally:
         for member in members:
             member.process.kill()
@@ -112,7 +116,19 @@ def crowd(raddr: str, size: int, community: str) -> dict[str, float | bool]:
         "full_mesh_s": full_mesh if full_mesh is not None else float("nan"),
         "meshed": full_mesh is not None,
         "unnamed_members": frozen,
+        "renamed": renamed,
     }
+
+
+def meshed(members: list[Member]) -> bool:
+    """Every member has a name of its own, and sees every other one under its last name."""
+    last = [m.names()[-1] if m.names() else None for m in members]
+    if None in last or len(set(last)) < len(members):
+        return False
+    return all(
+        m.sees().keys() >= {name for name in last if name != mine}
+        for m, mine in zip(members, last, strict=True)
+    )
 
 
 def main() -> None:
@@ -152,18 +168,22 @@ def main() -> None:
                     "connections_s": links,
                     "full_mesh_s": full,
                     "full_mesh_per_connections": full / links if full and links else None,
+                    "renamed": sum(int(run["renamed"]) for run in runs),
                     "runs": runs,
                 }
             )
     finally:
         signaler.kill()
         signaler.wait()
-    print(f"{'members':>8} {'meshed':>7} {'connections s':>14} {'full mesh s':>12} {'ratio':>6}")
+    print(
+        f"{'members':>8} {'meshed':>7} {'connections s':>14} {'full mesh s':>12} {'ratio':>6} "
+        f"{'renamed':>8}"
+    )
     for row in rows:
         print(
             f"{row['members']:>8} {row['meshed_rounds']:>3}/{row['rounds']:<3} "
             f"{number(row['connections_s']):>14} {number(row['full_mesh_s']):>12} "
-            f"{number(row['full_mesh_per_connections']):>6}"
+            f"{number(row['full_mesh_per_connections']):>6} {row['renamed']:>8}"
         )
     document = json_safe(
         {"mode": "quick" if args.quick else "full", "source": source_revision(), "rows": rows}

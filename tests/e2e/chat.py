@@ -83,7 +83,13 @@ class LineProcess:
                 return self.lines
 
     def name(self, timeout: float = 30.0) -> str:
+        """The first name claimed."""
         return self.wait_for("!", timeout).rstrip("!").strip()
+
+    def names(self) -> list[str]:
+        """Every name claimed so far, in order (a name given up to an older member that
+        claimed it at the same time is followed by another)."""
+        return [line.rstrip("!").strip() for line in self.output() if line.endswith("!")]
 
     def say(self, text: str) -> None:
         assert self.process.stdin is not None

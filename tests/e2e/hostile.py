@@ -8,6 +8,9 @@ Actions:
   forge ID [ID ...]        introductions under other members' ids, every 0.1 s
   kick NAME [NAME ...]     connect to everyone on the chat channels, then kick (and back off)
                            every NAME on each id channel, every 0.1 s, without holding any
+  echo-claims TIMESTAMP    connect to everyone on the chat channels, greet with TIMESTAMP (1:
+                           older than anyone) and no candidate, and answer every `claimed` with
+                           the same claim, as a member that claimed that name at the same time
 
 It runs until killed (the tests stop it), printing "ready" once its work has started.
 """
@@ -51,7 +54,16 @@ async def _kick(peer: Peer, targets: list[str]) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _kick_everyone(args: argparse.Namespace) -> None:
+async def _echo_claims(peer: Peer, timestamp: int) -> None:
+    with contextlib.suppress(ChannelClosedError):
+        await peer.conn.send(names.encode(names.greeting([], timestamp)))
+        while True:
+            for message in names.decode(await peer.conn.receive()):
+                if message.get("type") == "claimed":
+                    await peer.conn.send(names.encode(message))
+
+
+async def _on_every_id_channel(args: argparse.Namespace) -> None:
     adapter = Adapter(
         args.raddr,
         args.community,
@@ -67,7 +79,11 @@ async def _kick_everyone(args: argparse.Namespace) -> None:
     try:
         async for peer in adapter.peers():
             if peer.channel_id == "weron/chat/id":
-                task = asyncio.create_task(_kick(peer, args.targets))
+                if args.action == "kick":
+                    work = _kick(peer, args.targets)
+                else:
+                    work = _echo_claims(peer, int(args.targets[0]))
+                task = asyncio.create_task(work)
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
     finally:
@@ -75,8 +91,8 @@ async def _kick_everyone(args: argparse.Namespace) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    if args.action == "kick":
-        await _kick_everyone(args)
+    if args.action in ("kick", "echo-claims"):
+        await _on_every_id_channel(args)
         return
     client = SignalingClient(args.raddr, args.community, args.password, args.key)
     session = await client.connect()
@@ -91,7 +107,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag in ("--raddr", "--community", "--password", "--key"):
         parser.add_argument(flag, required=True)
-    parser.add_argument("action", choices=["introductions", "forge", "kick"])
+    parser.add_argument("action", choices=["introductions", "forge", "kick", "echo-claims"])
     parser.add_argument("targets", nargs="+")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))

@@ -216,18 +216,37 @@ def test_terminal_controls_from_a_peer_are_shown_escaped(
     assert "\x1b" not in "".join(second.lines)
 
 
+@pytest.mark.parametrize("attempt", [1, 2])
 def test_ten_members_started_together_reach_a_full_mesh(
-    signaler: SignalerProcess, chat_factory: StartChat
+    signaler: SignalerProcess, chat_factory: StartChat, attempt: int
 ) -> None:
     """A crowd negotiating at once (many offers, answers and name claims in flight) must never
-    leave a member frozen; the time it took is printed for the record."""
+    leave a member frozen, nor two members with one name (the younger of two that claim one
+    at the same time claims another); the time it took is printed for the record."""
     names = ",".join(f"user{number}" for number in range(1, 11))
     started = time.monotonic()
     chats = [chat_factory(signaler.ws_url, names=names) for _ in range(10)]
-    claimed = [chat.name(timeout=90) for chat in chats]
+    for chat in chats:
+        chat.name(timeout=90)
+
+    def settled() -> list[str] | None:
+        """Each member's last name, once they are all different and everyone sees them."""
+        claimed = [chat.names()[-1] for chat in chats]
+        if len(set(claimed)) < len(claimed):
+            return None
+        for chat, name in zip(chats, claimed, strict=True):
+            joined = {line[1:].split("@")[0] for line in chat.output() if line.startswith("+")}
+            if not joined >= set(claimed) - {name}:
+                return None
+        return claimed
+
+    deadline = time.monotonic() + 90
+    while (claimed := settled()) is None:
+        assert time.monotonic() < deadline, [chat.names() for chat in chats]
+        time.sleep(0.5)
     assert sorted(claimed) == sorted(names.split(","))
-    for chat, name in zip(chats, claimed, strict=True):
-        for other in claimed:
-            if other != name:
-                chat.wait_for(f"+{other}@{PRIMARY}", timeout=60)
-    print(f"full mesh of 10 members in {time.monotonic() - started:.1f} s")
+    renamed = sum(len(chat.names()) - 1 for chat in chats)
+    print(
+        f"full mesh of 10 members (attempt {attempt}) in {time.monotonic() - started:.1f} s "
+        f"({renamed} renamed)"
+    )

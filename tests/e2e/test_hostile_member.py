@@ -1,5 +1,6 @@
-"""A member with the right key that floods, forges and kicks (tests/e2e/hostile.py) against
-real `weron chat` members: they keep talking, keep their connections and get their names."""
+"""A member with the right key that floods, forges, kicks and echoes claims
+(tests/e2e/hostile.py) against real `weron chat` members: they keep talking, keep their
+connections and get their names."""
 
 from __future__ import annotations
 
@@ -135,3 +136,27 @@ def test_unsolicited_kicks_keep_no_newcomer_from_a_name(
         assert newcomer.name() == "user2"
         connected([first, newcomer])
         talk(newcomer, first, "named despite the kicks")
+
+
+def test_claims_echoed_by_an_older_member_cost_at_most_three_names(
+    signaler: SignalerProcess, chat_factory: StartChat, tmp_path: Path
+) -> None:
+    """A name claimed at the same time by an older member is given up, and peers connect
+    again under the new name; a member echoing every claim gets three names at most."""
+    with hostile(signaler, tmp_path, "echo-claims", "1"):
+        time.sleep(1)
+        members = [
+            chat_factory(signaler.ws_url, names=",".join(f"{who}{n}" for n in range(1, 6)))
+            for who in ("alice", "bob")
+        ]
+        for chat, who in zip(members, ("alice", "bob"), strict=True):
+            chat.wait_for(f"{who}4!", timeout=60)
+        alice, bob = members
+        bob.wait_for(f"+alice4@{PRIMARY}", timeout=30)
+        alice.wait_for(f"+bob4@{PRIMARY}", timeout=30)
+        talk(alice, bob, "named after three rounds")
+        talk(bob, alice, "me too")
+        time.sleep(2)
+        for chat, who in zip(members, ("alice", "bob"), strict=True):
+            assert chat.names() == [f"{who}{n}" for n in range(1, 5)]
+            assert chat.logs().count("claiming another") == 3

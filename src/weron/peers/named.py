@@ -57,13 +57,22 @@ class NamedAdapter:
             self._config,
             announce=False,  # we announce the claimed name instead of the connection's UUID
         )
-        self._negotiation = negotiation.NameNegotiation(names, time.time_ns(), conflicts, choose)
+        self._negotiation = negotiation.NameNegotiation(
+            names,
+            time.time_ns(),
+            conflicts,
+            choose,
+            # The longest a rival's simultaneous claim can take to reach us: the connection to
+            # it may still have been negotiating when we claimed.
+            contest=max(self._config.timeout, _CONNECTIONS_WAIT) + kicks,
+        )
         self._names: asyncio.Queue[str] = asyncio.Queue()
         self._accepted: asyncio.Queue[Peer] = asyncio.Queue()
         self._id_channels: dict[str, Peer] = {}  # by peer UUID
         self._peer_names: dict[str, str] = {}  # peer UUID -> claimed name
         self._views: dict[str, negotiation.PeerNames] = {}  # by peer UUID
         self._held: dict[str, list[Peer]] = {}  # data channels waiting for names
+        self._released: set[str] = set()  # peer UUIDs whose data channels carry their name
         self._claim_timer: asyncio.TimerHandle | None = None
         self._claim_due = 0.0  # when the claim timer was meant to fire
         self._waited_for_connections = False
@@ -142,7 +151,7 @@ class NamedAdapter:
             self._restart_claim_timer()
             return
         try:
-            name = self._negotiation.claim()
+            name = self._negotiation.claim(loop.time())
         except negotiation.AllNamesClaimedError as exc:
             self._failure = exc
             if self._main is not None:
@@ -161,6 +170,7 @@ class NamedAdapter:
         name = self._peer_names.get(peer_id)
         if name is None or self._negotiation.name is None:
             return
+        self._released.add(peer_id)
         for peer in self._held.pop(peer_id, []):
             self._accepted.put_nowait(Peer(name, peer.channel_id, peer.conn))
 
@@ -186,6 +196,7 @@ class NamedAdapter:
             del self._id_channels[peer.peer_id]
             self._peer_names.pop(peer.peer_id, None)
             self._views.pop(peer.peer_id, None)
+            self._released.discard(peer.peer_id)
 
     async def _listen(self, peer: Peer) -> None:
         """Handle the peer's id channel until it closes; a peer that sent keepalives and then
@@ -207,18 +218,42 @@ class NamedAdapter:
             try:
                 messages = negotiation.decode(data)
                 for message in messages:
-                    reaction = self._negotiation.receive(message, view)
+                    now = asyncio.get_running_loop().time()
+                    reaction = self._negotiation.receive(message, view, now)
                     await self._send(peer, reaction.replies)
                     if reaction.back_off:
                         await self._back_off(peer)
+                    if reaction.gave_up is not None:
+                        self._give_up(reaction.gave_up)
                     if reaction.peer_name is not None:
-                        self._peer_names[peer.peer_id] = reaction.peer_name
-                        log.info("Connected to peer", id=reaction.peer_name)
-                        self._release(peer.peer_id)
+                        self._named(peer.peer_id, reaction.peer_name)
                     if reaction.alive or deadline is not None:
                         deadline = asyncio.get_running_loop().time() + self._config.timeout
             except negotiation.NameMessageError as exc:
                 log.info("Ignoring id channel message", peer=peer.peer_id, reason=str(exc))
+
+    def _named(self, peer_id: str, name: str) -> None:
+        """A peer announced its claimed name. One whose channels went out under another name
+        (it gave that one up to an older member) is connected again: its new channels come
+        with the new name."""
+        previous = self._peer_names.get(peer_id)
+        self._peer_names[peer_id] = name
+        if previous == name:
+            return
+        if previous is not None and peer_id in self._released:
+            log.info("Peer changed its name", id=name, previous=previous)
+            self._adapter.drop(peer_id)
+            return
+        log.info("Connected to peer", id=name)
+        self._release(peer_id)
+
+    def _give_up(self, name: str) -> None:
+        """An older member claimed our name at the same time: greet every peer with the
+        remaining candidates and claim one of them after --kicks."""
+        log.warning("Name claimed by an older member at the same time: claiming another", id=name)
+        for peer in list(self._id_channels.values()):
+            self._spawn(self._send(peer, self._negotiation.greetings()), "greeting")
+        self._restart_claim_timer()
 
     async def _back_off(self, peer: Peer) -> None:
         if self._claim_timer is not None:

@@ -1,5 +1,6 @@
 """Name negotiation on the id channel (weron-protocol.md §4), as a state machine without I/O
-or timers: the named adapter feeds it messages and the ``kicks`` timer, and sends its replies.
+or timers: the named adapter feeds it messages, the ``kicks`` timer and the time, and sends
+its replies.
 
 Messages are JSON objects written back to back (Go's ``json.Encoder``: one per line)::
 
@@ -15,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NameMessage = dict[str, Any]
+
+# How often a member gives its name up to a simultaneous older claim: honest races are rare and
+# end after one round; more can only be a member echoing every claim to churn our connections.
+MAX_GIVE_UPS = 3
 
 
 class NameMessageError(ValueError):
@@ -90,10 +95,12 @@ class PeerNames:
     it, so that a member can only push others off names it holds itself (docs/peer-sessions.md).
 
     ``claimed``: the name it announced as ``claimed``. ``older_rival``: it greeted with an
-    older timestamp and a candidate of ours, so it may tell us to back off."""
+    older timestamp and a candidate of ours, so it may tell us to back off. ``timestamp``: its
+    greeting's, which decides who keeps a name both claimed at once."""
 
     claimed: str | None = None
     older_rival: bool = False
+    timestamp: int | None = None
 
 
 @dataclass(slots=True)
@@ -105,21 +112,35 @@ class Reaction:
     back_off: bool = False
     peer_name: str | None = None
     alive: bool = False  # the peer sends keepalives: hold it to them
+    gave_up: str | None = None  # an older member claimed our name too: claim another
 
 
 class NameNegotiation:
+    """One member's claim. Two members whose timers fire together can claim one name (each
+    claims before the other's ``claimed`` arrives); the younger by greeting timestamp then
+    gives it up and claims another, but only within ``contest`` seconds of its claim: later,
+    a name is held for good, so a member that greets with a forged old timestamp cannot push
+    a settled member off its name (it could only have won the race by claiming first), nor
+    more than :data:`MAX_GIVE_UPS` times."""
+
     def __init__(
         self,
         names: Sequence[str],
         timestamp: int,
         conflicts: Callable[[Iterable[str], str], bool] = names_overlap,
         choose: Callable[[Sequence[str]], str] = first,
+        contest: float = 15.0,
     ) -> None:
         self.timestamp = timestamp
         self._conflicts = conflicts
         self._choose = choose
-        self.candidates: list[str] = [name for name in names if name.strip()]
+        self._contest = contest
+        self._names = [name for name in names if name.strip()]
+        self._taken: set[str] = set()  # names peers announced as claimed
+        self.candidates: list[str] = list(self._names)
         self.name: str | None = None
+        self._claimed_at = 0.0
+        self._give_ups = 0
 
     def greetings(self) -> list[NameMessage]:
         """What to send on a new id channel."""
@@ -127,7 +148,7 @@ class NameNegotiation:
             return [greeting(self.candidates, self.timestamp)]
         return [greeting([self.name], self.timestamp), claimed(self.name)]
 
-    def receive(self, message: NameMessage, peer: PeerNames) -> Reaction:
+    def receive(self, message: NameMessage, peer: PeerNames, now: float) -> Reaction:
         """React to ``message`` from the peer whose id channel state is ``peer``."""
         kind = message.get("type")
         reaction = Reaction()
@@ -136,6 +157,7 @@ class NameNegotiation:
             timestamp = message.get("timestamp")
             if not isinstance(ids, dict) or not isinstance(timestamp, int):
                 raise NameMessageError("greeting without ids or timestamp")
+            peer.timestamp = timestamp
             rivals = any(name in self.candidates for name in ids)
             peer.older_rival = rivals and timestamp < self.timestamp
             if rivals and self.name is None and self.timestamp < timestamp:
@@ -159,8 +181,16 @@ class NameNegotiation:
             if not isinstance(name, str):
                 raise NameMessageError("claimed without an id")
             reaction.peer_name = peer.claimed = name
+            self._taken.add(name)
             if self.name is None:  # taken: never claim it
                 self._drop_clashing(name)
+            elif self._yields_to(name, peer, now):
+                reaction.gave_up = self.name
+                self._give_ups += 1
+                self.name = None
+                self.candidates = list(self._names)
+                for taken in self._taken:
+                    self._drop_clashing(taken)
         else:
             raise NameMessageError(f"unknown id channel message type {str(kind)[:32]!r}")
         return reaction
@@ -174,12 +204,26 @@ class NameNegotiation:
             if candidate != name and not self._conflicts([name], candidate)
         ]
 
-    def claim(self) -> str:
+    def _yields_to(self, name: str, peer: PeerNames, now: float) -> bool:
+        """Whether ``peer``, which claimed ``name``, takes our name from us: it clashes with
+        ours, the peer greeted before us, and our claim is still contestable."""
+        assert self.name is not None
+        return (
+            (name == self.name or self._conflicts([name], self.name))
+            and peer.timestamp is not None
+            and peer.timestamp < self.timestamp
+            and now - self._claimed_at <= self._contest
+            and self._give_ups < MAX_GIVE_UPS
+        )
+
+    def claim(self, now: float) -> str:
         """Claim one of the remaining candidates, chosen by ``choose`` (by default the first,
-        in ``names`` order: deterministic). Held for the life of the process: connections,
-        and the name with them, outlive signaler reconnects."""
+        in ``names`` order: deterministic). Held for the life of the process (connections,
+        and the name with them, outlive signaler reconnects) unless an older member claimed
+        it at the same time."""
         if not self.candidates:
             raise AllNamesClaimedError
         self.name = self._choose(self.candidates)
         self.candidates = []
+        self._claimed_at = now
         return self.name

@@ -18,7 +18,7 @@ def exchange(
     view = view if view is not None else names.PeerNames()
     reaction = names.Reaction()
     for message in sender.greetings():
-        reaction = receiver.receive(names.decode(names.encode(message))[0], view)
+        reaction = receiver.receive(names.decode(names.encode(message))[0], view, 0.0)
     return reaction
 
 
@@ -51,16 +51,16 @@ def test_the_older_member_makes_the_younger_back_off_then_kicks_its_name() -> No
     assert reaction.replies == [names.backoff()]
     # the younger never makes the older wait
     assert exchange(older, younger, seen_by_younger).replies == []
-    assert younger.receive(reaction.replies[0], seen_by_younger).back_off
-    assert older.claim() == "user1"
+    assert younger.receive(reaction.replies[0], seen_by_younger, 0.0).back_off
+    assert older.claim(0.0) == "user1"
     # A greeting sent before the claim arrived is kicked; the claim itself drops the name.
-    assert older.receive(names.greeting(["user1", "user2"], 2), names.PeerNames()).replies == [
+    assert older.receive(names.greeting(["user1", "user2"], 2), names.PeerNames(), 0.0).replies == [
         names.kick("user1")
     ]
-    younger.receive(names.claimed("user1"), seen_by_younger)  # sent to all on claiming
-    younger.receive(names.kick("user1"), seen_by_younger)
+    younger.receive(names.claimed("user1"), seen_by_younger, 0.0)  # sent to all on claiming
+    younger.receive(names.kick("user1"), seen_by_younger, 0.0)
     assert exchange(younger, older).replies == []  # greeting again after backing off
-    assert younger.claim() == "user2"
+    assert younger.claim(0.0) == "user2"
 
 
 def test_kicks_count_only_from_the_holder_and_backoffs_only_from_an_older_rival() -> None:
@@ -68,39 +68,41 @@ def test_kicks_count_only_from_the_holder_and_backoffs_only_from_an_older_rival(
     backoffs: it would have to hold the name, or have greeted first for it."""
     newcomer = NameNegotiation(["a", "b"], timestamp=5)
     hostile = names.PeerNames()
-    newcomer.receive(names.greeting(["x"], 9), hostile)  # younger, no shared candidate
+    newcomer.receive(names.greeting(["x"], 9), hostile, 0.0)  # younger, no shared candidate
     for name in ("a", "b"):
-        newcomer.receive(names.kick(name), hostile)
-    assert not newcomer.receive(names.backoff(), hostile).back_off
-    newcomer.receive(names.claimed("x"), hostile)
-    newcomer.receive(names.kick("a"), hostile)  # not the name it claimed
+        newcomer.receive(names.kick(name), hostile, 0.0)
+    assert not newcomer.receive(names.backoff(), hostile, 0.0).back_off
+    newcomer.receive(names.claimed("x"), hostile, 0.0)
+    newcomer.receive(names.kick("a"), hostile, 0.0)  # not the name it claimed
     assert newcomer.candidates == ["a", "b"]
     holder = names.PeerNames()
-    newcomer.receive(names.claimed("a"), holder)
-    newcomer.receive(names.kick("a"), holder)
-    assert newcomer.claim() == "b"
+    newcomer.receive(names.claimed("a"), holder, 0.0)
+    newcomer.receive(names.kick("a"), holder, 0.0)
+    assert newcomer.claim(0.0) == "b"
 
 
 def test_claimed_names_are_announced_and_reported() -> None:
     alice = NameNegotiation(["alice"], timestamp=1)
-    alice.claim()
+    alice.claim(0.0)
     assert alice.greetings() == [names.greeting(["alice"], 1), names.claimed("alice")]
     bob = NameNegotiation(["bob"], timestamp=2)
-    assert bob.receive(names.claimed("alice"), names.PeerNames()).peer_name == "alice"
+    assert bob.receive(names.claimed("alice"), names.PeerNames(), 0.0).peer_name == "alice"
 
 
 def test_no_name_left_is_an_error() -> None:
     member = NameNegotiation(["only"], timestamp=1)
-    member.receive(names.claimed("only"), names.PeerNames())
+    member.receive(names.claimed("only"), names.PeerNames(), 0.0)
     with pytest.raises(AllNamesClaimedError, match="all available names have been claimed"):
-        member.claim()
+        member.claim(0.0)
 
 
 def test_custom_conflict_rule() -> None:
     """The IP VPN kicks when any address overlaps, not only on equal names."""
     member = NameNegotiation(["a"], 1, conflicts=lambda theirs, ours: ours[0] in "".join(theirs))
-    member.claim()
-    assert member.receive(names.greeting(["xa"], 2), names.PeerNames()).replies == [names.kick("a")]
+    member.claim(0.0)
+    assert member.receive(names.greeting(["xa"], 2), names.PeerNames(), 0.0).replies == [
+        names.kick("a")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -114,19 +116,19 @@ def test_custom_conflict_rule() -> None:
 )
 def test_malformed_messages_raise(message: names.NameMessage) -> None:
     with pytest.raises(NameMessageError):
-        NameNegotiation(["a"], 1).receive(message, names.PeerNames())
+        NameNegotiation(["a"], 1).receive(message, names.PeerNames(), 0.0)
 
 
 def test_keepalives_are_understood_and_marked() -> None:
     assert names.encode(names.keepalive()) == b'{"type":"keepalive"}\n'
-    reaction = NameNegotiation(["a"], 1).receive(names.keepalive(), names.PeerNames())
+    reaction = NameNegotiation(["a"], 1).receive(names.keepalive(), names.PeerNames(), 0.0)
     assert reaction.alive and not reaction.replies
 
 
 def test_choose_picks_among_the_remaining_candidates() -> None:
     member = NameNegotiation(["a", "b", "c"], 1, choose=lambda candidates: candidates[-1])
-    member.receive(names.claimed("c"), names.PeerNames())
-    assert member.claim() == "b"
+    member.receive(names.claimed("c"), names.PeerNames(), 0.0)
+    assert member.claim(0.0) == "b"
 
 
 def test_a_kick_drops_every_clashing_candidate() -> None:
@@ -135,5 +137,84 @@ def test_a_kick_drops_every_clashing_candidate() -> None:
 
     member = NameNegotiation(["ab", "bc", "cd", "de"], 1, conflicts=share_a_letter)
     holder = names.PeerNames(claimed="b")
-    member.receive(names.kick("b"), holder)
+    member.receive(names.kick("b"), holder, 0.0)
     assert member.candidates == ["cd", "de"]
+
+
+def claim_together(
+    older: NameNegotiation, younger: NameNegotiation, now: float
+) -> tuple[names.Reaction, names.Reaction]:
+    """Both greeted (neither had connected in time to make the other back off), both claimed,
+    then each one's greeting and claim reach the other: the reactions to the claims."""
+    older_seen, younger_seen = names.PeerNames(), names.PeerNames()
+    younger.receive(names.greeting(older.candidates, older.timestamp), younger_seen, 0.0)
+    older.receive(names.greeting(younger.candidates, younger.timestamp), older_seen, 0.0)
+    older.claim(0.0)
+    younger.claim(0.0)
+    assert older.name is not None and younger.name is not None
+    to_older = older.receive(names.claimed(younger.name), older_seen, now)
+    to_younger = younger.receive(names.claimed(older.name), younger_seen, now)
+    return to_older, to_younger
+
+
+def test_the_younger_of_two_simultaneous_claims_gives_the_name_up() -> None:
+    older = NameNegotiation(["user1", "user2", "user3"], timestamp=1)
+    younger = NameNegotiation(["user1", "user2", "user3"], timestamp=2)
+    third = names.PeerNames()
+    younger.receive(names.claimed("user2"), third, 0.0)  # known to be taken before the claim
+    to_older, to_younger = claim_together(older, younger, now=1.0)
+    assert to_older.gave_up is None and older.name == "user1"
+    assert to_younger.gave_up == "user1" and younger.name is None
+    assert younger.candidates == ["user3"]  # neither the older's name nor the third's
+    assert younger.greetings() == [names.greeting(["user3"], 2)]
+    assert younger.claim(2.0) == "user3"
+
+
+def test_a_name_is_contested_only_just_after_the_claim() -> None:
+    """A member that greets with a forged old timestamp and claims a settled member's name
+    does not push it off: after ``contest`` seconds the name is held for good."""
+    settled = NameNegotiation(["user1"], timestamp=5, contest=15.0)
+    settled.claim(100.0)
+    forger = names.PeerNames()
+    settled.receive(names.greeting(["user1"], 1), forger, 116.0)
+    assert settled.receive(names.claimed("user1"), forger, 116.0).gave_up is None
+    assert settled.name == "user1"
+
+
+def test_equal_or_missing_timestamps_never_take_a_name() -> None:
+    member = NameNegotiation(["a"], timestamp=5)
+    member.claim(0.0)
+    assert member.receive(names.claimed("a"), names.PeerNames(), 0.0).gave_up is None  # no greeting
+    same_age = names.PeerNames()
+    member.receive(names.greeting(["a"], 5), same_age, 0.0)
+    assert member.receive(names.claimed("a"), same_age, 0.0).gave_up is None
+    assert member.name == "a"
+
+
+def test_a_clashing_claim_counts_like_an_equal_one() -> None:
+    """For the IP VPN a rival's claim takes our name when any address overlaps."""
+
+    def share_a_letter(theirs: Iterable[str], ours: str) -> bool:
+        return any(set(ours) & set(name) for name in theirs)
+
+    younger = NameNegotiation(["ab", "cd"], timestamp=2, conflicts=share_a_letter)
+    younger.claim(0.0)
+    older = names.PeerNames()
+    younger.receive(names.greeting(["bx"], 1), older, 0.0)
+    assert younger.receive(names.claimed("bx"), older, 1.0).gave_up == "ab"
+    assert younger.candidates == ["cd"]
+
+
+def test_a_member_echoing_every_claim_takes_no_more_than_three_names() -> None:
+    member = NameNegotiation([f"user{n}" for n in range(1, 10)], timestamp=5)
+    echoer = names.PeerNames()
+    member.receive(names.greeting([], 1), echoer, 0.0)
+    given_up = []
+    for _ in range(5):
+        name = member.claim(0.0)
+        reaction = member.receive(names.claimed(name), echoer, 0.0)
+        if reaction.gave_up is None:
+            break
+        given_up.append(reaction.gave_up)
+    assert given_up == ["user1", "user2", "user3"]
+    assert member.name == "user4"
