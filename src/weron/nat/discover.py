@@ -67,9 +67,11 @@ def local_address_toward(server: Endpoint) -> str:
         return str(probe.getsockname()[0])
 
 
-async def _answered(agent: StunAgent, server: Endpoint, change: int) -> bool:
+async def _answered(
+    agent: StunAgent, server: Endpoint, change: int, other: Endpoint | None
+) -> bool:
     try:
-        await binding(agent, server, change=change)
+        await binding(agent, server, change=change, other=other)
     except StunError:
         return False
     return True
@@ -94,10 +96,10 @@ async def _mapping_tests(server: Endpoint) -> tuple[Endpoint, Endpoint, Behavior
 
 async def _filtering_tests(server: Endpoint) -> tuple[bool, bool]:
     async with stun_socket() as (agent, _):
-        await binding(agent, server)
-        if await _answered(agent, server, CHANGE_IP | CHANGE_PORT):
+        other = (await binding(agent, server)).other
+        if await _answered(agent, server, CHANGE_IP | CHANGE_PORT, other):
             return True, True
-        return False, await _answered(agent, server, CHANGE_PORT)
+        return False, await _answered(agent, server, CHANGE_PORT, other)
 
 
 async def discover(host: str, port: int) -> NatReport:
