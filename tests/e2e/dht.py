@@ -49,3 +49,34 @@ def dht_nodes(count: int = 4) -> Iterator[list[tuple[str, int]]]:
         for session in sessions:
             session.pause()
         sessions.clear()
+
+
+def write_fake_records(nodes: list[tuple[str, int]], room: str, published: list[float]) -> None:
+    """The insider lock: a member with the room key fills the room's slots with records of
+    members that do not exist (slot N published at ``published[N]``), then leaves."""
+    import asyncio
+
+    from weron.nat.paths import Candidate, Kind
+    from weron.rendezvous.card import Card
+    from weron.rendezvous.dht import DhtSession, RoomKeys, seal_record
+    from weron.rendezvous.room import Room, derive
+    from weron.wireguard.crypto import PrivateKey
+
+    keys = RoomKeys.derive(derive(Room.parse(room)))
+
+    async def write() -> None:
+        session = DhtSession(nodes)
+        try:
+            for slot, moment in enumerate(published):
+                fake = Card(PrivateKey.generate().public, (Candidate(Kind.HOST, ("192.0.2.9", 9)),))
+                value = seal_record(keys, slot, fake, moment)
+                for _ in range(10):  # until the routing table knows the nodes
+                    if await session.put(keys, keys.salts[slot], value) > 0:
+                        break
+                    await asyncio.sleep(1)
+                else:
+                    raise AssertionError(f"fake record {slot} was stored on no node")
+        finally:
+            await session.close()
+
+    asyncio.run(write())

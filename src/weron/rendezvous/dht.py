@@ -8,10 +8,10 @@ salt is the associated data, so a record cannot be moved to another slot), so on
 read them. Someone with another key derives another signing key: the items it looks up and
 writes are other items altogether — it can neither find nor forge ours.
 
-A record is a card and an expiry time. Each member owns one slot: the first, starting from one
-its public key picks, that holds no live record of another member; it re-reads the slot before
-every refresh and moves on when another member took it. Every member reads all slots every
-``POLL`` seconds and hands on the cards that are new or changed; expired records are ignored.
+A record is a card and its publication time. Which records count, which slot is ours and when
+to read again are the rules of :mod:`weron.rendezvous.slots`; here one loop reads every slot
+on that schedule, hands on the cards that are new or changed, and publishes our record when
+our slot needs it or every ``REFRESH`` seconds.
 """
 
 from __future__ import annotations
@@ -36,20 +36,24 @@ from weron.log import get_logger
 from weron.nat.discover import local_address_toward, resolve
 from weron.rendezvous.card import Card, CardError, decode_card
 from weron.rendezvous.room import RoomSecrets
+from weron.rendezvous.slots import (
+    REFRESH,
+    SLOTS,
+    PollSchedule,
+    Record,
+    SlotChoice,
+    choose_slot,
+)
 
 if TYPE_CHECKING:
     import libtorrent as lt
 
 log = get_logger(__name__)
 
-SLOTS: Final = 8
-REFRESH: Final = 20.0  # re-publish our record this often
-TTL: Final = 60.0  # a record not refreshed for this long is stale
-POLL: Final = 3.0
 LOOKUP_TIMEOUT: Final = 10.0
 MAX_VALUE: Final = 900  # BEP 44: at most 1000 bytes, bencoding included
 _NONCE: Final = 12
-_EXPIRY: Final = struct.Struct("!Q")
+_PUBLISHED: Final = struct.Struct("!Q")
 
 
 class RecordError(ValueError):
@@ -72,6 +76,9 @@ class RoomKeys:
                 secrets.dht
             )
 
+        # "2": records say when they were published (version 1 said when they expire, and its
+        # members would misread ours): the two versions use distinct keys and never meet.
+
         seed = expand("signing seed")
         public = (
             Ed25519PrivateKey.from_private_bytes(seed)
@@ -82,7 +89,7 @@ class RoomKeys:
             b"gonet" + hashlib.blake2s(secrets.place + bytes([slot]), digest_size=16).digest()
             for slot in range(SLOTS)
         )
-        return cls(seed, public, expand("record key"), salts)
+        return cls(seed, public, expand("record key 2"), salts)
 
     @property
     def libtorrent_private_key(self) -> bytes:
@@ -97,8 +104,8 @@ class RoomKeys:
         return "RoomKeys(...)"
 
 
-def seal_record(keys: RoomKeys, slot: int, card: Card, expires: float) -> bytes:
-    plaintext = _EXPIRY.pack(int(expires)) + card.encode()
+def seal_record(keys: RoomKeys, slot: int, card: Card, published: float) -> bytes:
+    plaintext = _PUBLISHED.pack(int(published)) + card.encode()
     nonce = os.urandom(_NONCE)
     value = nonce + ChaCha20Poly1305(keys.cipher_key).encrypt(nonce, plaintext, keys.salts[slot])
     if len(value) > MAX_VALUE:
@@ -106,9 +113,9 @@ def seal_record(keys: RoomKeys, slot: int, card: Card, expires: float) -> bytes:
     return value
 
 
-def open_record(keys: RoomKeys, slot: int, value: bytes) -> tuple[Card, float]:
-    """The card and expiry time in a slot's value; RecordError when it is not ours."""
-    if len(value) < _NONCE + _EXPIRY.size + 16:
+def open_record(keys: RoomKeys, slot: int, value: bytes) -> Record:
+    """The record in a slot's value; RecordError when it is not ours."""
+    if len(value) < _NONCE + _PUBLISHED.size + 16:
         raise RecordError("too short")
     try:
         plaintext = ChaCha20Poly1305(keys.cipher_key).decrypt(
@@ -116,15 +123,11 @@ def open_record(keys: RoomKeys, slot: int, value: bytes) -> tuple[Card, float]:
         )
     except InvalidTag:
         raise RecordError("does not decrypt with this room's key") from None
-    (expires,) = _EXPIRY.unpack_from(plaintext)
+    (published,) = _PUBLISHED.unpack_from(plaintext)
     try:
-        return decode_card(plaintext[_EXPIRY.size :]), float(expires)
+        return Record(decode_card(plaintext[_PUBLISHED.size :]), float(published))
     except CardError as exc:
         raise RecordError(f"not a card: {exc}") from None
-
-
-def preferred_slot(public_key: bytes) -> int:
-    return hashlib.blake2s(public_key).digest()[0] % SLOTS
 
 
 def _settings(bootstrap: Sequence[tuple[str, int]]) -> lt.settings_pack:
@@ -253,7 +256,8 @@ class DhtRendezvous:
         self._bootstrap = list(bootstrap)
         self._dht: DhtSession | None = None
         self._slot: int | None = None
-        self._changed = asyncio.Event()
+        self._published = 0.0  # when our record was last published
+        self._changed = asyncio.Event()  # our card changed: publish it
 
     async def _session(self) -> DhtSession:
         if self._dht is None:
@@ -265,12 +269,12 @@ class DhtRendezvous:
         self._card = card
         self._changed.set()
 
-    async def _read_all(self) -> list[tuple[Card, float] | None]:
+    async def _read_all(self) -> list[Record | None]:
         dht = await self._session()
         values = await asyncio.gather(
             *(dht.get(self._keys.public_key, salt) for salt in self._keys.salts)
         )
-        records: list[tuple[Card, float] | None] = []
+        records: list[Record | None] = []
         for slot, value in enumerate(values):
             record = None
             if value:
@@ -281,57 +285,60 @@ class DhtRendezvous:
             records.append(record)
         return records
 
-    def _free(self, record: tuple[Card, float] | None, now: float) -> bool:
-        return record is None or record[1] < now or record[0].public_key == self._card.public_key
-
-    async def _publish(self) -> None:
-        """Claim a slot and keep our record in it fresh."""
+    async def _publish(self, choice: SlotChoice, now: float) -> None:
+        if choice.slot != self._slot:
+            log.debug("Our DHT slot", slot=choice.slot, previous=self._slot)
+        if choice.replaces is not None:
+            log.info(
+                "Replacing another member's DHT record",
+                slot=choice.slot,
+                member=choice.replaces.id,
+            )
+        self._slot = choice.slot
         dht = await self._session()
+        value = seal_record(self._keys, choice.slot, self._card, now)
+        stored = await dht.put(self._keys, self._keys.salts[choice.slot], value)
+        self._published = now
+        log.info("Published our DHT record", slot=choice.slot, nodes=stored)
+
+    def _needs_publishing(self, records: list[Record | None], now: float) -> bool:
+        """Our slot does not hold our current card, or our record is due for a refresh."""
+        if self._slot is None or now - self._published >= REFRESH:
+            return True
+        record = records[self._slot]
+        return record is None or record.card != self._card
+
+    async def members(self) -> AsyncIterator[Card]:
+        """Cards of the members found (again whenever one changes); runs until cancelled.
+        Our record is published from the same loop: one read of the slots serves both, and
+        a refresh between two reads goes to the slot the last read left us."""
+        seen: dict[bytes, Card] = {}
         own = self._card.public_key
+        schedule = PollSchedule(time.time())
         while True:
             records = await self._read_all()
             now = time.time()
-            if self._slot is None or not self._free(records[self._slot], now):
-                start = preferred_slot(own)
-                order = [(start + i) % SLOTS for i in range(SLOTS)]
-                free = [slot for slot in order if self._free(records[slot], now)]
-                if not free:
-                    log.warning("Every DHT slot of the room is taken: not published")
-                    self._slot = None
-                else:
-                    self._slot = free[0]
-            if self._slot is not None:
-                value = seal_record(self._keys, self._slot, self._card, now + TTL)
-                stored = await dht.put(self._keys, self._keys.salts[self._slot], value)
-                log.info("Published our DHT record", slot=self._slot, nodes=stored)
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), REFRESH)
-
-    async def members(self) -> AsyncIterator[Card]:
-        """Cards of the members found (again whenever one changes); runs until cancelled."""
-        publisher = asyncio.create_task(self._publish())
-        seen: dict[bytes, Card] = {}
-        try:
-            while True:
-                if publisher.done():
-                    publisher.result()  # raises what stopped it
-                now = time.time()
-                for record in await self._read_all():
-                    if record is None or record[1] < now:
-                        continue
-                    card = record[0]
-                    if (
-                        card.public_key != self._card.public_key
-                        and seen.get(card.public_key) != card
-                    ):
-                        seen[card.public_key] = card
-                        yield card
-                await asyncio.sleep(POLL)
-        finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+            if self._changed.is_set() or self._needs_publishing(records, now):
+                self._changed.clear()
+                await self._publish(choose_slot(records, own, self._slot, now), now)
+            changed = False
+            for record in records:
+                if record is None or not record.live(now) or record.card.public_key == own:
+                    continue
+                if seen.get(record.card.public_key) != record.card:
+                    seen[record.card.public_key] = record.card
+                    changed = True
+                    yield record.card
+            schedule.read(time.time(), changed=changed)
+            while (now := time.time()) < schedule.due:
+                if now >= self._published + REFRESH:
+                    await self._publish(choose_slot(records, own, self._slot, now), now)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    wait = min(schedule.due, self._published + REFRESH) - now
+                    await asyncio.wait_for(self._changed.wait(), wait)
+                if self._changed.is_set():
+                    schedule.hurry(time.time())
 
     async def close(self) -> None:
         if self._dht is not None:

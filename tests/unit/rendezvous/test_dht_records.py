@@ -7,15 +7,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from weron.nat.paths import Candidate, Kind
 from weron.rendezvous.card import Card
-from weron.rendezvous.dht import (
-    SLOTS,
-    RecordError,
-    RoomKeys,
-    open_record,
-    preferred_slot,
-    seal_record,
-)
+from weron.rendezvous.dht import RecordError, RoomKeys, open_record, seal_record
 from weron.rendezvous.room import Room, derive
+from weron.rendezvous.slots import SLOTS, Record, preferred_slot
 from weron.wireguard.crypto import PrivateKey
 
 
@@ -27,7 +21,7 @@ def keys() -> RoomKeys:
 def test_records_open_only_with_the_room_key_and_in_their_own_slot(keys: RoomKeys) -> None:
     card = Card(PrivateKey.generate().public, (Candidate(Kind.SRFLX, ("198.51.100.2", 4000)),))
     value = seal_record(keys, 3, card, 1_900_000_000)
-    assert open_record(keys, 3, value) == (card, 1_900_000_000)
+    assert open_record(keys, 3, value) == Record(card, 1_900_000_000)
     with pytest.raises(RecordError):
         open_record(keys, 4, value)  # moved to another slot
     stranger = RoomKeys.derive(derive(Room("lobby", "room", "another key")))
