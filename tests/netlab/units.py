@@ -4,6 +4,8 @@ Environment= and EnvironmentFile= variables, its state directory, and its user a
 capabilities applied by ``setpriv`` (a dynamic user becomes ``nobody``).
 
 Only what our units use is understood; anything else fails loudly rather than being ignored.
+The sandboxing options (ProtectSystem=, SystemCallFilter=, ...) are systemd's alone to apply:
+here they are only checked to parse (``systemd-analyze verify``).
 """
 
 from __future__ import annotations
