@@ -1,6 +1,5 @@
-"""Name negotiation on the id channel (docs/wire-protocol.md#name-negotiation), as a state
-machine without I/O or timers: the named adapter feeds it messages and the ``kicks`` timer, and
-sends its replies.
+"""Name negotiation on the id channel (weron-protocol.md §4), as a state machine without I/O
+or timers: the named adapter feeds it messages and the ``kicks`` timer, and sends its replies.
 
 Messages are JSON objects written back to back (Go's ``json.Encoder``: one per line)::
 
