@@ -1,5 +1,5 @@
-"""A network lab of namespaces (netlab.md): a hub namespace with a bridge — the "LAN" on
-198.51.100.0/24 where the signaler listens — and hosts joined to it by veth pairs.
+"""A network lab of namespaces (docs/netlab.md#the-labs): a hub namespace with a bridge —
+the "LAN" on 198.51.100.0/24 where the signaler listens — and hosts joined to it by veth pairs.
 
 Every name carries a tag unique to this run, every process started here is stopped by its pid,
 and :meth:`Lab.close` removes the namespaces even when a test failed.

@@ -1,6 +1,7 @@
-"""A NAT lab (netlab.md): the lab's hub namespace is the "internet" (198.51.100.0/24, with a
-second address for the STUN/TURN server), and each private host sits behind a home router of
-its own: an nftables masquerade NAT that drops unsolicited inbound packets, as home routers do.
+"""A NAT lab (docs/netlab.md#the-labs): the lab's hub namespace is the "internet"
+(198.51.100.0/24, with a second address for the STUN/TURN server), and each private host sits
+behind a home router of its own: an nftables masquerade NAT that drops unsolicited inbound
+packets, as home routers do.
 
 ``EIM`` routers (``masquerade``) keep one public port per socket whatever the destination
 (endpoint-independent mapping, address-and-port-dependent filtering); ``SYMMETRIC`` ones

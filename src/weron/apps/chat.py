@@ -1,5 +1,5 @@
 """`weron chat`: lines typed on stdin go to every peer on every channel; what peers send is
-printed as ``<peer>@<channel>: <text>`` (output format of weron-protocol.md §5)."""
+printed as ``<peer>@<channel>: <text>`` (output format: docs/wire-protocol.md#command-output)."""
 
 from __future__ import annotations
 

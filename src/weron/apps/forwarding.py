@@ -1,5 +1,5 @@
 """The packet path the two VPNs share: device → route → a peer's packet channel, and peer →
-source check → device (architecture.md: no copies, no task per packet).
+source check → device (docs/architecture.md#hot-paths: no copies, no task per packet).
 
 The device is read in the event loop's reader callback, up to ``batch`` packets per wake-up;
 a packet goes to the peer that owns its destination key (a claimed IP address, a MAC), or to

@@ -1,4 +1,4 @@
-"""`weron utility latency`: "ping for WebRTC" (weron-protocol.md §4-5).
+"""`weron utility latency`: "ping for WebRTC" (docs/wire-protocol.md#latency).
 
 The client sends ``packet_length`` random bytes, the server echoes the message back, the client
 times the round trip, sleeps ``pause`` and repeats. The server serves any number of clients,

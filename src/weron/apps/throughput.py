@@ -1,4 +1,4 @@
-"""`weron utility throughput`: "iperf for WebRTC" (weron-protocol.md §4-5).
+"""`weron utility throughput`: "iperf for WebRTC" (docs/wire-protocol.md#throughput).
 
 The client sends ``packet_count`` messages of ``packet_length`` random bytes; the server reads
 that many messages and answers with a 100-byte acknowledgement; the client reports bytes per

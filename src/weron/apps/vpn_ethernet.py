@@ -1,4 +1,5 @@
-"""`weron vpn ethernet`: a layer 2 overlay network on a TAP device (weron-protocol.md §4).
+"""`weron vpn ethernet`: a layer 2 overlay network on a TAP device
+(docs/wire-protocol.md#vpn-frames).
 
 A member's id is its TAP device's MAC address; each Ethernet frame goes to the peer whose id is
 its destination MAC, broadcast and multicast frames (ARP, IPv6 neighbour discovery) to every

@@ -1,4 +1,4 @@
-"""`weron vpn ip`: a layer 3 overlay network on a TUN device (weron-protocol.md §4).
+"""`weron vpn ip`: a layer 3 overlay network on a TUN device (docs/wire-protocol.md#vpn-frames).
 
 Every member claims one address from each ``--ips`` network through name negotiation on the id
 channel (a name is the JSON list of its addresses), gives them to its TUN device, and sends each

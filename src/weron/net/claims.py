@@ -1,5 +1,5 @@
 """The IP VPN's names: which addresses a member may claim, and how claims are written on the
-id channel (weron-protocol.md §4), without I/O.
+id channel (docs/wire-protocol.md#vpn-frames), without I/O.
 
 A name is a JSON array of CIDR-form addresses, one from each ``--ips`` network, written like
 Go's ``json.Marshal`` (``["2001:db8::6a/64","192.0.2.107/24"]``). Two names clash when they

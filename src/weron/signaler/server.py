@@ -1,4 +1,5 @@
-"""The signaling server: HTTP/1.1 and WebSocket on one listening port (weron-protocol.md §1-2)."""
+"""The signaling server: HTTP/1.1 and WebSocket on one listening port
+(docs/wire-protocol.md#signaler-endpoints and #relay)."""
 
 from __future__ import annotations
 

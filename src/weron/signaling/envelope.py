@@ -1,4 +1,4 @@
-"""The encrypted envelope around every relayed signaling message (weron-protocol.md §3).
+"""The encrypted envelope around every relayed signaling message (docs/wire-protocol.md#envelope).
 
 ``nonce(12) || AES-256-GCM(ciphertext || tag(16))`` with ``key = SHA-224(key) || 0x00000000``.
 The derivation is weak (no salt, no stretching) but it is what the original speaks; keeping it

@@ -1,4 +1,5 @@
-"""Signaling message shapes exchanged between peers through the relay (weron-protocol.md §3).
+"""Signaling message shapes exchanged between peers through the relay
+(docs/wire-protocol.md#signaling-messages).
 
 Pure data and JSON: no crypto, no I/O. ``payload`` is raw bytes here and base64 on the wire
 (Go's encoding of ``[]byte``: standard alphabet with padding).

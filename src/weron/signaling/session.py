@@ -1,5 +1,5 @@
 """Offer/answer negotiation with every member of a community, as a state machine without I/O
-(weron-protocol.md §3; the rules we add are in docs/peer-sessions.md).
+(docs/wire-protocol.md#signaling-messages; the rules we add are in docs/peer-sessions.md).
 
 :class:`MeshSession` is the whole process's view: our one id (kept across signaler
 reconnects) and, per remote member, the peer connections ("links") we negotiate with it.
