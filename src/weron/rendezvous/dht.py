@@ -254,6 +254,11 @@ class DhtRendezvous:
         self._dht: DhtSession | None = None
         self._slot: int | None = None
         self._changed = asyncio.Event()
+        self._published = asyncio.Event()
+
+    async def joined(self) -> None:
+        """Return once our record is stored in the DHT."""
+        await self._published.wait()
 
     async def _session(self) -> DhtSession:
         if self._dht is None:
@@ -304,6 +309,7 @@ class DhtRendezvous:
                 value = seal_record(self._keys, self._slot, self._card, now + TTL)
                 stored = await dht.put(self._keys, self._keys.salts[self._slot], value)
                 log.info("Published our DHT record", slot=self._slot, nodes=stored)
+                self._published.set()
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REFRESH)
