@@ -162,6 +162,8 @@ def chat_command(
 
     Lines read from stdin go to every peer on every channel; messages are printed as
     PEER@CHANNEL: TEXT, connects as +PEER@CHANNEL and disconnects as -PEER@CHANNEL.
+    Lines read while no peer is connected wait for the first one (at the end of input, up to
+    --timeout after joining: else "no peer connected: not sent" and exit status 1).
     Stop with Ctrl-C or end of input.
     """
     if not [name for name in names if name.strip()]:
