@@ -93,16 +93,14 @@ def test_closing_erases_the_prompt_so_the_shell_prompt_gets_a_line_of_its_own() 
     assert terminal.cursor_row == ""
 
 
+@pytest.mark.usefixtures("restore_logging")
 async def test_log_lines_to_the_terminal_are_printed_above_the_prompt() -> None:
     out = FakeTerminal()
     weron_log.configure(5, stream=out)
-    try:
-        with console(io.StringIO(), out, out) as (screen, _lines):
-            screen.prompt = "alice> "
-            screen.typed = "typing"
-            weron_log.get_logger("weron.test").warning("Something happened")
-    finally:
-        weron_log.configure(0)
+    with console(io.StringIO(), out, out) as (screen, _lines):
+        screen.prompt = "alice> "
+        screen.typed = "typing"
+        weron_log.get_logger("weron.test").warning("Something happened")
     rows = shown(out, width=1000).rows
     assert len(rows) == 2 and rows[0].startswith("{") and rows[0].endswith("}")
     assert '"message":"Something happened"' in rows[0]
