@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import codecs
+import fcntl
 import os
 import queue
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.processes import WERON
+from tests.terminal import Terminal
 
 
 class LineProcess:
@@ -99,6 +104,16 @@ class LineProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_stderr(self, text: str, timeout: float = 30.0) -> None:
+        """Until stderr (the log file) has ``text``: notices, not log lines."""
+        deadline = time.monotonic() + timeout
+        while text not in self.logs():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(
+                    f"{text!r} not on stderr within {timeout}s; log tail: {self.logs()[-1500:]}"
+                )
+            time.sleep(0.1)
+
     def wait_for_log(self, message: str, count: int = 1, timeout: float = 30.0) -> None:
         """Until the log has ``count`` lines whose message is ``message``."""
         wanted = f'"message":"{message}"'
@@ -130,44 +145,105 @@ class LineProcess:
         self._log.close()
 
 
+def chat_command(
+    signaler_url: str,
+    *args: str,
+    backend: str = "libdatachannel",
+    names: str = "user1,user2,user3",
+    key: str = "mykey",
+    verbose: str = "6",
+) -> list[str]:
+    """`weron chat` as the tests start it: short timeouts, no STUN server."""
+    return [
+        *WERON,
+        "chat",
+        "--raddr",
+        signaler_url,
+        "--community",
+        "chatroom",
+        "--password",
+        "pw",
+        "--key",
+        key,
+        "--names",
+        names,
+        "--kicks",
+        "1s",
+        "--timeout",
+        "2s",
+        "--ice",
+        "",
+        "--backend",
+        backend,
+        "--verbose",
+        verbose,
+        *args,
+    ]
+
+
 class ChatProcess(LineProcess):
     """`weron chat`."""
 
-    def __init__(
-        self,
-        signaler_url: str,
-        log_dir: Path,
-        *args: str,
-        backend: str = "libdatachannel",
-        names: str = "user1,user2,user3",
-        key: str = "mykey",
-    ) -> None:
-        command = [
-            *WERON,
-            "chat",
-            "--raddr",
-            signaler_url,
-            "--community",
-            "chatroom",
-            "--password",
-            "pw",
-            "--key",
-            key,
-            "--names",
-            names,
-            "--kicks",
-            "1s",
-            "--timeout",
-            "2s",
-            "--ice",
-            "",
-            "--backend",
-            backend,
-            "--verbose",
-            "6",
-            *args,
-        ]
-        super().__init__(command, log_dir, "chat")
+    def __init__(self, signaler_url: str, log_dir: Path, *args: str, **options: str) -> None:
+        super().__init__(chat_command(signaler_url, *args, **options), log_dir, "chat")
+
+
+class TerminalChat:
+    """`weron chat` in a terminal (a pty, 1000 columns wide): keys in, what the terminal shows
+    out, stdout and stderr alike."""
+
+    def __init__(self, command: list[str]) -> None:
+        main, secondary = os.openpty()
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 1000, 0, 0))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WERON_")}
+        self.process = subprocess.Popen(
+            command, stdin=secondary, stdout=secondary, stderr=secondary, env=env
+        )
+        os.close(secondary)
+        self._main = main
+        self.terminal = Terminal(width=1000)
+        self._lock = threading.Lock()
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self._main, 65536)
+            except OSError:  # the chat exited: the terminal hung up
+                return
+            if not data:
+                return
+            with self._lock:
+                self.terminal.feed(self._decoder.decode(data))
+
+    def rows(self) -> list[str]:
+        with self._lock:
+            return list(self.terminal.rows)
+
+    def cursor_row(self) -> str:
+        with self._lock:
+            return self.terminal.cursor_row
+
+    def type(self, keys: str) -> None:
+        os.write(self._main, keys.encode())
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not {what} within {timeout}s; screen: {self.rows()}")
+            time.sleep(0.05)
+
+    def wait_for_row(self, text: str, timeout: float = 30.0) -> None:
+        self.wait_until(lambda: any(text in row for row in self.rows()), f"{text!r}", timeout)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.kill()
+        code = self.process.wait()
+        os.close(self._main)
+        return code
 
 
 GONET = [sys.executable, "-m", "weron.cli.gonet"]

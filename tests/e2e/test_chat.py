@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import socket
+import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.chat import ChatProcess
+from tests.e2e.chat import ChatProcess, TerminalChat, chat_command
 from tests.e2e.conftest import StartSignaler
-from tests.e2e.processes import SignalerProcess
+from tests.e2e.processes import WERON, SignalerProcess, free_port
 from tests.e2e.turn import coturn
+from weron.cli.options import DEFAULT_RADDR
 from weron.signaling.client import SignalingClient
 from weron.signaling.messages import Exchange, Introduction, MessageType
 
@@ -250,3 +256,143 @@ def test_ten_members_started_together_reach_a_full_mesh(
         f"full mesh of 10 members (attempt {attempt}) in {time.monotonic() - started:.1f} s "
         f"({renamed} renamed)"
     )
+
+
+def piped_chat(
+    signaler_url: str, text: str, *args: str, **options: str
+) -> subprocess.CompletedProcess[str]:
+    """`echo TEXT | weron chat ...` at the default verbosity."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WERON_")}
+    command = chat_command(signaler_url, *args, verbose="4", **options)
+    return subprocess.run(
+        command, input=text, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize("backend", ["libdatachannel", "aiortc"])
+def test_a_piped_line_is_sent_once_a_peer_connects(
+    signaler: SignalerProcess, chat_factory: StartChat, backend: str
+) -> None:
+    """`echo "quick line" | weron chat ...`: the line waits for the peer, then leaves before
+    the chat exits."""
+    receiver = chat_factory(signaler.ws_url, names="receiver")
+    receiver.name()
+    sent = piped_chat(signaler.ws_url, "quick line\n", names="sender", backend=backend)
+    assert sent.returncode == 0, sent.stderr
+    receiver.wait_for(f"sender@{PRIMARY}: quick line")
+    assert "sent 1 waiting line to receiver" in sent.stderr
+    assert "Traceback" not in sent.stderr
+
+
+def test_a_piped_line_without_a_peer_is_an_error(signaler: SignalerProcess) -> None:
+    alone = piped_chat(signaler.ws_url, "quick line\n", names="alone")
+    assert alone.returncode != 0
+    assert "Error: no peer connected: not sent" in alone.stderr
+    assert "Traceback" not in alone.stderr
+    assert alone.stdout.splitlines() == [f".{signaler.ws_url}", "alone!"]
+
+
+def test_a_line_typed_while_alone_waits_for_the_first_peer(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    early = chat_factory(signaler.ws_url, names="early")
+    early.name()
+    early.say("anyone here?")
+    early.wait_for_stderr("nobody connected yet: lines wait for the first peer that joins")
+    late = chat_factory(signaler.ws_url, names="late")
+    late.wait_for(f"early@{PRIMARY}: anyone here?")
+    early.wait_for_stderr(f"sent 1 waiting line to late@{PRIMARY}")
+    early.say("and now live")
+    late.wait_for(f"early@{PRIMARY}: and now live")
+    assert late.lines.count(f"early@{PRIMARY}: anyone here?") == 1
+
+
+def silent_server() -> tuple[socket.socket, int]:
+    """A TCP server that accepts connections and never answers (a WebSocket handshake hangs)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port: int = server.getsockname()[1]
+    return server, port
+
+
+@pytest.mark.parametrize("where", ["default", "refused", "silent"])
+def test_an_unreachable_signaler_is_said_once_within_seconds(where: str) -> None:
+    """The default --raddr (the original author's server: no internet here), a closed port,
+    and a host that never answers: one warning with what to do, within a few seconds, at the
+    default verbosity; the chat keeps trying."""
+    server, port = silent_server()
+    raddr = {"refused": f"ws://127.0.0.1:{free_port()}/", "silent": f"ws://127.0.0.1:{port}/"}
+    if where == "default":
+        try:
+            socket.getaddrinfo(urllib.parse.urlsplit(DEFAULT_RADDR).hostname, 443)
+            pytest.skip("the default signaler's name resolves here: it may be reachable")
+        except OSError:
+            pass
+    args = ["--raddr", raddr[where]] if where in raddr else []
+    command = [*WERON, "chat", *args, "--community", "c", "--password", "p", "--key", "k"]
+    command += ["--names", "alone", "--timeout", "30s"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WERON_")}
+    started = time.monotonic()
+    with (
+        server,
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        ) as chat,
+    ):
+        assert chat.stderr is not None
+        line = chat.stderr.readline().decode()
+        said_after = time.monotonic() - started
+        time.sleep(4)  # more attempts, not more warnings
+        chat.kill()
+        rest = chat.stderr.read().decode()
+    record = json.loads(line)
+    assert record["message"].startswith("Cannot reach the")
+    assert record["fix"] == "start one with `weron signaler`, then pass --raddr ws://HOST:1337/"
+    if where == "default":
+        assert "the original author's public server" in record["message"]
+    assert said_after < 6, f"said after {said_after:.1f}s"
+    assert "Cannot reach" not in rest and "Traceback" not in rest
+
+
+def test_a_lone_member_is_told_that_another_key_is_invisible(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    member = chat_factory(signaler.ws_url, names="member")
+    outsider = chat_factory(signaler.ws_url, names="outsider", key="another key")
+    member.name()
+    outsider.name()
+    hint = "members with another --key (or --community) cannot see each other"
+    outsider.wait_for_stderr(hint)
+    member.wait_for_stderr(hint)
+    time.sleep(3)  # said once
+    assert outsider.logs().count(hint) == 1
+
+
+def test_in_a_terminal_lines_are_separate_and_the_typed_line_is_redrawn(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    """Status, joins, messages, notices and log lines (here at -v 6) each on rows of their
+    own; a message arriving while typing leaves the typed text on the prompt; after the end,
+    the shell's prompt gets a fresh row."""
+    alice = TerminalChat(chat_command(signaler.ws_url, names="alice"))
+    try:
+        alice.wait_for_row("claiming a name… (")
+        alice.wait_until(lambda: alice.cursor_row() == "alice> ", "alice's prompt")
+        bob = chat_factory(signaler.ws_url, names="bob")
+        alice.wait_for_row(f"+bob@{PRIMARY}")
+        alice.type("half a li")
+        bob.say("hello alice")
+        alice.wait_for_row(f"bob@{PRIMARY}: hello alice")
+        assert alice.cursor_row() == "alice> half a li"
+        alice.type("ne\n")
+        bob.wait_for(f"alice@{PRIMARY}: half a line")
+        alice.type("\x04")
+        assert alice.process.wait(15) == 0
+        alice.wait_until(lambda: alice.cursor_row() == "", "the prompt erased")
+        rows = alice.rows()
+        assert rows[0] == f".{signaler.ws_url}"
+        assert "alice!" in rows and "alice> half a line" in rows
+        for row in rows:
+            assert not row.startswith("{") or row.endswith("}"), row  # a log line, whole
+            assert "{" not in row or row.startswith("{"), row  # glued to nothing
+    finally:
+        alice.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.e2e.chat import GONET, GonetProcess
 from tests.e2e.conftest import StartSignaler
+from tests.e2e.processes import free_port
 
 ROOM = "lobby/room/secret"
 StartGonet = Callable[..., GonetProcess]
@@ -95,3 +96,17 @@ def test_an_unusable_identity_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "does not hold a private key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_name_is_shown_before_the_signaler_let_us_in(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet
+) -> None:
+    """Unreachable signaler: said, and no name shown as ours; the name once it is reached."""
+    port = free_port()
+    raddr = f"ws://127.0.0.1:{port}/"
+    member = gonet_factory(raddr, ROOM, "--name", "alice")
+    member.wait_for_stderr("Cannot reach the signaler; still trying")
+    assert member.output() == [f".{raddr}"]
+    signaler_factory(port=port)
+    member.wait_for("alice!")
+    assert member.output() == [f".{raddr}", "alice!"]

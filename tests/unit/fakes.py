@@ -40,6 +40,9 @@ class FakeChannel:
     async def send(self, message: bytes) -> None:
         self.sent.append(message)
 
+    async def drain(self) -> None:
+        """Everything is sent at once."""
+
     def send_nowait(self, message: bytes) -> bool:
         if self.closed:
             raise ChannelClosedError("closed")

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from weron.apps.console import Screen, escape, is_printable_ascii, next_line, read_lines
+from weron.apps.console import Screen, console, escape, is_printable_ascii, next_line
 from weron.apps.roster import (
     CHAT_PORT,
     MAX_TEXT,
@@ -69,6 +69,9 @@ class Rendezvous(Protocol):
     """Where members meet: our card out, theirs in."""
 
     def members(self) -> AsyncIterator[Card]: ...
+
+    async def joined(self) -> None:
+        """Return once our card is out (the signaler let us in, our DHT record is stored)."""
 
     async def announce(self, card: Card) -> None: ...
 
@@ -129,16 +132,31 @@ class _Room:
             self.overlay.endpoint, stun=config.stun, turn=config.turn, on_route=self._route
         )
         self.peers: dict[bytes, Peer] = {}
+        self._joined = False  # no name is shown as ours before the rendezvous let us in
 
     @property
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
+    async def join(self, rendezvous: Rendezvous) -> None:
+        """Progress on the prompt line until the rendezvous let us in, then our name."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        joined = asyncio.ensure_future(rendezvous.joined())
+        try:
+            while not joined.done():
+                self._screen.prompt = f"joining… ({round(loop.time() - started)} s) "
+                await asyncio.wait({joined}, timeout=1)
+        finally:
+            joined.cancel()
+        self._joined = True
+        self.show_own_name()
+
     def show_own_name(self) -> None:
         shown = self.roster.own_display
-        if shown != self._screen.name:
-            self._screen.name = shown
-            self._screen.write(f"\n{shown}!\n")
+        if self._joined and self._screen.prompt != f"{shown}> ":
+            self._screen.prompt = f"{shown}> "
+            self._screen.line(f"{shown}!")
 
     def meet(self, card: Card) -> None:
         if not card.candidates or card.public_key == self._config.private_key.public:
@@ -215,22 +233,29 @@ async def run(
 ) -> None:
     """Chat until stdin ends (EOF) or the task is cancelled (Ctrl-C, SIGTERM); leaving is
     announced to every member."""
-    screen = Screen(stdout or sys.stdout)
     secrets = await asyncio.to_thread(derive, config.room)
-    room = _Room(config, screen, secrets.psk)
-    bound = await room.overlay.open(config.host, config.port)
-    try:
-        host = await asyncio.to_thread(host_endpoints, bound, _meeting_hosts(config))
-        candidates = await room.traversal.start(host)
-        rendezvous = _rendezvous(config, secrets, Card(config.private_key.public, candidates))
-    except BaseException:
-        await room.traversal.close()
-        room.overlay.close()
-        raise
-    log.info("Joining room", candidates=[c.encode() for c in candidates])
-    screen.write("." + ("dht" if config.dht else redact_url(config.raddr)))
-    room.show_own_name()
-    lines = read_lines(stdin or sys.stdin)
+    with console(stdin or sys.stdin, stdout or sys.stdout) as (screen, lines):
+        room = _Room(config, screen, secrets.psk)
+        bound = await room.overlay.open(config.host, config.port)
+        try:
+            host = await asyncio.to_thread(host_endpoints, bound, _meeting_hosts(config))
+            candidates = await room.traversal.start(host)
+            rendezvous = _rendezvous(config, secrets, Card(config.private_key.public, candidates))
+        except BaseException:
+            await room.traversal.close()
+            room.overlay.close()
+            raise
+        log.info("Joining room", candidates=[c.encode() for c in candidates])
+        screen.line("." + ("dht" if config.dht else redact_url(config.raddr)))
+        await _chat(config, room, rendezvous, lines)
+
+
+async def _chat(
+    config: GonetConfig,
+    room: _Room,
+    rendezvous: Rendezvous,
+    lines: asyncio.Queue[str | None],
+) -> None:
     announcements: set[asyncio.Task[None]] = set()
 
     def announce(candidates: tuple[Candidate, ...]) -> None:
@@ -250,6 +275,7 @@ async def run(
             room.heartbeat()
 
     background = [asyncio.create_task(meet()), asyncio.create_task(heartbeat())]
+    joining = asyncio.create_task(room.join(rendezvous))
     try:
         while True:
             line = await next_line(lines, background)
@@ -257,6 +283,7 @@ async def run(
                 break
             room.say(line)
     finally:
+        joining.cancel()
         room.leave()
         for task in background:
             task.cancel()

@@ -11,6 +11,7 @@ a broadcast or multicast (not the host's other networks).
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ ID_CHANNEL: Final = "weron/ip/id"
 # tunnel recovers losses itself). Compatible: the answering side takes the offerer's options.
 PACKET_CHANNEL_OPTIONS: Final = ChannelOptions(ordered=False, max_retransmits=0)
 DEFAULT_MTU: Final = 1420
+_PROGRESS_EVERY: Final = 5.0  # seconds between claim progress lines
 
 
 @dataclass(slots=True)
@@ -87,6 +89,15 @@ def overlay_networks(
         return list(dict.fromkeys([*overlay.networks, *routes.networks, *device_networks()]))
 
     return networks
+
+
+async def _claim_progress() -> None:
+    """A claim takes --timeout + --kicks at least: say every few seconds that it is under way."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        await asyncio.sleep(_PROGRESS_EVERY)
+        log.info(f"Claiming an address… ({round(loop.time() - started)} s)")
 
 
 async def run(config: VpnIpConfig, backend: Backend) -> None:
@@ -138,6 +149,7 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
     )
 
     async def follow_claims() -> None:
+        claiming = asyncio.create_task(_claim_progress())
         while True:
             try:
                 name = await adapter.next_name()
@@ -148,6 +160,8 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
                         "member (--static)"
                     ) from None
                 raise
+            finally:
+                claiming.cancel()
             claim = claims.Claim.of(name)
             # Before the device has them: peers are served from now on, and must not get ours.
             routes.claimed(claim)

@@ -13,7 +13,14 @@ from weron import log as weron_log
 from weron.apps import gonet
 from weron.apps.roster import valid_name
 from weron.cli.nat import HostPort, nat_command
-from weron.cli.options import CONTEXT_SETTINGS, DEFAULT_RADDR, Duration, flag, quiet_verbose_flag
+from weron.cli.options import (
+    CONTEXT_SETTINGS,
+    DEFAULT_RADDR,
+    Duration,
+    flag,
+    quiet_verbose_flag,
+    raddr_help,
+)
 from weron.cli.runtime import run_app
 from weron.nat.turn import TurnError, TurnServer
 from weron.rendezvous.room import Room, RoomError
@@ -61,7 +68,11 @@ def default_name() -> str:
 
 @click.command("gonet", context_settings=CONTEXT_SETTINGS)
 @click.argument("room", type=RoomParam(), metavar="LOBBY/ROOM/KEY")
-@flag("--raddr", default=DEFAULT_RADDR, help="Signaler address (the server of weron signaler)")
+@flag(
+    "--raddr",
+    default=DEFAULT_RADDR,
+    help=raddr_help("Signaler address (the server of weron signaler)"),
+)
 @flag("--name", default="", help="Name to chat under (default: the login name)")
 @flag(
     "--identity",

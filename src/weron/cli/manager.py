@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from weron import log as weron_log
-from weron.cli.options import AliasedGroup, flag, verbose_flag, verbosity
+from weron.cli.options import AliasedGroup, flag, raddr_help, verbose_flag, verbosity
 from weron.cli.runtime import run
 from weron.community import Community
 from weron.manager import DEFAULT_MANAGER_RADDR, Manager, ManagerError, printable
@@ -36,7 +36,7 @@ def remote_flags[F: Callable[..., Any]](function: F) -> F:
             help="Username for the management API (can also be set using the API_USERNAME env "
             "variable). Ignored if any of the OIDC parameters are set.",
         ),
-        flag("--raddr", default=DEFAULT_MANAGER_RADDR, help="Remote address"),
+        flag("--raddr", default=DEFAULT_MANAGER_RADDR, help=raddr_help("Remote address", "http")),
         verbose_flag(leaf=True),
     ]
     for decorator in reversed(decorators):

@@ -11,10 +11,11 @@ from typing import Any, Final, TypeVar
 import click
 
 from weron.log import DEFAULT_VERBOSITY
+from weron.signaling import PUBLIC_SIGNALER
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_RADDR: Final = "wss://weron.up.railway.app/"
+DEFAULT_RADDR: Final = PUBLIC_SIGNALER
 DEFAULT_ICE: Final = ("stun:stun.l.google.com:19302",)
 
 _DURATION_UNITS: Final = {
@@ -28,6 +29,14 @@ _DURATION_UNITS: Final = {
     "h": 3600.0,
 }
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def raddr_help(what: str, scheme: str = "ws") -> str:
+    """Every --raddr help says whose the default is: a new user would take it for ours."""
+    return (
+        f"{what} (the default is the original author's public server, not run by this project: "
+        f"start your own with `weron signaler`, then pass {scheme}://HOST:1337/)"
+    )
 
 
 def parse_duration(text: str) -> float:

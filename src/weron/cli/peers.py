@@ -22,6 +22,7 @@ from weron.cli.options import (
     CommaList,
     Duration,
     flag,
+    raddr_help,
     verbose_flag,
     verbosity,
 )
@@ -106,7 +107,7 @@ def peer_flags[F: Callable[..., Any]](
             flag("--ice", type=CommaList(), default=DEFAULT_ICE, help=_ICE_HELP),
             flag("--key", default="", help="Encryption key for community"),
             flag("--password", default="", help="Password for community"),
-            flag("--raddr", default=DEFAULT_RADDR, help="Remote address"),
+            flag("--raddr", default=DEFAULT_RADDR, help=raddr_help("Remote address")),
             flag("--timeout", type=Duration(), default=10.0, help="Time to wait for connections"),
             flag(
                 "--backend",
@@ -161,6 +162,8 @@ def chat_command(
 
     Lines read from stdin go to every peer on every channel; messages are printed as
     PEER@CHANNEL: TEXT, connects as +PEER@CHANNEL and disconnects as -PEER@CHANNEL.
+    Lines read while no peer is connected wait for the first one (at the end of input, up to
+    --timeout after joining: else "no peer connected: not sent" and exit status 1).
     Stop with Ctrl-C or end of input.
     """
     if not [name for name in names if name.strip()]:

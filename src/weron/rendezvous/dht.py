@@ -258,6 +258,11 @@ class DhtRendezvous:
         self._slot: int | None = None
         self._published = 0.0  # when our record was last published
         self._changed = asyncio.Event()  # our card changed: publish it
+        self._stored = asyncio.Event()  # our record is in the DHT: we joined
+
+    async def joined(self) -> None:
+        """Return once our record is stored in the DHT."""
+        await self._stored.wait()
 
     async def _session(self) -> DhtSession:
         if self._dht is None:
@@ -300,6 +305,8 @@ class DhtRendezvous:
         stored = await dht.put(self._keys, self._keys.salts[choice.slot], value)
         self._published = now
         log.info("Published our DHT record", slot=choice.slot, nodes=stored)
+        if stored:
+            self._stored.set()
 
     def _needs_publishing(self, records: list[Record | None], now: float) -> bool:
         """Our slot does not hold our current card, or our record is due for a refresh."""

@@ -8,6 +8,7 @@ A member whose candidates changed (its NAT moved it) introduces itself again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -33,6 +34,11 @@ class SignalerRendezvous:
         )
         self._card = card
         self._session: SignalingSession | None = None
+        self._joined = asyncio.Event()
+
+    async def joined(self) -> None:
+        """Return once the signaler let us in and our introduction is out."""
+        await self._joined.wait()
 
     async def announce(self, card: Card) -> None:
         """Our card changed: introduce ourselves again, so every member gets the new one."""
@@ -49,6 +55,7 @@ class SignalerRendezvous:
             self._session = session
             try:
                 await session.send(Introduction(own))
+                self._joined.set()
                 async for message in session:
                     if message.sender == own:
                         continue

@@ -21,11 +21,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from weron.log import WIRE_LOGGER, get_logger, redact_url
+from weron.signaling import PUBLIC_SIGNALER
 from weron.signaling.envelope import Envelope, EnvelopeError
 from weron.signaling.messages import MessageError, SignalingMessage, decode_message, encode_message
 
 log = get_logger(__name__)
 MAX_MESSAGE_SIZE: Final = 4 << 20
+# A first connection that takes longer than this is reported (a signaler answers well within
+# it): a silent host or a slow DNS must not leave the user waiting for the full --timeout.
+_SLOW_FIRST_CONNECTION: Final = 3.0
+_START_ONE: Final = "start one with `weron signaler`, then pass --raddr ws://HOST:1337/"
 
 
 def _backoff(limit: float) -> Iterator[float]:
@@ -109,6 +114,7 @@ class SignalingClient:
         self._envelope = Envelope(key)
         self._timeout = timeout
         self._session: SignalingSession | None = None
+        self._said_unreachable = False
 
     async def __aenter__(self) -> Self:
         return self
@@ -163,34 +169,60 @@ class SignalingClient:
         joined = False
         delays = _backoff(self._timeout)
         lost_at = time.monotonic()
-        while True:
-            try:
-                session = await self.connect()
-            except SignalingError as exc:
-                refused = isinstance(exc, WrongPasswordError)
-                if refused and not joined:
-                    raise
-                delay = next(delays)
-                # A restarting signaler is not worth a warning until it takes longer than the
-                # timeout (peer connections carry on meanwhile); a refused rejoin always is.
-                brief = not refused and joined and time.monotonic() - lost_at < self._timeout
-                (log.info if brief else log.warning)(
-                    "The signaler refused our password on rejoining, retrying"
-                    if refused
-                    else "Could not connect to signaler, retrying",
-                    reason=str(exc),
-                    retry_in=round(delay, 2),
-                )
-                await asyncio.sleep(delay)
-                continue
-            joined = True
-            try:
-                yield session
-            finally:
-                await session.close()
-            log.info("Disconnected from signaler, reconnecting", addr=self._raddr)
-            delays = _backoff(self._timeout)
-            lost_at = time.monotonic()
+        slow = asyncio.get_running_loop().call_later(
+            _SLOW_FIRST_CONNECTION, self._unreachable, f"no answer in {_SLOW_FIRST_CONNECTION:g} s"
+        )
+        try:
+            while True:
+                try:
+                    session = await self.connect()
+                except SignalingError as exc:
+                    refused = isinstance(exc, WrongPasswordError)
+                    if refused and not joined:
+                        raise
+                    if not joined:
+                        self._unreachable(str(exc))
+                    delay = next(delays)
+                    # Said once before the first join; then a restarting signaler is not worth a
+                    # warning until it takes longer than the timeout (peer connections carry on
+                    # meanwhile); a refused rejoin always is.
+                    brief = not refused and (
+                        not joined or time.monotonic() - lost_at < self._timeout
+                    )
+                    (log.info if brief else log.warning)(
+                        "The signaler refused our password on rejoining, retrying"
+                        if refused
+                        else "Could not connect to signaler, retrying",
+                        reason=str(exc),
+                        retry_in=round(delay, 2),
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                slow.cancel()
+                joined = True
+                try:
+                    yield session
+                finally:
+                    await session.close()
+                log.info("Disconnected from signaler, reconnecting", addr=self._raddr)
+                delays = _backoff(self._timeout)
+                lost_at = time.monotonic()
+        finally:
+            slow.cancel()
+
+    def _unreachable(self, reason: str) -> None:
+        """Say once, early, that the signaler cannot be reached and what to do about it."""
+        if self._said_unreachable:
+            return
+        self._said_unreachable = True
+        log.warning(
+            "Cannot reach the default signaler, the original author's public server; still trying"
+            if self._raddr == PUBLIC_SIGNALER
+            else "Cannot reach the signaler; still trying",
+            addr=self._raddr,
+            reason=reason,
+            fix=_START_ONE,
+        )
 
     async def close(self) -> None:
         if self._session is not None:

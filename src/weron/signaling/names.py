@@ -1,6 +1,6 @@
-"""Name negotiation on the id channel (weron-protocol.md §4), as a state machine without I/O
-or timers: the named adapter feeds it messages, the ``kicks`` timer and the time, and sends
-its replies.
+"""Name negotiation on the id channel (docs/wire-protocol.md#name-negotiation), as a state
+machine without I/O or timers: the named adapter feeds it messages, the ``kicks`` timer and the
+time, and sends its replies.
 
 Messages are JSON objects written back to back (Go's ``json.Encoder``: one per line)::
 

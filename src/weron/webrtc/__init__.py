@@ -89,6 +89,10 @@ class DataChannel(Protocol):
     async def send(self, message: bytes) -> None:
         """Send one message; waits while the send buffer is full (backpressure)."""
 
+    async def drain(self) -> None:
+        """Return once everything sent so far has left for the peer, or the channel closed:
+        closing the connection right after a last message could discard it."""
+
     def send_nowait(self, message: bytes) -> bool:
         """Send one message unless the send buffer is full; ``False`` when nothing was sent.
         For packets, which a full link drops, as a real network does."""

@@ -43,6 +43,7 @@ log = get_logger(__name__)
 
 _HIGH_WATER: Final = 1 << 20  # bytes buffered in SCTP before send() waits
 _LOW_WATER: Final = 256 << 10
+_DRAIN_POLL: Final = (0.001, 0.05)  # first and longest pause between looks at the queues
 _MID: Final = re.compile(r"^a=mid:(\S+)", re.MULTILINE)
 
 
@@ -93,6 +94,19 @@ class AiortcChannel:
         if self._channel.bufferedAmount > _HIGH_WATER:
             self._writable.clear()
             await self._writable.wait()
+
+    async def drain(self) -> None:
+        """Until SCTP has nothing queued or unacknowledged either: aiortc aborts the
+        association on close, discarding what is in flight (its queues are private)."""
+        pause = _DRAIN_POLL[0]
+        while not self._closed and self._channel.readyState == "open" and self._pending():
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _DRAIN_POLL[1])
+
+    def _pending(self) -> bool:
+        sctp = self._channel.transport
+        queues = ("_data_channel_queue", "_outbound_queue", "_sent_queue")
+        return self._channel.bufferedAmount > 0 or any(getattr(sctp, q, ()) for q in queues)
 
     def send_nowait(self, message: bytes) -> bool:
         if self._closed or self._channel.readyState != "open":

@@ -187,6 +187,14 @@ class LibdatachannelChannel:
             pause = min(pause * 2, longest)
         self._send(message)
 
+    async def drain(self) -> None:
+        """Once our buffer is empty: the library hands the rest to SCTP, whose shutdown on
+        close delivers what is in flight."""
+        pause, longest = _ROOM_POLL
+        while self._channel.buffered_amount() > 0 and not self._closed:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, longest)
+
     def send_nowait(self, message: bytes) -> bool:
         if not self._closed and self._channel.buffered_amount() > _HIGH_WATER:
             return False
