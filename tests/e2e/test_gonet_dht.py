@@ -38,6 +38,7 @@ def test_two_members_meet_through_the_dht_and_another_key_meets_nobody(
         mallory.say("anyone?")
         assert bob.stop() == 0
         alice.wait_for("-bob")
+        mallory.wait_for("mallory!", timeout=60)  # its record stored: other items altogether
         assert mallory.output() == [".dht", "mallory!"]
         assert not any("mallory" in line or "anyone" in line for line in alice.output())
         assert alice.stop() == 0 and mallory.stop() == 0
