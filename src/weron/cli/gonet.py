@@ -9,11 +9,17 @@ from pathlib import Path
 import click
 
 from weron import __version__
-from weron import log as weron_log
 from weron.apps import gonet
 from weron.apps.roster import valid_name
 from weron.cli.nat import HostPort, nat_command
-from weron.cli.options import CONTEXT_SETTINGS, DEFAULT_RADDR, Duration, flag, quiet_verbose_flag
+from weron.cli.options import (
+    CONTEXT_SETTINGS,
+    DEFAULT_RADDR,
+    Duration,
+    configure_logging,
+    flag,
+    quiet_verbose_flag,
+)
 from weron.cli.runtime import run_app
 from weron.nat.turn import TurnError, TurnServer
 from weron.rendezvous.room import Room, RoomError
@@ -122,7 +128,7 @@ def gonet_command(
     Behind NATs, give a --stun server (and a --turn server for NATs that punching cannot
     pass); `gonet nat --stun HOST:PORT` tells what kind of NAT this host is behind.
     """
-    weron_log.configure(verbose)
+    configure_logging(click.get_current_context(), verbose)
     name = name or default_name()
     if not valid_name(name):
         raise click.BadParameter(

@@ -13,7 +13,6 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from weron import log as weron_log
 from weron.apps import chat, latency, throughput, vpn_ethernet, vpn_ip
 from weron.cli.options import (
     DEFAULT_ICE,
@@ -21,9 +20,9 @@ from weron.cli.options import (
     AliasedGroup,
     CommaList,
     Duration,
+    configure_logging,
     flag,
     verbose_flag,
-    verbosity,
 )
 from weron.cli.runtime import run_peer_app
 from weron.log import DEFAULT_VERBOSITY
@@ -92,7 +91,7 @@ def peer_flags[F: Callable[..., Any]](
             **kwargs: Any,
         ) -> Any:
             context = click.get_current_context()
-            weron_log.configure(verbosity(context, verbose, default=default_verbosity))
+            configure_logging(context, verbose, default=default_verbosity)
             _require(community=community, password=password, key=key)
             adapter = AdapterConfig(
                 timeout=timeout, ice=ice, force_relay=force_relay, mtu=webrtc_mtu

@@ -7,7 +7,7 @@ import os
 import click
 
 from weron import log as weron_log
-from weron.cli.options import Duration, flag, verbose_flag, verbosity
+from weron.cli.options import Duration, configure_logging, flag, verbose_flag
 from weron.cli.runtime import run, wait_for_stop_signal
 from weron.signaler import (
     ConfigurationError,
@@ -155,7 +155,7 @@ def signaler_command(
     OIDC is set. GET /healthz tells readiness, GET /metrics serves Prometheus metrics. Several
     servers sharing PostgreSQL and Redis act as one. Stop it with Ctrl-C or SIGTERM.
     """
-    weron_log.configure(verbosity(ctx, verbose))
+    configure_logging(ctx, verbose)
     for name, duration in (
         ("--heartbeat", heartbeat),
         ("--head-timeout", head_timeout),
