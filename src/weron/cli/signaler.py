@@ -74,7 +74,8 @@ log = weron_log.get_logger("weron.signaler")
 @flag(
     "--laddr",
     default=":1337",
-    help="Listening address (can also be set using the PORT env variable)",
+    help="Listening address (can also be set using the PORT env variable, which replaces the "
+    "port unless --laddr is given on the command line)",
 )
 @flag(
     "--oidc-client-id",
@@ -181,7 +182,9 @@ def signaler_command(
         state_grace=state_grace,
     )
     try:
-        host, port = parse_listen_address(laddr, os.environ.get("PORT") or None)
+        # A --laddr on the command line wins over PORT, as flags win over the environment.
+        given = ctx.get_parameter_source("laddr") is click.core.ParameterSource.COMMANDLINE
+        host, port = parse_listen_address(laddr, None if given else os.environ.get("PORT"))
         run(_serve(config, host, port))
     except (ConfigurationError, StartError) as exc:
         raise click.ClickException(str(exc)) from None
