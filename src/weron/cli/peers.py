@@ -26,6 +26,7 @@ from weron.cli.options import (
 )
 from weron.cli.runtime import run_peer_app
 from weron.log import DEFAULT_VERBOSITY
+from weron.net.remembered import default_state_file
 from weron.peers.adapter import AdapterConfig
 from weron.webrtc import MAX_MTU, MIN_MTU
 from weron.webrtc.backends import BACKEND_NAMES
@@ -285,6 +286,13 @@ _DEVICE_MTU_HELP = (
     default=vpn_ip.DEFAULT_MTU,
     help=_DEVICE_MTU_HELP,
 )
+@flag(
+    "--state-file",
+    default=str(default_state_file("vpn-ip.json")),
+    help="File remembering the addresses claimed in each community and network, asked for "
+    "first after a restart (so that the member keeps its address). If empty, nothing is "
+    "remembered",
+)
 def vpn_ip_command(
     peer: PeerOptions,
     dev: str,
@@ -295,6 +303,7 @@ def vpn_ip_command(
     parallel: int,
     static: bool,
     mtu: int,
+    state_file: str,
 ) -> None:
     """Join a layer 3 overlay network: claim an address from each --ips network, give it to a
     TUN device, and reach every other member at its claimed addresses. Needs root (or
@@ -311,6 +320,7 @@ def vpn_ip_command(
         parallel=parallel,
         static=static,
         mtu=mtu,
+        state_file=state_file,
     )
     run_peer_app(lambda engine: vpn_ip.run(config, engine), peer.backend)
 
