@@ -1,7 +1,8 @@
 """Structured, levelled logs like the original's zerolog output (`--verbose 0..7`).
 
 Every line on stderr is one JSON object:
-``{"level": "info", <fields>, "time": ..., "message": ...}``.
+``{"level": "info", <fields>, "time": ..., "message": ...}``; or, for people reading a
+terminal (``--log-format text``), one line of time, level, message and ``key=value`` fields.
 Secrets never reach a log line: log URLs through :func:`redact_url`.
 """
 
@@ -38,6 +39,8 @@ _LEVEL_NAMES: Final = {
 _SECRET_QUERY_KEYS: Final = frozenset({"password", "key", "token", "api_key", "apikey", "secret"})
 DEFAULT_VERBOSITY: Final = 5
 WIRE_LOGGER: Final = "weron.wire"  # handed to protocol libraries (websockets)
+LOG_FORMATS: Final = ("json", "text")
+_NEEDS_QUOTES: Final = frozenset(' "=')  # a text value with these is quoted
 # Libraries that log on loggers of their own (database and Redis drivers): we log what matters
 # of their failures ourselves, so theirs only show at trace level, as JSON lines too.
 _LIBRARY_LOGGERS: Final = ("psycopg", "redis")
@@ -48,18 +51,43 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"level": _LEVEL_NAMES.get(record.levelno, "info")}
-        fields = getattr(record, "fields", None)
-        if fields:
-            line.update(fields)
-        if record.exc_info and record.levelno >= logging.ERROR:
-            line["error"] = self.formatException(record.exc_info)
-        line["time"] = (
-            datetime.datetime.fromtimestamp(record.created)
-            .astimezone()
-            .isoformat(timespec="seconds")
-        )
+        line.update(self.fields(record))
+        line["time"] = _timestamp(record)
         line["message"] = record.getMessage()
         return json.dumps(line, default=str, ensure_ascii=False, separators=(",", ":"))
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The record's structured fields, and the traceback of an error (as ``error``)."""
+        fields = dict(getattr(record, "fields", None) or {})
+        if record.exc_info and record.levelno >= logging.ERROR:
+            fields["error"] = self.formatException(record.exc_info)
+        return fields
+
+
+class TextFormatter(JSONFormatter):
+    """One line per record for a person at a terminal: ``time LEVEL message key=value...``.
+    Values that are not plain words are written as JSON, so that a line stays one line and
+    what a peer sent (names, reasons) cannot move the cursor or fake another line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = _LEVEL_NAMES.get(record.levelno, "info").upper()
+        message = record.getMessage()
+        message = message if message.isprintable() else _text(message)
+        parts = [_timestamp(record), f"{level:<5}", message]
+        parts += [f"{key}={_text(value)}" for key, value in self.fields(record).items()]
+        return " ".join(parts)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return (
+        datetime.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds")
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str) and value and value.isprintable() and not _NEEDS_QUOTES & set(value):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 class Logger:
@@ -101,8 +129,11 @@ def get_logger(name: str) -> Logger:
     return Logger(name)
 
 
-def configure(verbosity: int = DEFAULT_VERBOSITY, stream: TextIO | None = None) -> None:
-    """Route the ``weron`` loggers to ``stream`` (stderr) at the level ``--verbose`` asks for."""
+def configure(
+    verbosity: int = DEFAULT_VERBOSITY, stream: TextIO | None = None, log_format: str = "json"
+) -> None:
+    """Route the ``weron`` loggers to ``stream`` (stderr) at the level ``--verbose`` asks for,
+    as JSON lines or (``log_format="text"``) as text lines."""
     root = logging.getLogger("weron")
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -113,7 +144,7 @@ def configure(verbosity: int = DEFAULT_VERBOSITY, stream: TextIO | None = None) 
         root.setLevel(logging.CRITICAL + 10)
     else:
         handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-        handler.setFormatter(JSONFormatter())
+        handler.setFormatter(TextFormatter() if log_format == "text" else JSONFormatter())
         root.setLevel(_VERBOSITY_LEVELS.get(min(verbosity, 7), TRACE))
     root.addHandler(handler)
     # Protocol-library chatter ("connection open") only at trace level, and never its debug

@@ -11,6 +11,7 @@ import httpx
 
 from weron.community import Community
 from weron.log import redact_url
+from weron.urls import parse_url
 
 DEFAULT_MANAGER_RADDR: Final = "https://weron.up.railway.app/"
 
@@ -29,12 +30,12 @@ def printable(text: str) -> str:
 
 def http_url(raddr: str) -> str:
     """The management API lives at the signaler's URL; accept ws(s):// addresses too."""
-    parts = urllib.parse.urlsplit(raddr.strip())
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("http", "https") or not parts.netloc:
+    parts = parse_url(raddr, ("http", "https", "ws", "wss"))
+    if parts is None:
         raise ManagerError(
             f"remote address {redact_url(raddr)!r} is not an http(s):// or ws(s):// URL"
         )
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path or "/", "", ""))
 
 

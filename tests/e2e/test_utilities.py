@@ -24,6 +24,10 @@ THROUGHPUT = re.compile(
     rf"^Average throughput: [0-9.]+ MB/s \([0-9.]+ Mb/s\) \((\d+) MB written in {DURATION}\) "
     r"Min: [0-9.]+ MB/s Max: [0-9.]+ MB/s$"
 )
+READ_TOTALS = re.compile(
+    rf"^Average throughput: [0-9.]+ MB/s \([0-9.]+ Mb/s\) \((\d+) MB read in {DURATION}\) "
+    r"Min: [0-9.]+ MB/s Max: [0-9.]+ MB/s$"
+)
 BACKENDS = ["libdatachannel", "aiortc"]
 
 
@@ -128,6 +132,54 @@ def test_throughput_clients_always_stop_on_ctrl_c(signaler: SignalerProcess) -> 
             out, _ = interrupt_after(client, 3 + attempt * 0.2)
             assert time.monotonic() - interrupted < 3 + attempt * 0.2 + 8, out
             assert THROUGHPUT.match(out.splitlines()[-1]), out
+
+
+def test_a_throughput_server_prints_what_it_read_on_ctrl_c(signaler: SignalerProcess) -> None:
+    small = ("--packet-count", "100", "--packet-length", "10000")
+    server_process = utility(signaler, "throughput", "--server", *small, backend="libdatachannel")
+    client = utility(signaler, "throughput", *small, backend="libdatachannel")
+    try:
+        client_out, _ = interrupt_after(client, 6)
+        server_out, _ = interrupt_after(server_process, 0)
+    finally:
+        for process in (client, server_process):
+            process.kill()
+            process.wait()
+    totals = READ_TOTALS.match(server_out.splitlines()[-1])
+    assert totals is not None, server_out
+    assert int(totals.group(1)) >= 1 and "MB/s" in client_out  # 1 MB a batch
+
+
+@pytest.mark.parametrize(
+    ("server_count", "client_args", "error"),
+    [
+        ("50", (), "the server acknowledged a batch before all our --packet-count 100 messages"),
+        ("200", ("--timeout", "2s"), "no acknowledgement 2s after our --packet-count 100"),
+    ],
+)
+def test_a_packet_count_unlike_the_servers_is_a_clear_error(
+    signaler: SignalerProcess, server_count: str, client_args: tuple[str, ...], error: str
+) -> None:
+    """The count never travels (Go peers send none): the client finds out either way."""
+    length = ("--packet-length", "10000")
+    with server(
+        signaler, "throughput", "--packet-count", server_count, *length, backend="libdatachannel"
+    ):
+        client = utility(
+            signaler,
+            "throughput",
+            "--packet-count",
+            "100",
+            *length,
+            *client_args,
+            backend="libdatachannel",
+        )
+        _, err = client.communicate(timeout=60)
+    assert client.returncode == 1, err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("Error:")] == [
+        next(line for line in err.splitlines() if error in line)
+    ], err
 
 
 def test_throughput_with_a_larger_mtu(signaler: SignalerProcess) -> None:

@@ -150,6 +150,11 @@ class Network:
             dev,
             "--verbose",
             "6",
+            # One state file per host, as on a machine (never the real /var/lib/weron/).
+            *(
+                ["--state-file", str(self.log_dir / f"state-{host.namespace}.json")]
+                * (kind == "ip")
+            ),
             *args,
         ]
         with log_path.open("wb") as member_log:

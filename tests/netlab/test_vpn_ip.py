@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import time
 
@@ -174,6 +175,39 @@ def test_a_member_restart_heals_by_itself(network: Network) -> None:
     deadline = time.monotonic() + 60
     while not first.ping(address, count=1):
         assert time.monotonic() < deadline, f"not reachable:\n{first.output()[-3000:]}"
+
+
+def test_a_restarted_member_gets_its_address_back(network: Network) -> None:
+    """The address is remembered in the host's state file and asked for first, while the
+    other members (one restarted just before) hold theirs."""
+    start = network.start
+    members = [start("ip", "--ips", IPS, "--kicks", "1s") for _ in range(2)]
+    connected(*members, peers=1)
+    before = [member.addresses(4) + member.addresses(6) for member in members]
+    restarted = []
+    for member in members:
+        assert member.stop() == 0
+        restarted.append(start("ip", "--ips", IPS, "--kicks", "1s", host=member.host))
+    connected(*restarted, peers=1)
+    assert [member.addresses(4) + member.addresses(6) for member in restarted] == before
+
+
+def test_ctrl_c_during_the_claim_ends_quietly(network: Network) -> None:
+    """Ctrl-C at points through the claim, with a peer connected or being connected: status
+    130, no traceback (once 'RuntimeError: Event loop is closed')."""
+    start = network.start
+    holder = start("ip", "--ips", IPS, "--kicks", "1s")
+    holder.wait_for("Connected to signaler")
+    for delay in (0.0, 0.3, 1.0, 2.0, 3.5):
+        member = start("ip", "--ips", IPS, "--kicks", "5s")
+        deadline = time.monotonic() + 30
+        while not any(r.get("message") == "Negotiating a name" for r in member.records()):
+            assert time.monotonic() < deadline and member.process.poll() is None, member.output()
+            time.sleep(0.05)
+        time.sleep(delay)
+        member.process.send_signal(signal.SIGINT)
+        assert member.process.wait(timeout=30) == 130, member.output()[-3000:]
+        assert "Traceback" not in member.output() and "Error" not in member.output()
 
 
 def _block_udp(lab: Lab, host: Host, blocked: bool) -> None:

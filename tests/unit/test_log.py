@@ -137,3 +137,25 @@ def test_redact_url_keeps_other_params() -> None:
     assert ":pw@" not in redacted
     assert "community=c" in redacted
     assert "timeout=10s" in redacted
+
+
+def test_text_lines_read_time_level_message_and_fields() -> None:
+    stream = io.StringIO()
+    configure(6, stream=stream, log_format="text")
+    log.info("Connected to signaler", id="abc", clients=2, ok=True, ids=["a"], reason="no route")
+    log.debug("d")
+    time, level, rest = stream.getvalue().splitlines()[0].split(" ", 2)
+    assert datetime.datetime.fromisoformat(time).tzinfo is not None
+    assert level == "INFO"
+    assert rest == ' Connected to signaler id=abc clients=2 ok=true ids=["a"] reason="no route"'
+    assert stream.getvalue().splitlines()[1].split(" ", 2)[1:] == ["DEBUG", "d"]
+
+
+def test_text_lines_stay_one_line_and_escape_what_peers_send() -> None:
+    stream = io.StringIO()
+    configure(5, stream=stream, log_format="text")
+    log.warning("Peer said\x1b[2J", name="evil\nINFO forged", empty="")
+    log.error("failed", error=ValueError("a=b"))
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith(' "Peer said\\u001b[2J" name="evil\\nINFO forged" empty=""')
+    assert second.endswith(' ERROR failed error="a=b"')

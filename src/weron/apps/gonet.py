@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import socket
 import sys
-import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
@@ -40,6 +39,7 @@ from weron.nat.turn import TurnServer
 from weron.rendezvous.card import Card
 from weron.rendezvous.room import Room, RoomSecrets, derive
 from weron.rendezvous.signaler import SignalerRendezvous
+from weron.urls import parse_url
 from weron.wireguard.cookie import Endpoint
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import Peer
@@ -115,7 +115,8 @@ def _meeting_hosts(config: GonetConfig) -> list[str]:
     if config.dht:
         hosts += [host for host, _ in config.dht_bootstrap]
     else:
-        hosts.append(urllib.parse.urlsplit(config.raddr).hostname or "127.0.0.1")
+        parts = parse_url(config.raddr, ("ws", "wss"))  # a bad one fails in the rendezvous
+        hosts.append((parts.hostname if parts else None) or "127.0.0.1")
     return hosts
 
 

@@ -2,11 +2,17 @@
 
 The client sends ``packet_count`` messages of ``packet_length`` random bytes; the server reads
 that many messages and answers with a 100-byte acknowledgement; the client reports bytes per
-second for the batch and starts the next one.
+second for the batch and starts the next one. Both print their totals when stopped.
+
+The count never travels (Go peers send none), so each side checks what it can: a client whose
+acknowledgement comes before its batch is all sent has a larger count than the server, one
+that waits longer than ``--timeout`` for it a smaller one (or the server is gone); a server
+left with part of a batch for that long says so in a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -16,12 +22,16 @@ from typing import Final, TextIO
 
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.apps.report import go_duration
+from weron.log import get_logger
 from weron.peers import Peer
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.webrtc import Backend
 
+log = get_logger(__name__)
+
 CHANNEL: Final = "weron/throughput/primary"
 ACK_LENGTH: Final = 100
+_NOTHING_JSON: Final = '{"type":"totals","bytes":0,"batches":0}'
 
 
 @dataclass(slots=True)
@@ -39,9 +49,20 @@ class ThroughputConfig:
 
 @dataclass(slots=True)
 class ThroughputTotals:
+    """Every acknowledged batch: bytes the client wrote, or the server read."""
+
     bytes_written: int = 0
     seconds: float = 0.0
     batch_speeds: list[float] = field(default_factory=list)  # MB/s
+
+    def add(self, size: int, seconds: float) -> float:
+        """Count one batch; its speed in MB/s."""
+        seconds = max(seconds, 1e-9)  # a one-message batch on a coarse clock
+        speed = size / seconds / 1e6
+        self.bytes_written += size
+        self.seconds += seconds
+        self.batch_speeds.append(speed)
+        return speed
 
 
 def _line(out: TextIO, text: str) -> None:
@@ -49,19 +70,45 @@ def _line(out: TextIO, text: str) -> None:
     out.flush()
 
 
-async def _acknowledge(peer: Peer, packet_count: int) -> None:
+async def _acknowledge(peer: Peer, config: ThroughputConfig, totals: ThroughputTotals) -> None:
+    """Acknowledge every batch; a batch lasts from the previous acknowledgement (the client
+    starts the next one at once) or, for the first, from its first message."""
+    started: float | None = None
     while True:
-        for _ in range(packet_count):
-            await peer.conn.receive()
+        size = len(await peer.conn.receive())
+        started = time.perf_counter() if started is None else started
+        for received in range(1, config.packet_count):
+            size += len(await _receive_in_batch(peer, received, config))
         await peer.conn.send(bytes(ACK_LENGTH))
+        ended = time.perf_counter()
+        totals.add(size, ended - started)
+        started = ended
+
+
+async def _receive_in_batch(peer: Peer, received: int, config: ThroughputConfig) -> bytes:
+    """The next message of a batch, with a warning if it is long in coming: the client may
+    use a smaller --packet-count (it then waits for an acknowledgement that never comes)."""
+    try:
+        async with asyncio.timeout(config.adapter.timeout):
+            return await peer.conn.receive()
+    except TimeoutError:
+        log.warning(
+            "Only part of a batch arrived: does the client use the same --packet-count?",
+            id=peer.peer_id,
+            received=received,
+            packet_count=config.packet_count,
+        )
+        return await peer.conn.receive()
 
 
 async def run(
     config: ThroughputConfig, backend: Backend, out: TextIO | None = None
 ) -> ThroughputTotals:
-    """Measure until cancelled (Ctrl-C); the totals are printed on the way out."""
+    """Measure until cancelled (Ctrl-C); the totals are printed on the way out (the server's
+    too: what it read)."""
     stream = out or sys.stdout
     totals = ThroughputTotals()
+    timeout = config.adapter.timeout
 
     async def measure(peer: Peer) -> None:
         maximum = peer.conn.max_message_size
@@ -74,15 +121,30 @@ async def run(
         payload = os.urandom(config.packet_length)
         while True:
             started = time.perf_counter()
-            for _ in range(config.packet_count):
-                await peer.conn.send(payload)
-            await peer.conn.receive()  # the acknowledgement
+            acknowledged = asyncio.ensure_future(peer.conn.receive())
+            try:
+                for _ in range(config.packet_count):
+                    if acknowledged.done():
+                        acknowledged.result()  # a closed channel ends the peer as usual
+                        raise PeerAppError(
+                            "the server acknowledged a batch before all our --packet-count "
+                            f"{config.packet_count} messages were sent: its --packet-count is "
+                            "smaller (start both with the same)"
+                        )
+                    await peer.conn.send(payload)
+                async with asyncio.timeout(timeout):
+                    await acknowledged
+            except TimeoutError:
+                raise PeerAppError(
+                    f"no acknowledgement {go_duration(timeout)} after our --packet-count "
+                    f"{config.packet_count} messages: the server's --packet-count is larger "
+                    "(start both with the same), or the server is gone"
+                ) from None
+            finally:
+                acknowledged.cancel()
             seconds = time.perf_counter() - started
             written = config.packet_length * config.packet_count
-            speed = written / seconds / 1e6
-            totals.bytes_written += written
-            totals.seconds += seconds
-            totals.batch_speeds.append(speed)
+            speed = totals.add(written, seconds)
             if config.json:
                 _line(
                     stream,
@@ -116,15 +178,16 @@ async def run(
     try:
         await serve_each_peer(
             adapter,
-            (lambda peer: _acknowledge(peer, config.packet_count)) if config.server else measure,
+            (lambda peer: _acknowledge(peer, config, totals)) if config.server else measure,
         )
     finally:
-        _print_totals(stream, totals, config.json)
+        _print_totals(stream, totals, config.json, "read" if config.server else "written")
     return totals
 
 
-def _print_totals(out: TextIO, totals: ThroughputTotals, as_json: bool) -> None:
+def _print_totals(out: TextIO, totals: ThroughputTotals, as_json: bool, verb: str) -> None:
     if not totals.batch_speeds:
+        _line(out, _NOTHING_JSON if as_json else "No batch was acknowledged: nothing measured")
         return
     average = totals.bytes_written / totals.seconds / 1e6
     low, high = min(totals.batch_speeds), max(totals.batch_speeds)
@@ -148,6 +211,6 @@ def _print_totals(out: TextIO, totals: ThroughputTotals, as_json: bool) -> None:
     _line(
         out,
         f"Average throughput: {average:.3f} MB/s ({average * 8:.3f} Mb/s) "
-        f"({totals.bytes_written // 1_000_000} MB written in {go_duration(totals.seconds)}) "
+        f"({totals.bytes_written // 1_000_000} MB {verb} in {go_duration(totals.seconds)}) "
         f"Min: {low:.3f} MB/s Max: {high:.3f} MB/s",
     )

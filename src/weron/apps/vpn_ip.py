@@ -15,6 +15,7 @@ import asyncio
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from weron.apps.forwarding import Forwarder, run_forwarding
@@ -29,6 +30,7 @@ from weron.net.device import (
     set_addresses,
 )
 from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
+from weron.net.remembered import ClaimMemory
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
@@ -60,6 +62,9 @@ class VpnIpConfig:
     parallel: int = 20
     static: bool = False
     mtu: int = DEFAULT_MTU
+    # Where the claimed addresses are remembered, to be asked for first after a restart
+    # (weron.net.remembered); empty: nowhere.
+    state_file: str = ""
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
@@ -108,6 +113,10 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
     except claims.ClaimError as exc:
         raise PeerAppError(str(exc)) from None
     overlay = claims.Overlay(networks)
+    memory = ClaimMemory(
+        Path(config.state_file) if config.state_file else None,
+        f"{config.community} {claims.encode(networks)}",
+    )
     try:
         device = await open_device(DeviceKind.TUN, config.dev, mtu=config.mtu)
     except DeviceError as exc:
@@ -134,7 +143,7 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             kicks=config.kicks,
             config=adapter_config,
             conflicts=claims.addresses_conflict,
-            choose=random.choice,
+            choose=memory.prefer_recalled(random.choice),
         )
     except BaseException:
         device.close()
@@ -167,6 +176,7 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             routes.claimed(claim)
             forwarder.local = frozenset(claim.packed)
             await set_addresses(device, claim.interfaces)
+            await asyncio.to_thread(memory.remember, name)
 
     async def serve(peer: Peer) -> None:
         try:

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from weron import __version__
-from weron import log as weron_log
 from weron.apps import gonet
 from weron.apps.roster import valid_name
 from weron.cli.nat import HostPort, nat_command
@@ -17,6 +16,7 @@ from weron.cli.options import (
     CONTEXT_SETTINGS,
     DEFAULT_RADDR,
     Duration,
+    configure_logging,
     flag,
     quiet_verbose_flag,
     raddr_help,
@@ -133,7 +133,7 @@ def gonet_command(
     Behind NATs, give a --stun server (and a --turn server for NATs that punching cannot
     pass); `gonet nat --stun HOST:PORT` tells what kind of NAT this host is behind.
     """
-    weron_log.configure(verbose)
+    configure_logging(click.get_current_context(), verbose)
     name = name or default_name()
     if not valid_name(name):
         raise click.BadParameter(

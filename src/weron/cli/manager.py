@@ -9,8 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from weron import log as weron_log
-from weron.cli.options import AliasedGroup, flag, raddr_help, verbose_flag, verbosity
+from weron.cli.options import AliasedGroup, configure_logging, flag, raddr_help, verbose_flag
 from weron.cli.runtime import run
 from weron.community import Community
 from weron.manager import DEFAULT_MANAGER_RADDR, Manager, ManagerError, printable
@@ -81,7 +80,7 @@ def list_command(
     ctx: click.Context, api_password: str, api_username: str, raddr: str, verbose: int | None
 ) -> None:
     """List persistent and ephemeral communities as CSV (id,clients,persistent)."""
-    weron_log.configure(verbosity(ctx, verbose))
+    configure_logging(ctx, verbose)
     _print_csv(_call(_manager(raddr, api_username, api_password).list()))
 
 
@@ -100,7 +99,7 @@ def create_command(
     password: str,
 ) -> None:
     """Create a persistent community and print it as CSV."""
-    weron_log.configure(verbosity(ctx, verbose))
+    configure_logging(ctx, verbose)
     if not community.strip():
         raise click.ClickException("missing community: set --community")
     if not password.strip():
@@ -122,7 +121,7 @@ def delete_command(
     community: str,
 ) -> None:
     """Delete a community and disconnect all of its members."""
-    weron_log.configure(verbosity(ctx, verbose))
+    configure_logging(ctx, verbose)
     if not community.strip():
         raise click.ClickException("missing community: set --community")
     _call(_manager(raddr, api_username, api_password).delete(community))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from weron import log as weron_log
-from weron.cli.options import CONTEXT_SETTINGS, quiet_verbose_flag
+from weron.cli.options import CONTEXT_SETTINGS, configure_logging, quiet_verbose_flag
 from weron.cli.runtime import run
 from weron.nat.discover import discover
 from weron.nat.stun import StunError
@@ -45,7 +44,7 @@ class HostPort(click.ParamType[tuple[str, int]]):
 def nat_command(stun: tuple[str, int], verbose: int) -> None:
     """Discover this host's NAT mapping and filtering behaviour (RFC 5780) and tell what it
     means for direct peer-to-peer connections."""
-    weron_log.configure(verbose)
+    configure_logging(click.get_current_context(), verbose)
     try:
         report = run(discover(*stun))
     except (StunError, OSError) as exc:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import click
 
-from weron.log import DEFAULT_VERBOSITY
+from weron import log as weron_log
+from weron.log import DEFAULT_VERBOSITY, LOG_FORMATS
 from weron.signaling import PUBLIC_SIGNALER
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -173,31 +174,83 @@ def flag(
 CONTEXT_SETTINGS: Final = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class Verbosity(click.IntRange):
+    """A level from 0 to 7, also as ``-v=7``: click hands a short option the ``=`` too."""
+
+    def __init__(self) -> None:
+        super().__init__(0, 7)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = value.strip().removeprefix("=")
+        return super().convert(value, param, ctx)
+
+
+_LOG_FORMAT_KEY: Final = "weron.log_format"  # in the context's meta, shared by root and command
+
+
+def _remember_log_format(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:  # a command's own --log-format wins over the root's
+        ctx.meta[_LOG_FORMAT_KEY] = value
+
+
+def _log_flags(verbose: Callable[[Any], Any], *, environment: bool) -> Callable[[F], F]:
+    """``verbose`` and ``--log-format`` (read through :func:`configure_logging`)."""
+    log_format = click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS),
+        default=None,
+        expose_value=False,
+        callback=_remember_log_format,
+        envvar=env_name("log-format") if environment else None,
+        show_envvar=environment,
+        help="Logs as JSON lines (default), or as text lines for terminals: time, level, "
+        "message, key=value fields",
+    )
+
+    def decorate(function: F) -> F:
+        return cast(F, verbose(log_format(function)))
+
+    return decorate
+
+
 def quiet_verbose_flag() -> Callable[[F], F]:
-    """``-v/--verbose`` of the gonet commands: their screen is a chat or a report, so they log
-    warnings only unless asked for more."""
-    return click.option(
+    """``-v/--verbose`` and ``--log-format`` of the gonet commands: their screen is a chat or
+    a report, so they log warnings only unless asked for more."""
+    verbose = click.option(
         "-v",
         "--verbose",
-        type=click.IntRange(0, 7, clamp=True),
+        type=Verbosity(),
         default=4,
         show_default=True,
         help="Verbosity level (0 is disabled, 4 is warnings, 7 is trace)",
     )
+    return _log_flags(verbose, environment=True)
 
 
 def verbose_flag(leaf: bool) -> Callable[[F], F]:
-    """``-v/--verbose`` on the root and on every command, so both ``weron -v 7 signaler`` and
-    ``weron signaler --verbose=7`` work as with the original."""
-    return click.option(
+    """``-v/--verbose`` and ``--log-format`` on the root and on every command, so both
+    ``weron -v 7 signaler`` and ``weron signaler --verbose=7`` work as with the original."""
+    verbose = click.option(
         "-v",
         "--verbose",
-        type=click.IntRange(0, 7, clamp=True),
+        type=Verbosity(),
         default=None if leaf else DEFAULT_VERBOSITY,
         envvar=None if leaf else env_name("verbose"),
         show_envvar=not leaf,
         show_default=not leaf,
         help="Verbosity level (0 is disabled, default is info, 7 is trace)",
+    )
+    return _log_flags(verbose, environment=not leaf)
+
+
+def configure_logging(
+    ctx: click.Context, leaf_verbose: int | None, default: int = DEFAULT_VERBOSITY
+) -> None:
+    """Logs at the level of :func:`verbosity`, in the ``--log-format`` given on the command,
+    else on the root (or ``WERON_LOG_FORMAT``), else JSON."""
+    weron_log.configure(
+        verbosity(ctx, leaf_verbose, default), log_format=ctx.meta.get(_LOG_FORMAT_KEY, "json")
     )
 
 

@@ -13,7 +13,6 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from weron import log as weron_log
 from weron.apps import chat, latency, throughput, vpn_ethernet, vpn_ip
 from weron.cli.options import (
     DEFAULT_ICE,
@@ -21,13 +20,14 @@ from weron.cli.options import (
     AliasedGroup,
     CommaList,
     Duration,
+    configure_logging,
     flag,
     raddr_help,
     verbose_flag,
-    verbosity,
 )
 from weron.cli.runtime import run_peer_app
 from weron.log import DEFAULT_VERBOSITY
+from weron.net.remembered import default_state_file
 from weron.peers.adapter import AdapterConfig
 from weron.webrtc import MAX_MTU, MIN_MTU
 from weron.webrtc.backends import BACKEND_NAMES
@@ -93,7 +93,7 @@ def peer_flags[F: Callable[..., Any]](
             **kwargs: Any,
         ) -> Any:
             context = click.get_current_context()
-            weron_log.configure(verbosity(context, verbose, default=default_verbosity))
+            configure_logging(context, verbose, default=default_verbosity)
             _require(community=community, password=password, key=key)
             adapter = AdapterConfig(
                 timeout=timeout, ice=ice, force_relay=force_relay, mtu=webrtc_mtu
@@ -289,6 +289,13 @@ _DEVICE_MTU_HELP = (
     default=vpn_ip.DEFAULT_MTU,
     help=_DEVICE_MTU_HELP,
 )
+@flag(
+    "--state-file",
+    default=str(default_state_file("vpn-ip.json")),
+    help="File remembering the addresses claimed in each community and network, asked for "
+    "first after a restart (so that the member keeps its address). If empty, nothing is "
+    "remembered",
+)
 def vpn_ip_command(
     peer: PeerOptions,
     dev: str,
@@ -299,6 +306,7 @@ def vpn_ip_command(
     parallel: int,
     static: bool,
     mtu: int,
+    state_file: str,
 ) -> None:
     """Join a layer 3 overlay network: claim an address from each --ips network, give it to a
     TUN device, and reach every other member at its claimed addresses. Needs root (or
@@ -315,6 +323,7 @@ def vpn_ip_command(
         parallel=parallel,
         static=static,
         mtu=mtu,
+        state_file=state_file,
     )
     run_peer_app(lambda engine: vpn_ip.run(config, engine), peer.backend)
 

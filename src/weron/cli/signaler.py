@@ -7,7 +7,7 @@ import os
 import click
 
 from weron import log as weron_log
-from weron.cli.options import Duration, flag, verbose_flag, verbosity
+from weron.cli.options import Duration, configure_logging, flag, verbose_flag
 from weron.cli.runtime import run, wait_for_stop_signal
 from weron.signaler import (
     ConfigurationError,
@@ -74,7 +74,8 @@ log = weron_log.get_logger("weron.signaler")
 @flag(
     "--laddr",
     default=":1337",
-    help="Listening address (can also be set using the PORT env variable)",
+    help="Listening address (can also be set using the PORT env variable, which replaces the "
+    "port unless --laddr is given on the command line)",
 )
 @flag(
     "--oidc-client-id",
@@ -155,7 +156,7 @@ def signaler_command(
     OIDC is set. GET /healthz tells readiness, GET /metrics serves Prometheus metrics. Several
     servers sharing PostgreSQL and Redis act as one. Stop it with Ctrl-C or SIGTERM.
     """
-    weron_log.configure(verbosity(ctx, verbose))
+    configure_logging(ctx, verbose)
     for name, duration in (
         ("--heartbeat", heartbeat),
         ("--head-timeout", head_timeout),
@@ -181,7 +182,9 @@ def signaler_command(
         state_grace=state_grace,
     )
     try:
-        host, port = parse_listen_address(laddr, os.environ.get("PORT") or None)
+        # A --laddr on the command line wins over PORT, as flags win over the environment.
+        given = ctx.get_parameter_source("laddr") is click.core.ParameterSource.COMMANDLINE
+        host, port = parse_listen_address(laddr, None if given else os.environ.get("PORT"))
         run(_serve(config, host, port))
     except (ConfigurationError, StartError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -81,9 +81,24 @@ class Device:
             self.fd = -1
 
 
-def _create(kind: DeviceKind, name: str) -> tuple[int, str]:
+def check_device_name(name: str) -> None:
+    """Refuse what Linux refuses as an interface name (else the ioctl's EINVAL would read as
+    "exists and is not a TUN device"); empty lets the kernel choose."""
+    if not name:
+        return
+    reason = None
     if len(name.encode()) >= _IFNAMSIZ:
-        raise DeviceError(f"device name {name!r} is too long (at most {_IFNAMSIZ - 1} bytes)")
+        reason = f"is too long (at most {_IFNAMSIZ - 1} bytes)"
+    elif name in (".", ".."):
+        reason = "is not allowed"
+    elif any(char in "/:" or char.isspace() for char in name):
+        reason = "may not contain '/', ':' or white space"
+    if reason is not None:
+        raise DeviceError(f"device name {name!r} {reason}: choose another --dev")
+
+
+def _create(kind: DeviceKind, name: str) -> tuple[int, str]:
+    check_device_name(name)
     try:
         fd = os.open(_TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:

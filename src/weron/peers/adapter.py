@@ -190,6 +190,7 @@ class Adapter:
         self._background: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._closing = False  # links closed: a late event must not open another
 
     @property
     def id(self) -> str:
@@ -281,6 +282,8 @@ class Adapter:
             self._wake.set()
 
     def _open(self, action: core.Open) -> None:
+        if self._closing:  # its connection would outlive the loop (Ctrl-C mid-negotiation)
+            return
         try:
             self._links[action.link] = _Link(self, action)
         except Exception as exc:  # the engine refused (e.g. out of file descriptors)
@@ -294,6 +297,7 @@ class Adapter:
         task.add_done_callback(self._background.discard)
 
     async def _close_links(self) -> None:
+        self._closing = True
         links, self._links = list(self._links.values()), {}
         await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
         if self._background:

@@ -24,6 +24,7 @@ from weron.log import WIRE_LOGGER, get_logger, redact_url
 from weron.signaling import PUBLIC_SIGNALER
 from weron.signaling.envelope import Envelope, EnvelopeError
 from weron.signaling.messages import MessageError, SignalingMessage, decode_message, encode_message
+from weron.urls import parse_url
 
 log = get_logger(__name__)
 MAX_MESSAGE_SIZE: Final = 4 << 20
@@ -53,8 +54,8 @@ class WrongPasswordError(SignalingError):
 
 def join_url(raddr: str, community: str, password: str) -> str:
     """The signaler URL with ``community`` and ``password`` added to its query string."""
-    parts = urllib.parse.urlsplit(raddr.strip())
-    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+    parts = parse_url(raddr, ("ws", "wss"))
+    if parts is None:
         raise SignalingError(f"remote address {redact_url(raddr)!r} is not a ws:// or wss:// URL")
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     query = [(k, v) for k, v in query if k not in ("community", "password")]

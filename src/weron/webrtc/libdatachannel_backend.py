@@ -90,9 +90,12 @@ def _keep_thread_state() -> None:
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
-    """From a library thread: have the loop run ``callback(*args)``."""
+    """From a library thread: have the loop run ``callback(*args)``. Once the loop is closed
+    (Ctrl-C, then a connection closing at exit) nobody is left to tell: the event is dropped,
+    instead of a "RuntimeError: Event loop is closed" traceback from the library's thread."""
     _keep_thread_state()
-    loop.call_soon_threadsafe(callback, *args)
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 _RELAY_TYPES: Final = {
@@ -154,10 +157,10 @@ class LibdatachannelChannel:
         if self._receiver is not None or self._discard:
             if not self._drain_scheduled:
                 self._drain_scheduled = True
-                self._loop.call_soon_threadsafe(self._drain)
+                _post(self._loop, self._drain)
         elif self._reader_waits:
             self._reader_waits = False
-            self._loop.call_soon_threadsafe(self._readable.set)
+            _post(self._loop, self._readable.set)
 
     def _drain(self) -> None:
         """Hand what is queued to the receiver, or drop it once we closed the channel (the
@@ -281,7 +284,7 @@ class LibdatachannelPeerConnection:
         """On a library thread: a channel the remote peer created."""
         _keep_thread_state()
         wrapped = LibdatachannelChannel(channel, self._loop, self._events)
-        self._loop.call_soon_threadsafe(self._channels.append, wrapped)
+        _post(self._loop, self._channels.append, wrapped)
 
     def create_channel(self, spec: ChannelSpec) -> None:
         init = rtc.DataChannelInit()

@@ -34,14 +34,24 @@ def load_or_create_identity(path: Path) -> PrivateKey:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        key = PrivateKey.generate()
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(encode_key(key.raw()) + "\n")
-        return key
+        return _create_identity(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFormatError(f"cannot read identity file {path}: {exc}") from None
     try:
         return PrivateKey(decode_key(text))
     except KeyFormatError as exc:
         raise KeyFormatError(f"identity file {path} does not hold a private key: {exc}") from None
+
+
+def _create_identity(path: Path) -> PrivateKey:
+    key = PrivateKey.generate()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(encode_key(key.raw()) + "\n")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if not path.parent.is_dir():
+            reason = f"the directory {path.parent} does not exist"
+        raise KeyFormatError(f"cannot create identity file {path}: {reason}") from None
+    return key
