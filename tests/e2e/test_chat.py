@@ -292,6 +292,19 @@ def test_a_piped_line_without_a_peer_is_an_error(signaler: SignalerProcess) -> N
     assert alone.stdout.splitlines() == [f".{signaler.ws_url}", "alone!"]
 
 
+def test_a_piped_line_with_an_unreachable_signaler_is_an_error_not_a_hang() -> None:
+    """Nothing listens at --raddr: no name is ever claimed. The end of input waits as long
+    as a claim can take (here 2 × 2 s + 1 s + 15 s), then fails."""
+    started = time.monotonic()
+    alone = piped_chat(f"ws://127.0.0.1:{free_port()}/", "quick line\n", names="alone")
+    assert alone.returncode != 0
+    assert "Error: no peer connected: not sent (1 line, no name claimed within 20s" in (
+        alone.stderr
+    )
+    assert "Traceback" not in alone.stderr
+    print(f"gave up after {time.monotonic() - started:.1f} s")
+
+
 def test_a_line_typed_while_alone_waits_for_the_first_peer(
     signaler: SignalerProcess, chat_factory: StartChat
 ) -> None:

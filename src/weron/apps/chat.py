@@ -5,7 +5,8 @@ No line is dropped for want of a peer: lines typed while nobody is connected wai
 channel, for the first peer that connects on it (a notice says so). At the end of input
 (``echo hi | weron chat ...``) waiting lines get ``--timeout`` after our name is claimed to find
 a peer, else the chat fails with "no peer connected: not sent"; what was sent has left before
-the connections close.
+the connections close. A name not claimed within the longest a claim takes (the signaler
+unreachable) fails the same way instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -166,7 +167,17 @@ class _Chat:
         peer; then what was sent leaves before the connections close."""
         if any(self._waiting.values()):
             count = max(len(lines) for lines in self._waiting.values())
-            await until(self._named.wait(), background)
+            # Reaching the signaler (--timeout), then the claim: --timeout + --kicks, and up to
+            # max(--timeout, 15 s) longer while connections negotiate (NamedAdapter._claim).
+            limit = 2 * self._timeout + self._config.kicks + max(self._timeout, 15.0)
+            try:
+                async with asyncio.timeout(limit):
+                    await until(self._named.wait(), background)
+            except TimeoutError:
+                raise PeerAppError(
+                    f"no peer connected: not sent ({_plural(count, 'line')}, no name claimed "
+                    f"within {limit:g}s: is the signaler reachable?)"
+                ) from None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._timeout):
                     while any(self._waiting.values()):
