@@ -23,7 +23,7 @@ class BackendUnavailableError(RuntimeError):
     pass
 
 
-def _libdatachannel_problem() -> str | None:
+def libdatachannel_problem() -> str | None:
     """Why the libdatachannel backend cannot load here, or ``None`` when it can."""
     try:
         importlib.import_module("weron.webrtc.libdatachannel_backend")
@@ -36,13 +36,13 @@ def _libdatachannel_problem() -> str | None:
 
 def default_backend_name() -> str:
     """libdatachannel where it loads, else aiortc."""
-    return "libdatachannel" if _libdatachannel_problem() is None else "aiortc"
+    return "libdatachannel" if libdatachannel_problem() is None else "aiortc"
 
 
 def load_backend(name: str | None = None) -> Backend:
     """The backend ``name``, else the default; logs the engine in use and why."""
     if name is None:
-        problem = _libdatachannel_problem()
+        problem = libdatachannel_problem()
         name = "aiortc" if problem else "libdatachannel"
         reason = problem or "the default where it is installed (the fastest)"
     else:
@@ -53,7 +53,7 @@ def load_backend(name: str | None = None) -> Backend:
         log.info("WebRTC engine", engine=name, reason=reason)
         return AiortcBackend()
     if name == "libdatachannel":
-        problem = _libdatachannel_problem()
+        problem = libdatachannel_problem()
         if problem:
             raise BackendUnavailableError(
                 f"the libdatachannel backend is not available here: {problem}; "
