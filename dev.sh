@@ -50,9 +50,9 @@ find_python() {
 }
 
 find_oldest_python() {
-    # Python $OLDEST_PYTHON, whichever way it is installed; status 1 when there is none.
+    # Python $OLDEST_PYTHON, the system's first (Debian 12's python3); status 1 when none.
     local candidate
-    for candidate in "python$OLDEST_PYTHON" "/usr/bin/python$OLDEST_PYTHON" python3 \
+    for candidate in "/usr/bin/python$OLDEST_PYTHON" "python$OLDEST_PYTHON" python3 \
         "$HOME"/.pyenv/versions/"$OLDEST_PYTHON".*/bin/python3; do
         command -v "$candidate" >/dev/null 2>&1 || continue
         if python_is "$candidate" "v == ($(tr . , <<<"$OLDEST_PYTHON"))"; then
