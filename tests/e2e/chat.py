@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.processes import WERON
+from tests.e2e.processes import skip_unless_available
 from tests.terminal import Terminal
 
 
@@ -148,14 +148,20 @@ class LineProcess:
 def chat_command(
     signaler_url: str,
     *args: str,
-    backend: str = "libdatachannel",
+    backend: str | None = None,
     names: str = "user1,user2,user3",
     key: str = "mykey",
     verbose: str = "6",
+    python: str = sys.executable,
 ) -> list[str]:
-    """`weron chat` as the tests start it: short timeouts, no STUN server."""
+    """`weron chat` as the tests start it: short timeouts, no STUN server; on ``backend``
+    (default: the engine weron picks), run by ``python``."""
+    if backend is not None:
+        skip_unless_available(backend)
     return [
-        *WERON,
+        python,
+        "-m",
+        "weron",
         "chat",
         "--raddr",
         signaler_url,
@@ -173,8 +179,7 @@ def chat_command(
         "2s",
         "--ice",
         "",
-        "--backend",
-        backend,
+        *(("--backend", backend) if backend else ()),
         "--verbose",
         verbose,
         *args,

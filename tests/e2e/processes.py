@@ -13,7 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from weron.webrtc.backends import libdatachannel_problem
+
 WERON = [sys.executable, "-m", "weron"]
+
+
+def skip_unless_available(backend: str) -> None:
+    """Skip the test where this Python cannot run ``backend`` (libdatachannel-py has wheels for
+    CPython 3.12+ only): the 3.11 run of the chat and utility tests is aiortc only."""
+    problem = libdatachannel_problem() if backend == "libdatachannel" else None
+    if problem:
+        pytest.skip(f"libdatachannel backend: {problem}")
 
 
 def free_port() -> int:

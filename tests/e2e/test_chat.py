@@ -24,6 +24,8 @@ from weron.signaling.messages import Exchange, Introduction, MessageType
 
 StartChat = Callable[..., ChatProcess]
 PRIMARY = "weron/chat/primary"
+# Made by ./dev.sh test where Python 3.11 is installed next to a newer one.
+PYTHON_311 = Path(__file__).resolve().parents[2] / ".venv311" / "bin" / "python"
 
 
 def connected(chats: list[ChatProcess]) -> list[str]:
@@ -53,6 +55,32 @@ def test_two_peers_chat_both_ways(
     first.wait_for(f"{second_name}@{PRIMARY}: hello from the second")
     assert first.lines[0].startswith(f".{signaler.ws_url}")
     assert first.stop() == 0
+
+
+@pytest.mark.skipif(
+    not PYTHON_311.exists(), reason="no .venv311: ./dev.sh test makes it where Python 3.11 is"
+)
+def test_a_python_3_11_venv_chats_with_a_peer_on_libdatachannel(
+    signaler: SignalerProcess, chat_factory: StartChat
+) -> None:
+    """The weron installed in the 3.11 venv (aiortc: no libdatachannel wheel there) and this
+    Python's on libdatachannel, through this Python's signaler."""
+    version = subprocess.run(
+        [PYTHON_311, "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version.stdout.split() == ["3", "11"]
+    modern = chat_factory(signaler.ws_url, names="modern", backend="libdatachannel")
+    old = chat_factory(signaler.ws_url, names="old", python=str(PYTHON_311))
+    connected([modern, old])
+    assert '"engine":"aiortc","reason":"libdatachannel-py is not installed' in old.logs()
+    modern.say("hello from libdatachannel")
+    old.say("hello from Python 3.11")
+    old.wait_for(f"modern@{PRIMARY}: hello from libdatachannel")
+    modern.wait_for(f"old@{PRIMARY}: hello from Python 3.11")
+    assert old.stop() == 0
 
 
 def test_three_peers_and_several_channels(
@@ -402,7 +430,7 @@ def test_in_a_terminal_lines_are_separate_and_the_typed_line_is_redrawn(
         assert alice.process.wait(15) == 0
         alice.wait_until(lambda: alice.cursor_row() == "", "the prompt erased")
         rows = alice.rows()
-        assert rows[0] == f".{signaler.ws_url}"
+        assert f".{signaler.ws_url}" in rows  # after the log line naming the WebRTC engine
         assert "alice!" in rows and "alice> half a line" in rows
         for row in rows:
             assert not row.startswith("{") or row.endswith("}"), row  # a log line, whole

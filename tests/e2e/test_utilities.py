@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.e2e.processes import WERON, SignalerProcess
+from tests.e2e.processes import WERON, SignalerProcess, skip_unless_available
 
 DURATION = r"[0-9.]+(?:ns|µs|ms|s)"
 PACKET = re.compile(rf"^128 B written and acknowledged in {DURATION}$")
@@ -34,6 +34,7 @@ BACKENDS = ["libdatachannel", "aiortc"]
 def utility(
     signaler: SignalerProcess, name: str, *args: str, backend: str
 ) -> subprocess.Popen[str]:
+    skip_unless_available(backend)
     command = [
         *WERON,
         "utility",

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ _TOOLS: Final = ("ip", "wg", "wireguard-go")
 
 def missing_requirements() -> str | None:
     """Why the lab cannot run here (None when it can)."""
+    if sys.version_info < (3, 12):
+        return "needs Python 3.12+ (os.setns)"
     if os.geteuid() != 0:
         return "needs root (network namespaces, TUN devices)"
     missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
@@ -59,6 +62,8 @@ def key_text(raw: bytes) -> str:
 def in_namespace(name: str) -> Iterator[None]:
     """Run the body in network namespace ``name`` (this thread only); sockets made here stay
     in that namespace after we switch back."""
+    if sys.version_info < (3, 12):  # missing_requirements() says so
+        raise RuntimeError("os.setns needs Python 3.12+")
     target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +33,7 @@ from weron.apps.roster import (
     decode_chat,
     encode_chat,
 )
+from weron.extras import needs_extra
 from weron.log import get_logger, redact_url
 from weron.nat.paths import Candidate, Route
 from weron.nat.traversal import Traversal
@@ -234,6 +236,9 @@ async def run(
 ) -> None:
     """Chat until stdin ends (EOF) or the task is cancelled (Ctrl-C, SIGTERM); leaving is
     announced to every member."""
+    if config.dht:
+        with needs_extra("dht", "--dht"):  # now, not once the room is derived and joined
+            importlib.import_module("libtorrent")
     secrets = await asyncio.to_thread(derive, config.room)
     with console(stdin or sys.stdin, stdout or sys.stdout) as (screen, lines):
         room = _Room(config, screen, secrets.psk)

@@ -22,6 +22,7 @@ from weron.cli.options import (
     raddr_help,
 )
 from weron.cli.runtime import run_app
+from weron.extras import MissingExtraError
 from weron.nat.turn import TurnError, TurnServer
 from weron.rendezvous.room import Room, RoomError
 from weron.signaling.client import SignalingError
@@ -159,7 +160,7 @@ def gonet_command(
     )
     try:
         run_app(gonet.run(config))
-    except (SignalingError, TurnError, OSError) as exc:
+    except (SignalingError, TurnError, OSError, MissingExtraError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -18,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-def remote_flags[F: Callable[..., Any]](function: F) -> F:
+def remote_flags(function: F) -> F:
     """The flags every manager command shares."""
     decorators = [
         flag(
@@ -56,7 +56,7 @@ def _manager(raddr: str, api_username: str, api_password: str) -> Manager:
         raise click.ClickException(str(exc)) from None
 
 
-def _call[T](request: Coroutine[Any, Any, T]) -> T:
+def _call(request: Coroutine[Any, Any, T]) -> T:
     try:
         return run(request)
     except ManagerError as exc:

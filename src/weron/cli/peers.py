@@ -69,9 +69,7 @@ class PeerOptions:
         }
 
 
-def peer_flags[F: Callable[..., Any]](
-    *, default_verbosity: int = DEFAULT_VERBOSITY
-) -> Callable[[F], F]:
+def peer_flags(*, default_verbosity: int = DEFAULT_VERBOSITY) -> Callable[[F], F]:
     """Add the flags shared by every command that joins a community. The command receives
     them as one ``peer: PeerOptions`` (community, password and key required), with logging
     configured at ``--verbose`` (else ``default_verbosity``)."""

@@ -20,7 +20,7 @@ from weron.webrtc.ice import IceConfigError
 T = TypeVar("T")
 
 
-def run[T](main: Coroutine[Any, Any, T]) -> T:
+def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop when installed; Ctrl-C ends quietly with status 130."""
     try:
         try:

@@ -9,6 +9,7 @@ import click
 from weron import log as weron_log
 from weron.cli.options import Duration, configure_logging, flag, verbose_flag
 from weron.cli.runtime import run, wait_for_stop_signal
+from weron.extras import MissingExtraError
 from weron.signaler import (
     ConfigurationError,
     Signaler,
@@ -186,7 +187,7 @@ def signaler_command(
         given = ctx.get_parameter_source("laddr") is click.core.ParameterSource.COMMANDLINE
         host, port = parse_listen_address(laddr, None if given else os.environ.get("PORT"))
         run(_serve(config, host, port))
-    except (ConfigurationError, StartError) as exc:
+    except (ConfigurationError, StartError, MissingExtraError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -11,9 +11,12 @@ dead gets its keys as soon as the old link ends.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+H = TypeVar("H")
 
 
-class RouteTable[H]:
+class RouteTable(Generic[H]):
     """Keys to holders (compared by identity). :attr:`current` is what packets are routed by:
     a plain dict, so the hot path stays one lookup."""
 

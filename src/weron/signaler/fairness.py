@@ -4,13 +4,16 @@ one job of every other source, not the other way round."""
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class QueueFullError(RuntimeError):
     """The source, or the queue as a whole, already holds as much as it may."""
 
 
-class FairQueue[T]:
+class FairQueue(Generic[T]):
     """Jobs per source, served round-robin. A source holds at most ``per_source`` jobs (queued
     or running, until :meth:`done`), the queue at most ``total``; beyond, :meth:`push` refuses."""
 

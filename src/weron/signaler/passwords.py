@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import bcrypt
 
@@ -30,6 +30,8 @@ from weron.signaler.fairness import FairQueue, QueueFullError
 MAX_PASSWORD_BYTES: Final = 72  # bcrypt's input limit; longer passwords are refused, not truncated
 DEFAULT_ROUNDS: Final = 10  # Go's bcrypt.DefaultCost: hashes stay interchangeable with the original
 _CACHE_SIZE: Final = 65_536
+
+T = TypeVar("T")
 
 
 class PasswordRefusedError(ValueError):
@@ -114,7 +116,7 @@ class PasswordHasher:
         if len(self._verdicts) > _CACHE_SIZE:
             self._verdicts.popitem(last=False)
 
-    def _compute[T](self, work: Callable[[], T], source: str) -> asyncio.Future[T]:
+    def _compute(self, work: Callable[[], T], source: str) -> asyncio.Future[T]:
         """Queue one bcrypt operation for ``source``. Synchronous, so that the allowance of the
         source and of the queue is checked before anything awaits."""
         result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -185,7 +187,7 @@ class PasswordHasher:
 
 
 @dataclass(frozen=True, slots=True)
-class _Job[T]:
+class _Job(Generic[T]):
     work: Callable[[], T]
     result: asyncio.Future[T]
 

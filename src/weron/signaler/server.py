@@ -9,24 +9,22 @@ import urllib.parse
 from pathlib import Path
 from typing import Final
 
+from weron.extras import needs_extra
 from weron.log import get_logger, redact_url
 from weron.signaler.auth import AuthUnavailableError, BasicAuth, ManagementAuth
 from weron.signaler.broker import Broker, BrokerUnavailableError
 from weron.signaler.broker.local import LocalBroker
-from weron.signaler.broker.redis import RedisBroker
 from weron.signaler.connection import SignalerConnection
 from weron.signaler.limits import SourceLimit
 from weron.signaler.management import ManagementAPI
 from weron.signaler.member import WebSocketMember
 from weron.signaler.metrics import Metrics
-from weron.signaler.oidc import OIDCAuth
 from weron.signaler.operations import OperationsAPI
 from weron.signaler.passwords import PasswordHasher
 from weron.signaler.relay import Relay
 from weron.signaler.services import Services, SignalerConfig
 from weron.signaler.store import CommunityStore, StoreUnavailableError
 from weron.signaler.store.memory import MemoryStore
-from weron.signaler.store.postgres import PostgresStore
 
 log = get_logger(__name__)
 _SHUTDOWN_GRACE: Final = 3.0
@@ -66,6 +64,8 @@ def _store(config: SignalerConfig, hasher: PasswordHasher) -> CommunityStore:
         "--postgres-url (DATABASE_URL)",
         "postgres://user@localhost:5432/weron_communities",
     )
+    with needs_extra("server", "--postgres-url (DATABASE_URL)"):
+        from weron.signaler.store.postgres import PostgresStore
     return PostgresStore(url, hasher)
 
 
@@ -78,6 +78,8 @@ def _broker(config: SignalerConfig) -> Broker:
         "--redis-url (REDIS_URL)",
         "redis://localhost:6379/1",
     )
+    with needs_extra("server", "--redis-url (REDIS_URL)"):
+        from weron.signaler.broker.redis import RedisBroker
     return RedisBroker(url, config.redis_prefix)
 
 
@@ -91,6 +93,8 @@ def _management_auth(config: SignalerConfig) -> ManagementAuth | None:
         _check_url(issuer, ("https", "http"), "--oidc-issuer", "https://example.eu.auth0.com/")
         if config.api_password.strip():
             log.info("OIDC is configured: the API username and password are ignored")
+        with needs_extra("server", "--oidc-issuer (OIDC_ISSUER)"):
+            from weron.signaler.oidc import OIDCAuth
         return OIDCAuth(issuer, client_id)
     if not config.api_password.strip():
         log.info("API password not set, management API disabled")

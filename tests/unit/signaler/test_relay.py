@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 from websockets.frames import Frame, Opcode
@@ -12,6 +13,8 @@ from websockets.streams import StreamReader
 from weron.signaler.broker import RelayedMessage
 from weron.signaler.broker.local import LocalBroker
 from weron.signaler.relay import Relay, RelayMember, frame_message
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -42,7 +45,7 @@ class WatchingBroker(LocalBroker):
         self.calls.append(("unwatch", community))
 
 
-def complete[T](step: Generator[None, None, T]) -> T:
+def complete(step: Generator[None, None, T]) -> T:
     """Run a sans-I/O parsing step that must not need more data than was fed."""
     try:
         next(step)
