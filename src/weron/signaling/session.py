@@ -236,8 +236,9 @@ class MeshSession:
             for link in self._links.values()
             if (deadline := self._deadline(link)) is not None
         ]
-        for member in self._members.values():
-            times += [time for time in (member.retry_at, member.reoffer_at) if time is not None]
+        if self._signaler_up:  # else they wait for signaler_connected: nothing to tick for
+            for member in self._members.values():
+                times += [t for t in (member.retry_at, member.reoffer_at) if t is not None]
         times += [created + self.timeout for created, _ in self._early.values()]
         return min(times, default=None)
 

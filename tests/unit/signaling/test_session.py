@@ -297,6 +297,30 @@ def test_a_connection_broken_while_the_signaler_is_away_is_offered_when_it_retur
     assert mesh.full_mesh()
 
 
+def test_retries_wait_for_the_signaler_instead_of_falling_due_again_and_again() -> None:
+    """With the signaler away, an offer cannot go out: a retry that fell due is not a deadline
+    (the adapter would tick in a tight loop), it is made when the signaler returns."""
+    mesh = Mesh("a", "b")
+    mesh.start()
+    mesh.deliver()
+    node = mesh.nodes["a"]
+    mesh.apply("a", node.session.signaler_disconnected())
+    node.online = False
+    (link,) = node.open_links
+    mesh.apply("a", node.session.failed(link, mesh.now, "failed"))
+    for later in (mesh.now, mesh.now + 1, mesh.now + 5 * TIMEOUT):
+        mesh.apply("a", node.session.tick(later))
+        deadline = node.session.next_deadline()
+        assert deadline is None or deadline > later
+    node.online = True
+    offers = [
+        action
+        for action in node.session.signaler_connected(mesh.now + 5 * TIMEOUT)
+        if isinstance(action, Open)
+    ]
+    assert [action.peer_id for action in offers] == ["b"]
+
+
 def test_a_member_restarted_under_the_same_id_is_reached_again() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
