@@ -333,6 +333,14 @@ def test_a_piped_line_with_an_unreachable_signaler_is_an_error_not_a_hang() -> N
     print(f"gave up after {time.monotonic() - started:.1f} s")
 
 
+def test_an_unresolvable_signaler_name_ends_quietly() -> None:
+    """Nothing to send, a signaler name that cannot resolve (RFC 2606 .invalid): the chat
+    ends at once, without asyncio's "Future exception was never retrieved" noise."""
+    done = piped_chat("ws://signaler.invalid/", "", names="alone")
+    assert done.returncode == 0, done.stderr
+    assert "never retrieved" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_line_typed_while_alone_waits_for_the_first_peer(
     signaler: SignalerProcess, chat_factory: StartChat
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -123,9 +124,32 @@ class SignalingClient:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
+    async def _resolve(self) -> None:
+        """Look the signaler's name up first: a name that does not resolve is then a
+        SignalingError like any other, and the library's own lookup, which left its failure
+        unretrieved ("Future exception was never retrieved" at exit), is never made for it."""
+        parts = urllib.parse.urlsplit(self._url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await asyncio.get_running_loop().getaddrinfo(
+                    parts.hostname, port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError:
+            raise SignalingError(
+                f"cannot connect to the signaler at {self._raddr}: {parts.hostname}: no answer "
+                f"from the name service within {self._timeout:g}s"
+            ) from None
+        except socket.gaierror as exc:
+            raise SignalingError(
+                f"cannot connect to the signaler at {self._raddr}: {parts.hostname}: "
+                f"{exc.strerror or exc}"
+            ) from None
+
     async def connect(self) -> SignalingSession:
         """Open one connection; heartbeats (ping every ``timeout/2``) keep checking it."""
         log.info("Connecting to signaler", addr=self._raddr)
+        await self._resolve()
         try:
             connection = await connect(
                 self._url,
