@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -101,6 +102,28 @@ def test_endpoint_independent_nats_connect_directly_and_survive_lost_mappings(
     bob.wait_until(lambda lines: routes(lines, "alice")[-1] == "~alice direct", "direct", 60)
     chat_both_ways(alice, bob, "direct again")
     assert not any(line.startswith("-") for line in alice.output() + bob.output())
+    assert alice.stop() == 0 and bob.stop() == 0
+
+
+def test_a_conntrack_flush_mid_chat_loses_no_line(natlab: NatLab, members: Start) -> None:
+    """Both routers forget their mappings while alice types: the datagrams in flight then are
+    lost, the lines they carried are not (each arrives once)."""
+    home_a, home_b = natlab.add_home(EIM), natlab.add_home(EIM)
+    alice = members(home_a.host.namespace, "alice")
+    bob = members(home_b.host.namespace, "bob")
+    assert alice.wait_for("~bob") == "~bob direct"
+    bob.wait_for("~alice")
+    chat_both_ways(alice, bob, "hello")
+    said = [f"alice: line {n}" for n in range(30)]
+    for n, line in enumerate(said):
+        if n == 10:
+            natlab.flush_conntrack(home_b.router)
+            natlab.flush_conntrack(home_a.router)
+        alice.say(line.removeprefix("alice: "))
+        time.sleep(0.1)
+    bob.wait_until(lambda lines: set(said) <= set(lines), "every line shown", 40)
+    assert sorted(line for line in bob.output() if line in said) == sorted(said)
+    assert not any("not delivered" in line for line in alice.output())
     assert alice.stop() == 0 and bob.stop() == 0
 
 
