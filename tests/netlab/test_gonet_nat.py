@@ -138,6 +138,24 @@ def test_a_symmetric_nat_falls_back_to_turn(natlab: NatLab, members: Start) -> N
     assert alice.stop() == 0 and bob.stop() == 0
 
 
+def test_hosts_behind_symmetric_nats_with_ipv6_between_them_meet_directly_over_ipv6(
+    natlab: NatLab, members: Start
+) -> None:
+    """No IPv4 hole gets through two symmetric NATs (the relay would carry everything), but
+    the hosts' global IPv6 addresses are candidates too, and that path is direct."""
+    home_a, home_b = natlab.add_home(SYMMETRIC), natlab.add_home(SYMMETRIC)
+    natlab.route_ipv6(home_a, home_b)
+    alice = members(home_a.host.namespace, "alice")
+    bob = members(home_b.host.namespace, "bob")
+    assert alice.wait_for("~bob") == "~bob direct"
+    assert bob.wait_for("~alice") == "~alice direct"
+    chat_both_ways(alice, bob, "over IPv6")
+    assert f"host [{natlab.ipv6_address(home_a)}]:" in alice.logs()
+    assert f"host [{natlab.ipv6_address(home_b)}]:" in bob.logs()
+    assert not any(line.endswith(" relay") for line in alice.output() + bob.output())
+    assert alice.stop() == 0 and bob.stop() == 0
+
+
 def test_gonet_nat_reports_each_kind_of_nat(natlab: NatLab, tmp_path: Path) -> None:
     natlab.start_coturn(tmp_path)
     homes = {"eim": natlab.add_home(EIM), "symmetric": natlab.add_home(SYMMETRIC)}

@@ -21,7 +21,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
+from typing import Final, Protocol, TextIO
 
 from weron.apps.console import (
     Screen,
@@ -64,6 +64,7 @@ from weron.wireguard.ip import UdpPacket
 from weron.wireguard.overlay import UdpOverlay
 
 log = get_logger(__name__)
+IPV6_PROBE: Final = "2001:db8::1"  # any global address: only the route to it is looked up
 
 
 @dataclass(slots=True)
@@ -72,7 +73,7 @@ class GonetConfig:
     room: Room
     name: str
     private_key: PrivateKey
-    host: str = "0.0.0.0"
+    host: str = "::"  # IPv6 and IPv4
     port: int = 0
     timeout: float = 15.0  # a member silent this long has left; a line unacknowledged, lost
     signaler_timeout: float = 5.0  # signaler heartbeat and retry: cards flow soon after a drop
@@ -98,23 +99,34 @@ class Rendezvous(Protocol):
 def host_endpoints(bound: Endpoint, toward: Sequence[str]) -> list[Endpoint]:
     """Where members can reach our socket on our own networks: its own address if bound to
     one, else the addresses this host uses toward the given hosts (signaler, STUN servers;
-    no packet is sent to find them out)."""
+    no packet is sent to find them out), and on a dual-stack socket our global IPv6 address
+    (IPv6 needs no NAT: members punch it directly)."""
     host, port = bound
-    if host not in ("0.0.0.0", ""):
+    if host not in ("0.0.0.0", "::", ""):
         return [(host, port)]
     found: list[Endpoint] = []
     for target in toward:
         try:
             address = socket.getaddrinfo(target, 9, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.connect((address, 9))
-                endpoint = (str(probe.getsockname()[0]), port)
+            endpoint = (_source_address(socket.AF_INET, str(address)), port)
         except OSError as exc:
             log.warning("Cannot tell our address toward a host", host=target, reason=str(exc))
             continue
         if endpoint not in found:
             found.append(endpoint)
+    if host == "::":
+        try:
+            found.append((_source_address(socket.AF_INET6, IPV6_PROBE), port))
+        except OSError as exc:
+            log.info("No IPv6 address toward the internet", reason=str(exc))
     return found or [("127.0.0.1", port)]
+
+
+def _source_address(family: socket.AddressFamily, target: str) -> str:
+    """Our address toward ``target``, as routing picks it (connecting UDP sends nothing)."""
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((target, 9))
+        return str(probe.getsockname()[0])
 
 
 def _rendezvous(config: GonetConfig, secrets: RoomSecrets, card: Card) -> Rendezvous:
