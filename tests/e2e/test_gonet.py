@@ -110,3 +110,28 @@ def test_no_name_is_shown_before_the_signaler_let_us_in(
     signaler_factory(port=port)
     member.wait_for("alice!")
     assert member.output() == [f".{raddr}", "alice!"]
+
+
+def test_a_line_to_a_member_killed_mid_chat_is_reported_not_delivered(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet
+) -> None:
+    signaler = signaler_factory()
+    members = {
+        name: gonet_factory(signaler.ws_url, ROOM, "--name", name, "--timeout", "5s")
+        for name in ("alice", "bob", "carol")
+    }
+    alice, bob, carol = members.values()
+    alice.wait_for("+bob")
+    alice.wait_for("+carol")
+    alice.say("before")
+    bob.wait_for("alice: before")
+    carol.wait_for("alice: before")
+
+    bob.kill()  # no goodbye: alice learns only from the missing acks
+    alice.say("after bob is gone")
+    carol.wait_for("alice: after bob is gone")
+    report = alice.wait_for("!not delivered", timeout=5 + 3)
+    assert report == "!not delivered to bob: after bob is gone"
+    assert not any("not delivered" in line for line in carol.output())
+    assert [line for line in alice.output() if "not delivered" in line] == [report]
+    assert alice.stop() == 0 and carol.stop() == 0

@@ -26,6 +26,7 @@ STUN_PORT: Final = 3478
 SECOND_ADDRESS: Final = f"{LAN_PREFIX}.250"
 WAN: Final = "eth0"
 SINK_PREFIX: Final = "203.0.113"  # where the internet's default route leads: nowhere
+IPV6_PREFIX: Final = "2001:db8"  # the internet's IPv6: 2001:db8::N routers, 2001:db8:N::/64 homes
 
 
 def nat_lab_unavailable() -> str | None:
@@ -104,6 +105,30 @@ class NatLab(Lab):
         home = Home(router, host)
         self.homes.append(home)
         return home
+
+    def route_ipv6(self, *homes: Home) -> None:
+        """Global IPv6 for these homes, routed without NAT nor filter (the routers' rules are
+        IPv4 only), as many home networks have: home N is 2001:db8:N::/64, its host ::2."""
+        numbers = {id(home): self.homes.index(home) + 1 for home in homes}
+        for home in homes:
+            number = numbers[id(home)]
+            router, host = home.router.namespace, home.host.namespace
+            self._checked(router, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+            wan = f"{IPV6_PREFIX}::{number}/64"
+            _ip("-n", router, "addr", "add", wan, "dev", WAN, "nodad")
+            _ip(
+                "-n", router, "addr", "add", f"{IPV6_PREFIX}:{number}::1/64", "dev", "lan0", "nodad"
+            )
+            _ip("-n", host, "addr", "add", f"{IPV6_PREFIX}:{number}::2/64", "dev", "eth0", "nodad")
+            _ip("-n", host, "route", "add", "default", "via", f"{IPV6_PREFIX}:{number}::1")
+            for other in homes:
+                if other is not home:
+                    prefix = f"{IPV6_PREFIX}:{numbers[id(other)]}::/64"
+                    via = f"{IPV6_PREFIX}::{numbers[id(other)]}"
+                    _ip("-n", router, "route", "add", prefix, "via", via)
+
+    def ipv6_address(self, home: Home) -> str:
+        return f"{IPV6_PREFIX}:{self.homes.index(home) + 1}::2"
 
     def set_nat(self, router: Host, masquerade: str) -> None:
         """(Re)load the router's ruleset, as a router restart with new settings would."""

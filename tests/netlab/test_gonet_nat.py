@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -104,6 +105,28 @@ def test_endpoint_independent_nats_connect_directly_and_survive_lost_mappings(
     assert alice.stop() == 0 and bob.stop() == 0
 
 
+def test_a_conntrack_flush_mid_chat_loses_no_line(natlab: NatLab, members: Start) -> None:
+    """Both routers forget their mappings while alice types: the datagrams in flight then are
+    lost, the lines they carried are not (each arrives once)."""
+    home_a, home_b = natlab.add_home(EIM), natlab.add_home(EIM)
+    alice = members(home_a.host.namespace, "alice")
+    bob = members(home_b.host.namespace, "bob")
+    assert alice.wait_for("~bob") == "~bob direct"
+    bob.wait_for("~alice")
+    chat_both_ways(alice, bob, "hello")
+    said = [f"alice: line {n}" for n in range(30)]
+    for n, line in enumerate(said):
+        if n == 10:
+            natlab.flush_conntrack(home_b.router)
+            natlab.flush_conntrack(home_a.router)
+        alice.say(line.removeprefix("alice: "))
+        time.sleep(0.1)
+    bob.wait_until(lambda lines: set(said) <= set(lines), "every line shown", 40)
+    assert sorted(line for line in bob.output() if line in said) == sorted(said)
+    assert not any("not delivered" in line for line in alice.output())
+    assert alice.stop() == 0 and bob.stop() == 0
+
+
 def test_a_symmetric_nat_falls_back_to_turn(natlab: NatLab, members: Start) -> None:
     home_a, home_b = natlab.add_home(SYMMETRIC), natlab.add_home(EIM)
     alice = members(home_a.host.namespace, "alice")
@@ -112,6 +135,24 @@ def test_a_symmetric_nat_falls_back_to_turn(natlab: NatLab, members: Start) -> N
     assert alice.wait_for("~bob") == "~bob relay"
     assert bob.wait_for("~alice") == "~alice relay"
     chat_both_ways(alice, bob, "through the relay")
+    assert alice.stop() == 0 and bob.stop() == 0
+
+
+def test_hosts_behind_symmetric_nats_with_ipv6_between_them_meet_directly_over_ipv6(
+    natlab: NatLab, members: Start
+) -> None:
+    """No IPv4 hole gets through two symmetric NATs (the relay would carry everything), but
+    the hosts' global IPv6 addresses are candidates too, and that path is direct."""
+    home_a, home_b = natlab.add_home(SYMMETRIC), natlab.add_home(SYMMETRIC)
+    natlab.route_ipv6(home_a, home_b)
+    alice = members(home_a.host.namespace, "alice")
+    bob = members(home_b.host.namespace, "bob")
+    assert alice.wait_for("~bob") == "~bob direct"
+    assert bob.wait_for("~alice") == "~alice direct"
+    chat_both_ways(alice, bob, "over IPv6")
+    assert f"host [{natlab.ipv6_address(home_a)}]:" in alice.logs()
+    assert f"host [{natlab.ipv6_address(home_b)}]:" in bob.logs()
+    assert not any(line.endswith(" relay") for line in alice.output() + bob.output())
     assert alice.stop() == 0 and bob.stop() == 0
 
 

@@ -1,10 +1,12 @@
 """`gonet lobby/room/key`: ASCII chat between every member of a room, each pair over its own
 WireGuard session (full mesh), members found through a weron signaler or the DHT.
 
-Lines typed on stdin go to every member as UDP datagrams inside the tunnels; what members send
-is printed as ``name: text``, joins as ``+name``, leaves as ``-name``, and the path to a member
-as ``~name direct`` or ``~name relay`` whenever it changes. Only members whose handshake
-completed (same room key, hence same PSK) are ever shown.
+Lines typed on stdin go to every member as UDP datagrams inside the tunnels, acknowledged and
+sent again while a path heals (``weron.apps.delivery``); what members send is printed as
+``name: text``, joins as ``+name``, leaves as ``-name``, a line a member did not acknowledge
+in time as ``!not delivered to name: text``, and the path to a member as ``~name direct`` or
+``~name relay`` whenever it changes. Only members whose handshake completed (same room key,
+hence same PSK) are ever shown.
 
 Paths through NATs are ``weron.nat``'s: STUN and TURN on the WireGuard socket, candidates in
 the cards, hole punching, relay fallback.
@@ -19,17 +21,30 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
+from typing import Final, Protocol, TextIO
 
-from weron.apps.console import Screen, console, escape, is_printable_ascii, next_line
+from weron.apps.console import (
+    Screen,
+    console,
+    escape,
+    is_printable_ascii,
+    next_line,
+    until,
+)
+from weron.apps.delivery import Delivery, Failure, Send
 from weron.apps.roster import (
     CHAT_PORT,
     MAX_TEXT,
+    VERSION,
+    Ack,
     Bye,
+    ChatMessage,
     ChatMessageError,
     Hello,
     Line,
+    Posted,
     Roster,
+    Version,
     decode_chat,
     encode_chat,
 )
@@ -49,6 +64,7 @@ from weron.wireguard.ip import UdpPacket
 from weron.wireguard.overlay import UdpOverlay
 
 log = get_logger(__name__)
+IPV6_PROBE: Final = "2001:db8::1"  # any global address: only the route to it is looked up
 
 
 @dataclass(slots=True)
@@ -57,9 +73,9 @@ class GonetConfig:
     room: Room
     name: str
     private_key: PrivateKey
-    host: str = "0.0.0.0"
+    host: str = "::"  # IPv6 and IPv4
     port: int = 0
-    timeout: float = 15.0  # a member silent this long has left
+    timeout: float = 15.0  # a member silent this long has left; a line unacknowledged, lost
     signaler_timeout: float = 5.0  # signaler heartbeat and retry: cards flow soon after a drop
     stun: list[tuple[str, int]] = field(default_factory=list)
     turn: TurnServer | None = None
@@ -83,23 +99,34 @@ class Rendezvous(Protocol):
 def host_endpoints(bound: Endpoint, toward: Sequence[str]) -> list[Endpoint]:
     """Where members can reach our socket on our own networks: its own address if bound to
     one, else the addresses this host uses toward the given hosts (signaler, STUN servers;
-    no packet is sent to find them out)."""
+    no packet is sent to find them out), and on a dual-stack socket our global IPv6 address
+    (IPv6 needs no NAT: members punch it directly)."""
     host, port = bound
-    if host not in ("0.0.0.0", ""):
+    if host not in ("0.0.0.0", "::", ""):
         return [(host, port)]
     found: list[Endpoint] = []
     for target in toward:
         try:
             address = socket.getaddrinfo(target, 9, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.connect((address, 9))
-                endpoint = (str(probe.getsockname()[0]), port)
+            endpoint = (_source_address(socket.AF_INET, str(address)), port)
         except OSError as exc:
             log.warning("Cannot tell our address toward a host", host=target, reason=str(exc))
             continue
         if endpoint not in found:
             found.append(endpoint)
+    if host == "::":
+        try:
+            found.append((_source_address(socket.AF_INET6, IPV6_PROBE), port))
+        except OSError as exc:
+            log.info("No IPv6 address toward the internet", reason=str(exc))
     return found or [("127.0.0.1", port)]
+
+
+def _source_address(family: socket.AddressFamily, target: str) -> str:
+    """Our address toward ``target``, as routing picks it (connecting UDP sends nothing)."""
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((target, 9))
+        return str(probe.getsockname()[0])
 
 
 def _rendezvous(config: GonetConfig, secrets: RoomSecrets, card: Card) -> Rendezvous:
@@ -135,6 +162,10 @@ class _Room:
             self.overlay.endpoint, stun=config.stun, turn=config.turn, on_route=self._route
         )
         self.peers: dict[bytes, Peer] = {}
+        self.delivery = Delivery(config.timeout)
+        self.changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
+        self.settled = asyncio.Event()  # no line waits for acks
+        self.settled.set()
         self._joined = False  # no name is shown as ours before the rendezvous let us in
 
     @property
@@ -167,7 +198,11 @@ class _Room:
         peer = self.overlay.add_peer(card.public_key, psk=self._psk)
         self.traversal.add(peer, card.candidates)
         self.peers[card.public_key] = peer
-        self.overlay.sendto(encode_chat(Hello(self._config.name)), peer, CHAT_PORT)
+        for message in self._hello():
+            self.overlay.sendto(encode_chat(message), peer, CHAT_PORT)
+
+    def _hello(self) -> tuple[ChatMessage, ...]:
+        return Hello(self._config.name), Version(VERSION)
 
     def _route(self, peer: Peer, route: Route | None) -> None:
         if route is not None and peer.public_key in self.roster:
@@ -179,13 +214,34 @@ class _Room:
         if not is_printable_ascii(text) or len(text) > MAX_TEXT:
             self._screen.line(f"!not sent: only printable ASCII, at most {MAX_TEXT} characters")
             return
-        self._broadcast(encode_chat(Line(text)))
+        sends = self.delivery.say(text, self.peers, self._now)
+        if sends is None:
+            self._screen.line(f"!not sent: {self.delivery.waiting} lines still wait for acks")
+            return
+        self._send(sends)
+        self._delivery_changed()
+
+    def deliver(self) -> float | None:
+        """Send the copies due, report the lines given up on; when to come back."""
+        sends, failures = self.delivery.tick(self._now)
+        self._send(sends)
+        for failure in failures:
+            self._failed(self.roster.display(failure.member), failure)
+        self._delivery_changed()
+        return self.delivery.next_deadline()
+
+    def _delivery_changed(self) -> None:
+        self.changed.set()
+        if self.delivery.waiting:
+            self.settled.clear()
+        else:
+            self.settled.set()
 
     def heartbeat(self) -> None:
-        self._broadcast(encode_chat(Hello(self._config.name)))
+        for message in self._hello():
+            self._broadcast(encode_chat(message))
         for key, shown in self.roster.expire(self._now, self._config.timeout):
-            self._forget(key)
-            self._screen.line(f"-{shown}")
+            self._forget(key, shown)
         self.show_own_name()
 
     def leave(self) -> None:
@@ -194,6 +250,15 @@ class _Room:
     def _broadcast(self, data: bytes) -> None:
         for peer in self.peers.values():
             self.overlay.sendto(data, peer, CHAT_PORT)
+
+    def _send(self, sends: list[Send]) -> None:
+        for send in sends:
+            peer = self.peers.get(send.to)
+            if peer is not None:
+                self.overlay.sendto(encode_chat(send.message), peer, CHAT_PORT)
+
+    def _failed(self, shown: str, failure: Failure) -> None:
+        self._screen.line(f"!not delivered to {shown}: {escape(failure.text)}")
 
     def _datagram(self, peer: Peer, datagram: UdpPacket) -> None:
         if datagram.destination_port != CHAT_PORT:
@@ -212,19 +277,33 @@ class _Room:
                 self.show_own_name()
         elif key not in self.roster:
             log.debug("Dropped chat message from a member that did not say hello")
-        elif isinstance(message, Line):
+        elif isinstance(message, Version):
+            self.delivery.version(key, message.number)
+        elif isinstance(message, Line | Posted):
             self.roster.seen(key, self._now)
-            self._screen.line(f"{self.roster.display(key)}: {escape(message.text)}")
+            show = True
+            if isinstance(message, Posted):
+                ack, show = self.delivery.received(key, message)
+                self._send([ack])
+            if show:
+                self._screen.line(f"{self.roster.display(key)}: {escape(message.text)}")
+        elif isinstance(message, Ack):
+            self.roster.seen(key, self._now)
+            self.delivery.acked(key, message, self._now)
+            self._delivery_changed()
         else:
             shown = self.roster.leave(key)
-            self._forget(key)
             if shown is not None:
-                self._screen.line(f"-{shown}")
+                self._forget(key, shown)
                 self.show_own_name()
 
-    def _forget(self, key: bytes) -> None:
-        """A member left: no more heartbeats nor handshakes toward it (if it comes back, the
-        rendezvous hands us its card again)."""
+    def _forget(self, key: bytes, shown: str) -> None:
+        """A member left: said, with the lines it did not acknowledge; no more heartbeats nor
+        handshakes toward it (if it comes back, the rendezvous hands us its card again)."""
+        self._screen.line(f"-{shown}")
+        for failure in self.delivery.forget(key):
+            self._failed(shown, failure)
+        self._delivery_changed()
         peer = self.peers.pop(key, None)
         if peer is not None:
             self.traversal.remove(peer)
@@ -280,7 +359,16 @@ async def _chat(
             await asyncio.sleep(config.timeout / 3)
             room.heartbeat()
 
-    background = [asyncio.create_task(meet()), asyncio.create_task(heartbeat())]
+    async def deliver() -> None:
+        while True:
+            deadline = room.deliver()
+            room.changed.clear()
+            delay = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(room.changed.wait(), delay)
+
+    tasks = (meet(), heartbeat(), deliver())
+    background = [asyncio.create_task(task) for task in tasks]
     joining = asyncio.create_task(room.join(rendezvous))
     try:
         while True:
@@ -288,6 +376,8 @@ async def _chat(
             if line is None:
                 break
             room.say(line)
+        # End of input: what was said is delivered or reported first.
+        await until(room.settled.wait(), background)
     finally:
         joining.cancel()
         room.leave()

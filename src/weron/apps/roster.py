@@ -3,6 +3,9 @@ roster of who is in the room under which (unique) name.
 
 Datagrams are one ASCII line each, so a stock WireGuard peer can chat with ``nc -u``:
 ``HELLO <name>`` (join, and every few seconds as a heartbeat), ``MSG <text>``, ``BYE``.
+Version 2 adds lines that are acknowledged, so that they survive a path that heals:
+``VERSION 2`` (sent with every hello: this member acknowledges), ``LINE <epoch> <seq> <text>``
+and ``ACK <epoch> <seq>``; members that never said ``VERSION 2`` get and send ``MSG``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from weron.apps.console import is_printable_ascii
 CHAT_PORT: Final = 4575
 MAX_TEXT: Final = 1000
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,32}")
+VERSION: Final = 2  # the highest chat version this member speaks
+_EPOCH: Final = re.compile(r"[0-9a-f]{16}")
+_NUMBER: Final = re.compile(r"[1-9][0-9]{0,17}")  # no leading zeros: one spelling per number
 
 
 class ChatMessageError(ValueError):
@@ -38,7 +44,30 @@ class Bye:
     pass
 
 
-ChatMessage = Hello | Line | Bye
+@dataclass(frozen=True, slots=True)
+class Version:
+    """The chat version a member speaks (absent: 1, plain ``MSG`` lines)."""
+
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A line to acknowledge: ``seq`` counts the sender's lines since it started, ``epoch``
+    (random per start) tells a restarted sender's new lines from old duplicates."""
+
+    epoch: str
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    epoch: str
+    seq: int
+
+
+ChatMessage = Hello | Line | Bye | Version | Posted | Ack
 
 
 def valid_name(name: str) -> bool:
@@ -50,6 +79,12 @@ def encode_chat(message: ChatMessage) -> bytes:
         return f"HELLO {message.name}\n".encode("ascii")
     if isinstance(message, Line):
         return f"MSG {message.text}\n".encode("ascii")
+    if isinstance(message, Version):
+        return f"VERSION {message.number}\n".encode("ascii")
+    if isinstance(message, Posted):
+        return f"LINE {message.epoch} {message.seq} {message.text}\n".encode("ascii")
+    if isinstance(message, Ack):
+        return f"ACK {message.epoch} {message.seq}\n".encode("ascii")
     return b"BYE\n"
 
 
@@ -69,6 +104,16 @@ def decode_chat(data: bytes) -> ChatMessage:
         return Line(rest)
     if verb == "BYE" and not rest:
         return Bye()
+    if verb == "VERSION" and _NUMBER.fullmatch(rest):
+        return Version(int(rest))
+    if verb in ("LINE", "ACK"):
+        epoch, _, rest = rest.partition(" ")
+        seq, _, line = rest.partition(" ")
+        if _EPOCH.fullmatch(epoch) and _NUMBER.fullmatch(seq):
+            if verb == "ACK" and not line:
+                return Ack(epoch, int(seq))
+            if verb == "LINE" and line and len(line) <= MAX_TEXT:
+                return Posted(epoch, int(seq), line)
     raise ChatMessageError(f"not a chat message: {text[:40]!r}")
 
 

@@ -51,7 +51,8 @@ class Candidate:
     endpoint: Endpoint
 
     def encode(self) -> str:
-        return f"{self.kind} {self.endpoint[0]}:{self.endpoint[1]}"
+        host, port = self.endpoint
+        return f"{self.kind} [{host}]:{port}" if ":" in host else f"{self.kind} {host}:{port}"
 
     @classmethod
     def parse(cls, text: str) -> Candidate:
@@ -85,7 +86,7 @@ class PeerPaths:
 
     def update(self, candidates: tuple[Candidate, ...], now: float) -> None:
         """New candidates from the rendezvous: punch again."""
-        self.candidates = tuple(c for c in candidates if _ipv4(c.endpoint))[:MAX_CANDIDATES]
+        self.candidates = candidates[:MAX_CANDIDATES]
         self._relay_endpoints = frozenset(
             c.endpoint for c in self.candidates if c.kind is Kind.RELAY
         )
@@ -126,5 +127,9 @@ class PeerPaths:
             return [], lost
         self.last_probe = now
         if relay and now - self.started >= DIRECT_BOUND:
-            direct += [Relayed(*c.endpoint) for c in self.candidates if c.kind is not Kind.HOST]
+            direct += [
+                Relayed(*c.endpoint)
+                for c in self.candidates
+                if c.kind is not Kind.HOST and _ipv4(c.endpoint)  # our relays are IPv4
+            ]
         return direct, lost

@@ -8,6 +8,9 @@ timers a few times a second.
 The socket can be shared (NAT traversal, ``weron.nat``): datagrams that are not WireGuard go
 to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)`` tuples (a
 :class:`Relayed` peer behind a TURN relay) go to ``send_foreign``, which wraps them.
+
+Bound to ``::``, the socket is dual-stack (IPv6, and IPv4 as mapped addresses): everything above
+it sees plain ``(address, port)`` endpoints, IPv4 ones as ``1.2.3.4``, never ``::ffff:1.2.3.4``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from weron.wireguard.messages import message_type
 log = get_logger(__name__)
 TICK_INTERVAL: Final = 0.25
 SOCKET_BUFFER: Final = 4 << 20
+
+MAPPED_PREFIX: Final = "::ffff:"
 
 PacketHandler = Callable[[Peer, bytes], None]
 DatagramSink = Callable[[bytes, Endpoint], None]
@@ -45,7 +50,10 @@ class _Protocol(asyncio.DatagramProtocol):
         self._endpoint = endpoint
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._endpoint.datagram_received(data, addr)
+        host = addr[0]
+        if host.startswith(MAPPED_PREFIX) and "." in host:
+            host = host.removeprefix(MAPPED_PREFIX)
+        self._endpoint.datagram_received(data, (host, addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error", error=str(exc))
@@ -60,6 +68,7 @@ class WireGuardEndpoint:
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        self._dual_stack = False
         self.rejected = 0
         self.on_foreign: DatagramSink | None = None
         self.send_foreign: DatagramSink | None = None
@@ -68,11 +77,12 @@ class WireGuardEndpoint:
         self, host: str = "0.0.0.0", port: int = 0, *, sock: socket.socket | None = None
     ) -> Endpoint:
         """Bind the socket (or use ``sock``, already bound, e.g. in another network
-        namespace); returns the local address."""
+        namespace); returns the local address. ``::`` is both IPv6 and IPv4, or IPv4 alone
+        where this host has no IPv6."""
         self._loop = asyncio.get_running_loop()
         if sock is None:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((host, port))
+            sock = _bind(host, port)
+        self._dual_stack = sock.family == socket.AF_INET6
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
         transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
@@ -130,10 +140,10 @@ class WireGuardEndpoint:
         if transport is None:
             return
         for data, endpoint in datagrams:
-            if endpoint.__class__ is tuple:
-                transport.sendto(data, endpoint)
-            elif self.send_foreign is not None:
+            if endpoint.__class__ is not tuple and self.send_foreign is not None:
                 self.send_foreign(data, endpoint)
+            elif self._dual_stack and ":" not in endpoint[0]:
+                transport.sendto(data, (MAPPED_PREFIX + endpoint[0], endpoint[1]))
             else:
                 transport.sendto(data, (endpoint[0], endpoint[1]))
 
@@ -148,3 +158,20 @@ class WireGuardEndpoint:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    if host == "::":
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        except OSError as exc:  # IPv6 disabled on this host
+            log.info("No IPv6 socket: IPv4 only", reason=str(exc))
+            host = "0.0.0.0"
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((host, port))
+            return sock
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, port))
+    return sock

@@ -9,11 +9,14 @@ import pytest
 
 from weron.apps.console import escape, escape_controls
 from weron.apps.roster import (
+    Ack,
     Bye,
     ChatMessageError,
     Hello,
     Line,
+    Posted,
     Roster,
+    Version,
     decode_chat,
     encode_chat,
     tag,
@@ -21,8 +24,19 @@ from weron.apps.roster import (
 
 
 def test_chat_messages_round_trip() -> None:
-    for message in (Hello("alice"), Line("hi there: 1 + 1 = 2"), Bye()):
+    epoch = "0123456789abcdef"
+    for message in (
+        Hello("alice"),
+        Line("hi there: 1 + 1 = 2"),
+        Bye(),
+        Version(2),
+        Posted(epoch, 1, "with  spaces and 7 7"),
+        Posted(epoch, 10**17, "x" * 1000),
+        Ack(epoch, 42),
+    ):
         assert decode_chat(encode_chat(message)) == message
+    assert encode_chat(Posted(epoch, 3, "hi")) == b"LINE 0123456789abcdef 3 hi\n"
+    assert encode_chat(Ack(epoch, 3)) == b"ACK 0123456789abcdef 3\n"
 
 
 def test_malformed_chat_messages_are_rejected() -> None:
@@ -38,6 +52,17 @@ def test_malformed_chat_messages_are_rejected() -> None:
         b"BYE now",
         b"WHAT ever",
         b"\xff\xfe",
+        b"VERSION",
+        b"VERSION 02",
+        b"LINE 0123456789abcdef 1 ",
+        b"LINE 0123456789abcdef 0 zero",
+        b"LINE 0123456789ABCDEF 1 upper case",
+        b"LINE 0123456789abcde 1 short epoch",
+        b"LINE 0123456789abcdef 01 leading zero",
+        b"LINE 0123456789abcdef 1 " + b"x" * 1001,
+        b"ACK 0123456789abcdef",
+        b"ACK 0123456789abcdef 1 more",
+        b"ACK 0123456789abcdef 1234567890123456789",
     ):
         with pytest.raises(ChatMessageError):
             decode_chat(data)
@@ -45,7 +70,7 @@ def test_malformed_chat_messages_are_rejected() -> None:
     for length in range(64):
         data = rng.randbytes(length)
         with contextlib.suppress(ChatMessageError):  # anything else escaping fails the test
-            assert isinstance(decode_chat(data), Hello | Line | Bye)
+            assert isinstance(decode_chat(data), Hello | Line | Bye | Version | Posted | Ack)
 
 
 def test_names_shown_are_unique_and_the_same_on_every_member() -> None:

@@ -57,6 +57,8 @@ def test_reports_say_what_the_nat_means_for_direct_connections() -> None:
 def test_candidates_round_trip_and_reject_names_and_garbage() -> None:
     for candidate in (HOST, SRFLX, RELAY, Candidate(Kind.HOST, ("fd00::1", 7))):
         assert Candidate.parse(candidate.encode()) == candidate
+    assert Candidate(Kind.HOST, ("2001:db8::1", 7)).encode() == "host [2001:db8::1]:7"
+    assert Candidate.parse("host 2001:db8::1:7").endpoint == ("2001:db8::1", 7)  # unbracketed
     for text in ("", "host", "host 1.2.3.4", "host 1.2.3.4:0", "host 1.2.3.4:65536",
                  "host example.org:53", "prflx 1.2.3.4:5", "host 1.2.3.4:x"):  # fmt: skip
         with pytest.raises(ValueError):
@@ -76,6 +78,20 @@ def test_punching_probes_every_candidate_then_the_relay_after_the_bound() -> Non
     paths.step(SLOW_AFTER, NEVER, HOST.endpoint, relay=False)
     assert paths.step(SLOW_AFTER + PUNCH_INTERVAL, NEVER, None, relay=False)[0] == []
     assert paths.step(SLOW_AFTER + SLOW_PUNCH_INTERVAL, NEVER, None, relay=False)[0]
+
+
+def test_ipv6_candidates_are_punched_directly_never_through_our_ipv4_relay() -> None:
+    ipv6_host = Candidate(Kind.HOST, ("2001:db8:1::2", 5000))
+    ipv6_srflx = Candidate(Kind.SRFLX, ("2001:db8:1::3", 5000))
+    paths = PeerPaths((ipv6_host, HOST, ipv6_srflx, SRFLX), 0.0)
+    targets, _ = paths.step(DIRECT_BOUND, NEVER, None, relay=True)
+    assert targets == [
+        ipv6_host.endpoint,
+        HOST.endpoint,
+        ipv6_srflx.endpoint,
+        SRFLX.endpoint,
+        Relayed(*SRFLX.endpoint),
+    ]
 
 
 def test_a_direct_path_stops_probing_a_relayed_one_keeps_trying_direct() -> None:

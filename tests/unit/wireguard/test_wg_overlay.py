@@ -86,3 +86,30 @@ async def test_wrong_psk_delivers_nothing() -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_a_dual_stack_socket_shows_ipv4_peers_as_plain_ipv4_and_reaches_ipv6_ones() -> None:
+    psk = os.urandom(32)
+    key_a, key_b = PrivateKey.generate(), PrivateKey.generate()
+    inbox_a, inbox_b = Inbox(), Inbox()
+    a, b = UdpOverlay(key_a, inbox_a), UdpOverlay(key_b, inbox_b)
+    try:
+        host_a, port_a = await a.open("::")
+        host_b, port_b = await b.open("::")
+        assert host_a == host_b == "::"
+        peer_b = a.add_peer(key_b.public, psk=psk, endpoint=("127.0.0.1", port_b))
+        peer_a = b.add_peer(key_a.public, psk=psk)
+        a.sendto(b"over IPv4", peer_b, PORT)
+        _, datagram = await inbox_b.next()
+        assert datagram.payload == b"over IPv4" and peer_a.endpoint == ("127.0.0.1", port_a)
+        b.sendto(b"back over IPv4", peer_a, PORT)
+        assert (await inbox_a.next())[1].payload == b"back over IPv4"
+        assert peer_b.endpoint == ("127.0.0.1", port_b)
+
+        peer_b.endpoint = ("::1", port_b)
+        a.sendto(b"over IPv6", peer_b, PORT)
+        _, datagram = await inbox_b.next()
+        assert datagram.payload == b"over IPv6" and peer_a.endpoint == ("::1", port_a)
+    finally:
+        a.close()
+        b.close()
