@@ -6,7 +6,9 @@ slept, which back-to-back figures (bench/peers.py) hide. Three contenders, on li
 * ``floor``: bench/reference_libdatachannel.py, two connections in one process, the echo
   inside the library's callback, no asyncio: what the engine alone costs;
 * ``weron``: a ``weron utility latency --server`` and a client, through a local signaler;
-* ``weron@REV`` (``--before REV``): the same with ``src`` as it was at git revision REV.
+* ``weron@REV`` (``--before REV``): the same with ``src`` as it was at git revision REV;
+* ``floor 2 processes`` (``--two-process-floor``): the floor with each connection in a process
+  of its own, as weron's peers are (they swap descriptions through files).
 
 The machine is shared and noisy, so they are measured interleaved: each round runs every
 contender at every pause, in an order rotated from round to round, and each figure is the
@@ -15,7 +17,8 @@ round trips after a warm-up, and CPU per round trip (user+system time of every t
 contender's processes over the same round trips: both peers, for the floor its one process).
 
 Usage: ``.venv/bin/python bench/paced.py [--quick] [--rounds N] [--before REV]
-[--json-out PATH]``. Progress goes to stderr; stdout gets a table, then one JSON document.
+[--two-process-floor] [--json-out PATH]``. Progress goes to stderr; stdout gets a table, then
+one JSON document.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Contender:
     env: dict[str, str]  # added to the environment of its processes
     url: str  # the signaler's
     server: Child | None = None  # none: the floor
+    exchange: Path | None = None  # the floor in two processes: where they swap descriptions
 
     @property
     def community(self) -> str:
@@ -90,10 +94,13 @@ class Contender:
             str(PACKET_BYTES),
         ]
 
-    def client_argv(self, pause: float) -> list[str]:
-        if self.server is None:
-            return [*FLOOR, "--pause", str(pause), "--packet-length", str(PACKET_BYTES)]
-        return [*self.latency_argv(), "--pause", f"{pause * 1000:g}ms"]
+    def client_argv(self, pause: float, exchange: Path | None) -> list[str]:
+        if self.server is not None:
+            return [*self.latency_argv(), "--pause", f"{pause * 1000:g}ms"]
+        floor = [*FLOOR, "--pause", str(pause), "--packet-length", str(PACKET_BYTES)]
+        if exchange is None:
+            return floor
+        return [*floor, "--role", "ping", "--exchange", str(exchange)]
 
 
 def start_weron(h: Harness, name: str, env: dict[str, str], url: str) -> Contender:
@@ -129,10 +136,15 @@ def cpu_seconds(pid: int) -> float:
 def measure(h: Harness, contender: Contender, pause: float, seconds: float) -> dict[str, Any]:
     """One client run: ``seconds`` of round trips after the warm-up, and their CPU."""
     watched: list[Child] = [] if contender.server is None else [contender.server]
+    exchange = None
+    if contender.exchange is not None:  # a fresh echo process, and place to meet it
+        exchange = Path(tempfile.mkdtemp(dir=contender.exchange))
+        argv = [*FLOOR, "--role", "echo", "--exchange", str(exchange)]
+        watched.append(h.spawn(f"{contender.name} echo", "server", argv))
     client = h.spawn(
         f"{contender.name} client {pause:g}s",
         "client",
-        contender.client_argv(pause),
+        contender.client_argv(pause, exchange),
         stdout_to_file=True,
         env=contender.env,
     )
@@ -148,6 +160,8 @@ def measure(h: Harness, contender: Contender, pause: float, seconds: float) -> d
         cpu_last = sum(cpu_seconds(child.pid) for child in processes)
     finally:
         h.stop(client)
+        if exchange is not None:
+            h.stop(watched[-1])
     kept = sorted(_round_trips(client)[first:last])
     if len(kept) < 3:
         raise MeasurementError(f"only {len(kept)} round trips in {seconds:g} s")
@@ -189,7 +203,7 @@ def summarise(
                 }
             )
         for row in rows[-len(names) :]:
-            for other in names[2:]:  # weron@REV: weron's figures over its
+            for other in names[2:]:  # weron@REV, the two-process floor: weron's over theirs
                 if row["contender"] == "weron":
                     row[f"ratio_over_{other}"] = _ratios(medians["weron"], medians[other])
     return rows
@@ -221,6 +235,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 4, quick 1)")
     parser.add_argument("--before", metavar="REV", help="also measure weron's src at REV")
+    parser.add_argument(
+        "--two-process-floor",
+        action="store_true",
+        help="also the floor with each connection in a process of its own, as weron's peers are",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     args = parser.parse_args()
     profile = QUICK if args.quick else FULL
@@ -235,6 +254,9 @@ def main() -> int:
             with harness(Path(log_dir)) as h:
                 _signaler, url = start_signaler(h)
                 contenders = [Contender("floor", {}, url), start_weron(h, "weron", {}, url)]
+                if args.two_process_floor:
+                    exchange = Path(log_dir)
+                    contenders.append(Contender("floor 2 processes", {}, url, None, exchange))
                 if args.before:
                     source = source_at(args.before, Path(log_dir) / "before")
                     env = {"PYTHONPATH": str(source)}

@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 import libdatachannel as rtc
@@ -54,10 +55,40 @@ def _negotiate(offerer: rtc.PeerConnection, answerer: rtc.PeerConnection) -> Non
     offerer.set_remote_description(answer)
 
 
+def _exchange(pc: rtc.PeerConnection, directory: Path, ours: str, theirs: str) -> None:
+    """Between two processes: write our description to ``directory/ours`` (gathered, renamed
+    into place whole) and, unless we offer, first read theirs, waiting for it."""
+    if theirs == "offer":
+        pc.set_remote_description(_read(directory / theirs, theirs))
+    _set_local(pc)
+    description = pc.local_description()
+    assert description is not None
+    (directory / f"{ours}.tmp").write_text(str(description))
+    (directory / f"{ours}.tmp").rename(directory / ours)
+    if theirs == "answer":
+        pc.set_remote_description(_read(directory / theirs, theirs))
+
+
+def _read(path: Path, kind: str) -> rtc.Description:  # type: ignore[name-defined]  # stub gap
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {kind} within 30 s")
+        time.sleep(0.01)
+    return rtc.Description(path.read_text(), kind)  # type: ignore[attr-defined]  # stub gap
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between pings")
     parser.add_argument("--packet-length", type=int, default=128)
+    parser.add_argument(
+        "--role",
+        choices=("both", "ping", "echo"),
+        default="both",
+        help="both connections here, or one, the other in a process given the same --exchange",
+    )
+    parser.add_argument("--exchange", type=Path, help="directory for the two descriptions")
     args = parser.parse_args()
     stop = threading.Event()
 
@@ -69,7 +100,7 @@ def main() -> int:
 
     configuration = rtc.Configuration()
     configuration.disable_auto_negotiation = True
-    pinger, echo = rtc.PeerConnection(configuration), rtc.PeerConnection(configuration)
+    connections: list[rtc.PeerConnection] = []
     channels: list[rtc.DataChannel] = []  # kept alive until the connections close
     opened = threading.Event()
     replied = threading.Event()
@@ -78,16 +109,29 @@ def main() -> int:
         channels.append(channel)
         channel.on_message(channel.send)
 
-    echo.on_data_channel(adopt)
-    channel = pinger.create_data_channel(LABEL)
-    channel.on_open(opened.set)
-    channel.on_message(lambda _message: replied.set())
-    _negotiate(pinger, echo)
-    if not opened.wait(30):
+    if args.role in ("both", "echo"):
+        echo = rtc.PeerConnection(configuration)
+        echo.on_data_channel(adopt)
+        connections.append(echo)
+    if args.role in ("both", "ping"):
+        pinger = rtc.PeerConnection(configuration)
+        channel = pinger.create_data_channel(LABEL)
+        channel.on_open(opened.set)
+        channel.on_message(lambda _message: replied.set())
+        connections.append(pinger)
+    if args.role == "both":
+        _negotiate(pinger, echo)
+    elif args.role == "echo":
+        _exchange(echo, args.exchange, "answer", "offer")
+        stop.wait()
+    else:
+        _exchange(pinger, args.exchange, "offer", "answer")
+    if args.role != "echo" and not opened.wait(30):
         print("no open channel within 30 s", file=sys.stderr)
         return 1
-    print(json.dumps({"level": "info", "message": "Connected to peer"}), file=sys.stderr)
-    while not stop.is_set():
+    if args.role != "echo":
+        print(json.dumps({"level": "info", "message": "Connected to peer"}), file=sys.stderr)
+    while args.role != "echo" and not stop.is_set():
         payload = os.urandom(args.packet_length)
         replied.clear()
         started = time.perf_counter()
@@ -99,7 +143,7 @@ def main() -> int:
         document = {"type": "packet", "bytes": len(payload), "round_trip_us": round_trip * 1e6}
         print(json.dumps(document, separators=(",", ":")), flush=True)
         stop.wait(args.pause)
-    for pc in (pinger, echo):
+    for pc in connections:
         pc.close()
     return 0
 
