@@ -3,10 +3,12 @@ free ports and which source was measured."""
 
 from __future__ import annotations
 
+import io
 import math
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,3 +70,15 @@ def source_revision() -> dict[str, Any]:
         "commit": git("rev-parse", "HEAD"),
         "src_modified": bool(status) if status is not None else None,
     }
+
+
+def source_at(revision: str, directory: Path) -> Path:
+    """The ``src`` directory of the repository at ``revision``, extracted into ``directory``."""
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", "--format=tar", revision, "src"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(directory, filter="data")
+    return directory / "src"

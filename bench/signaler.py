@@ -34,7 +34,6 @@ import contextlib
 import ctypes
 import datetime
 import hashlib
-import io
 import json
 import math
 import os
@@ -45,7 +44,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.parse
@@ -60,7 +58,7 @@ import bcrypt
 import uvloop
 from websockets.frames import Frame, Opcode
 
-from common import free_port, json_safe, log, number, percentile, source_revision
+from common import free_port, json_safe, log, number, percentile, source_at, source_revision
 
 HERE: Final = Path(__file__).resolve().parent
 WERON: Final = (sys.executable, "-m", "weron")
@@ -457,18 +455,6 @@ def signaler_argv(port: int) -> list[str]:
 
 # All clients come from one address: no per-source cap (older revisions ignore the variable).
 _UNCAPPED: Final = {"WERON_MAX_SOURCE_CONNECTIONS": "0"}
-
-
-def source_at(revision: str, directory: Path) -> Path:
-    """The ``src`` directory of the repository at ``revision``, extracted into ``directory``."""
-    archive = subprocess.run(
-        ["git", "-C", str(HERE.parent), "archive", "--format=tar", revision, "src"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(directory, filter="data")
-    return directory / "src"
 
 
 @contextlib.contextmanager

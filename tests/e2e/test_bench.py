@@ -73,3 +73,21 @@ def test_quick_mesh_benchmark_meshes_every_crowd(tmp_path: Path) -> None:
     for row in report["rows"]:
         assert row["meshed_rounds"] == row["rounds"] == 1
         assert row["connections_s"] <= row["full_mesh_s"]
+
+
+def test_quick_paced_benchmark_measures_weron_next_to_the_engine_floor(tmp_path: Path) -> None:
+    report = run_quick("paced.py", tmp_path, timeout=300)
+    assert report["problems"] == [], report["problems"]
+    assert report["contenders"] == ["floor", "weron"]
+    rows = {(row["pause_s"], row["contender"]): row for row in report["summary"]}
+    assert set(rows) == {(pause, name) for pause in (0.005, 0.1) for name in ("floor", "weron")}
+    for row in rows.values():
+        assert row["round_trips"] > 0, row
+        assert 0 < row["p50_us"] <= row["p90_us"], row
+        assert row["mean_us"] > 0 and row["cpu_us_per_round_trip"] > 0, row
+        assert set(row["ratio_over_floor"]) == {
+            "mean_us",
+            "p50_us",
+            "p90_us",
+            "cpu_us_per_round_trip",
+        }

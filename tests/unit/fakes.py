@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from weron.webrtc import ChannelClosedError
+from weron.webrtc import ChannelClosedError, echo_on_loop
 
 
 class FakeChannel:
@@ -56,6 +56,9 @@ class FakeChannel:
         while self.inbox:
             receiver(self.inbox.pop(0))
         self.receiver = receiver
+
+    async def echo(self) -> None:
+        await echo_on_loop(self)
 
     async def receive(self) -> bytes:
         await asyncio.sleep(0)

@@ -108,15 +108,13 @@ class _Printer:
         self._out.flush()
 
 
-async def _echo(peer: Peer) -> None:
-    while True:
-        await peer.conn.send(await peer.conn.receive())
-
-
 async def run(config: LatencyConfig, backend: Backend, out: TextIO | None = None) -> LatencyTotals:
     """Measure until cancelled (Ctrl-C); the totals are printed on the way out."""
     printer = _Printer(out or sys.stdout, config.json)
     totals = LatencyTotals()
+
+    async def echo(peer: Peer) -> None:
+        await peer.conn.echo()
 
     async def measure(peer: Peer) -> None:
         maximum = peer.conn.max_message_size
@@ -158,7 +156,7 @@ async def run(config: LatencyConfig, backend: Backend, out: TextIO | None = None
         config.adapter,
     )
     try:
-        await serve_each_peer(adapter, _echo if config.server else measure)
+        await serve_each_peer(adapter, echo if config.server else measure)
     finally:
         printer.totals(totals)
     return totals

@@ -105,6 +105,12 @@ class DataChannel(Protocol):
         arrives, instead of to :meth:`receive`, which then only waits for the close. For packet
         paths: no task wake-up per message, and a burst costs one wake-up of the loop."""
 
+    async def echo(self) -> None:
+        """Send every message back as it arrives, in order, until the channel closes
+        (:class:`ChannelClosedError`); instead of :meth:`receive` and :meth:`deliver`. For
+        ``weron utility latency``: libdatachannel answers on its own thread, without waking the
+        loop (a round trip at a user's pace pays for each thread it wakes)."""
+
     def close(self) -> None:
         """No more messages either way, from now on. The remote peer sees the close at once
         (aiortc) or when the connection closes (libdatachannel: see its module)."""
@@ -145,6 +151,12 @@ class Backend(Protocol):
     def name(self) -> str: ...
 
     def peer_connection(self, config: PeerConfig, events: PeerEvents) -> PeerConnection: ...
+
+
+async def echo_on_loop(channel: DataChannel) -> None:
+    """:meth:`DataChannel.echo` for backends whose messages arrive on the loop anyway."""
+    while True:
+        await channel.send(await channel.receive())
 
 
 def message_bytes(message: bytes | str) -> bytes:

@@ -36,6 +36,7 @@ from weron.webrtc import (
     PeerEvents,
     candidate_line,
     candidates,
+    echo_on_loop,
     message_bytes,
 )
 
@@ -82,6 +83,9 @@ class AiortcChannel:
             receiver(queued)
         if self._closed:
             self._inbox.put_nowait(None)
+
+    async def echo(self) -> None:
+        await echo_on_loop(self)
 
     def _on_close(self) -> None:
         if not self._closed:

@@ -27,7 +27,11 @@ Python. Hence:
   awaited from a callback. Calls are made on the loop thread (any other thread would hold the
   GIL through them just the same), ``close`` in a thread of its own as it waits unlocked.
 
-Every callback does one thing: hand its event to the loop with ``call_soon_threadsafe``.
+Every callback does one thing: hand its event to the loop with ``call_soon_threadsafe``; the one
+exception is an echoing channel (``echo()``), whose arrival callback sends the message back
+itself: ``receive`` and ``send`` wait for the same locks from a worker as from the loop (both
+hold the GIL through them, and the rule above covers them), and the library lets its callbacks
+send (it holds none of the send path's locks while it reports an arrival).
 
 Received messages stay queued inside libdatachannel until the reader pulls them
 (``on_available`` + ``receive()``), so a slow reader slows the sender down through SCTP
@@ -42,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import threading
 import urllib.parse
 import weakref
 from collections.abc import Callable
@@ -132,6 +137,10 @@ class LibdatachannelChannel:
         self._discard = False  # closed by us: whatever arrives is dropped
         self._receiver: Callable[[bytes], None] | None = None
         self._drain_scheduled = False
+        self._echoes = False
+        self._echo_lock = threading.Lock()  # one thread echoes at a time: replies stay in order
+        self._echo_arrived = False  # for the thread that holds the lock: look again
+        self._echo_full = False  # the send buffer was full: the loop echoes once there is room
         channel.on_available(self._on_available)
         channel.on_closed(lambda: _post(loop, self._on_closed))
         # Replayed at once if the channel is already open.
@@ -158,6 +167,8 @@ class LibdatachannelChannel:
             if not self._drain_scheduled:
                 self._drain_scheduled = True
                 _post(self._loop, self._drain)
+        elif self._echoes:
+            self._echo_queued()
         elif self._reader_waits:
             self._reader_waits = False
             _post(self._loop, self._readable.set)
@@ -177,6 +188,41 @@ class LibdatachannelChannel:
     def deliver(self, receiver: Callable[[bytes], None]) -> None:
         self._receiver = receiver
         self._drain()  # what arrived before: later messages trigger the callback
+
+    async def echo(self) -> None:
+        self._echoes = True
+        self._echo_queued()  # what arrived before: later messages are echoed as they arrive
+        while not self._closed:
+            self._readable.clear()
+            await self._readable.wait()  # the send buffer full, or the close
+            pause, longest = _ROOM_POLL
+            while self._channel.buffered_amount() > _HIGH_WATER and not self._closed:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, longest)
+            self._echo_full = False
+            self._echo_queued()
+        raise ChannelClosedError(f"channel {self._label!r} is closed")
+
+    def _echo_queued(self) -> None:
+        """Send back what is queued, on a library thread or the loop. A thread that finds the
+        lock taken leaves its arrival to the holder, which looks again before it stops; with
+        the send buffer full the rest waits for the loop, which waits for room."""
+        self._echo_arrived = True
+        while self._echo_arrived and self._echo_lock.acquire(blocking=False):
+            try:
+                self._echo_arrived = False
+                while not (self._closed or self._echo_full):
+                    if self._channel.buffered_amount() > _HIGH_WATER:
+                        self._echo_full = True
+                        _post(self._loop, self._readable.set)
+                    elif (message := self._channel.receive()) is not None:
+                        self._send(message)
+                    else:
+                        break
+            except ChannelClosedError:
+                _post(self._loop, self._readable.set)
+            finally:
+                self._echo_lock.release()
 
     def _on_closed(self) -> None:
         self._closed = True
@@ -204,7 +250,7 @@ class LibdatachannelChannel:
         self._send(message)
         return True
 
-    def _send(self, message: bytes) -> None:
+    def _send(self, message: bytes | str) -> None:
         if self._closed:
             raise ChannelClosedError(f"channel {self._label!r} is closed")
         try:

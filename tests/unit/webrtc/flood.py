@@ -4,7 +4,8 @@ threads freezes it for good, which the caller turns into a failure with a timeou
 
 Each round, while two connected pairs echo messages back and forth: many pairs are offered
 and answered at once (candidates trickling across, channels opening), many lone offers are
-made (a hostile member's burst of introductions), half the new pairs start echoing too, and
+made (a hostile member's burst of introductions), half the new pairs start echoing too (half of
+those from the library's threads, as ``weron utility latency --server`` does), and
 then everything new is closed at once, channels first for half the pairs, while the
 messages flow. Prints one line per finished step, so a freeze shows where."""
 
@@ -35,8 +36,11 @@ class _Ignore:
         pass
 
 
-async def _echo(channel: DataChannel) -> None:
+async def _echo(channel: DataChannel, *, on_library_thread: bool) -> None:
+    """With receive and send on the loop, or with ``echo()``: sends from the library's threads."""
     with contextlib.suppress(ChannelClosedError):
+        if on_library_thread:
+            await channel.echo()
         while True:
             await channel.send(await channel.receive())
 
@@ -51,14 +55,15 @@ async def _ping(channel: DataChannel) -> None:
                 await channel.receive()
 
 
-async def _pump(pair: Pair) -> list[asyncio.Task[None]]:
+async def _pump(pair: Pair, *, on_library_thread: bool) -> list[asyncio.Task[None]]:
     """Echo traffic on the pair's channels, started once a few messages went round."""
     ours, theirs = await pair.channels()
     for _ in range(4):
         await ours.send(MESSAGE)
         await theirs.send(await theirs.receive())
         await ours.receive()
-    return [asyncio.create_task(_ping(ours)), asyncio.create_task(_echo(theirs))]
+    echo = _echo(theirs, on_library_thread=on_library_thread)
+    return [asyncio.create_task(_ping(ours)), asyncio.create_task(echo)]
 
 
 async def _close(pair: Pair, *, channels_first: bool) -> None:
@@ -77,9 +82,10 @@ async def flood(rounds: int, pairs: int, offers: int) -> None:
     backend = LibdatachannelBackend()
     traffic = [await negotiate(backend) for _ in range(2)]
     tasks = []
-    for pair in traffic:
+    for index, pair in enumerate(traffic):
         ours, theirs = await pair.channels()
-        tasks += [asyncio.create_task(_ping(ours)), asyncio.create_task(_echo(theirs))]
+        echo = _echo(theirs, on_library_thread=index % 2 == 1)
+        tasks += [asyncio.create_task(_ping(ours)), asyncio.create_task(echo)]
     for round_ in range(rounds):
         lone = [backend.peer_connection(PeerConfig(), _Ignore()) for _ in range(offers)]
         for pc in lone:
@@ -89,7 +95,12 @@ async def flood(rounds: int, pairs: int, offers: int) -> None:
             asyncio.gather(*(pc.create_offer() for pc in lone)),
         )
         _step(f"round {round_}: {pairs} pairs negotiated, {offers} lone offers made")
-        pumps = await asyncio.gather(*(_pump(pair) for pair in batch[: pairs // 2]))
+        pumps = await asyncio.gather(
+            *(
+                _pump(pair, on_library_thread=index % 2 == 1)
+                for index, pair in enumerate(batch[: pairs // 2])
+            )
+        )
         _step(f"round {round_}: messages flowing on {len(pumps)} pairs")
         await asyncio.gather(
             *(_close(pair, channels_first=index % 2 == 0) for index, pair in enumerate(batch)),

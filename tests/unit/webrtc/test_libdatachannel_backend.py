@@ -132,3 +132,37 @@ async def test_a_closed_channel_ends_here_at_once_and_there_with_its_connection(
         async with asyncio.timeout(WAIT):
             with pytest.raises(ChannelClosedError):
                 await ours.receive()
+
+
+@pytest.mark.parametrize("high_water", [rtc_backend._HIGH_WATER, 1])
+async def test_an_echo_from_the_library_threads_answers_every_message_in_order(
+    high_water: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages queued before ``echo()`` and bursts in flight; with a high-water mark of one
+    byte, the send buffer is "full" at once and the loop takes over, waiting for room."""
+    monkeypatch.setattr(rtc_backend, "_HIGH_WATER", high_water)
+    messages = [os.urandom(size) for size in (1, 1200, 50_000, 0, 65_000) * 40]
+    async with channel_pair() as (ours, theirs, _), asyncio.timeout(WAIT):
+        for message in messages[:10]:
+            await ours.send(message)
+        echoing = asyncio.create_task(theirs.echo())
+        replies = asyncio.create_task(_receive(ours, len(messages)))
+        for message in messages[10:]:
+            await ours.send(message)
+        assert await replies == messages
+        for index in range(500):  # one at a time: each arrives while nothing is queued
+            await ours.send(index.to_bytes(4))
+            assert await ours.receive() == index.to_bytes(4)
+        assert not echoing.done()
+        echoing.cancel()
+
+
+async def test_an_echo_ends_when_the_connection_closes() -> None:
+    async with pairs.channel_pair(rtc_backend.LibdatachannelBackend()) as (ours, theirs, pair):
+        echoing = asyncio.create_task(theirs.echo())
+        async with asyncio.timeout(WAIT):
+            await ours.send(b"ping")
+            assert await ours.receive() == b"ping"
+            await pair.offerer.close()
+            with pytest.raises(ChannelClosedError):
+                await echoing
