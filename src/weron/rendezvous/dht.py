@@ -308,12 +308,9 @@ class DhtRendezvous:
         if stored:
             self._stored.set()
 
-    def _needs_publishing(self, records: list[Record | None], now: float) -> bool:
-        """Our slot does not hold our current card, or our record is due for a refresh."""
-        if self._slot is None or now - self._published >= REFRESH:
-            return True
-        record = records[self._slot]
-        return record is None or record.card != self._card
+    def _holds_our_card(self, records: list[Record | None]) -> bool:
+        record = records[self._slot] if self._slot is not None else None
+        return record is not None and record.card == self._card
 
     async def members(self) -> AsyncIterator[Card]:
         """Cards of the members found (again whenever one changes); runs until cancelled.
@@ -325,10 +322,11 @@ class DhtRendezvous:
         while True:
             records = await self._read_all()
             now = time.time()
-            if self._changed.is_set() or self._needs_publishing(records, now):
+            # Our record is new, moved, overwritten or out of date: the room is meeting (us).
+            changed = self._changed.is_set() or not self._holds_our_card(records)
+            if changed or now - self._published >= REFRESH:
                 self._changed.clear()
                 await self._publish(choose_slot(records, own, self._slot, now), now)
-            changed = False
             for record in records:
                 if record is None or not record.live(now) or record.card.public_key == own:
                     continue
