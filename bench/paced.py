@@ -39,7 +39,7 @@ from types import FrameType
 from typing import Any, Final
 
 from common import HERE, json_safe, log, number, percentile, source_at, source_revision
-from peers import CONNECTED, KEY, PASSWORD, WERON, start_signaler
+from peers import CONNECTED, start_signaler, utility_argv
 from processes import Child, Harness, MeasurementError, Terminated, harness
 
 FLOOR: Final = (sys.executable, str(HERE / "reference_libdatachannel.py"))
@@ -74,25 +74,9 @@ class Contender:
         return f"paced-{self.name.replace('@', '-')}-{os.getpid()}"
 
     def latency_argv(self) -> list[str]:
-        return [
-            *WERON,
-            "utility",
-            "latency",
-            "--raddr",
-            self.url,
-            "--community",
-            self.community,
-            "--password",
-            PASSWORD,
-            "--key",
-            KEY,
-            "--ice=",
-            "--backend",
-            BACKEND,
-            "--json",
-            "--packet-length",
-            str(PACKET_BYTES),
-        ]
+        return utility_argv(
+            "latency", self.url, self.community, BACKEND, ["--packet-length", str(PACKET_BYTES)]
+        )
 
     def client_argv(self, pause: float, exchange: Path | None) -> list[str]:
         if self.server is not None:

@@ -180,10 +180,11 @@ class PairSpec:
     client_argv: Callable[[Child], list[str]]  # given the ready server
 
 
-def weron_pair(
-    backend: str, url: str, app: str, community: str, options: Sequence[str]
-) -> PairSpec:
-    common = [
+def utility_argv(
+    app: str, url: str, community: str, backend: str, options: Sequence[str] = ()
+) -> list[str]:
+    """`weron utility APP` as the benchmarks run it: JSON output, no STUN server."""
+    return [
         *WERON,
         "utility",
         app,
@@ -201,6 +202,12 @@ def weron_pair(
         "--json",
         *options,
     ]
+
+
+def weron_pair(
+    backend: str, url: str, app: str, community: str, options: Sequence[str]
+) -> PairSpec:
+    common = utility_argv(app, url, community, backend, options)
     return PairSpec(
         label=backend,
         server_argv=(*common, "--server"),
