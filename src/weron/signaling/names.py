@@ -20,6 +20,9 @@ NameMessage = dict[str, Any]
 # How often a member gives its name up to a simultaneous older claim: honest races are rare and
 # end after one round; more can only be a member echoing every claim to churn our connections.
 MAX_GIVE_UPS = 3
+# How many names announced as claimed we remember to leave out after giving a name up: more
+# than any community holds; a member announcing name after name cannot grow our memory.
+MAX_TAKEN = 1024
 
 
 class NameMessageError(ValueError):
@@ -181,7 +184,8 @@ class NameNegotiation:
             if not isinstance(name, str):
                 raise NameMessageError("claimed without an id")
             reaction.peer_name = peer.claimed = name
-            self._taken.add(name)
+            if len(self._taken) < MAX_TAKEN:
+                self._taken.add(name)
             if self.name is None:  # taken: never claim it
                 self._drop_clashing(name)
             elif self._yields_to(name, peer, now):

@@ -218,3 +218,11 @@ def test_a_member_echoing_every_claim_takes_no_more_than_three_names() -> None:
         given_up.append(reaction.gave_up)
     assert given_up == ["user1", "user2", "user3"]
     assert member.name == "user4"
+
+
+def test_names_announced_as_claimed_are_remembered_up_to_a_bound() -> None:
+    member = NameNegotiation(["a"], timestamp=5)
+    announcer = names.PeerNames()
+    for number in range(names.MAX_TAKEN + 500):
+        member.receive(names.claimed(f"name{number}"), announcer, 0.0)
+    assert len(member._taken) == names.MAX_TAKEN
