@@ -40,6 +40,7 @@ def completion_command(shell: str) -> None:
 assert isinstance(cli, AliasedGroup)
 cli.add_lazy("chat", "weron.cli.peers:chat_command", ["cht", "c"])
 cli.add_aliased(completion_command, [])
+cli.add_lazy("forward", "weron.cli.peers:forward_command", ["fwd", "f"])
 cli.add_lazy("manager", "weron.cli.manager:manager_group", ["mgr", "m"])
 cli.add_lazy("signaler", "weron.cli.signaler:signaler_command", ["sgl", "s"])
 cli.add_lazy("utility", "weron.cli.peers:utility_group", ["uti", "u"])

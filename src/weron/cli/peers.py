@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from weron.apps import chat, latency, throughput, vpn_ethernet, vpn_ip
+from weron.apps import chat, latency, port_forward, throughput, vpn_ethernet, vpn_ip
 from weron.cli.options import (
     DEFAULT_ICE,
     DEFAULT_RADDR,
@@ -174,6 +174,77 @@ def chat_command(
         kicks=kicks,
     )
     run_peer_app(lambda engine: chat.run(config, engine), peer.backend)
+
+
+@click.command("forward", short_help="Forward TCP and UDP ports over the overlay network")
+@peer_flags()
+@flag(
+    "--names",
+    type=CommaList(),
+    default=(),
+    help="Comma-separated list of names to try and claim one from (others reach our exposed "
+    "ports by this name)",
+)
+@flag(
+    "--expose",
+    type=CommaList(),
+    default=(),
+    help="Comma-separated list of local ports members may connect to, nothing else is "
+    "reachable: PORT (on 127.0.0.1) or HOST:PORT (exposed as PORT), with /udp for UDP "
+    "(i.e. 22,8080,10.0.0.5:80,53/udp)",
+)
+@flag(
+    "--listen",
+    type=CommaList(),
+    default=(),
+    help="Local address to listen on, HOST:PORT (with /udp for UDP), forwarded to the --to "
+    "given in the same position (repeat both for several)",
+)
+@flag(
+    "--to",
+    type=CommaList(),
+    default=(),
+    help="Where the --listen in the same position forwards to: NAME:PORT, a port the member "
+    "named NAME exposes",
+)
+@flag("--id-channel", default=port_forward.ID_CHANNEL, help="Channel to use to negotiate names")
+@flag("--kicks", type=Duration(), default=5.0, help="Time to wait for kicks")
+@flag(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=port_forward.DEFAULT_MAX_CONNECTIONS,
+    help="Most connections (and UDP flows) one member may have open to our exposed ports at "
+    "a time, and most UDP flows per --listen",
+)
+def forward_command(
+    peer: PeerOptions,
+    names: list[str],
+    expose: list[str],
+    listen: list[str],
+    to: list[str],
+    id_channel: str,
+    kicks: float,
+    max_connections: int,
+) -> None:
+    """Forward TCP and UDP ports over the overlay network, without root or a TUN device.
+
+    Expose local ports to the community with --expose; reach a member's exposed port with
+    --listen 127.0.0.1:2222 --to NAME:22 (then ssh -p 2222 127.0.0.1). A member may do both.
+    Stop with Ctrl-C.
+    """
+    if not [name for name in names if name.strip()]:
+        raise click.ClickException("missing names: set --names (e.g. --names homelab)")
+    config = port_forward.ForwardConfig(
+        **peer.join(),
+        names=names,
+        expose=expose,
+        listen=listen,
+        to=to,
+        id_channel=id_channel,
+        kicks=kicks,
+        max_connections=max_connections,
+    )
+    run_peer_app(lambda engine: port_forward.run(config, engine), peer.backend)
 
 
 _JSON_HELP = "Print one JSON object per line instead of text (with a final totals object)"

@@ -52,6 +52,9 @@ class AdapterConfig:
     # The overlay's networks now (asked at every negotiation: a VPN's claims change): see
     # PeerConfig.excluded_networks.
     overlay_networks: Callable[[], Iterable[IpNetwork]] | None = None
+    # Labels of channels a peer may open after connecting (besides the adapter's channels,
+    # which the offerer creates with the connection); e.g. one per forwarded TCP connection.
+    later_labels: Callable[[str], bool] | None = None
 
 
 _Step = core.Answer | core.Complete | core.AddCandidate | None  # None: create the offer
@@ -68,6 +71,8 @@ class _Link:
         self.channels: list[DataChannel] = []
         self.steps: asyncio.Queue[_Step] = asyncio.Queue()
         self.closed = False
+        self.connected = False
+        self.opening: dict[DataChannel, asyncio.Future[DataChannel]] = {}  # opened later
         if action.initiator:
             for label in adapter.labels:
                 options = adapter.config.channel_options.get(label, ChannelOptions())
@@ -83,7 +88,19 @@ class _Link:
             self.adapter.carry(self.adapter.core.local_candidate(self.number, candidate))
 
     def on_channel(self, channel: DataChannel) -> None:
-        if self.closed or channel.label not in self.adapter.labels:
+        opening = self.opening.pop(channel, None)
+        if opening is not None and not self.closed:
+            self.channels.append(channel)
+            if opening.done():  # the opener gave up waiting
+                channel.close()
+            else:
+                opening.set_result(channel)
+            return
+        later = self.adapter.config.later_labels
+        wanted = channel.label in self.adapter.labels or (
+            later is not None and later(channel.label)
+        )
+        if self.closed or not wanted:
             channel.close()
             return
         self.channels.append(channel)
@@ -95,6 +112,7 @@ class _Link:
         if self.closed:
             return
         session, now = self.adapter.core, self.adapter.now()
+        self.connected = state is ConnectionState.CONNECTED
         if state is ConnectionState.CONNECTED:
             self.adapter.carry(session.connected(self.number, now))
         elif state is ConnectionState.DISCONNECTED:
@@ -137,9 +155,16 @@ class _Link:
                 reason=f"{type(exc).__name__}: {exc}"[:200],
             )
 
+    def forget(self, channel: DataChannel) -> None:
+        with contextlib.suppress(ValueError):
+            self.channels.remove(channel)
+
     async def close(self) -> None:
         self.closed = True
         self.worker.cancel()
+        for opening in self.opening.values():
+            if not opening.done():
+                opening.set_exception(ConnectionError("the peer connection closed"))
         for channel in self.channels:
             channel.close()
         with contextlib.suppress(Exception):
@@ -306,6 +331,40 @@ class Adapter:
     def negotiating(self) -> int:
         """How many connections are being negotiated now (not yet connected)."""
         return self.core.negotiating()
+
+    async def open_channel(self, peer_id: str, spec: ChannelSpec) -> DataChannel:
+        """Open a channel on the connection to ``peer_id`` (its newest connected one) and
+        return it once open; ``ConnectionError`` if there is no such connection, it closes,
+        or the channel is not open within ``timeout``."""
+        timeout = self.config.timeout
+        links = [
+            link
+            for link in self._links.values()
+            if link.peer_id == peer_id and link.connected and not link.closed
+        ]
+        if not links:
+            raise ConnectionError(f"not connected to {peer_id}")
+        link = max(links, key=lambda each: each.number)
+        opening: asyncio.Future[DataChannel] = asyncio.get_running_loop().create_future()
+        try:
+            link.opening[link.pc.create_channel(spec)] = opening
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(opening)
+        except TimeoutError:
+            raise ConnectionError(f"channel {spec.label!r} not open after {timeout:g}s") from None
+        except ConnectionError:
+            raise
+        except Exception as exc:  # the engine refused (e.g. out of streams)
+            raise ConnectionError(f"{type(exc).__name__}: {exc}"[:200]) from None
+        finally:
+            if not opening.done():
+                opening.cancel()  # on_channel closes the channel if it opens later
+
+    def forget_channel(self, channel: DataChannel) -> None:
+        """A channel we are done with is closed: its connection no longer holds it (apps that
+        open a channel per connection would otherwise grow the list for ever)."""
+        for link in self._links.values():
+            link.forget(channel)
 
     def drop(self, peer_id: str) -> None:
         """The connection to ``peer_id`` stopped answering: offer again beside it."""

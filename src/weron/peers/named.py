@@ -17,7 +17,7 @@ from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.signaling import names as negotiation
-from weron.webrtc import Backend, ChannelClosedError
+from weron.webrtc import Backend, ChannelClosedError, ChannelSpec, DataChannel
 
 log = get_logger(__name__)
 # The shortest time a claim waits for connections still being negotiated: ten members starting
@@ -73,6 +73,7 @@ class NamedAdapter:
         self._views: dict[str, negotiation.PeerNames] = {}  # by peer UUID
         self._held: dict[str, list[Peer]] = {}  # data channels waiting for names
         self._released: set[str] = set()  # peer UUIDs whose data channels carry their name
+        self._naming = asyncio.Event()  # set (and replaced) whenever a peer announces a name
         self._claim_timer: asyncio.TimerHandle | None = None
         self._claim_due = 0.0  # when the claim timer was meant to fire
         self._waited_for_connections = False
@@ -238,6 +239,8 @@ class NamedAdapter:
         with the new name."""
         previous = self._peer_names.get(peer_id)
         self._peer_names[peer_id] = name
+        self._naming.set()
+        self._naming = asyncio.Event()
         if previous == name:
             return
         if previous is not None and peer_id in self._released:
@@ -261,6 +264,32 @@ class NamedAdapter:
         await asyncio.sleep(self._kicks)
         await self._send(peer, self._negotiation.greetings())
         self._restart_claim_timer()
+
+    def peer_id(self, name: str) -> str | None:
+        """The id of the connected member that claimed ``name``, if any."""
+        for peer_id, claimed in self._peer_names.items():
+            if claimed == name and peer_id in self._id_channels:
+                return peer_id
+        return None
+
+    async def until_named(self, name: str) -> str:
+        """The id of the member named ``name``, once one is connected."""
+        while (peer_id := self.peer_id(name)) is None:
+            await self._naming.wait()
+        return peer_id
+
+    async def open_channel(self, name: str, spec: ChannelSpec) -> Peer:
+        """Open a channel to the member named ``name`` (see Adapter.open_channel);
+        ``ConnectionError`` if no connected member has that name."""
+        peer_id = self.peer_id(name)
+        if peer_id is None:
+            raise ConnectionError(f"no connected member is named {name!r}")
+        channel = await self._adapter.open_channel(peer_id, spec)
+        return Peer(name, spec.label, channel)
+
+    def forget_channel(self, channel: DataChannel) -> None:
+        """A channel we are done with is closed (see Adapter.forget_channel)."""
+        self._adapter.forget_channel(channel)
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:

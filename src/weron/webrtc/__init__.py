@@ -129,8 +129,10 @@ class PeerEvents(Protocol):
 
 
 class PeerConnection(Protocol):
-    def create_channel(self, spec: ChannelSpec) -> None:
-        """Create a channel; it is reported through ``on_channel`` once open."""
+    def create_channel(self, spec: ChannelSpec) -> DataChannel:
+        """Create a channel; this same object is reported through ``on_channel`` once open
+        (so that its creator tells it from a channel the remote peer opened with the same
+        label). Before negotiating, or later on a connected connection."""
 
     async def create_offer(self) -> str:
         """Set and return the local offer SDP."""

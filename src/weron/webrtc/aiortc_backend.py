@@ -164,18 +164,19 @@ class AiortcPeerConnection:
         size = getattr(sctp, "_remote_max_message_size", 0) if sctp is not None else 0
         return int(size) if size else 65536
 
-    def _watch(self, channel: RTCDataChannel) -> None:
+    def _watch(self, channel: RTCDataChannel) -> AiortcChannel:
         wrapped = AiortcChannel(channel, self._max_message_size())
-        if channel.readyState == "open":
-            self._events.on_channel(wrapped)
+        if channel.readyState == "open":  # on the next turn: after create_channel returns
+            asyncio.get_running_loop().call_soon(self._events.on_channel, wrapped)
         else:
             channel.once("open", lambda: self._events.on_channel(wrapped))
+        return wrapped
 
-    def create_channel(self, spec: ChannelSpec) -> None:
+    def create_channel(self, spec: ChannelSpec) -> AiortcChannel:
         channel = self._pc.createDataChannel(
             spec.label, ordered=spec.options.ordered, maxRetransmits=spec.options.max_retransmits
         )
-        self._watch(channel)
+        return self._watch(channel)
 
     async def create_offer(self) -> str:
         return await self._set_local(await self._pc.createOffer())

@@ -332,14 +332,16 @@ class LibdatachannelPeerConnection:
         wrapped = LibdatachannelChannel(channel, self._loop, self._events)
         _post(self._loop, self._channels.append, wrapped)
 
-    def create_channel(self, spec: ChannelSpec) -> None:
+    def create_channel(self, spec: ChannelSpec) -> LibdatachannelChannel:
         init = rtc.DataChannelInit()
         reliability = rtc.Reliability()
         reliability.unordered = not spec.options.ordered
         reliability.max_retransmits = spec.options.max_retransmits
         init.reliability = reliability
         channel = self._pc.create_data_channel(spec.label, init)
-        self._channels.append(LibdatachannelChannel(channel, self._loop, self._events))
+        wrapped = LibdatachannelChannel(channel, self._loop, self._events)
+        self._channels.append(wrapped)
+        return wrapped
 
     async def create_offer(self) -> str:
         return self._set_local()

@@ -1,0 +1,739 @@
+"""`weron forward`: rootless TCP and UDP port forwarding over a community (docs/forwarding.md).
+
+A member exposes local ports (``--expose 22,8080``: nothing else is reachable) and listens on
+local addresses whose connections go to a named member's exposed port (``--listen
+127.0.0.1:2222 --to NAME:22``); either side, or both. Members are named through the name
+negotiation on ``weron/forward/id``. Each TCP connection has a data channel to itself (opened on
+the existing peer connection, or an idle one reused: see weron.net.port_forward); the UDP flows
+to one port of one peer share an unordered channel.
+
+Backpressure both ways without a queue of ours: a channel's ``send`` waits while its send buffer
+is full, and nothing more is read from the socket meanwhile (TCP then slows the local sender);
+the socket's ``drain`` waits while the local reader is slow, and nothing more is received from
+the channel meanwhile (the engine's queue fills and SCTP flow control slows the peer). UDP drops
+datagrams when a buffer is full, as a congested link would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import secrets
+import socket
+import struct
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+from weron.apps.peering import PeerAppError
+from weron.log import get_logger
+from weron.net import port_forward as proto
+from weron.peers import Peer
+from weron.peers.adapter import AdapterConfig
+from weron.peers.named import NamedAdapter
+from weron.webrtc import Backend, ChannelClosedError, ChannelOptions, ChannelSpec, DataChannel
+
+log = get_logger(__name__)
+
+ID_CHANNEL: Final = proto.ID_CHANNEL
+
+DEFAULT_MAX_CONNECTIONS: Final = 256
+UDP_IDLE: Final = 120.0  # seconds without a datagram either way before a UDP flow ends
+UDP_CHANNEL: Final = ChannelOptions(ordered=False, max_retransmits=0)
+_CHUNK: Final = 65_535  # bytes read from a socket at a time: one DATA frame
+_UDP_WAITING: Final = 64  # datagrams kept while the UDP channel opens
+_FAREWELL: Final = 5.0  # seconds a last frame gets to leave before its channel closes
+_IDLE_CHANNELS: Final = 64  # idle TCP channels kept per peer for the next connections
+
+
+@dataclass(slots=True)
+class ForwardConfig:
+    raddr: str
+    community: str
+    password: str
+    key: str
+    names: Sequence[str]
+    expose: Sequence[str] = ()
+    listen: Sequence[str] = ()
+    to: Sequence[str] = ()
+    id_channel: str = proto.ID_CHANNEL
+    kicks: float = 5.0
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+
+@dataclass(slots=True)
+class Counters:
+    """Connections and flows by fate; logged when the forwarder stops."""
+
+    served: int = 0  # channels from peers that reached an exposed target
+    refused: int = 0  # channels from peers refused (not exposed, too many, malformed)
+    unreachable: int = 0  # exposed target refused the connection
+    forwarded: int = 0  # local connections and flows carried to a peer
+    failed: int = 0  # local connections and flows that could not reach the peer
+    reset: int = 0  # connections ended by a reset (either side, or the peer gone)
+    dropped: int = 0  # UDP datagrams dropped (buffer full, too big, channel opening)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a stream ended: the peer's ERROR if it sent one (or broke the protocol), and
+    whether the channel is free for the next stream (both CLOSEs went through)."""
+
+    error: proto.Error | None = None
+    reusable: bool = False
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close the local socket with a reset (RST), so that its user sees the failure."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _say_last(conn: DataChannel, frame: bytes) -> None:
+    """Send a last frame and let it leave; a peer already gone changes nothing."""
+    with contextlib.suppress(ChannelClosedError, TimeoutError):
+        async with asyncio.timeout(_FAREWELL):
+            await conn.send(frame)
+            await conn.drain()
+
+
+async def finish(conn: DataChannel, stream: proto.Stream, linger: float) -> bool:
+    """Read the rest of a stream whose local side is gone, up to the peer's CLOSE; whether it
+    came within ``linger`` (else the channel cannot be reused)."""
+    try:
+        async with asyncio.timeout(linger):
+            while not stream.done:
+                reaction = stream.receive(await conn.receive())
+                for frame in reaction.send:
+                    await conn.send(frame)
+    except (TimeoutError, ChannelClosedError):
+        return False
+    return True
+
+
+async def splice(
+    conn: DataChannel,
+    stream: proto.Stream,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    linger: float,
+) -> Outcome:
+    """Carry a TCP connection over its channel both ways until both CLOSEs went through, then
+    close the socket (with a reset if the stream was aborted either way). Raises
+    ``ChannelClosedError`` when the peer is gone (the caller resets the socket)."""
+    outcome = Outcome()
+    lock = asyncio.Lock()  # frames leave in the order the stream made them
+    chunk = max(1, min(conn.max_message_size - 1, _CHUNK))
+    socket_gone = False
+
+    async def send(frames: list[bytes]) -> None:
+        async with lock:
+            for frame in frames:
+                await conn.send(frame)
+
+    def local_failure(exc: OSError) -> list[bytes]:
+        nonlocal socket_gone
+        socket_gone = True
+        _reset(writer)
+        return stream.local_error(proto.ErrorCode.RESET, str(exc) or type(exc).__name__)
+
+    async def upstream() -> None:
+        try:
+            while True:
+                data = await reader.read(chunk)
+                async with lock:
+                    if not stream.sending:
+                        return
+                    for frame in [proto.data_frame(data)] if data else stream.local_eof():
+                        await conn.send(frame)
+                    if not data:
+                        return
+        except OSError as exc:
+            if isinstance(exc, ChannelClosedError):
+                raise
+            await send(local_failure(exc))
+
+    async def stop_upstream() -> None:
+        """Before an abort's frames: nothing of ours may follow them."""
+        if not up.done():
+            up.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await up
+
+    up = asyncio.create_task(upstream())
+    try:
+        while not stream.done:
+            _raise_from(up)  # the peer gone while we were sending
+            if socket_gone:
+                outcome.reusable = await finish(conn, stream, linger)
+                return outcome
+            reaction = stream.receive(await _receive_or_fail(conn, up))
+            if reaction.reset is not None:
+                outcome.error = reaction.reset
+                await stop_upstream()
+                socket_gone = True
+                _reset(writer)
+            await send(reaction.send)
+            if reaction.write:
+                try:
+                    writer.write(reaction.write)
+                    await writer.drain()
+                except OSError as exc:
+                    await stop_upstream()
+                    await send(local_failure(exc))
+            if reaction.shutdown and writer.can_write_eof():
+                with contextlib.suppress(OSError):
+                    writer.write_eof()
+        outcome.reusable = True
+    finally:
+        await stop_upstream()
+    if not socket_gone:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return outcome
+
+
+def _raise_from(task: asyncio.Task[None]) -> None:
+    """Raise what ended ``task``, if it failed."""
+    if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+        raise exc
+
+
+async def _receive_or_fail(conn: DataChannel, up: asyncio.Task[None]) -> bytes:
+    """The next message, or the upstream's failure (the channel closed under it) if first."""
+    if up.done():
+        return await conn.receive()
+    receiving = asyncio.ensure_future(conn.receive())
+    await asyncio.wait({receiving, up}, return_when=asyncio.FIRST_COMPLETED)
+    if receiving.done():
+        return receiving.result()
+    _raise_from(up)
+    return await receiving
+
+
+def _replier(conn: DataChannel, flow: int, counters: Counters) -> Callable[[bytes], None]:
+    def reply(data: bytes) -> None:
+        _send_datagram(conn, flow, data, counters)
+
+    return reply
+
+
+class _UdpFlow(asyncio.DatagramProtocol):
+    """The serving side's socket of one UDP flow: what it receives goes back to the peer."""
+
+    def __init__(self, reply: Callable[[bytes], None]) -> None:
+        self.reply = reply
+        self.last = asyncio.get_running_loop().time()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.last = asyncio.get_running_loop().time()
+        self.reply(data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP socket error", error=str(exc))
+
+
+def _send_datagram(conn: DataChannel, flow: int, data: bytes, counters: Counters) -> None:
+    frame = proto.datagram_frame(flow, data)
+    try:
+        if len(frame) > conn.max_message_size or not conn.send_nowait(frame):
+            counters.dropped += 1
+    except ChannelClosedError:
+        counters.dropped += 1
+
+
+class _Forwarder:
+    """Both roles of one `weron forward`: serving peers' channels, and the local listeners."""
+
+    def __init__(
+        self,
+        config: ForwardConfig,
+        adapter: NamedAdapter,
+        exposed: dict[tuple[proto.Transport, int], proto.Exposed],
+    ) -> None:
+        self._config = config
+        self._adapter = adapter
+        self._admission = proto.Admission(exposed, config.max_connections)
+        self.max_flows = config.max_connections
+        self.linger = config.adapter.timeout
+        self.counters = Counters()
+        self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
+        self._idle: dict[str, list[DataChannel]] = {}  # TCP channels free for a stream, by peer
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._udp: list[_UdpListener] = []
+        # A member's name takes --timeout + --kicks to be claimed after it reaches the
+        # signaler: a connection accepted meanwhile waits that long for it.
+        self._wait = 2 * config.adapter.timeout + config.kicks
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for listener in self._udp:
+            listener.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def done_with(self, conn: DataChannel) -> None:
+        conn.close()
+        self._adapter.forget_channel(conn)
+
+    # Serving: channels peers open to our exposed ports
+
+    async def accept_peers(self) -> None:
+        async for peer in self._adapter.peers():
+            self.spawn(self._serve(peer))
+
+    async def _serve(self, peer: Peer) -> None:
+        try:
+            request = proto.parse_label(peer.channel_id)
+        except proto.ForwardError as exc:
+            self._refuse_channel(peer, str(exc))
+            return
+        try:
+            if request.transport is proto.Transport.TCP:
+                await self._serve_streams(peer)
+            else:
+                await self._serve_datagrams(peer, request.number)
+        except ChannelClosedError:
+            pass
+        finally:
+            self.done_with(peer.conn)
+
+    def _refuse_channel(self, peer: Peer, reason: str) -> None:
+        self.counters.refused += 1
+        log.warning(
+            "Refusing a forward channel",
+            peer=peer.peer_id,
+            channel=peer.channel_id[:80],
+            reason=reason,
+        )
+        self.done_with(peer.conn)
+
+    async def _serve_streams(self, peer: Peer) -> None:
+        """One stream after another on a peer's TCP channel, until it closes."""
+        conn = peer.conn
+        while True:
+            message = await conn.receive()
+            try:
+                frame = proto.decode(message)
+                if not isinstance(frame, proto.Open):
+                    raise proto.ForwardError(f"{type(frame).__name__.upper()} outside a stream")
+            except proto.ForwardError as exc:
+                self._refuse_channel(peer, str(exc))
+                return
+            stream = proto.Stream()
+            exposed = self._admission.admit(peer.peer_id, proto.Transport.TCP, frame.port)
+            if isinstance(exposed, proto.Refusal):
+                self.counters.refused += 1
+                log.warning(
+                    "Refusing a connection",
+                    peer=peer.peer_id,
+                    port=frame.port,
+                    reason=exposed.reason,
+                )
+                reusable = await self._refuse(conn, stream, exposed.code, exposed.reason)
+            else:
+                try:
+                    reusable = await self._serve_tcp(peer, stream, exposed)
+                finally:
+                    self._admission.release(peer.peer_id)
+            if not reusable:
+                return
+
+    async def _refuse(
+        self, conn: DataChannel, stream: proto.Stream, code: proto.ErrorCode, reason: str
+    ) -> bool:
+        for frame in stream.local_error(code, reason):
+            await conn.send(frame)
+        return await finish(conn, stream, self.linger)
+
+    async def _serve_tcp(self, peer: Peer, stream: proto.Stream, exposed: proto.Exposed) -> bool:
+        target = exposed.target
+        try:
+            async with asyncio.timeout(self._config.adapter.timeout):
+                reader, writer = await asyncio.open_connection(target.host, target.port)
+        except (OSError, TimeoutError) as exc:
+            self.counters.unreachable += 1
+            reason = f"cannot connect to {target}: {exc or 'timed out'}"
+            log.warning("Exposed port unreachable", peer=peer.peer_id, reason=reason)
+            return await self._refuse(peer.conn, stream, proto.ErrorCode.UNREACHABLE, reason)
+        self.counters.served += 1
+        log.debug("Serving a connection", peer=peer.peer_id, target=str(target))
+        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer)
+        return outcome.reusable
+
+    async def _carry(
+        self,
+        peer: str,
+        conn: DataChannel,
+        stream: proto.Stream,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> Outcome:
+        """Splice; a peer gone resets the socket."""
+        try:
+            outcome = await splice(conn, stream, reader, writer, self.linger)
+        except BaseException as exc:
+            _reset(writer)
+            if isinstance(exc, ChannelClosedError):
+                self.counters.reset += 1
+                log.info("Connection reset: peer gone", peer=peer)
+                return Outcome()
+            raise
+        if outcome.error is not None or stream.aborted is not None:
+            self.counters.reset += 1
+        return outcome
+
+    async def _serve_datagrams(self, peer: Peer, port: int) -> None:
+        """A peer's UDP channel to ``port``: a socket per flow, each ended after UDP_IDLE."""
+        exposed = self._admission.admit(peer.peer_id, proto.Transport.UDP, port)
+        if isinstance(exposed, proto.Refusal):
+            self.counters.refused += 1
+            log.warning(
+                "Refusing a UDP channel", peer=peer.peer_id, port=port, reason=exposed.reason
+            )
+            await _say_last(peer.conn, proto.error_frame(exposed.code, exposed.reason))
+            return
+        conn, target = peer.conn, exposed.target
+        loop = asyncio.get_running_loop()
+        flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]] = {}
+        self.counters.served += 1
+        sweeper = asyncio.create_task(_sweep_flows(flows))
+        try:
+            while True:
+                try:
+                    frame = proto.decode(await conn.receive())
+                except proto.ForwardError as exc:
+                    log.info("Ignoring UDP frame", peer=peer.peer_id, reason=str(exc))
+                    continue
+                if not isinstance(frame, proto.Datagram):
+                    continue
+                entry = flows.get(frame.flow)
+                if entry is None:
+                    if len(flows) >= self.max_flows:
+                        self.counters.dropped += 1
+                        continue
+                    try:
+                        entry = await loop.create_datagram_endpoint(
+                            functools.partial(_UdpFlow, _replier(conn, frame.flow, self.counters)),
+                            remote_addr=(target.host, target.port),
+                        )
+                    except OSError as exc:
+                        self.counters.unreachable += 1
+                        log.warning(
+                            "Exposed port unreachable",
+                            peer=peer.peer_id,
+                            reason=f"cannot reach {target}: {exc}",
+                        )
+                        continue
+                    flows[frame.flow] = entry
+                entry[1].last = loop.time()
+                entry[0].sendto(frame.payload)
+        finally:
+            sweeper.cancel()
+            for transport, _ in flows.values():
+                transport.close()
+            self._admission.release(peer.peer_id)
+
+    # Listening: local connections and flows to a named peer's port
+
+    async def listen(self, forwards: Sequence[proto.Forward]) -> None:
+        """Bind every ``--listen`` address; a bind that fails ends the app (a user mistake)."""
+        loop = asyncio.get_running_loop()
+        for forward in forwards:
+            where = f"{forward.listen}/{forward.transport}"
+            try:
+                if forward.transport is proto.Transport.TCP:
+                    server = await asyncio.start_server(
+                        self._tcp_handler(forward), forward.listen.host, forward.listen.port
+                    )
+                    self._servers.append(server)
+                else:
+                    _, listener = await loop.create_datagram_endpoint(
+                        functools.partial(_UdpListener, self, forward),
+                        local_addr=(forward.listen.host, forward.listen.port),
+                    )
+                    self._udp.append(listener)
+            except OSError as exc:
+                raise PeerAppError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+            log.info("Forwarding", listen=where, to=f"{forward.peer}:{forward.port}")
+
+    def _tcp_handler(
+        self, forward: proto.Forward
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            if task is not None:  # cancelled on the way out, with the other tasks
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            try:
+                await self._forward_tcp(forward, reader, writer)
+            except BaseException:
+                _reset(writer)
+                raise
+
+        return handle
+
+    async def _forward_tcp(
+        self, forward: proto.Forward, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        opened = await self._start_stream(forward)
+        if opened is None:
+            _reset(writer)
+            return
+        peer, conn = opened
+        stream = proto.Stream()
+        outcome = await self._carry(peer, conn, stream, reader, writer)
+        if outcome.reusable:
+            idle = self._idle.setdefault(peer, [])
+            if len(idle) < _IDLE_CHANNELS:
+                idle.append(conn)
+            else:
+                self.done_with(conn)
+        else:
+            self.done_with(conn)
+        error = outcome.error
+        if error is not None and error.code is not proto.ErrorCode.RESET:
+            log.warning(
+                "Peer refused the connection",
+                peer=forward.peer,
+                port=forward.port,
+                code=error.code.name.lower(),
+                reason=error.reason,
+            )
+
+    async def _start_stream(self, forward: proto.Forward) -> tuple[str, DataChannel] | None:
+        """A channel to the peer named in ``forward`` with our OPEN sent on it: an idle one,
+        else a new one; None (with a warning) if the peer is unknown or gone."""
+        idle = self._idle.get(forward.peer, [])
+        while idle:
+            conn = idle.pop()
+            try:
+                await conn.send(proto.open_frame(forward.port))
+            except ChannelClosedError:
+                self.done_with(conn)
+                continue
+            self.counters.forwarded += 1
+            return forward.peer, conn
+        peer = await self.open(forward, ChannelSpec(self._next_tcp_label()))
+        if peer is None:
+            return None
+        try:
+            await peer.conn.send(proto.open_frame(forward.port))
+        except ChannelClosedError:
+            self.counters.failed += 1
+            self.done_with(peer.conn)
+            return None
+        return forward.peer, peer.conn
+
+    def _next_tcp_label(self) -> str:
+        self._serial += 1
+        return proto.tcp_label(self._serial)
+
+    async def open(self, forward: proto.Forward, spec: ChannelSpec) -> Peer | None:
+        """A channel to the peer named in ``forward``, waiting for it to be connected (at
+        startup); None, with a warning, if it does not come or the channel does not open."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._wait):
+                await self._adapter.until_named(forward.peer)
+        try:
+            peer = await self._adapter.open_channel(forward.peer, spec)
+        except ConnectionError as exc:
+            self.counters.failed += 1
+            log.warning(
+                "Cannot forward: unknown peer or peer gone",
+                peer=forward.peer,
+                port=forward.port,
+                reason=str(exc),
+            )
+            return None
+        self.counters.forwarded += 1
+        return peer
+
+
+async def _sweep_flows(flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]]) -> None:
+    """End the flows idle for UDP_IDLE."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(UDP_IDLE / 4)
+        for flow, (transport, protocol) in list(flows.items()):
+            if loop.time() - protocol.last > UDP_IDLE:
+                transport.close()
+                del flows[flow]
+
+
+class _UdpListener(asyncio.DatagramProtocol):
+    """A ``--listen .../udp`` socket: its flows (one per source address) share one channel to
+    the peer, opened with the first datagram (and again after the peer went)."""
+
+    def __init__(self, forwarder: _Forwarder, forward: proto.Forward) -> None:
+        self._forwarder = forwarder
+        self._forward = forward
+        self._transport: asyncio.DatagramTransport | None = None
+        self._conn: DataChannel | None = None
+        self._opening = False
+        self._refused_until = 0.0
+        self._waiting: list[tuple[int, bytes]] = []
+        self._flows: dict[tuple[str | Any, int], int] = {}  # source address -> flow id
+        self._sources: dict[int, tuple[tuple[str | Any, int], float]] = {}  # and back, last use
+        self._next_flow = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        if self._conn is not None:
+            self._forwarder.done_with(self._conn)
+
+    def _flow(self, addr: tuple[str | Any, int], now: float) -> int | None:
+        flow = self._flows.get(addr)
+        if flow is None:
+            if len(self._flows) >= self._forwarder.max_flows:
+                self._expire(now)
+                if len(self._flows) >= self._forwarder.max_flows:
+                    return None
+            flow = self._next_flow = (self._next_flow + 1) % (proto.MAX_FLOW + 1)
+            self._flows[addr] = flow
+        self._sources[flow] = (addr, now)
+        return flow
+
+    def _expire(self, now: float) -> None:
+        for flow, (addr, last) in list(self._sources.items()):
+            if now - last > UDP_IDLE:
+                del self._sources[flow]
+                self._flows.pop(addr, None)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        counters = self._forwarder.counters
+        now = asyncio.get_running_loop().time()
+        flow = self._flow(addr, now)
+        if flow is None or now < self._refused_until:
+            counters.dropped += 1
+            return
+        if self._conn is not None:
+            _send_datagram(self._conn, flow, data, counters)
+            return
+        if len(self._waiting) < _UDP_WAITING:
+            self._waiting.append((flow, data))
+        else:
+            counters.dropped += 1
+        if not self._opening:
+            self._opening = True
+            self._forwarder.spawn(self._relay())
+
+    async def _relay(self) -> None:
+        """Open the channel, send what waited, then hand the peer's datagrams to their
+        sources until the channel closes or the peer refuses."""
+        forward, counters = self._forward, self._forwarder.counters
+        try:
+            peer = await self._forwarder.open(
+                forward, ChannelSpec(proto.udp_label(forward.port), UDP_CHANNEL)
+            )
+        finally:
+            self._opening = False
+        if peer is None:
+            self._waiting.clear()
+            return
+        self._conn = conn = peer.conn
+        for flow, data in self._waiting:
+            _send_datagram(conn, flow, data, counters)
+        self._waiting.clear()
+        try:
+            while True:
+                try:
+                    frame = proto.decode(await conn.receive())
+                except proto.ForwardError as exc:
+                    log.info("Ignoring UDP frame", peer=forward.peer, reason=str(exc))
+                    continue
+                if isinstance(frame, proto.Error):
+                    log.warning(
+                        "Peer refused the UDP flows",
+                        peer=forward.peer,
+                        port=forward.port,
+                        code=frame.code.name.lower(),
+                        reason=frame.reason,
+                    )
+                    self._refused_until = asyncio.get_running_loop().time() + self._forwarder.linger
+                    return
+                if isinstance(frame, proto.Datagram):
+                    source = self._sources.get(frame.flow)
+                    if source is not None and self._transport is not None:
+                        self._transport.sendto(frame.payload, source[0])
+        except ChannelClosedError:
+            pass
+        finally:
+            self._conn = None
+            self._forwarder.done_with(conn)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP socket error", error=str(exc))
+
+
+async def _follow_names(adapter: NamedAdapter) -> None:
+    """Our name is logged by the adapter; this only notices when the adapter fails."""
+    while True:
+        await adapter.next_name()
+
+
+async def run(config: ForwardConfig, backend: Backend) -> None:
+    """Forward until cancelled (Ctrl-C)."""
+    try:
+        forwards = proto.parse_forwards(config.listen, config.to)
+        exposed = proto.parse_exposed(config.expose)
+    except proto.ForwardError as exc:
+        raise PeerAppError(str(exc)) from None
+    if not forwards and not exposed:
+        raise PeerAppError(
+            "nothing to forward: set --expose (e.g. --expose 22) and/or --listen and --to "
+            "(e.g. --listen 127.0.0.1:2222 --to NAME:22)"
+        )
+    config.adapter.later_labels = proto.is_forward_label
+    adapter = NamedAdapter(
+        config.raddr,
+        config.community,
+        config.password,
+        config.key,
+        [],
+        backend,
+        names=config.names,
+        id_channel=config.id_channel,
+        kicks=config.kicks,
+        config=config.adapter,
+    )
+    forwarder = _Forwarder(config, adapter, exposed)
+    for each in exposed.values():
+        log.info("Exposing", port=f"{each.port}/{each.transport}", target=str(each.target))
+    try:
+        await forwarder.listen(forwards)
+        await adapter.open()
+        jobs = [
+            asyncio.create_task(_follow_names(adapter)),
+            asyncio.create_task(forwarder.accept_peers()),
+        ]
+        try:
+            done, _ = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+            for job in done:
+                job.result()
+        finally:
+            for job in jobs:
+                job.cancel()
+    finally:
+        await forwarder.close()
+        await adapter.close()
+        log.info("Stopped", **asdict(forwarder.counters))
