@@ -24,7 +24,7 @@ import socket
 import struct
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from weron.apps.peering import PeerAppError
 from weron.log import get_logger
@@ -592,8 +592,8 @@ class _UdpListener(asyncio.DatagramProtocol):
         self._next_flow = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        # A DatagramTransport, though uvloop's does not say so by inheritance.
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def close(self) -> None:
         if self._transport is not None:
