@@ -11,6 +11,11 @@ Actions:
   echo-claims TIMESTAMP    connect to everyone on the chat channels, greet with TIMESTAMP (1:
                            older than anyone) and no candidate, and answer every `claimed` with
                            the same claim, as a member that claimed that name at the same time
+  forward NAME EXPOSED CLOSED
+                           claim a name on `weron forward`'s id channel, then on NAME's
+                           connection: open streams to port CLOSED (not exposed), more streams
+                           to port EXPOSED than NAME admits at once (kept open), garbage frames
+                           and channel labels no forwarder opens
 
 It runs until killed (the tests stop it), printing "ready" once its work has started.
 """
@@ -22,12 +27,14 @@ import asyncio
 import contextlib
 import uuid
 
+from weron.net import port_forward
 from weron.peers import Peer
 from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.named import NamedAdapter
 from weron.signaling import names
 from weron.signaling.client import SignalingClient, SignalingSession
 from weron.signaling.messages import Introduction
-from weron.webrtc import ChannelClosedError
+from weron.webrtc import ChannelClosedError, ChannelSpec
 from weron.webrtc.backends import load_backend
 
 
@@ -90,7 +97,65 @@ async def _on_every_id_channel(args: argparse.Namespace) -> None:
         await adapter.close()
 
 
+_GARBAGE_FRAMES = (b"", b"\x09junk", b"\x03\x00", b"\x03\x00\x00", b"\x00outside a stream")
+_GARBAGE_LABELS = ("weron/forward/tcp/x", "weron/forward/udp/0", "weron/forward/ssh/1")
+
+
+async def _forward(args: argparse.Namespace) -> None:
+    """Everything a forwarder must refuse, then stay (holding the streams) until killed."""
+    target, exposed, closed = args.targets[0], int(args.targets[1]), int(args.targets[2])
+    adapter = NamedAdapter(
+        args.raddr,
+        args.community,
+        args.password,
+        args.key,
+        [],
+        load_backend("libdatachannel"),
+        names=["mallory"],
+        id_channel=port_forward.ID_CHANNEL,
+        kicks=1.0,
+        config=AdapterConfig(timeout=5.0, ice=(), later_labels=port_forward.is_forward_label),
+    )
+    await adapter.open()
+    await adapter.next_name()
+    await adapter.until_named(target)
+    held = []
+    serial = 0
+
+    async def channel(label: str | None = None) -> Peer:
+        nonlocal serial
+        serial += 1
+        return await adapter.open_channel(
+            target, ChannelSpec(label or port_forward.tcp_label(serial))
+        )
+
+    for _ in range(20):  # refused: the port is not exposed
+        peer = await channel()
+        await peer.conn.send(port_forward.open_frame(closed))
+        await peer.conn.send(port_forward.data_frame(b"let me in"))
+        held.append(peer)
+    for _ in range(40):  # more at once than the forwarder admits from one member
+        peer = await channel()
+        await peer.conn.send(port_forward.open_frame(exposed))
+        held.append(peer)
+    for frame in _GARBAGE_FRAMES:
+        peer = await channel()
+        await peer.conn.send(frame)
+        held.append(peer)
+    for label in _GARBAGE_LABELS:
+        with contextlib.suppress(ConnectionError):
+            held.append(await channel(label))
+    print("ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await adapter.close()
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.action == "forward":
+        await _forward(args)
+        return
     if args.action in ("kick", "echo-claims"):
         await _on_every_id_channel(args)
         return
@@ -107,7 +172,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag in ("--raddr", "--community", "--password", "--key"):
         parser.add_argument(flag, required=True)
-    parser.add_argument("action", choices=["introductions", "forge", "kick", "echo-claims"])
+    parser.add_argument(
+        "action", choices=["introductions", "forge", "kick", "echo-claims", "forward"]
+    )
     parser.add_argument("targets", nargs="+")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))

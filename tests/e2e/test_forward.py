@@ -1,0 +1,240 @@
+"""`weron forward` between real processes over real WebRTC on loopback, through our signaler:
+a transfer keeps its sha256, many connections at once, a port not exposed is refused, a
+serving peer killed mid-way resets the connection and the listening side serves again, UDP,
+a hostile member, user mistakes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.forward import (
+    COMMUNITY,
+    ForwardProcess,
+    echo_server,
+    echo_transfer,
+    wait_forwarding,
+)
+from tests.e2e.processes import SignalerProcess, free_port, free_udp_port, run_weron
+from tests.e2e.test_hostile_member import ROOT
+from tests.e2e.test_user_mistakes import error_line
+
+StartForward = Callable[..., ForwardProcess]
+MB = 1_000_000
+
+
+@pytest.fixture
+def forward_factory(tmp_path: Path, signaler: SignalerProcess) -> Iterator[StartForward]:
+    started: list[ForwardProcess] = []
+
+    def start(name: str, *args: str, **kwargs: str) -> ForwardProcess:
+        member = ForwardProcess(signaler.ws_url, tmp_path, name, *args, **kwargs)
+        started.append(member)
+        return member
+
+    yield start
+    for member in started:
+        member.stop(signal.SIGKILL)
+
+
+def pair(
+    forward_factory: StartForward, echo: int, *, backends: tuple[str, str] = ("libdatachannel",) * 2
+) -> tuple[ForwardProcess, ForwardProcess, int]:
+    """A member exposing ``echo`` and one listening on a free port for it; that port."""
+    listen = free_port()
+    server = forward_factory("server", "--expose", str(echo), backend=backends[0])
+    client = forward_factory(
+        "client", "--listen", f"127.0.0.1:{listen}", "--to", f"server:{echo}", backend=backends[1]
+    )
+    client.wait_connected("server")
+    wait_forwarding(listen, "server", echo)
+    return server, client, listen
+
+
+@pytest.mark.parametrize(
+    ("backends", "size"),
+    [(("libdatachannel", "libdatachannel"), 50 * MB), (("aiortc", "libdatachannel"), 5 * MB)],
+    ids=["libdatachannel", "mixed"],
+)
+def test_a_transfer_arrives_with_the_same_sha256(
+    forward_factory: StartForward, backends: tuple[str, str], size: int
+) -> None:
+    with echo_server() as echo:
+        server, client, listen = pair(forward_factory, echo, backends=backends)
+        sent, received = echo_transfer(listen, size, timeout=300)
+        assert sent == received
+        assert client.stop() == 0
+        assert server.stop() == 0
+    assert client.find("Stopped")[0]["forwarded"] >= 1
+
+
+def test_fifty_concurrent_connections_then_many_more_one_after_another(
+    forward_factory: StartForward,
+) -> None:
+    with echo_server() as echo:
+        server, _, listen = pair(forward_factory, echo)
+        with concurrent.futures.ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(lambda _: echo_transfer(listen, 200_000), range(50)))
+        assert all(sent == received for sent, received in results)
+        # Channels are reused once a connection is over: a peer connection has a few
+        # hundred at most, and this goes past that.
+        for _ in range(600):
+            sent, received = echo_transfer(listen, 100)
+            assert sent == received
+        assert not server.find("Refusing a forward channel")
+
+
+def test_a_port_not_exposed_is_refused(forward_factory: StartForward) -> None:
+    closed = free_port()
+    with echo_server() as echo:
+        listen = free_port()
+        server = forward_factory("server", "--expose", str(echo))
+        client = forward_factory(
+            "client",
+            *("--listen", f"127.0.0.1:{listen}", "--to", f"server:{closed}"),
+            *("--listen", f"127.0.0.1:{free_port()}", "--to", f"server:{echo}"),
+        )
+        client.wait_connected("server")
+        with (
+            pytest.raises(ConnectionResetError),  # a reset, never an echo nor a clean end
+            socket.create_connection(("127.0.0.1", listen), timeout=60) as connection,
+        ):
+            connection.sendall(b"hello")
+            connection.recv(10)
+            connection.sendall(b"hello")
+            connection.recv(10)
+        refused = client.wait_for("Peer refused the connection")
+        assert refused["code"] == "not_exposed" and refused["port"] == closed
+        assert server.wait_for("Refusing a connection")["port"] == closed
+
+
+def test_the_serving_peer_killed_resets_the_connection_and_a_new_one_serves_again(
+    forward_factory: StartForward,
+) -> None:
+    with echo_server() as echo:
+        server, client, listen = pair(forward_factory, echo)
+        connection = socket.create_connection(("127.0.0.1", listen), timeout=120)
+        connection.sendall(b"x" * 1000)
+        assert connection.recv(1000)
+        server.stop(signal.SIGKILL)
+        with pytest.raises(ConnectionResetError):  # a reset, not a clean end of stream
+            while True:
+                connection.sendall(b"x" * 1000)
+                if not connection.recv(1 << 16):
+                    pytest.fail("the connection ended cleanly: the peer's loss was hidden")
+        connection.close()
+        assert client.process.poll() is None
+        forward_factory("server", "--expose", str(echo))
+        wait_forwarding(listen, "server", echo, timeout=120)
+        sent, received = echo_transfer(listen, MB)
+        assert sent == received
+
+
+def test_udp_datagrams_go_both_ways(forward_factory: StartForward) -> None:
+    echo_port, listen = free_udp_port(), free_udp_port()
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", echo_port))
+    echo.settimeout(1)
+    forward_factory("server", "--expose", f"{echo_port}/udp")
+    client = forward_factory(
+        "client", "--listen", f"127.0.0.1:{listen}/udp", "--to", f"server:{echo_port}"
+    )
+    client.wait_connected("server")
+    sources = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        answered: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(answered) < len(sources) and time.monotonic() < deadline:
+            for number, source in enumerate(sources):
+                if number not in answered:
+                    source.sendto(f"ping {number}".encode(), ("127.0.0.1", listen))
+            try:
+                while True:  # the echo answers in upper case
+                    data, address = echo.recvfrom(100)
+                    echo.sendto(data.upper(), address)
+            except TimeoutError:
+                pass
+            for number, source in enumerate(sources):
+                source.setblocking(False)
+                try:
+                    data, _ = source.recvfrom(100)
+                    assert data == f"PING {number}".encode()
+                    answered.add(number)
+                except BlockingIOError:
+                    pass
+        assert answered == {0, 1, 2}
+    finally:
+        for source in sources:
+            source.close()
+        echo.close()
+
+
+def test_a_hostile_member_is_refused_and_the_forwarder_keeps_serving(
+    forward_factory: StartForward, signaler: SignalerProcess, tmp_path: Path
+) -> None:
+    closed = free_port()
+    with echo_server() as echo:
+        server, _, listen = pair(forward_factory, echo)
+        # pair() started the server without a low limit: start one that admits 10 at once.
+        server.stop()
+        server = forward_factory("server", "--expose", str(echo), "--max-connections", "10")
+        wait_forwarding(listen, "server", echo, timeout=120)
+        command = [
+            sys.executable, "-m", "tests.e2e.hostile", "--raddr", signaler.ws_url,
+            *COMMUNITY, "forward", "server", str(echo), str(closed),
+        ]  # fmt: skip
+        with (tmp_path / "hostile.log").open("wb") as log:
+            hostile = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT
+            )
+        try:
+            assert hostile.stdout is not None
+            assert hostile.stdout.readline().strip() == "ready", (
+                tmp_path / "hostile.log"
+            ).read_text()
+            server.wait_for("Refusing a connection", peer="mallory", port=closed)
+            too_many = server.wait_for("Refusing a connection", peer="mallory", port=echo)
+            assert "more than 10" in too_many["reason"]
+            server.wait_for("Refusing a forward channel", peer="mallory")
+            sent, received = echo_transfer(listen, MB)
+            assert sent == received
+            assert server.process.poll() is None
+        finally:
+            hostile.kill()
+            hostile.wait()
+        assert "Traceback" not in server.log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "Error: missing names: set --names (e.g. --names homelab)"),
+        (("--names", "a"), "Error: nothing to forward: set --expose"),
+        (("--names", "a", "--expose", "22,22"), "Error: --expose '22': port 22/tcp twice"),
+        (("--names", "a", "--listen", "127.0.0.1:1"), "Error: 1 --listen but 0 --to"),
+        (("--names", "a", "--expose", "ssh"), "Error: bad --expose 'ssh': expected HOST:PORT"),
+    ],
+)
+def test_user_mistakes_are_one_line(args: tuple[str, ...], expected: str) -> None:
+    result = run_weron("forward", "--raddr", "ws://127.0.0.1:9/", *COMMUNITY, *args)
+    assert error_line(result).startswith(expected)
+
+
+def test_a_listen_address_in_use_is_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_weron(
+            "forward", "--raddr", "ws://127.0.0.1:9/", *COMMUNITY, "--names", "a",
+            "--listen", f"127.0.0.1:{port}", "--to", "b:22",
+        )  # fmt: skip
+    assert error_line(result).startswith(f"Error: cannot listen on 127.0.0.1:{port}/tcp")
