@@ -1,0 +1,142 @@
+"""Benchmark of `weron forward`: the throughput of one TCP connection through it, next to
+`weron vpn ip` and the direct path, between the same two network namespaces in one run.
+
+The lab (tests/netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
+where the signaler listens. One iperf3 server (in the second host) is reached three ways from
+the first: directly over the veths and the bridge, through `weron vpn ip` at the second
+host's overlay address, and through `weron forward` (the first host listens on 127.0.0.1,
+the second exposes iperf3's port). Each way runs iperf3 with a single TCP stream; the three
+alternate in rounds (the machine is shared and noisy) and the medians are reported, each with
+its ratio to the direct path.
+
+Usage (root): ``.venv/bin/python bench/forward.py [--quick] [--json-out PATH] [--backend NAME]``.
+Progress goes to stderr; stdout gets a table, then one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+from common import HERE, json_safe, log, number, source_revision
+from vpn import PORT, WERON, overlay_address, start_vpn, wait_connected
+
+sys.path.insert(0, str(HERE.parent))
+from tests.netlab.lab import Host, Lab, lab_unavailable
+
+IPERF_PORT: Final = 5201
+LISTEN_PORT: Final = 15201
+WAYS: Final = ("direct", "vpn_ip", "forward")
+
+
+def iperf3(lab: Lab, client: Host, server: Host, address: str, port: int, seconds: float) -> float:
+    """Mbit/s received by the server of one single-stream iperf3 TCP run to address:port."""
+    server_process = lab.start(server.namespace, ["iperf3", "-s", "-1", "-p", str(IPERF_PORT)])
+    try:
+        deadline = time.monotonic() + 10
+        while not lab.listening(server.namespace, IPERF_PORT):
+            if time.monotonic() > deadline:
+                raise RuntimeError("iperf3 server did not start")
+            time.sleep(0.05)
+        argv = ["iperf3", "-c", address, "-p", str(port), "-P", "1", "-t", str(seconds), "-J"]
+        result = lab.run(client.namespace, argv, timeout=seconds + 60)
+        report = json.loads(result.stdout)
+        if "error" in report:
+            raise RuntimeError(f"iperf3 to {address}:{port}: {report['error']}")
+        return float(report["end"]["sum_received"]["bits_per_second"]) / 1e6
+    finally:
+        lab.stop(server_process)
+
+
+def start_forward(lab: Lab, host: Host, log_dir: Path, backend: str, *args: str) -> Path:
+    log_path = log_dir / f"forward-{host.namespace}.log"
+    argv = [
+        *WERON, "forward", "--raddr", f"ws://{lab.hub_address}:{PORT}/",
+        "--community", "bench-forward", "--password", "bench", "--key", "bench", "--ice", "",
+        "--kicks", "1s", "--backend", backend, *args,
+    ]  # fmt: skip
+    with log_path.open("wb") as out:
+        lab.start(host.namespace, argv, log=out)
+    return log_path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
+    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of both")
+    args = parser.parse_args()
+    reason = lab_unavailable()
+    if reason is not None:
+        print(f"bench/forward.py {reason}", file=sys.stderr)
+        return 2
+    rounds, seconds = (1, 2.0) if args.quick else (3, 5.0)
+    log_dir = Path(f"/tmp/weron-bench-forward-{time.monotonic_ns()}")
+    log_dir.mkdir(parents=True)
+    lab = Lab()
+    runs: dict[str, list[float]] = {way: [] for way in WAYS}
+    try:
+        first, second = lab.add_host(), lab.add_host()
+        with (log_dir / "signaler.log").open("wb") as out:
+            lab.start(
+                lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{PORT}"], log=out
+            )
+        while not lab.listening(lab.hub, PORT):
+            time.sleep(0.05)
+        log(f"starting vpn ip and forward ({args.backend}) in two namespaces")
+        vpns = [start_vpn(lab, host, log_dir, args.backend, 1420) for host in (first, second)]
+        forwards = [
+            start_forward(
+                lab, first, log_dir, args.backend, "--names", "client",
+                "--listen", f"127.0.0.1:{LISTEN_PORT}", "--to", f"server:{IPERF_PORT}",
+            ),
+            start_forward(
+                lab, second, log_dir, args.backend, "--names", "server",
+                "--expose", str(IPERF_PORT),
+            ),
+        ]  # fmt: skip
+        wait_connected(vpns)
+        wait_connected(forwards)
+        targets = {
+            "direct": (second.address, IPERF_PORT),
+            "vpn_ip": (overlay_address(lab, second), IPERF_PORT),
+            "forward": ("127.0.0.1", LISTEN_PORT),
+        }
+        for round_number in range(1, rounds + 1):
+            for way in WAYS:
+                log(f"round {round_number}/{rounds}: {way} iperf3 {seconds:g} s, one stream")
+                address, port = targets[way]
+                runs[way].append(iperf3(lab, first, second, address, port, seconds))
+    finally:
+        lab.close()
+    figures = {way: statistics.median(values) for way, values in runs.items()}
+    document = {
+        "benchmark": "forward",
+        "backend": args.backend,
+        "quick": args.quick,
+        "rounds": rounds,
+        "seconds": seconds,
+        "source": source_revision(),
+        "iperf3_mbits": figures,
+        "runs_mbits": runs,
+        "ratios_to_direct": {way: figures[way] / figures["direct"] for way in WAYS},
+        "logs": str(log_dir),
+    }
+    print(f"{'one TCP connection':<22}{'Mbit/s':>10}{'ratio':>10}")
+    for way in WAYS:
+        ratio = number(document["ratios_to_direct"][way])
+        print(f"{way:<22}{number(figures[way]):>10}{ratio:>10}")
+    text = json.dumps(json_safe(document), indent=2)
+    print(text)
+    if args.json_out:
+        args.json_out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
