@@ -61,8 +61,12 @@ def pair(
 
 @pytest.mark.parametrize(
     ("backends", "size"),
-    [(("libdatachannel", "libdatachannel"), 50 * MB), (("aiortc", "libdatachannel"), 5 * MB)],
-    ids=["libdatachannel", "mixed"],
+    [
+        (("libdatachannel", "libdatachannel"), 50 * MB),
+        (("aiortc", "libdatachannel"), 5 * MB),
+        (("libdatachannel", "aiortc"), 5 * MB),
+    ],
+    ids=["libdatachannel", "aiortc-serves", "aiortc-listens"],
 )
 def test_a_transfer_arrives_with_the_same_sha256(
     forward_factory: StartForward, backends: tuple[str, str], size: int
