@@ -3,6 +3,7 @@ that honours half-close, a transfer that checks its sha256, a UDP echo."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import socket
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -134,19 +136,25 @@ def echo_transfer(port: int, size: int, timeout: float = 120.0) -> tuple[str, st
     echo to its end; the sha256 of what was sent and of what came back."""
     payload = os.urandom(size)
     received = hashlib.sha256()
+    failures: list[OSError] = []  # a socket reports a reset once: to whichever call comes first
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
 
         def send() -> None:
             view = memoryview(payload)
-            for start in range(0, size, 1 << 16):
-                connection.sendall(view[start : start + (1 << 16)])
-            connection.shutdown(socket.SHUT_WR)
+            try:
+                for start in range(0, size, 1 << 16):
+                    connection.sendall(view[start : start + (1 << 16)])
+                connection.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                failures.append(exc)
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
         while data := connection.recv(1 << 20):
             received.update(data)
         sender.join(timeout)
+    if failures:
+        raise failures[0]
     return hashlib.sha256(payload).hexdigest(), received.hexdigest()
 
 
@@ -163,3 +171,31 @@ def wait_forwarding(port: int, peer: str, remote_port: int, timeout: float = 90.
         if time.monotonic() > deadline:
             raise AssertionError(f"nothing reaches {peer}:{remote_port} through {port}")
         time.sleep(0.5)
+
+
+def main() -> None:
+    """For the namespace lab, where the sockets must live inside a namespace:
+    ``python -m tests.e2e.forward echo PORT`` serves an echo until killed (printing "ready");
+    ``python -m tests.e2e.forward transfer PORT SIZE COUNT`` runs COUNT transfers at once and
+    prints one JSON line: how many kept their sha256, and the errors of the others."""
+    command, port = sys.argv[1], int(sys.argv[2])
+    if command == "echo":
+        with echo_server(port):
+            print("ready", flush=True)
+            threading.Event().wait()
+    size, count = int(sys.argv[3]), int(sys.argv[4])
+
+    def one(_: int) -> str:
+        try:
+            sent, received = echo_transfer(port, size, timeout=300)
+        except OSError as exc:
+            return type(exc).__name__
+        return "same" if sent == received else "different"
+
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        outcomes = list(pool.map(one, range(count)))
+    print(json.dumps({"same": outcomes.count("same"), "others": sorted(set(outcomes) - {"same"})}))
+
+
+if __name__ == "__main__":
+    main()
