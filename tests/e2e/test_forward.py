@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,3 +243,61 @@ def test_a_listen_address_in_use_is_one_line() -> None:
             "--listen", f"127.0.0.1:{port}", "--to", "b:22",
         )  # fmt: skip
     assert error_line(result).startswith(f"Error: cannot listen on 127.0.0.1:{port}/tcp")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_reader_that_does_not_read_stops_the_writer_and_nothing_is_lost(
+    forward_factory: StartForward,
+) -> None:
+    """Backpressure end to end: the writer blocks while the far end does not read (what is in
+    flight stays bounded), then everything arrives once it reads."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        target = listener.getsockname()[1]
+        listen = free_port()
+        server = forward_factory("server", "--expose", str(target))
+        client = forward_factory(
+            "client", "--listen", f"127.0.0.1:{listen}", "--to", f"server:{target}"
+        )
+        client.wait_connected("server")
+        writer = socket.create_connection(("127.0.0.1", listen), timeout=60)
+        reader, _ = listener.accept()
+        chunk, written = bytes(1 << 16), 0
+        writer.setblocking(False)
+        stalled_since: float | None = None
+        # Write until nothing more is taken for a while (the reader reads nothing).
+        while written < 1_000_000_000:
+            try:
+                written += writer.send(chunk)
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 5:
+                    break
+                time.sleep(0.01)
+        assert written < 300_000_000, f"{written} bytes taken while nobody read"
+        for member in (server, client):
+            assert _rss_mb(member.process.pid) < 800
+        writer.setblocking(True)
+        received = 0
+
+        def read_all() -> None:
+            nonlocal received
+            while data := reader.recv(1 << 20):
+                received += len(data)
+
+        reading = threading.Thread(target=read_all, daemon=True)
+        reading.start()
+        writer.sendall(chunk)
+        writer.shutdown(socket.SHUT_WR)
+        reading.join(120)
+        assert received == written + len(chunk)
+        writer.close()
+        reader.close()

@@ -7,11 +7,12 @@ negotiation on ``weron/forward/id``. Each TCP connection has a data channel to i
 the existing peer connection, or an idle one reused: see weron.net.port_forward); the UDP flows
 to one port of one peer share an unordered channel.
 
-Backpressure both ways without a queue of ours: a channel's ``send`` waits while its send buffer
-is full, and nothing more is read from the socket meanwhile (TCP then slows the local sender);
-the socket's ``drain`` waits while the local reader is slow, and nothing more is received from
-the channel meanwhile (the engine's queue fills and SCTP flow control slows the peer). UDP drops
-datagrams when a buffer is full, as a congested link would.
+Backpressure both ways without a queue of ours: nothing more is read from a socket while the
+channel's send buffer is full or the peer's window is used up (TCP then slows the local
+sender); nothing more is received from the channel while the socket's ``drain`` waits for a
+slow local reader, and the window it grants back grows only as bytes reach the socket (so the
+peer stops sending long before the engine's queue of unread messages stalls its threads). UDP
+drops datagrams when a buffer is full, as a congested link would.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ async def splice(
     lock = asyncio.Lock()  # frames leave in the order the stream made them
     chunk = max(1, min(conn.max_message_size - 1, _CHUNK))
     socket_gone = False
+    credit = asyncio.Event()  # a WINDOW came
 
     async def send(frames: list[bytes]) -> None:
         async with lock:
@@ -145,11 +147,14 @@ async def splice(
     async def upstream() -> None:
         try:
             while True:
-                data = await reader.read(chunk)
+                while not stream.room():  # the peer's socket is slow: wait for its WINDOW
+                    credit.clear()
+                    await credit.wait()
+                data = await reader.read(min(chunk, stream.room()))
                 async with lock:
                     if not stream.sending:
                         return
-                    for frame in [proto.data_frame(data)] if data else stream.local_eof():
+                    for frame in [stream.data(data)] if data else stream.local_eof():
                         await conn.send(frame)
                     if not data:
                         return
@@ -179,6 +184,8 @@ async def splice(
                 socket_gone = True
                 _reset(writer)
             await send(reaction.send)
+            if reaction.credit:
+                credit.set()
             if reaction.write:
                 try:
                     writer.write(reaction.write)
@@ -186,6 +193,8 @@ async def splice(
                 except OSError as exc:
                     await stop_upstream()
                     await send(local_failure(exc))
+                else:
+                    await send(stream.written(len(reaction.write)))
             if reaction.shutdown and writer.can_write_eof():
                 with contextlib.suppress(OSError):
                     writer.write_eof()

@@ -99,6 +99,7 @@ class FrameType(enum.IntEnum):
     OPEN = 3  # a stream to a port: two bytes, big-endian
     CLOSE = 4  # the sender's last frame of the stream
     DATAGRAM = 5  # UDP: a flow id (four bytes, big-endian), then the datagram
+    WINDOW = 6  # TCP: more credit for DATA, four bytes big-endian
 
 
 class ErrorCode(enum.IntEnum):
@@ -141,13 +142,25 @@ class Datagram:
     payload: bytes
 
 
-Frame = Data | End | Error | Open | Close | Datagram
+@dataclass(frozen=True, slots=True)
+class Window:
+    credit: int
+
+
+Frame = Data | End | Error | Open | Close | Datagram | Window
 
 END_FRAME: Final = bytes([FrameType.END])
 CLOSE_FRAME: Final = bytes([FrameType.CLOSE])
 _DATA_TYPE: Final = bytes([FrameType.DATA])
 _DATAGRAM_HEADER: Final = struct.Struct("!BI")
 _OPEN: Final = struct.Struct("!BH")
+_WINDOW: Final = struct.Struct("!BI")
+# Flow control of a TCP stream: the DATA a side may have sent that the other has not yet
+# written to its socket. A DATA frame costs its payload's length, at least MIN_COST, so that no
+# more than WINDOW / MIN_COST (512) messages ever wait unread in the receiver's engine
+# (libdatachannel's worker threads stall on a channel with 1,024 unread messages).
+WINDOW: Final = 2 << 20
+MIN_COST: Final = 4096
 
 
 def data_frame(payload: bytes) -> bytes:
@@ -160,6 +173,15 @@ def error_frame(code: ErrorCode, reason: str) -> bytes:
 
 def open_frame(port: int) -> bytes:
     return _OPEN.pack(FrameType.OPEN, port)
+
+
+def window_frame(credit: int) -> bytes:
+    return _WINDOW.pack(FrameType.WINDOW, credit)
+
+
+def cost(size: int) -> int:
+    """What a DATA frame with ``size`` bytes takes of the window."""
+    return max(size, MIN_COST)
 
 
 def datagram_frame(flow: int, payload: bytes) -> bytes:
@@ -196,6 +218,10 @@ def decode(message: bytes) -> Frame:
         if port == 0:
             raise ForwardError("OPEN frame for port 0")
         return Open(port)
+    if kind == FrameType.WINDOW:
+        if len(message) != _WINDOW.size:
+            raise ForwardError("WINDOW frame of the wrong length")
+        return Window(_WINDOW.unpack(message)[1])
     if kind == FrameType.DATAGRAM:
         if len(message) < _DATAGRAM_HEADER.size:
             raise ForwardError("DATAGRAM frame without a flow id")
@@ -210,10 +236,11 @@ def decode(message: bytes) -> Frame:
 class Reaction:
     """What a peer's frame asks of the local side: ``send`` these frames (in order, before
     anything else is sent), ``write`` bytes to the socket, ``shutdown`` its write side, or
-    ``reset`` it."""
+    ``reset`` it; ``credit``: more DATA may be sent now."""
 
     send: list[bytes] = field(default_factory=list)
     write: bytes = b""
+    credit: bool = False
     shutdown: bool = False
     reset: Error | None = None
 
@@ -225,9 +252,17 @@ class Stream:
     once it will send nothing more: when its own half ended (END or ERROR) and the peer's too
     (END or ERROR either way). The stream is done, and the channel free for the next one, when
     CLOSE went both ways. A frame that breaks this (DATA after END, a second OPEN, CLOSE before
-    END or ERROR) aborts the stream as an ERROR would."""
+    END or ERROR, DATA beyond the window, a window larger than WINDOW) aborts the stream as an
+    ERROR would.
+
+    Flow control: a side sends DATA only within its credit (WINDOW at first, less each DATA's
+    :func:`cost`), and grants credit back with WINDOW frames as it writes what it received to
+    its socket, so that a slow reader stops the writer instead of filling the engine."""
 
     def __init__(self) -> None:
+        self.credit = WINDOW  # what we may still send
+        self.unwritten = 0  # received, not yet written to the socket
+        self.granted = 0  # written, not yet granted back
         self.sent_end = False
         self.received_end = False
         self.aborted: Error | None = None  # sent or received ERROR (the first one)
@@ -249,6 +284,25 @@ class Stream:
         if ours and theirs and not self.sent_close:
             self.sent_close = True
             frames.append(CLOSE_FRAME)
+
+    def room(self) -> int:
+        """How many bytes one DATA frame may carry now (0: wait for credit)."""
+        return self.credit if self.credit >= MIN_COST else 0
+
+    def data(self, payload: bytes) -> bytes:
+        """The DATA frame for bytes read from the socket (at most :meth:`room`)."""
+        self.credit -= cost(len(payload))
+        return data_frame(payload)
+
+    def written(self, size: int) -> list[bytes]:
+        """``size`` bytes of a DATA frame were written to the socket: the frames to send (a
+        WINDOW once a quarter of the window was written)."""
+        self.unwritten -= cost(size)
+        self.granted += cost(size)
+        if self.granted < WINDOW // 4 or self.sent_close or self.aborted is not None:
+            return []
+        granted, self.granted = self.granted, 0
+        return [window_frame(granted)]
 
     def local_eof(self) -> list[bytes]:
         """The local socket's reader reached EOF: the frames to send."""
@@ -287,7 +341,15 @@ class Stream:
             if self.received_end:
                 return self._breach("DATA after END")
             if self.aborted is None:
+                self.unwritten += cost(len(frame.payload))
+                if self.unwritten > WINDOW:
+                    return self._breach("DATA beyond the window")
                 reaction.write = frame.payload
+        elif isinstance(frame, Window):
+            self.credit += frame.credit
+            if self.credit > WINDOW:
+                return self._breach("a window larger than the protocol's")
+            reaction.credit = True
         elif isinstance(frame, End):
             if self.received_end:
                 return self._breach("a second END")

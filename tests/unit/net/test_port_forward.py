@@ -174,3 +174,41 @@ def test_admission_exposes_only_the_allow_list_and_caps_each_peer() -> None:
     admission.release("mallory")
     assert admission.open_count("mallory") == 1
     assert isinstance(admission.admit("mallory", Transport.TCP, 22), proto.Exposed)
+
+
+def test_the_window_stops_the_sender_until_the_receiver_writes() -> None:
+    sender, receiver = Stream(), Stream()
+    chunk = b"x" * 65_536
+    sent = 0
+    while size := min(len(chunk), sender.room()):
+        reaction = receiver.receive(sender.data(chunk[:size]))
+        assert reaction.write and reaction.reset is None
+        sent += size
+    assert sent == proto.WINDOW and sender.room() == 0
+    # The receiver's socket takes it all: the credit comes back in quarters.
+    grants = [frame for _ in range(sent // len(chunk)) for frame in receiver.written(len(chunk))]
+    assert grants == [proto.window_frame(proto.WINDOW // 4)] * 4
+    reactions = [sender.receive(frame) for frame in grants]
+    assert all(reaction.credit for reaction in reactions)
+    assert sender.room() == proto.WINDOW
+
+
+def test_small_frames_cost_at_least_the_minimum() -> None:
+    sender = Stream()
+    for _ in range(proto.WINDOW // proto.MIN_COST):
+        sender.data(b"k")  # a keystroke
+    assert sender.room() == 0
+
+
+def test_data_beyond_the_window_or_too_much_credit_is_a_breach() -> None:
+    receiver = Stream()
+    for _ in range(proto.WINDOW // proto.MIN_COST):
+        assert receiver.receive(proto.data_frame(b"k")).reset is None
+    reaction = receiver.receive(proto.data_frame(b"k"))
+    assert reaction.reset == proto.Error(ErrorCode.PROTOCOL, "DATA beyond the window")
+    greedy = Stream()
+    reaction = greedy.receive(proto.window_frame(1))
+    assert reaction.reset == proto.Error(ErrorCode.PROTOCOL, "a window larger than the protocol's")
+    assert proto.decode(proto.window_frame(5)) == proto.Window(5)
+    with pytest.raises(proto.ForwardError):
+        proto.decode(b"\x06\x00")
