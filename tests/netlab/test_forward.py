@@ -26,7 +26,7 @@ def start_forward(network: Network, host: Host, name: str, *args: str) -> Member
     argv = [
         *WERON, "forward", "--raddr", signaler_url(network.lab),
         "--community", "lab", "--password", "lab-password", "--key", "lab-key",
-        "--ice", "", "--timeout", "3s", "--kicks", "1s", "--names", name, *args,
+        "--ice", "", "--kicks", "1s", "--names", name, *args,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = network.lab.start(host.namespace, argv, log=log)
