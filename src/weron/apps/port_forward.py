@@ -404,6 +404,14 @@ class _Forwarder:
             raise
         if outcome.error is not None or stream.aborted is not None:
             self.counters.reset += 1
+            if stream.aborted is not None:
+                reason = stream.aborted.reason
+                log.debug(
+                    "Connection reset",
+                    peer=peer,
+                    code=stream.aborted.code.name.lower(),
+                    reason=reason,
+                )
         return outcome
 
     async def _serve_datagrams(self, peer: Peer, port: int) -> None:
