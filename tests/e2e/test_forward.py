@@ -301,3 +301,19 @@ def test_a_reader_that_does_not_read_stops_the_writer_and_nothing_is_lost(
         assert received == written + len(chunk)
         writer.close()
         reader.close()
+
+
+def test_a_connection_to_an_unknown_name_is_reset_with_a_warning(
+    forward_factory: StartForward,
+) -> None:
+    listen = free_port()
+    client = forward_factory("client", "--listen", f"127.0.0.1:{listen}", "--to", "nobody:22")
+    client.wait_for("Connected to signaler", id="client")
+    with (
+        pytest.raises(ConnectionResetError),
+        socket.create_connection(("127.0.0.1", listen), timeout=120) as connection,
+    ):
+        connection.recv(10)  # reset once no member named nobody came (2 x --timeout + --kicks)
+    warning = client.wait_for("Cannot forward: unknown peer or peer gone")
+    assert warning["peer"] == "nobody" and "no connected member is named" in warning["reason"]
+    assert client.process.poll() is None
