@@ -273,7 +273,8 @@ class _Forwarder:
         self.linger = config.adapter.timeout
         self.counters = Counters()
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
-        self._idle: dict[str, list[DataChannel]] = {}  # TCP channels free for a stream, by peer
+        # TCP channels free for a stream, by peer, each with the task that watches it.
+        self._idle: dict[str, dict[DataChannel, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[_UdpListener] = []
@@ -281,10 +282,11 @@ class _Forwarder:
         # signaler: a connection accepted meanwhile waits that long for it.
         self._wait = 2 * config.adapter.timeout + config.kicks
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self) -> None:
         for server in self._servers:
@@ -514,12 +516,9 @@ class _Forwarder:
         peer, conn = opened
         stream = proto.Stream()
         outcome = await self._carry(peer, conn, stream, reader, writer)
-        if outcome.reusable:
-            idle = self._idle.setdefault(peer, [])
-            if len(idle) < _IDLE_CHANNELS:
-                idle.append(conn)
-            else:
-                self.done_with(conn)
+        idle = self._idle.setdefault(peer, {})
+        if outcome.reusable and len(idle) < _IDLE_CHANNELS:
+            idle[conn] = self.spawn(self._watch_idle(peer, conn))
         else:
             self.done_with(conn)
         error = outcome.error
@@ -535,9 +534,10 @@ class _Forwarder:
     async def _start_stream(self, forward: proto.Forward) -> tuple[str, DataChannel] | None:
         """A channel to the peer named in ``forward`` with our OPEN sent on it: an idle one,
         else a new one; None (with a warning) if the peer is unknown or gone."""
-        idle = self._idle.get(forward.peer, [])
+        idle = self._idle.get(forward.peer, {})
         while idle:
-            conn = idle.pop()
+            conn, watcher = idle.popitem()
+            watcher.cancel()
             try:
                 await conn.send(proto.open_frame(forward.port))
             except ChannelClosedError:
@@ -555,6 +555,17 @@ class _Forwarder:
             self.done_with(peer.conn)
             return None
         return forward.peer, peer.conn
+
+    async def _watch_idle(self, peer: str, conn: DataChannel) -> None:
+        """An idle channel carries nothing until our next OPEN: a peer that writes on it
+        breaks the protocol (and, unread, would fill the engine's queue), so it goes."""
+        try:
+            await conn.receive()
+            log.warning("Dropping a forward channel the peer wrote on between streams", peer=peer)
+        except ChannelClosedError:
+            pass
+        self._idle.get(peer, {}).pop(conn, None)
+        self.done_with(conn)
 
     def _next_tcp_label(self) -> str:
         self._serial += 1
