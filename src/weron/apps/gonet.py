@@ -53,11 +53,11 @@ from weron.log import get_logger, redact_url
 from weron.nat.paths import Candidate, Route
 from weron.nat.traversal import Traversal
 from weron.nat.turn import TurnServer
+from weron.net.endpoints import Endpoint
 from weron.rendezvous.card import Card
 from weron.rendezvous.room import Room, RoomSecrets, derive
 from weron.rendezvous.signaler import SignalerRendezvous
 from weron.urls import parse_url
-from weron.wireguard.cookie import Endpoint
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import Peer
 from weron.wireguard.ip import UdpPacket

@@ -16,7 +16,7 @@ from typing import cast
 from weron.log import get_logger
 from weron.nat.behavior import Behavior, NatReport, filtering, mapping
 from weron.nat.stun import CHANGE_IP, CHANGE_PORT, StunAgent, StunError, binding, is_stun
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
 
 log = get_logger(__name__)
 

@@ -20,9 +20,9 @@ from weron.nat.discover import resolve
 from weron.nat.paths import KEEPALIVE, PUNCH_INTERVAL, Candidate, Kind, PeerPaths, Route
 from weron.nat.stun import StunAgent, StunError, binding, is_stun
 from weron.nat.turn import TurnClient, TurnError, TurnServer, is_channel_data
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint, Relayed
 from weron.wireguard.device import Peer
-from weron.wireguard.endpoint import Relayed, WireGuardEndpoint
+from weron.wireguard.endpoint import WireGuardEndpoint
 
 log = get_logger(__name__)
 

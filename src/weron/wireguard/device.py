@@ -19,8 +19,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from weron.log import get_logger
+from weron.net.endpoints import Endpoint
 from weron.wireguard import noise
-from weron.wireguard.cookie import Endpoint, MacChecker, MacGenerator
+from weron.wireguard.cookie import MacChecker, MacGenerator
 from weron.wireguard.crypto import KEY_SIZE, DecryptError, PrivateKey, tai64n
 from weron.wireguard.messages import (
     COOKIE_REPLY,

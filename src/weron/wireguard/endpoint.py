@@ -7,7 +7,7 @@ timers a few times a second.
 
 The socket can be shared (NAT traversal, ``weron.nat``): datagrams that are not WireGuard go
 to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)`` tuples (a
-:class:`Relayed` peer behind a TURN relay) go to ``send_foreign``, which wraps them.
+``net.endpoints.Relayed`` peer behind a TURN relay) go to ``send_foreign``, which wraps them.
 
 Bound to ``::``, the socket is dual-stack (IPv6, and IPv4 as mapped addresses): everything above
 it sees plain ``(address, port)`` endpoints, IPv4 ones as ``1.2.3.4``, never ``::ffff:1.2.3.4``.
@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from weron.log import get_logger
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
 from weron.wireguard.device import Datagram, Device, Peer
 from weron.wireguard.messages import message_type
 
@@ -33,16 +33,6 @@ MAPPED_PREFIX: Final = "::ffff:"
 
 PacketHandler = Callable[[Peer, bytes], None]
 DatagramSink = Callable[[bytes, Endpoint], None]
-
-
-class Relayed(NamedTuple):
-    """A peer address as our TURN relay sees it: datagrams to it travel through the relay.
-
-    A tuple like any endpoint, so the protocol core treats it alike (roaming, cookies); only
-    its class tells the socket to hand it to ``send_foreign``."""
-
-    host: str
-    port: int
 
 
 class _Protocol(asyncio.DatagramProtocol):

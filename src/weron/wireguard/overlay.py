@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ipaddress import IPv6Address
 
 from weron.log import get_logger
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import Device, Peer, Timers
 from weron.wireguard.endpoint import WireGuardEndpoint

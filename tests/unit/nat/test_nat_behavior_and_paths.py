@@ -17,7 +17,7 @@ from weron.nat.paths import (
     PeerPaths,
     Route,
 )
-from weron.wireguard.endpoint import Relayed
+from weron.net.endpoints import Relayed
 
 NEVER = -float("inf")
 HOST = Candidate(Kind.HOST, ("10.0.1.2", 5000))
