@@ -8,8 +8,8 @@ in time as ``!not delivered to name: text``, and the path to a member as ``~name
 ``~name relay`` whenever it changes. Only members whose handshake completed (same room key,
 hence same PSK) are ever shown.
 
-Paths through NATs are ``weron.nat``'s: STUN and TURN on the WireGuard socket, candidates in
-the cards, hole punching, relay fallback.
+Paths through NATs are ``weron.wireguard.nat``'s: STUN and TURN on the WireGuard socket,
+candidates in the cards, hole punching, relay fallback.
 """
 
 from __future__ import annotations
@@ -50,9 +50,6 @@ from weron.apps.roster import (
 )
 from weron.extras import needs_extra
 from weron.log import get_logger, redact_url
-from weron.nat.paths import Candidate, Route
-from weron.nat.traversal import Traversal
-from weron.nat.turn import TurnServer
 from weron.net.endpoints import Endpoint
 from weron.rendezvous.card import Card
 from weron.rendezvous.room import Room, RoomSecrets, derive
@@ -61,6 +58,9 @@ from weron.urls import parse_url
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import Peer
 from weron.wireguard.ip import UdpPacket
+from weron.wireguard.nat.paths import Candidate, Route
+from weron.wireguard.nat.traversal import Traversal
+from weron.wireguard.nat.turn import TurnServer
 from weron.wireguard.overlay import UdpOverlay
 
 log = get_logger(__name__)

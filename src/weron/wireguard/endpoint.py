@@ -5,9 +5,10 @@ Received datagrams go through :meth:`Device.receive` with the loop's clock; what
 wants sent is sent at once; decrypted packets go to ``on_packet``. A timer runs the core's
 timers a few times a second.
 
-The socket can be shared (NAT traversal, ``weron.nat``): datagrams that are not WireGuard go
-to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)`` tuples (a
-``net.endpoints.Relayed`` peer behind a TURN relay) go to ``send_foreign``, which wraps them.
+The socket can be shared (NAT traversal, ``weron.wireguard.nat``): datagrams that are not
+WireGuard go to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)``
+tuples (a ``net.endpoints.Relayed`` peer behind a TURN relay) go to ``send_foreign``, which
+wraps them.
 
 Bound to ``::``, the socket is dual-stack (IPv6, and IPv4 as mapped addresses): everything above
 it sees plain ``(address, port)`` endpoints, IPv4 ones as ``1.2.3.4``, never ``::ffff:1.2.3.4``.

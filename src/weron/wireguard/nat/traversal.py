@@ -1,4 +1,4 @@
-"""NAT traversal on a WireGuard endpoint's own socket (the asyncio glue of ``weron.nat``).
+"""NAT traversal on a WireGuard endpoint's own socket (the asyncio glue of ``weron.wireguard.nat``).
 
 STUN and TURN share the socket with WireGuard: the endpoint hands us what is not WireGuard,
 and the datagrams WireGuard addresses to :class:`Relayed` endpoints, which we wrap in TURN
@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from weron.log import get_logger
-from weron.nat.discover import resolve
-from weron.nat.paths import KEEPALIVE, PUNCH_INTERVAL, Candidate, Kind, PeerPaths, Route
-from weron.nat.stun import StunAgent, StunError, binding, is_stun
-from weron.nat.turn import TurnClient, TurnError, TurnServer, is_channel_data
 from weron.net.endpoints import Endpoint, Relayed
 from weron.wireguard.device import Peer
 from weron.wireguard.endpoint import WireGuardEndpoint
+from weron.wireguard.nat.discover import resolve
+from weron.wireguard.nat.paths import KEEPALIVE, PUNCH_INTERVAL, Candidate, Kind, PeerPaths, Route
+from weron.wireguard.nat.stun import StunAgent, StunError, binding, is_stun
+from weron.wireguard.nat.turn import TurnClient, TurnError, TurnServer, is_channel_data
 
 log = get_logger(__name__)
 
