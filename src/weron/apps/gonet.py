@@ -19,9 +19,9 @@ import contextlib
 import importlib
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol, TextIO
+from typing import Final, TextIO
 
 from weron.apps.console import (
     Screen,
@@ -51,9 +51,10 @@ from weron.apps.roster import (
 from weron.extras import needs_extra
 from weron.log import get_logger, redact_url
 from weron.net.endpoints import Endpoint
+from weron.rendezvous import Rendezvous
 from weron.rendezvous.card import Card
 from weron.rendezvous.room import Room, RoomSecrets, derive
-from weron.rendezvous.signaler import SignalerRendezvous
+from weron.rendezvous.via_server import SignalerRendezvous
 from weron.urls import parse_url
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import Peer
@@ -81,19 +82,6 @@ class GonetConfig:
     turn: TurnServer | None = None
     dht: bool = False
     dht_bootstrap: list[tuple[str, int]] = field(default_factory=list)
-
-
-class Rendezvous(Protocol):
-    """Where members meet: our card out, theirs in."""
-
-    def members(self) -> AsyncIterator[Card]: ...
-
-    async def joined(self) -> None:
-        """Return once our card is out (the signaler let us in, our DHT record is stored)."""
-
-    async def announce(self, card: Card) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 def host_endpoints(bound: Endpoint, toward: Sequence[str]) -> list[Endpoint]:
