@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, TextIO
 
+from weron.apps.ascii import is_printable_ascii
 from weron.apps.console import (
     Screen,
     console,
     escape,
-    is_printable_ascii,
     next_line,
     until,
 )
@@ -57,7 +57,7 @@ from weron.rendezvous.room import Room, RoomSecrets, derive
 from weron.rendezvous.via_server import SignalerRendezvous
 from weron.urls import parse_url
 from weron.wireguard.crypto import PrivateKey
-from weron.wireguard.device import Peer
+from weron.wireguard.device import WireGuardPeer
 from weron.wireguard.ip import UdpPacket
 from weron.wireguard.nat.paths import Candidate, Route
 from weron.wireguard.nat.traversal import Traversal
@@ -149,7 +149,7 @@ class _Room:
         self.traversal = Traversal(
             self.overlay.endpoint, stun=config.stun, turn=config.turn, on_route=self._route
         )
-        self.peers: dict[bytes, Peer] = {}
+        self.peers: dict[bytes, WireGuardPeer] = {}
         self.delivery = Delivery(config.timeout)
         self.changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
         self.settled = asyncio.Event()  # no line waits for acks
@@ -192,7 +192,7 @@ class _Room:
     def _hello(self) -> tuple[ChatMessage, ...]:
         return Hello(self._config.name), Version(VERSION)
 
-    def _route(self, peer: Peer, route: Route | None) -> None:
+    def _route(self, peer: WireGuardPeer, route: Route | None) -> None:
         if route is not None and peer.public_key in self.roster:
             self._screen.line(f"~{self.roster.display(peer.public_key)} {route}")
 
@@ -248,7 +248,7 @@ class _Room:
     def _failed(self, shown: str, failure: Failure) -> None:
         self._screen.line(f"!not delivered to {shown}: {escape(failure.text)}")
 
-    def _datagram(self, peer: Peer, datagram: UdpPacket) -> None:
+    def _datagram(self, peer: WireGuardPeer, datagram: UdpPacket) -> None:
         if datagram.destination_port != CHAT_PORT:
             log.debug("Dropped datagram for another port", port=datagram.destination_port)
             return

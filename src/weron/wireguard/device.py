@@ -85,7 +85,7 @@ class Keypair:
 
     def __init__(
         self,
-        peer: Peer,
+        peer: WireGuardPeer,
         keys: noise.TransportKeys,
         local_index: int,
         remote_index: int,
@@ -103,8 +103,9 @@ class Keypair:
         self.replay = ReplayWindow()
 
 
-class Peer:
-    """A remote static key we talk to, its endpoint, sessions and timers."""
+class WireGuardPeer:
+    """A remote static key we talk to, its endpoint, sessions and timers (WireGuard's notion
+    of a peer, not the WebRTC side's ``weron.peers.Peer``)."""
 
     def __init__(
         self,
@@ -156,7 +157,7 @@ class Receipt:
 
     def __init__(
         self,
-        peer: Peer | None = None,
+        peer: WireGuardPeer | None = None,
         packet: bytes | None = None,
         replies: list[Datagram] | None = None,
         rejected: str | None = None,
@@ -178,8 +179,9 @@ def padded_size(size: int, mtu: int) -> int:
     return size + padded - last
 
 
-class Device:
-    """One static key; peers by public key; session indices; cookies."""
+class WireGuardDevice:
+    """One static key; peers by public key; session indices; cookies (WireGuard's device in
+    wireguard-go's sense, not a TUN/TAP ``weron.net.device.Device``)."""
 
     def __init__(
         self,
@@ -198,9 +200,9 @@ class Device:
         self._timestamp = timestamp
         self._random = random
         self._checker = MacChecker(self.public_key, random)
-        self._peers: dict[bytes, Peer] = {}
+        self._peers: dict[bytes, WireGuardPeer] = {}
         self._static_static: dict[bytes, bytes] = {}
-        self._handshakes: dict[int, Peer] = {}
+        self._handshakes: dict[int, WireGuardPeer] = {}
         self._keypairs: dict[int, Keypair] = {}
         self._recent_initiations: deque[float] = deque()
 
@@ -213,7 +215,7 @@ class Device:
         psk: bytes | None = None,
         endpoint: Endpoint | None = None,
         persistent_keepalive: float = 0.0,
-    ) -> Peer:
+    ) -> WireGuardPeer:
         """Add (or return the existing) peer; a low-order key is kept but never handshakes."""
         if len(public_key) != KEY_SIZE or (psk is not None and len(psk) != KEY_SIZE):
             raise ValueError("public keys and pre-shared keys are 32 bytes")
@@ -225,17 +227,19 @@ class Device:
         except ValueError:
             static_static = None
             log.warning("Peer public key is of low order: it can never complete a handshake")
-        peer = Peer(public_key, static_static, psk or noise.NO_PSK, endpoint, persistent_keepalive)
+        peer = WireGuardPeer(
+            public_key, static_static, psk or noise.NO_PSK, endpoint, persistent_keepalive
+        )
         self._peers[public_key] = peer
         if static_static is not None:
             self._static_static[public_key] = static_static
         return peer
 
-    def peer(self, public_key: bytes) -> Peer | None:
+    def peer(self, public_key: bytes) -> WireGuardPeer | None:
         return self._peers.get(public_key)
 
     @property
-    def peers(self) -> list[Peer]:
+    def peers(self) -> list[WireGuardPeer]:
         return list(self._peers.values())
 
     def remove_peer(self, public_key: bytes) -> None:
@@ -303,7 +307,7 @@ class Device:
             self._initiate(peer, now, replies)
         return Receipt(peer, packet or None, replies)
 
-    def _confirm_next(self, peer: Peer, replies: list[Datagram], now: float) -> None:
+    def _confirm_next(self, peer: WireGuardPeer, replies: list[Datagram], now: float) -> None:
         """The initiator used the keypair we answered with: it becomes current."""
         self._drop_keypair(peer.previous)
         peer.previous = peer.current
@@ -427,7 +431,7 @@ class Device:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, peer: Peer, packet: bytes, now: float) -> list[Datagram]:
+    def send(self, peer: WireGuardPeer, packet: bytes, now: float) -> list[Datagram]:
         """Datagrams that carry ``packet`` to ``peer`` (plus a handshake when one is due);
         without a usable session the packet is staged and a handshake started."""
         out: list[Datagram] = []
@@ -445,7 +449,9 @@ class Device:
             self._initiate(peer, now, out)
         return out
 
-    def send_many(self, peer: Peer, packets: Sequence[bytes], now: float) -> list[Datagram]:
+    def send_many(
+        self, peer: WireGuardPeer, packets: Sequence[bytes], now: float
+    ) -> list[Datagram]:
         """Like :meth:`send` for a batch: the session checks and timer updates once, then
         only header, encryption and append per packet (the hot path of bulk traffic)."""
         keypair = peer.current
@@ -489,13 +495,13 @@ class Device:
             self._initiate(peer, now, out)
         return out
 
-    def initiate(self, peer: Peer, now: float) -> list[Datagram]:
+    def initiate(self, peer: WireGuardPeer, now: float) -> list[Datagram]:
         """Start a handshake now (unless one was sent less than REKEY_TIMEOUT ago)."""
         out: list[Datagram] = []
         self._initiate(peer, now, out)
         return out
 
-    def probe(self, peer: Peer, now: float) -> bytes | None:
+    def probe(self, peer: WireGuardPeer, now: float) -> bytes | None:
         """A message to send along a candidate path to learn whether it works (hole punching):
         with a session, an empty transport message (the peer roams to the path it arrives
         on); without, the initiation in flight (started if none is), so the handshake completes
@@ -531,24 +537,24 @@ class Device:
         self._sent(peer, now)
         return data
 
-    def _sent(self, peer: Peer, now: float) -> None:
+    def _sent(self, peer: WireGuardPeer, now: float) -> None:
         """Any authenticated packet sent: no passive keepalive is owed any more."""
         peer.last_sent = now
         peer.keepalive_at = None
 
-    def _keepalive(self, peer: Peer, out: list[Datagram], now: float) -> None:
+    def _keepalive(self, peer: WireGuardPeer, out: list[Datagram], now: float) -> None:
         keypair = peer.current
         if keypair is not None and peer.endpoint is not None and self._usable(keypair, now):
             out.append((self._seal(keypair, b"", now), peer.endpoint))
 
-    def _flush_staged(self, peer: Peer, out: list[Datagram], now: float) -> None:
+    def _flush_staged(self, peer: WireGuardPeer, out: list[Datagram], now: float) -> None:
         staged = list(peer.staged)
         peer.staged.clear()
         for packet in staged:
             out.extend(self.send(peer, packet, now))
 
     def _initiate(
-        self, peer: Peer, now: float, out: list[Datagram], *, retry: bool = False
+        self, peer: WireGuardPeer, now: float, out: list[Datagram], *, retry: bool = False
     ) -> None:
         if peer.endpoint is None or peer.static_static is None:
             return
@@ -612,7 +618,7 @@ class Device:
                 self._clear_sessions(peer)
         return out
 
-    def _give_up(self, peer: Peer) -> None:
+    def _give_up(self, peer: WireGuardPeer) -> None:
         if peer.handshake is not None:
             self._handshakes.pop(peer.handshake_index, None)
         peer.handshake = None
@@ -622,7 +628,7 @@ class Device:
         peer.new_handshake_at = None
         peer.staged.clear()
 
-    def _clear_sessions(self, peer: Peer) -> None:
+    def _clear_sessions(self, peer: WireGuardPeer) -> None:
         self._give_up(peer)
         for keypair in (peer.current, peer.previous, peer.next):
             self._drop_keypair(keypair)

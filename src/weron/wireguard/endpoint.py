@@ -1,7 +1,7 @@
 """One asyncio UDP socket carrying WireGuard for every peer of a device (a thin adapter: all
 protocol decisions are the core's, ``device.py``).
 
-Received datagrams go through :meth:`Device.receive` with the loop's clock; what the core
+Received datagrams go through :meth:`WireGuardDevice.receive` with the loop's clock; what the core
 wants sent is sent at once; decrypted packets go to ``on_packet``. A timer runs the core's
 timers a few times a second.
 
@@ -23,7 +23,7 @@ from typing import Final
 
 from weron.log import get_logger
 from weron.net.endpoints import Endpoint
-from weron.wireguard.device import Datagram, Device, Peer
+from weron.wireguard.device import Datagram, WireGuardDevice, WireGuardPeer
 from weron.wireguard.messages import message_type
 
 log = get_logger(__name__)
@@ -32,7 +32,7 @@ SOCKET_BUFFER: Final = 4 << 20
 
 MAPPED_PREFIX: Final = "::ffff:"
 
-PacketHandler = Callable[[Peer, bytes], None]
+PacketHandler = Callable[[WireGuardPeer, bytes], None]
 DatagramSink = Callable[[bytes, Endpoint], None]
 
 
@@ -53,7 +53,7 @@ class _Protocol(asyncio.DatagramProtocol):
 class WireGuardEndpoint:
     """The device on a socket: ``open``, then ``send`` packets to peers, ``close`` at the end."""
 
-    def __init__(self, device: Device, on_packet: PacketHandler) -> None:
+    def __init__(self, device: WireGuardDevice, on_packet: PacketHandler) -> None:
         self.device = device
         self._on_packet = on_packet
         self._transport: asyncio.DatagramTransport | None = None
@@ -88,11 +88,11 @@ class WireGuardEndpoint:
         assert self._loop is not None
         return self._loop.time()
 
-    def send(self, peer: Peer, packet: bytes) -> None:
+    def send(self, peer: WireGuardPeer, packet: bytes) -> None:
         """Encrypt ``packet`` for ``peer`` and send it (or stage it behind a handshake)."""
         self._send_all(self.device.send(peer, packet, self.now))
 
-    def send_many(self, peer: Peer, packets: Sequence[bytes]) -> int:
+    def send_many(self, peer: WireGuardPeer, packets: Sequence[bytes]) -> int:
         """Encrypt and send a batch of packets for ``peer``; returns how many."""
         self._send_all(self.device.send_many(peer, packets, self.now))
         return len(packets)
@@ -102,7 +102,7 @@ class WireGuardEndpoint:
         assert self._transport is not None, "open() first"
         return self._transport
 
-    def initiate(self, peer: Peer) -> None:
+    def initiate(self, peer: WireGuardPeer) -> None:
         self._send_all(self.device.initiate(peer, self.now))
 
     def sendto(self, data: bytes, endpoint: Endpoint) -> None:

@@ -8,7 +8,14 @@ import random
 import pytest
 
 from weron.wireguard.crypto import PrivateKey, tai64n
-from weron.wireguard.device import Datagram, Device, Peer, Receipt, Timers, padded_size
+from weron.wireguard.device import (
+    Datagram,
+    Receipt,
+    Timers,
+    WireGuardDevice,
+    WireGuardPeer,
+    padded_size,
+)
 from weron.wireguard.messages import (
     CONSTRUCTION,
     COOKIE_REPLY_SIZE,
@@ -37,17 +44,17 @@ class Clock:
 
 def make_pair(
     psk_a: bytes | None = None, psk_b: bytes | None = None, timers: Timers | None = None
-) -> tuple[Device, Device, Peer, Peer]:
+) -> tuple[WireGuardDevice, WireGuardDevice, WireGuardPeer, WireGuardPeer]:
     """Device a knows b at B_ADDR; b knows a without an endpoint (learns it from a)."""
-    a = Device(PrivateKey.generate(), timers=timers, timestamp=Clock())
-    b = Device(PrivateKey.generate(), timers=timers, timestamp=Clock())
+    a = WireGuardDevice(PrivateKey.generate(), timers=timers, timestamp=Clock())
+    b = WireGuardDevice(PrivateKey.generate(), timers=timers, timestamp=Clock())
     peer_b = a.add_peer(b.public_key, psk=psk_a, endpoint=B_ADDR)
     peer_a = b.add_peer(a.public_key, psk=psk_b)
     return a, b, peer_b, peer_a
 
 
 def deliver(
-    datagrams: list[Datagram], a: Device, b: Device, now: float
+    datagrams: list[Datagram], a: WireGuardDevice, b: WireGuardDevice, now: float
 ) -> tuple[list[Receipt], list[Receipt]]:
     """Carry datagrams between a (at A_ADDR) and b (at B_ADDR) until nothing is left to send;
     returns what a and b received."""
@@ -63,7 +70,9 @@ def deliver(
     return got_a, got_b
 
 
-def establish(a: Device, b: Device, peer_b: Peer, now: float = 0.0) -> None:
+def establish(
+    a: WireGuardDevice, b: WireGuardDevice, peer_b: WireGuardPeer, now: float = 0.0
+) -> None:
     deliver(a.initiate(peer_b, now), a, b, now)
 
 
@@ -171,7 +180,7 @@ def test_wrong_psk_never_completes_a_session() -> None:
 
 def test_unknown_static_key_is_rejected() -> None:
     _, b, _, _ = make_pair()
-    stranger = Device(PrivateKey.generate(), timestamp=Clock())
+    stranger = WireGuardDevice(PrivateKey.generate(), timestamp=Clock())
     peer = stranger.add_peer(b.public_key, endpoint=B_ADDR)
     ((initiation, _),) = stranger.initiate(peer, 0.0)
     assert b.receive(initiation, A_ADDR, 0.0).rejected == "initiation from an unknown public key"
@@ -214,7 +223,7 @@ def test_garbage_of_every_length_is_rejected_with_a_reason() -> None:
 
 
 def test_low_order_public_keys_are_harmless() -> None:
-    device = Device(PrivateKey.generate(), timestamp=Clock())
+    device = WireGuardDevice(PrivateKey.generate(), timestamp=Clock())
     peer = device.add_peer(bytes(32), endpoint=B_ADDR)
     assert peer.static_static is None
     assert device.initiate(peer, 0.0) == []

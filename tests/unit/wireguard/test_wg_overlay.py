@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from weron.wireguard.crypto import PrivateKey
-from weron.wireguard.device import Peer
+from weron.wireguard.device import WireGuardPeer
 from weron.wireguard.ip import UdpPacket, build_udp, overlay_address
 from weron.wireguard.overlay import UdpOverlay
 
@@ -15,12 +15,12 @@ PORT = 4242
 
 class Inbox:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[Peer, UdpPacket]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[WireGuardPeer, UdpPacket]] = asyncio.Queue()
 
-    def __call__(self, peer: Peer, datagram: UdpPacket) -> None:
+    def __call__(self, peer: WireGuardPeer, datagram: UdpPacket) -> None:
         self.queue.put_nowait((peer, datagram))
 
-    async def next(self) -> tuple[Peer, UdpPacket]:
+    async def next(self) -> tuple[WireGuardPeer, UdpPacket]:
         return await asyncio.wait_for(self.queue.get(), 10)
 
 

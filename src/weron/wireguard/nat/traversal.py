@@ -17,7 +17,7 @@ from typing import Final
 
 from weron.log import get_logger
 from weron.net.endpoints import Endpoint, Relayed
-from weron.wireguard.device import Peer
+from weron.wireguard.device import WireGuardPeer
 from weron.wireguard.endpoint import WireGuardEndpoint
 from weron.wireguard.nat.discover import resolve
 from weron.wireguard.nat.paths import KEEPALIVE, PUNCH_INTERVAL, Candidate, Kind, PeerPaths, Route
@@ -28,7 +28,7 @@ log = get_logger(__name__)
 
 REFRESH_INTERVAL: Final = 30.0  # re-check our mapping and relay this often
 
-RouteHandler = Callable[[Peer, Route | None], None]
+RouteHandler = Callable[[WireGuardPeer, Route | None], None]
 CandidatesHandler = Callable[[tuple[Candidate, ...]], None]
 
 
@@ -54,7 +54,7 @@ class Traversal:
         self._stun: list[Endpoint] = []
         self._host: tuple[Candidate, ...] = ()
         self.candidates: tuple[Candidate, ...] = ()
-        self._paths: dict[bytes, tuple[Peer, PeerPaths]] = {}
+        self._paths: dict[bytes, tuple[WireGuardPeer, PeerPaths]] = {}
         self._routes: dict[bytes, Route | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshing: asyncio.Task[None] | None = None
@@ -119,7 +119,7 @@ class Traversal:
 
     # -- peers -----------------------------------------------------------------------------
 
-    def add(self, peer: Peer, candidates: tuple[Candidate, ...]) -> None:
+    def add(self, peer: WireGuardPeer, candidates: tuple[Candidate, ...]) -> None:
         """Find a path to ``peer`` (again, when its candidates changed)."""
         now = self._wg.now
         known = self._paths.get(peer.public_key)
@@ -133,11 +133,11 @@ class Traversal:
         if peer.endpoint is None and paths.candidates:
             peer.endpoint = paths.candidates[0].endpoint
 
-    def remove(self, peer: Peer) -> None:
+    def remove(self, peer: WireGuardPeer) -> None:
         self._paths.pop(peer.public_key, None)
         self._routes.pop(peer.public_key, None)
 
-    def route(self, peer: Peer) -> Route | None:
+    def route(self, peer: WireGuardPeer) -> Route | None:
         return self._routes.get(peer.public_key)
 
     async def _probe_loop(self) -> None:
