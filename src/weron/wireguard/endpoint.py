@@ -2,8 +2,10 @@
 protocol decisions are the core's, ``device.py``).
 
 Received datagrams go through :meth:`WireGuardDevice.receive` with the loop's clock; what the core
-wants sent is sent at once; decrypted packets go to ``on_packet``. A timer runs the core's
-timers a few times a second.
+wants sent is sent at once; decrypted packets go to ``on_packet``. One loop timer is armed for
+the core's :meth:`~WireGuardDevice.next_deadline` after every call into the core, so an idle
+device costs no wake-ups. Calls that change the core's timers therefore go through this class
+(``send``, ``initiate``, ``probe``, ``set_persistent_keepalive``...), not to the device.
 
 The socket can be shared (NAT traversal, ``weron.wireguard.nat``): datagrams that are not
 WireGuard go to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)``
@@ -27,7 +29,6 @@ from weron.wireguard.device import Datagram, WireGuardDevice, WireGuardPeer
 from weron.wireguard.messages import message_type
 
 log = get_logger(__name__)
-TICK_INTERVAL: Final = 0.25
 SOCKET_BUFFER: Final = 4 << 20
 
 MAPPED_PREFIX: Final = "::ffff:"
@@ -58,7 +59,7 @@ class WireGuardEndpoint:
         self._on_packet = on_packet
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ticker: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._dual_stack = False
         self.rejected = 0
         self.on_foreign: DatagramSink | None = None
@@ -78,7 +79,7 @@ class WireGuardEndpoint:
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
         transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         self._transport = transport
-        self._ticker = self._loop.call_later(TICK_INTERVAL, self._tick)
+        self._arm()
         address: Endpoint = transport.get_extra_info("sockname")[:2]
         log.info("WireGuard endpoint listening", addr=f"{address[0]}:{address[1]}")
         return address
@@ -91,10 +92,12 @@ class WireGuardEndpoint:
     def send(self, peer: WireGuardPeer, packet: bytes) -> None:
         """Encrypt ``packet`` for ``peer`` and send it (or stage it behind a handshake)."""
         self._send_all(self.device.send(peer, packet, self.now))
+        self._arm()
 
     def send_many(self, peer: WireGuardPeer, packets: Sequence[bytes]) -> int:
         """Encrypt and send a batch of packets for ``peer``; returns how many."""
         self._send_all(self.device.send_many(peer, packets, self.now))
+        self._arm()
         return len(packets)
 
     @property
@@ -104,6 +107,18 @@ class WireGuardEndpoint:
 
     def initiate(self, peer: WireGuardPeer) -> None:
         self._send_all(self.device.initiate(peer, self.now))
+        self._arm()
+
+    def probe(self, peer: WireGuardPeer) -> bytes | None:
+        """The core's probe for ``peer`` (:meth:`WireGuardDevice.probe`), for the caller to
+        send along candidate paths."""
+        probe = self.device.probe(peer, self.now)
+        self._arm()
+        return probe
+
+    def set_persistent_keepalive(self, peer: WireGuardPeer, interval: float) -> None:
+        self.device.set_persistent_keepalive(peer, interval)
+        self._arm()
 
     def sendto(self, data: bytes, endpoint: Endpoint) -> None:
         """Send raw bytes from the WireGuard socket (STUN, TURN, probes)."""
@@ -120,6 +135,7 @@ class WireGuardEndpoint:
         receipt = self.device.receive(data, source, self.now)
         if receipt.replies:
             self._send_all(receipt.replies)
+        self._arm()
         if receipt.packet is not None and receipt.peer is not None:
             self._on_packet(receipt.peer, receipt.packet)
         elif receipt.rejected is not None:
@@ -138,14 +154,30 @@ class WireGuardEndpoint:
             else:
                 transport.sendto(data, (endpoint[0], endpoint[1]))
 
+    def _arm(self) -> None:
+        """Make the loop timer fire by the core's next deadline (a timer already due sooner
+        stays: waking early costs one tick that finds nothing due)."""
+        deadline = self.device.next_deadline()
+        timer = self._timer
+        loop = self._loop
+        if deadline is None or loop is None or self._transport is None:
+            return
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(max(deadline, loop.time()), self._tick)
+
     def _tick(self) -> None:
         assert self._loop is not None
+        self._timer = None
         self._send_all(self.device.tick(self._loop.time()))
-        self._ticker = self._loop.call_later(TICK_INTERVAL, self._tick)
+        self._arm()
 
     def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None

@@ -129,7 +129,7 @@ class Traversal:
             return
         paths = PeerPaths(candidates, now)
         self._paths[peer.public_key] = (peer, paths)
-        peer.persistent_keepalive = KEEPALIVE
+        self._wg.set_persistent_keepalive(peer, KEEPALIVE)
         if peer.endpoint is None and paths.candidates:
             peer.endpoint = paths.candidates[0].endpoint
 
@@ -148,7 +148,6 @@ class Traversal:
     def step(self) -> None:
         """Probe what is due, report route changes."""
         now = self._wg.now
-        device = self._wg.device
         relay = self.turn is not None and self.turn.allocated
         for key, (peer, paths) in list(self._paths.items()):
             targets, lost = paths.step(now, peer.last_received, peer.endpoint, relay)
@@ -156,7 +155,7 @@ class Traversal:
                 log.info("Path to a peer lost: punching again")
                 self._refresh_soon()
             if targets:
-                probe = device.probe(peer, now)
+                probe = self._wg.probe(peer)
                 if probe is not None:
                     for target in targets:
                         self._wg.sendto(probe, target)
