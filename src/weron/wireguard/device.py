@@ -299,9 +299,10 @@ class WireGuardDevice:
         replies: list[Datagram] = []
         if keypair is peer.next:
             self._confirm_next(peer, replies, now)
-        if packet:
+        if packet and peer.keepalive_at is None:  # (checked here too: the hot path)
             self._data_received(peer, now)
-        self._keep_key_fresh_receiving(keypair, now, replies)
+        if keypair.initiator:
+            self._keep_key_fresh_receiving(keypair, now, replies)
         return Receipt(peer, packet or None, replies)
 
     def _confirm_next(self, peer: WireGuardPeer, replies: list[Datagram], now: float) -> None:
@@ -698,13 +699,12 @@ class WireGuardDevice:
             self._initiate(keypair.peer, now, out)
 
     def _keep_key_fresh_receiving(self, keypair: Keypair, now: float, out: list[Datagram]) -> None:
-        """After receiving: keys we initiated that are close to REJECT_AFTER_TIME get replaced
+        """After receiving on keys we initiated: close to REJECT_AFTER_TIME they get replaced
         now, while the peer still answers on them."""
         timers = self.timers
         peer = keypair.peer
         if (
-            keypair.initiator
-            and keypair is peer.current
+            keypair is peer.current
             and now - keypair.created
             >= timers.reject_after_time - timers.keepalive_timeout - timers.rekey_timeout
             and peer.handshake is None

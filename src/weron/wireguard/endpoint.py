@@ -60,6 +60,7 @@ class WireGuardEndpoint:
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")  # when the timer fires; inf while none is armed
         self._dual_stack = False
         self.rejected = 0
         self.on_foreign: DatagramSink | None = None
@@ -158,19 +159,20 @@ class WireGuardEndpoint:
         """Make the loop timer fire by the core's next deadline (a timer already due sooner
         stays: waking early costs one tick that finds nothing due)."""
         deadline = self.device.next_deadline()
-        timer = self._timer
-        loop = self._loop
-        if deadline is None or loop is None or self._transport is None:
+        if deadline is None or self._timer_at <= deadline:
             return
-        if timer is not None:
-            if timer.when() <= deadline:
-                return
-            timer.cancel()
-        self._timer = loop.call_at(max(deadline, loop.time()), self._tick)
+        loop = self._loop
+        if loop is None or self._transport is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = max(deadline, loop.time())
+        self._timer = loop.call_at(self._timer_at, self._tick)
 
     def _tick(self) -> None:
         assert self._loop is not None
         self._timer = None
+        self._timer_at = float("inf")
         self._send_all(self.device.tick(self._loop.time()))
         self._arm()
 
@@ -178,6 +180,7 @@ class WireGuardEndpoint:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = float("inf")
         if self._transport is not None:
             self._transport.close()
             self._transport = None
