@@ -209,7 +209,7 @@ class _Room:
         self._send(sends)
         self._delivery_changed()
 
-    def deliver(self) -> float | None:
+    def send_due(self) -> float | None:
         """Send the copies due, report the lines given up on; when to come back."""
         sends, failures = self.delivery.tick(self._now)
         self._send(sends)
@@ -347,15 +347,15 @@ async def _chat(
             await asyncio.sleep(config.timeout / 3)
             room.heartbeat()
 
-    async def deliver() -> None:
+    async def send_due() -> None:
         while True:
-            deadline = room.deliver()
+            deadline = room.send_due()
             room.changed.clear()
             delay = None if deadline is None else deadline - asyncio.get_running_loop().time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(room.changed.wait(), delay)
 
-    tasks = (meet(), heartbeat(), deliver())
+    tasks = (meet(), heartbeat(), send_due())
     background = [asyncio.create_task(task) for task in tasks]
     joining = asyncio.create_task(room.join(rendezvous))
     try:

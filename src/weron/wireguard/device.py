@@ -39,7 +39,7 @@ from weron.wireguard.messages import (
     TRANSPORT_HEADER,
     TRANSPORT_HEADER_SIZE,
     TRANSPORT_MIN_SIZE,
-    MessageError,
+    WireGuardMessageError,
     message_type,
     parse_cookie_reply,
     parse_initiation,
@@ -270,7 +270,7 @@ class WireGuardDevice:
                 return self._receive_response(data, source, now)
             if kind == COOKIE_REPLY:
                 return self._receive_cookie_reply(data, now)
-        except MessageError as exc:
+        except WireGuardMessageError as exc:
             return _rejected(str(exc))
         return _rejected(f"not a WireGuard message ({len(data)} bytes)")
 

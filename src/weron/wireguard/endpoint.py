@@ -129,9 +129,9 @@ class WireGuardEndpoint:
         if self.on_foreign is not None and not message_type(data):
             self.on_foreign(data, source)
             return
-        self.deliver(data, source)
+        self.receive_wireguard(data, source)
 
-    def deliver(self, data: bytes, source: Endpoint) -> None:
+    def receive_wireguard(self, data: bytes, source: Endpoint) -> None:
         """A WireGuard datagram from ``source`` (a relay hands over what it unwrapped)."""
         receipt = self.device.receive(data, source, self.now)
         if receipt.replies:

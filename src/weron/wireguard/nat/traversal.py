@@ -191,7 +191,7 @@ class Traversal:
         if turn is not None and source == turn.server and is_channel_data(data):
             relayed = turn.unwrap(data)
             if relayed is not None:
-                self._wg.deliver(relayed[0], Relayed(*relayed[1]))
+                self._wg.receive_wireguard(relayed[0], Relayed(*relayed[1]))
             return
         if not is_stun(data):
             log.debug("Dropped a datagram that is neither WireGuard nor STUN", source=source)
@@ -200,7 +200,7 @@ class Traversal:
         if message is not None and turn is not None and source == turn.server:
             relayed = turn.indication(message)
             if relayed is not None:
-                self._wg.deliver(relayed[0], Relayed(*relayed[1]))
+                self._wg.receive_wireguard(relayed[0], Relayed(*relayed[1]))
                 return
         if message is not None:
             log.debug("Dropped an unexpected STUN message", source=source)
