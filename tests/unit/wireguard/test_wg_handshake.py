@@ -477,3 +477,17 @@ def test_a_batch_past_rekey_after_messages_starts_a_handshake_as_single_sends_do
     establish(a, b, peer_b)
     out = a.send_many(peer_b, [b"%d" % n for n in range(6)], 10.0)
     assert [d[0] for d, _ in out] == [4, 4, 4, 4, 4, 4, 1]
+
+
+def test_datagrams_that_do_not_authenticate_arm_no_timer() -> None:
+    """A stranger (or a member sending junk) cannot make the endpoint wake up."""
+    a, b, peer_b, _ = make_pair()
+    ((initiation, _),) = a.initiate(peer_b, 0.0)
+    stranger = WireGuardDevice(PrivateKey.generate(), timestamp=Clock())
+    ((foreign, _),) = stranger.initiate(stranger.add_peer(b.public_key, endpoint=B_ADDR), 0.0)
+    tampered = bytearray(initiation)
+    tampered[8] ^= 1
+    junk = [bytes(tampered), foreign, b"\x04\0\0\0" + os.urandom(60), os.urandom(148)]
+    for data in junk:
+        assert b.receive(data, A_ADDR, 1.0).rejected is not None
+    assert b.next_deadline() is None
