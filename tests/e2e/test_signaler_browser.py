@@ -16,8 +16,6 @@ from tests.e2e.processes import SignalerProcess, run_weron
 from tests.e2e.wsclient import OP_BINARY, OP_TEXT, client_frame, raw_http, raw_join, read_frame
 from weron.signaling.client import SignalingClient, SignalingError
 
-pytestmark = pytest.mark.e2e
-
 SEALED_LIKE = b"\xff\xfe\x00\xc3(" + bytes(range(256))  # what a sealed message looks like
 
 
