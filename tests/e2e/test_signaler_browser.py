@@ -13,7 +13,17 @@ from websockets.exceptions import InvalidStatus
 
 from tests.e2e.conftest import Cluster, StartSignaler
 from tests.e2e.processes import SignalerProcess, run_weron
-from tests.e2e.wsclient import OP_BINARY, OP_TEXT, client_frame, raw_http, raw_join, read_frame
+from tests.e2e.wsclient import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_TEXT,
+    client_frame,
+    raw_http,
+    raw_join,
+    read_frame,
+    upgrade_request,
+)
 from weron.signaling.client import SignalingClient, SignalingError
 
 SEALED_LIKE = b"\xff\xfe\x00\xc3(" + bytes(range(256))  # what a sealed message looks like
@@ -161,3 +171,37 @@ async def test_our_signaling_client_sends_no_origin() -> None:
     assert len(heads) == 1
     assert b"\r\nupgrade: websocket" in heads[0].lower()
     assert b"\r\norigin:" not in heads[0].lower()
+
+
+async def test_hostile_browser_member(signaler: SignalerProcess) -> None:
+    """A member with an accepted origin sending what the protocol allows but no page would:
+    fragments, text frames that are not UTF-8, an oversized message, twice the Origin header."""
+    own = f"http://127.0.0.1:{signaler.port}"
+    doubled = upgrade_request(signaler.port, "hostile", "pw", own).replace(
+        b"\r\n\r\n", f"\r\nOrigin: {own}\r\n\r\n".encode(), 1
+    )
+    response = await raw_http(signaler.port, doubled)
+    assert response.startswith(b"HTTP/1.1 403"), response[:200]
+    go_reader, go_writer, _ = await raw_join(signaler.port, "hostile", "pw")
+    peer_reader, peer_writer, _ = await raw_join(signaler.port, "hostile", "pw", origin=own)
+    hostile_reader, hostile_writer, head = await raw_join(
+        signaler.port, "hostile", "pw", origin=own
+    )
+    assert head.startswith(b"HTTP/1.1 101")
+    hostile_writer.write(client_frame(OP_BINARY, b"\xff" * 3, fin=False))
+    hostile_writer.write(client_frame(OP_CONT, b"\xfe" * 3))
+    hostile_writer.write(client_frame(OP_TEXT, b"\xc3("))
+    async with asyncio.timeout(10):
+        assert await read_frame(go_reader) == (OP_TEXT, b"\xff\xff\xff\xfe\xfe\xfe")
+        assert await read_frame(go_reader) == (OP_TEXT, b"\xc3(")
+        assert await read_frame(peer_reader) == (OP_BINARY, b"\xff\xff\xff\xfe\xfe\xfe")
+        assert await read_frame(peer_reader) == (OP_BINARY, b"\xc3(")
+    hostile_writer.write(client_frame(OP_BINARY, bytes((1 << 20) + 1)))
+    async with asyncio.timeout(10):
+        opcode, payload = await read_frame(hostile_reader)
+    assert (opcode, int.from_bytes(payload[:2], "big")) == (OP_CLOSE, 1009)
+    go_writer.write(client_frame(OP_TEXT, SEALED_LIKE))
+    async with asyncio.timeout(10):
+        assert await read_frame(peer_reader) == (OP_BINARY, SEALED_LIKE)
+    for writer in (go_writer, peer_writer, hostile_writer):
+        writer.close()
