@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.e2e.chat import ChatProcess
 from tests.e2e.conftest import Cluster, StartSignaler
 from tests.e2e.processes import SignalerProcess, run_weron
 from tests.e2e.wsclient import (
@@ -25,6 +27,14 @@ from tests.e2e.wsclient import (
     upgrade_request,
 )
 from weron.signaling.client import SignalingClient, SignalingError
+from weron.signaling.envelope import Envelope
+from weron.signaling.messages import (
+    Exchange,
+    Introduction,
+    MessageType,
+    decode_message,
+    encode_message,
+)
 
 SEALED_LIKE = b"\xff\xfe\x00\xc3(" + bytes(range(256))  # what a sealed message looks like
 
@@ -205,3 +215,27 @@ async def test_hostile_browser_member(signaler: SignalerProcess) -> None:
         assert await read_frame(peer_reader) == (OP_BINARY, SEALED_LIKE)
     for writer in (go_writer, peer_writer, hostile_writer):
         writer.close()
+
+
+async def test_a_cli_peer_answers_a_browser_that_sends_binary_frames(
+    signaler: SignalerProcess, chat_factory: Callable[..., ChatProcess]
+) -> None:
+    """A member speaking as a browser does (Origin, binary frames, a UTF-8 checking library)
+    introduces itself to a real `weron chat` peer, which offers to it: our peers take what a
+    browser sends, and the browser can read what they send."""
+    chat = chat_factory(signaler.ws_url)
+    chat.wait_for_log("Connected to signaler")
+    envelope = Envelope("mykey")
+    own = f"http://127.0.0.1:{signaler.port}"
+    url = signaler.join_url("chatroom", "pw")
+    async with connect(url, origin=own) as browser:  # type: ignore[arg-type]
+        await browser.send(envelope.seal(encode_message(Introduction("browser-id"))))
+        async with asyncio.timeout(60):
+            while True:
+                data = await browser.recv()
+                assert isinstance(data, bytes)  # a binary frame: a text one would fail here
+                message = decode_message(envelope.open(data))
+                if isinstance(message, Exchange) and message.recipient == "browser-id":
+                    break
+        assert message.type is MessageType.OFFER
+        assert b"webrtc-datachannel" in message.payload
