@@ -6,17 +6,25 @@ Chromium does. Prints one JSON line of results.
     python -m tests.netlab.mdns_probe resolve
     python -m tests.netlab.mdns_probe connect aiortc|libdatachannel
     python -m tests.netlab.mdns_probe unresolved aiortc|libdatachannel  (the engine alone)
+    python -m tests.netlab.mdns_probe chromium aiortc|libdatachannel  (a real Chromium)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
+
+from websockets.asyncio.client import ClientConnection, connect
 
 from tests.unit.webrtc.pairs import LABEL, Events
 from weron.webrtc import Backend, ChannelSpec, DataChannel, PeerConfig
@@ -127,7 +135,7 @@ class CliPeer(Events):
         self.candidates.append(candidate)
 
 
-async def connect(backend: Backend, *, resolve: bool = True) -> dict[str, object]:
+async def connect_pair(backend: Backend, *, resolve: bool = True) -> dict[str, object]:
     responder = await start_responder({})
     resolver = MdnsResolver(timeout=5.0)
     cli = CliPeer()
@@ -163,6 +171,145 @@ async def connect(backend: Backend, *, resolve: bool = True) -> dict[str, object
         resolver.close()
 
 
+# The page's side, driven over the DevTools protocol: an offer gathered to the end (Chromium
+# hides its host candidates behind .local names), then the answer, then a message each way.
+_PAGE_SCRIPT = """
+window.probe = {
+  async offer() {
+    this.pc = new RTCPeerConnection();
+    this.received = [];
+    this.channel = this.pc.createDataChannel('test/primary');
+    this.channel.binaryType = 'arraybuffer';
+    this.channel.onmessage = (event) =>
+      this.received.push(new TextDecoder().decode(event.data));
+    this.opened = new Promise((resolve) => { this.channel.onopen = resolve; });
+    const gathered = new Promise((resolve) => {
+      this.pc.onicecandidate = (event) => { if (!event.candidate) resolve(); };
+    });
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await gathered;
+    return this.pc.localDescription.sdp;
+  },
+  async answer(sdp) {
+    await this.pc.setRemoteDescription({type: 'answer', sdp});
+    await this.opened;
+    this.channel.send('hello from chromium');
+    return 'open';
+  },
+  async next() {
+    while (this.received.length === 0) await new Promise((r) => setTimeout(r, 50));
+    return this.received.shift();
+  },
+};
+'ready'
+"""
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+_DEVTOOLS_PORT = 9222  # inside the test's own namespace
+
+
+class DevTools:
+    """Just enough of the DevTools protocol: evaluate an expression, await its promise."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._connection = connection
+        self._next = 0
+
+    async def evaluate(self, expression: str) -> str:
+        self._next += 1
+        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
+        await self._connection.send(
+            json.dumps({"id": self._next, "method": "Runtime.evaluate", "params": params})
+        )
+        while True:
+            reply = json.loads(await self._connection.recv())
+            if reply.get("id") == self._next:
+                break
+        result = reply.get("result", {})
+        if "exceptionDetails" in result or "result" not in result:
+            raise RuntimeError(f"page script failed: {str(reply)[:500]}")
+        return str(result["result"].get("value"))
+
+
+async def _page_target(process: asyncio.subprocess.Process) -> str:
+    url = f"http://127.0.0.1:{_DEVTOOLS_PORT}/json/list"
+    async with asyncio.timeout(WAIT):
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError("chromium exited")
+            with contextlib.suppress(OSError, ValueError):
+                with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: ASYNC210
+                    targets = json.load(answer)
+                pages = [target for target in targets if target.get("type") == "page"]
+                if pages:
+                    return str(pages[0]["webSocketDebuggerUrl"])
+            await asyncio.sleep(0.2)
+
+
+async def chromium(backend: Backend) -> dict[str, object]:
+    """Real Chromium as the offerer, our engine as the answerer: Chromium's offer reaches us
+    without candidates and its .local candidates one by one through our resolver; our answer
+    reaches Chromium without any, as if ours were lost."""
+    profile = tempfile.mkdtemp(prefix="weron-mdns-probe-")
+    process = await asyncio.create_subprocess_exec(
+        "chromium",
+        *CHROMIUM_FLAGS,
+        f"--remote-debugging-port={_DEVTOOLS_PORT}",
+        f"--user-data-dir={profile}",
+        "about:blank",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    resolver = MdnsResolver(timeout=5.0)
+    cli = CliPeer()
+    answerer = backend.peer_connection(PeerConfig(), cli)
+    try:
+        target = await _page_target(process)
+        async with connect(target, max_size=None) as connection:
+            page = DevTools(connection)
+            async with asyncio.timeout(WAIT):
+                await page.evaluate(_PAGE_SCRIPT)
+                offer = await page.evaluate("window.probe.offer()")
+                hidden = [line[2:] for line in offer.splitlines() if line.startswith("a=cand")]
+                answer = await answerer.accept_offer(without_candidates(offer))
+                for candidate in hidden:
+                    line = await resolver.resolve_candidate(candidate)
+                    cli.added.append(line)
+                    await answerer.add_candidate(line)
+                await page.evaluate(
+                    f"window.probe.answer({json.dumps(without_candidates(answer))})"
+                )
+                channel: DataChannel = await cli.channels.get()
+                from_chromium = await channel.receive()
+                await channel.send(b"hello from weron")
+                to_chromium = await page.evaluate("window.probe.next()")
+        return {
+            "hidden": hidden,
+            "added": cli.added,
+            "from_chromium": from_chromium.decode(),
+            "to_chromium": to_chromium,
+        }
+    finally:
+        await answerer.close()
+        resolver.close()
+        process.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "resolve":
@@ -171,7 +318,9 @@ def main() -> None:
 
         async def run() -> dict[str, object]:
             backend = load_backend(sys.argv[2])
-            return await connect(backend, resolve=mode == "connect")
+            if mode == "chromium":
+                return await chromium(backend)
+            return await connect_pair(backend, resolve=mode == "connect")
 
         result = asyncio.run(run())
     print(json.dumps(result), flush=True)

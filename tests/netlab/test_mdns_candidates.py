@@ -1,12 +1,14 @@
 """Browsers' hidden host candidates (``<uuid>.local``) in a namespace of this test's own, with
 multicast routed over lo and two addresses on a veth pair: our resolver against a responder
 (and a hostile one's packets), and both engines connecting to a peer whose only candidates are
-such names (docs/browser.md#local-candidates)."""
+such names: one of ours disguised as Chromium, and real Chromium (docs/browser.md#local-
+candidates)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +40,7 @@ def namespace() -> Iterator[str]:
         for index, link in enumerate(("v0", "v1"), start=1):
             _ip("-n", name, "addr", "add", f"192.0.2.{index}/24", "dev", link)
             _ip("-n", name, "link", "set", link, "up")
+        _ip("-n", name, "route", "add", "default", "dev", "v0")  # Chromium gathers nothing without
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
@@ -71,6 +74,25 @@ def test_engines_connect_to_a_peer_behind_local_names(namespace: str, backend: s
         pytest.skip(reason)
     result = probe(namespace, "connect", backend)
     assert result["received"] == "hello over a hidden candidate"
+    hidden, added = result["hidden"], result["added"]
+    assert isinstance(hidden, list) and isinstance(added, list) and hidden
+    assert all(".local " in line for line in hidden)
+    assert all(".local " not in line and " 192.0.2." in line for line in added)
+
+
+@pytest.mark.parametrize("backend", ["aiortc", "libdatachannel"])
+def test_engines_connect_to_chromium_behind_its_local_names(namespace: str, backend: str) -> None:
+    """Real Chromium with its default settings: its only host candidate is a .local name that
+    its own responder answers; our answer reaches it without candidates."""
+    if shutil.which("chromium") is None:
+        pytest.skip("needs chromium (Debian package chromium)")
+    if backend == "libdatachannel" and (reason := libdatachannel_problem()) is not None:
+        pytest.skip(reason)
+    result = probe(namespace, "chromium", backend)
+    assert (result["from_chromium"], result["to_chromium"]) == (
+        "hello from chromium",
+        "hello from weron",
+    )
     hidden, added = result["hidden"], result["added"]
     assert isinstance(hidden, list) and isinstance(added, list) and hidden
     assert all(".local " in line for line in hidden)
