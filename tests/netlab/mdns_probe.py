@@ -12,20 +12,14 @@ Chromium does. Prints one JSON line of results.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import shutil
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 
-from websockets.asyncio.client import ClientConnection, connect
-
+from tests import devtools
 from tests.unit.webrtc.pairs import LABEL, Events
 from weron.webrtc import Backend, ChannelSpec, DataChannel, PeerConfig
 from weron.webrtc.backends import load_backend
@@ -203,78 +197,18 @@ window.probe = {
 };
 'ready'
 """
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 _DEVTOOLS_PORT = 9222  # inside the test's own namespace
-
-
-class DevTools:
-    """Just enough of the DevTools protocol: evaluate an expression, await its promise."""
-
-    def __init__(self, connection: ClientConnection) -> None:
-        self._connection = connection
-        self._next = 0
-
-    async def evaluate(self, expression: str) -> str:
-        self._next += 1
-        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
-        await self._connection.send(
-            json.dumps({"id": self._next, "method": "Runtime.evaluate", "params": params})
-        )
-        while True:
-            reply = json.loads(await self._connection.recv())
-            if reply.get("id") == self._next:
-                break
-        result = reply.get("result", {})
-        if "exceptionDetails" in result or "result" not in result:
-            raise RuntimeError(f"page script failed: {str(reply)[:500]}")
-        return str(result["result"].get("value"))
-
-
-async def _page_target(process: asyncio.subprocess.Process) -> str:
-    url = f"http://127.0.0.1:{_DEVTOOLS_PORT}/json/list"
-    async with asyncio.timeout(WAIT):
-        while True:
-            if process.returncode is not None:
-                raise RuntimeError("chromium exited")
-            with contextlib.suppress(OSError, ValueError):
-                with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: ASYNC210
-                    targets = json.load(answer)
-                pages = [target for target in targets if target.get("type") == "page"]
-                if pages:
-                    return str(pages[0]["webSocketDebuggerUrl"])
-            await asyncio.sleep(0.2)
 
 
 async def chromium(backend: Backend) -> dict[str, object]:
     """Real Chromium as the offerer, our engine as the answerer: Chromium's offer reaches us
     without candidates and its .local candidates one by one through our resolver; our answer
     reaches Chromium without any, as if ours were lost."""
-    profile = tempfile.mkdtemp(prefix="weron-mdns-probe-")
-    process = await asyncio.create_subprocess_exec(
-        "chromium",
-        *CHROMIUM_FLAGS,
-        f"--remote-debugging-port={_DEVTOOLS_PORT}",
-        f"--user-data-dir={profile}",
-        "about:blank",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     resolver = MdnsResolver(timeout=5.0)
     cli = CliPeer()
     answerer = backend.peer_connection(PeerConfig(), cli)
     try:
-        target = await _page_target(process)
-        async with connect(target, max_size=None) as connection:
-            page = DevTools(connection)
+        async with devtools.chromium("about:blank", _DEVTOOLS_PORT) as page:
             async with asyncio.timeout(WAIT):
                 await page.evaluate(_PAGE_SCRIPT)
                 offer = await page.evaluate("window.probe.offer()")
@@ -300,14 +234,6 @@ async def chromium(backend: Backend) -> dict[str, object]:
     finally:
         await answerer.close()
         resolver.close()
-        process.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def main() -> None:

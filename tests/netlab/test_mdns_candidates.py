@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.devtools import chromium_missing
 from tests.netlab.lab import lab_unavailable
 from weron.webrtc.backends import libdatachannel_problem
 
@@ -84,8 +84,8 @@ def test_engines_connect_to_a_peer_behind_local_names(namespace: str, backend: s
 def test_engines_connect_to_chromium_behind_its_local_names(namespace: str, backend: str) -> None:
     """Real Chromium with its default settings: its only host candidate is a .local name that
     its own responder answers; our answer reaches it without candidates."""
-    if shutil.which("chromium") is None:
-        pytest.skip("needs chromium (Debian package chromium)")
+    if (missing := chromium_missing()) is not None:
+        pytest.skip(missing)
     if backend == "libdatachannel" and (reason := libdatachannel_problem()) is not None:
         pytest.skip(reason)
     result = probe(namespace, "chromium", backend)
