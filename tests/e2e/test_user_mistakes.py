@@ -144,10 +144,11 @@ def test_log_formats(
     assert "secret-pw" not in signaler.logs()
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize("delay", [0.15, 0.4, 1.0])
 def test_ctrl_c_during_start_up_ends_quietly(delay: float) -> None:
     """Whether Ctrl-C lands while the commands load, while flags are parsed or once the
-    peer runs: status 130, no traceback, no "Aborted!"."""
+    peer runs: status 130, no traceback, no "Aborted!". (Not sooner: in the interpreter's
+    own start-up Python prints its traceback before any of our code runs.)"""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WERON_")}
     process = subprocess.Popen(
         [*WERON, "utility", "latency", "--raddr", f"ws://127.0.0.1:{free_port()}/", *JOIN],

@@ -4,7 +4,9 @@ traceback from an import, nor click's "Aborted!" and status 1)."""
 
 from __future__ import annotations
 
-import signal
+# The C module: the signal module imports enum first, and Ctrl-C must be caught from the
+# earliest moment.
+import _signal  # type: ignore[import-not-found]  # no stubs: it is signal without enum
 import sys
 from types import FrameType
 
@@ -16,8 +18,8 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 def _quiet_until_running() -> None:
     """Until :func:`weron.cli.runtime.run` hands Ctrl-C to the event loop (unless Ctrl-C
     is ignored, as in a shell's background job)."""
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _interrupted)
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _interrupted)
 
 
 def weron() -> None:
