@@ -49,17 +49,17 @@ async def _kick(peer: Peer, targets: list[str]) -> None:
     with contextlib.suppress(ChannelClosedError):
         while True:
             for name in targets:
-                await peer.conn.send(names.encode(names.kick(name)))
-            await peer.conn.send(names.encode(names.backoff()))
+                await peer.conn.send(names.encode(names.Kick(name)))
+            await peer.conn.send(names.encode(names.Backoff()))
             await asyncio.sleep(0.1)
 
 
 async def _echo_claims(peer: Peer, timestamp: int) -> None:
     with contextlib.suppress(ChannelClosedError):
-        await peer.conn.send(names.encode(names.greeting([], timestamp)))
+        await peer.conn.send(names.encode(names.Greeting((), timestamp)))
         while True:
             for message in names.decode(await peer.conn.receive()):
-                if message.get("type") == "claimed":
+                if isinstance(message, names.Claimed):
                     await peer.conn.send(names.encode(message))
 
 

@@ -161,7 +161,7 @@ class NamedAdapter:
         log.info("Connected to signaler", id=name)
         self._names.put_nowait(name)
         for peer in list(self._id_channels.values()):
-            self._spawn(self._send(peer, [negotiation.claimed(name)]), "claimed")
+            self._spawn(self._send(peer, [negotiation.Claimed(name)]), "claimed")
         for peer_id in list(self._held):
             self._release(peer_id)
 
@@ -183,7 +183,7 @@ class NamedAdapter:
         with contextlib.suppress(ChannelClosedError):
             while True:
                 await asyncio.sleep(self._config.timeout / 4)
-                await peer.conn.send(negotiation.encode(negotiation.keepalive()))
+                await peer.conn.send(negotiation.encode(negotiation.Keepalive()))
 
     async def _negotiate(self, peer: Peer) -> None:
         await self._send(peer, self._negotiation.greetings())

@@ -79,7 +79,7 @@ async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_nam
     await named.open()
     assert await named.next_name() == "alice"
 
-    old_id = FakeChannel(message(negotiation.greeting(["bob"], 1), negotiation.claimed("bob")))
+    old_id = FakeChannel(message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob")))
     old_id.linger = True
     fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, old_id))
     fake.arriving.put_nowait(Peer("bob-uuid", "data", FakeChannel(linger=True)))
@@ -87,7 +87,7 @@ async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_nam
     assert (first.peer_id, first.channel_id) == ("bob", "data")
 
     # Bob gave "bob" up to an older member and claimed "bob2": we connect to it again.
-    old_id.push(message(negotiation.claimed("bob2")))
+    old_id.push(message(negotiation.Claimed("bob2")))
     async with asyncio.timeout(5):
         while not fake.dropped:
             await asyncio.sleep(0.01)
@@ -100,7 +100,7 @@ async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_nam
     fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, new_id))
     await asyncio.sleep(0.05)
     assert named._accepted.empty()
-    new_id.push(message(negotiation.greeting(["bob2"], 1), negotiation.claimed("bob2")))
+    new_id.push(message(negotiation.Greeting(("bob2",), 1), negotiation.Claimed("bob2")))
     second = await asyncio.wait_for(named.accept(), 5)
     assert (second.peer_id, second.channel_id) == ("bob2", "data")
     await named.close()
