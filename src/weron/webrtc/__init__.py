@@ -128,7 +128,49 @@ class PeerEvents(Protocol):
     def on_state(self, state: ConnectionState) -> None: ...
 
 
+class PathKind(enum.StrEnum):
+    """Where a connection's packets go: what `weron status` shows as its path."""
+
+    HOST = "host"  # straight between local addresses
+    SRFLX = "srflx"  # through a NAT's mapping (server or peer reflexive)
+    RELAY = "relay"  # through a TURN server, on either side
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    """What an engine says about one connection now; ``None`` where it cannot tell (not yet
+    connected, or the engine does not know)."""
+
+    local_type: str | None = None  # ICE candidate type in use: host, srflx, prflx, relay
+    remote_type: str | None = None
+    local_address: str | None = None  # host:port in use on each side
+    remote_address: str | None = None
+    rtt: float | None = None  # seconds
+    bytes_sent: int | None = None  # everything the connection carried, headers included
+    bytes_received: int | None = None
+
+    @property
+    def path(self) -> PathKind | None:
+        """Relayed if either side's candidate is, else through a NAT if either is reflexive."""
+        types = {self.local_type, self.remote_type} - {None}
+        if not types:
+            return None
+        if "relay" in types:
+            return PathKind.RELAY
+        if types & {"srflx", "prflx"}:
+            return PathKind.SRFLX
+        return PathKind.HOST
+
+
+def endpoint(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class PeerConnection(Protocol):
+    def stats(self) -> LinkStats:
+        """The connection's figures now (cheap: `weron status` and metrics ask on demand)."""
+
     def create_channel(self, spec: ChannelSpec) -> None:
         """Create a channel; it is reported through ``on_channel`` once open."""
 
