@@ -8,8 +8,9 @@ from typing import Final
 
 from weron.signaler.metrics import Family, render
 from weron.status.model import PeerStatus, ProcessStatus
+from weron.webrtc import PathKind
 
-PATHS: Final = ("host", "srflx", "relay")
+PATHS: Final = tuple(kind.value for kind in PathKind)
 
 
 def families(status: ProcessStatus) -> list[Family]:

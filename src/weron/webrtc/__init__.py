@@ -132,7 +132,8 @@ class PathKind(enum.StrEnum):
     """Where a connection's packets go: what `weron status` shows as its path."""
 
     HOST = "host"  # straight between local addresses
-    SRFLX = "srflx"  # through a NAT's mapping (server or peer reflexive)
+    SRFLX = "srflx"  # through a NAT's mapping, learned from a STUN server
+    PRFLX = "prflx"  # to an address learned from the peer's checks (early, or behind a NAT)
     RELAY = "relay"  # through a TURN server, on either side
 
 
@@ -151,15 +152,12 @@ class LinkStats:
 
     @property
     def path(self) -> PathKind | None:
-        """Relayed if either side's candidate is, else through a NAT if either is reflexive."""
+        """Relayed if either side's candidate is, else the least direct of the two types."""
         types = {self.local_type, self.remote_type} - {None}
-        if not types:
-            return None
-        if "relay" in types:
-            return PathKind.RELAY
-        if types & {"srflx", "prflx"}:
-            return PathKind.SRFLX
-        return PathKind.HOST
+        for kind in (PathKind.RELAY, PathKind.SRFLX, PathKind.PRFLX, PathKind.HOST):
+            if kind.value in types:
+                return kind
+        return None
 
 
 def endpoint(host: str, port: int) -> str:
