@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from weron.signaler.metrics import Family, render
+from weron.prometheus import Family, render
 from weron.status.model import PeerStatus, ProcessStatus
 from weron.webrtc import PathKind
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from weron.log import get_logger
-from weron.signaler.metrics import CONTENT_TYPE
+from weron.prometheus import CONTENT_TYPE
 from weron.status import metrics, protocol
 from weron.status.model import ProcessStatus
 

@@ -147,7 +147,7 @@ class LinkStats:
     local_address: str | None = None  # host:port in use on each side
     remote_address: str | None = None
     rtt: float | None = None  # seconds
-    bytes_sent: int | None = None  # everything the connection carried, headers included
+    bytes_sent: int | None = None  # data-channel message bytes, every channel together
     bytes_received: int | None = None
 
     @property
