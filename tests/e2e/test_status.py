@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.chat import ChatProcess
 from tests.e2e.processes import SignalerProcess, free_port, run_weron
+from tests.e2e.test_hostile_member import hostile
 
 pytestmark = pytest.mark.e2e
 
@@ -255,3 +256,23 @@ def test_metrics_addr_taken_is_one_clear_error(runtime: Path, signaler: Signaler
     assert result.returncode == 1
     assert f"cannot listen on --metrics-addr 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_hostile_members_name_cannot_take_over_the_terminal(
+    runtime: Path, signaler: SignalerProcess, chat_factory: StartChat, tmp_path: Path
+) -> None:
+    """A member names itself with escape sequences and thousands of characters: `weron
+    status` shows it escaped and cut, the JSON carries it exactly, and nothing breaks."""
+    evil = "\x1b[2J\x1b]0;pwned\x07" + "z" * 5000
+    chat = chat_factory(signaler.ws_url, names="honest")
+    chat.name(timeout=60)
+    with hostile(signaler, tmp_path, "claim", evil):
+        pid = chat.process.pid
+        wait_for_peer(runtime, pid, lambda p: p["name"] == evil)
+        table = status(runtime)
+        assert table.returncode == 0, table.stderr
+        assert "\x1b" not in table.stdout and "\x07" not in table.stdout
+        assert "\\x1b[2J" in table.stdout
+        assert max(len(line) for line in table.stdout.splitlines()) < 400
+    assert chat.process.poll() is None
+    assert chat.stop() == 0

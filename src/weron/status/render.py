@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Final
 
 from weron.status.model import PeerStatus, ProcessStatus, to_json
+from weron.text import printable
+
+MAX_CELL: Final = 48  # characters of a name or address in the table: a peer chooses its name
 
 _HEADERS = ("PEER", "STATE", "PATH", "LOCAL", "REMOTE", "RTT", "SENT", "RECEIVED", "SINCE")
 
@@ -19,8 +23,9 @@ def as_table(processes: Sequence[ProcessStatus], now: float) -> str:
     """One block per process: a heading line, then a row per peer (or "no peers")."""
     blocks = []
     for process in processes:
-        me = process.name or process.id or "(joining)"
-        heading = f"{process.command} (pid {process.pid}) in {process.community!r} as {me}"
+        me = cell(who(process.name) or process.id) or "(joining)"
+        community = cell(process.community)
+        heading = f"{cell(process.command)} (pid {process.pid}) in '{community}' as {me}"
         if not process.peers:
             blocks.append(f"{heading}\n  no peers")
             continue
@@ -41,16 +46,35 @@ def _row(peer: PeerStatus, now: float) -> tuple[str, ...]:
     elif peer.path is not None:
         path = f"direct ({peer.path})"
     return (
-        peer.name or peer.id,
-        peer.state,
-        path,
-        peer.local_address or "-",
-        peer.remote_address or "-",
+        cell(who(peer.name) or peer.id),
+        cell(peer.state),
+        cell(path),
+        cell(peer.local_address or "-"),
+        cell(peer.remote_address or "-"),
         "-" if peer.rtt is None else f"{peer.rtt * 1000:.1f} ms",
         size(peer.bytes_sent),
         size(peer.bytes_received),
         "-" if peer.connected_since is None else f"{elapsed(now - peer.connected_since)} ago",
     )
+
+
+def who(name: str) -> str:
+    """A peer's name as people read it: `vpn ip` members are named by their claims (a JSON
+    list of addresses), shown as ``10.0.0.2/24,fd00::2/64``."""
+    if name.startswith("["):
+        try:
+            claims = json.loads(name)
+        except ValueError:
+            return name
+        if isinstance(claims, list) and all(isinstance(claim, str) for claim in claims):
+            return ",".join(claims)
+    return name
+
+
+def cell(text: str) -> str:
+    """Safe on a terminal (a hostile peer's name may hold escape sequences) and short."""
+    text = printable(text)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def size(count: int | None) -> str:

@@ -119,6 +119,22 @@ def test_table() -> None:
     assert lines[-1] == "  no peers"
 
 
+def test_the_table_is_safe_from_hostile_names() -> None:
+    """A peer picks its own name: escape sequences are shown escaped, long names cut."""
+    evil = peer("\x1b[2J\x1b]0;pwned\x07" + "y" * 500, remote_address="\r1.2.3.4:5")
+    text = render.as_table([process(evil)], NOW)
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text
+    assert max(len(line) for line in text.splitlines()) < 300
+
+
+def test_vpn_ip_members_show_their_addresses() -> None:
+    member = peer('["10.77.0.2/24","fd00:77::2/64"]')
+    assert "10.77.0.2/24,fd00:77::2/64" in render.as_table([process(member)], NOW)
+    assert render.who("[not json") == "[not json"
+    assert render.who("[1, 2]") == "[1, 2]"
+
+
 @pytest.mark.parametrize(
     ("count", "text"),
     [(None, "-"), (0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (12_345_678, "12.3 MB")],
