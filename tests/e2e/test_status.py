@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -276,3 +277,21 @@ def test_a_hostile_members_name_cannot_take_over_the_terminal(
         assert max(len(line) for line in table.stdout.splitlines()) < 400
     assert chat.process.poll() is None
     assert chat.stop() == 0
+
+
+def test_watch_refreshes_until_ctrl_c(runtime: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "weron", "status", "--watch", "--json", "--interval", "0.2s"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watching.stdout is not None
+    for _ in range(3):  # a line per refresh
+        assert json.loads(watching.stdout.readline()) == {"processes": []}
+    watching.send_signal(signal.SIGINT)
+    _, errors = watching.communicate(timeout=30)
+    assert watching.returncode == 0
+    assert "Traceback" not in errors
