@@ -21,6 +21,7 @@ import pytest
 from tests.e2e.chat import ChatProcess
 from tests.e2e.processes import SignalerProcess, free_port, run_weron
 from tests.e2e.test_hostile_member import hostile
+from tests.e2e.test_utilities import interrupt_after, server, utility
 
 pytestmark = pytest.mark.e2e
 
@@ -295,3 +296,31 @@ def test_watch_refreshes_until_ctrl_c(runtime: Path) -> None:
     _, errors = watching.communicate(timeout=30)
     assert watching.returncode == 0
     assert "Traceback" not in errors
+
+
+def test_a_throughput_server_is_seen_by_socket_path(
+    runtime: Path, signaler: SignalerProcess
+) -> None:
+    """The utilities go through the same place: a throughput server, asked by its socket's
+    path, lists the client and the bytes it received."""
+    batch = ("--packet-count", "20")  # 1 MB, acknowledged by the server
+    with server(signaler, "throughput", *batch, backend="libdatachannel") as serving:
+        client = utility(signaler, "throughput", *batch, backend="libdatachannel")
+        try:
+            path = None
+            deadline = time.monotonic() + 30
+            while path is None:
+                assert time.monotonic() < deadline, "no control socket"
+                found = list((runtime / "weron").glob(f"{serving.pid}.utility-throughput.*"))
+                path = found[0] if found else None
+                time.sleep(0.2)
+            peer = wait_for_peer(
+                runtime,
+                serving.pid,
+                lambda p: p["state"] == "connected" and (p["bytes_received"] or 0) > 2_000_000,
+            )
+            assert peer["direct"] is True
+            (process,) = status_json(runtime, "--process", str(path))
+            assert process["command"] == "utility throughput"
+        finally:
+            interrupt_after(client, 0)
