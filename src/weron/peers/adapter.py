@@ -72,14 +72,14 @@ class _Link:
         self.steps: asyncio.Queue[_Step] = asyncio.Queue()
         self.closed = False
         self.watch = adapter.config.watch
-        if self.watch is not None:
-            self.watch.opened(self, self.peer_id, self.pc)
         if action.initiator:
             for label in adapter.labels:
                 options = adapter.config.channel_options.get(label, ChannelOptions())
                 self.pc.create_channel(ChannelSpec(label, options))
             self.steps.put_nowait(None)
         self.worker = asyncio.create_task(self._work(), name=f"peer {self.peer_id}")
+        if self.watch is not None:  # last: a link that failed to start is not listed
+            self.watch.opened(self, self.peer_id, self.pc)
 
     # PeerEvents, called by the backend on the event loop
 
