@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -204,6 +206,31 @@ def test_the_control_socket_is_not_a_way_in(
             check=False,
         )
         assert other.stdout.strip() == "refused", other.stderr
+        # Past the file modes (opened up here on purpose: a hard link in a directory anybody
+        # can enter, and mode 0666), the process checks the uid itself.
+        opened = Path(tempfile.mkdtemp(prefix="weron-status-"))
+        try:
+            opened.chmod(0o755)
+            os.link(path, opened / "s.sock")
+            path.chmod(0o666)
+            past = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import os, socket, sys; os.setgid(65534); os.setuid(65534); "
+                    "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+                    's.sendall(b\'{"get": "status"}\\n\'); print(repr(s.recv(65536)))',
+                    str(opened / "s.sock"),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            path.chmod(0o600)
+            shutil.rmtree(opened)
+        assert past.stdout.strip() == "b''", past.stderr  # closed without a word
+        chat.wait_for_log("Refusing a status client of another user")
 
     still = exchange(path, b'{"get": "status"}\n')
     assert still["ok"] is True and still["status"]["name"] == "carol"
