@@ -31,13 +31,14 @@ _CLEAR = "\x1b[H\x1b[2J"
 @click.option(
     "--interval",
     type=Duration(),
-    default=2.0,
-    show_default="2s",
+    default="2s",
+    show_default=True,
     help="Pause between --watch refreshes",
 )
 @click.option(
     "--process",
     "process",
+    metavar="PID|SOCKET",
     default=None,
     help="Only this process: its pid, or the path of its control socket",
 )
