@@ -246,6 +246,10 @@ class NamedAdapter:
             return
         if previous is not None and peer_id in self._released:
             log.info("Peer changed its name", id=name, previous=previous)
+            # Its new connection's channels wait for the claim on the new id channel, and that
+            # claim announces the peer under the new name.
+            del self._peer_names[peer_id]
+            self._released.discard(peer_id)
             self._adapter.drop(peer_id)
             return
         log.info("Connected to peer", id=name)
