@@ -90,12 +90,13 @@ def wait_for_peer(
 
 
 @pytest.mark.parametrize(
-    ("nat", "path"),
-    [(SYMMETRIC, "relay"), (EIM, "srflx")],
+    ("nat", "paths"),
+    # Through a NAT: srflx, or prflx where a check from the peer's mapping came first.
+    [(SYMMETRIC, {"relay"}), (EIM, {"srflx", "prflx"})],
     ids=["symmetric-relay", "masquerade-direct"],
 )
 def test_status_tells_relayed_from_direct(
-    natlab: NatLab, tmp_path: Path, runtime: Path, nat: str, path: str
+    natlab: NatLab, tmp_path: Path, runtime: Path, nat: str, paths: set[str]
 ) -> None:
     network = Network(natlab, tmp_path)
     network.start_signaler()
@@ -110,9 +111,9 @@ def test_status_tells_relayed_from_direct(
     pid = wait_for_socket(runtime, first)
     peer = wait_for_peer(runtime, pid, lambda p: p["state"] == "connected" and p["path"])
     print(f"{nat}: {peer}")
-    assert peer["path"] == path, peer
-    assert peer["direct"] is (path != "relay")
-    if path == "relay":
+    assert peer["path"] in paths, peer
+    assert peer["direct"] is (paths != {"relay"})
+    if paths == {"relay"}:
         ends = {peer["local_address"].rsplit(":", 1)[0], peer["remote_address"].rsplit(":", 1)[0]}
         assert ends & {natlab.hub_address, SECOND_ADDRESS}, peer  # the TURN server's
     before = peer["bytes_sent"]
