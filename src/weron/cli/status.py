@@ -67,6 +67,12 @@ def status_command(
     directory = runtime_dir if runtime_dir is not None else paths.runtime_dir()
     if interval <= 0:
         raise click.ClickException("--interval must be more than 0")
+    try:
+        paths.check_private(directory, reader=True)
+    except FileNotFoundError:
+        pass  # nothing runs yet
+    except OSError as exc:
+        raise click.ClickException(f"refusing the runtime directory: {exc}") from None
     run(_until_stopped(_show(directory, process, as_json=as_json, watch=watch, interval=interval)))
 
 

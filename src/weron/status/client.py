@@ -29,9 +29,12 @@ class Found:
 
 
 def find_sockets(directory: Path) -> list[Found]:
-    """Every control socket in ``directory``, by pid (none if it does not exist)."""
+    """Every control socket in ``directory``, by pid (none if it does not exist). A
+    directory another user could have filled is refused (:class:`paths.RuntimeDirError`):
+    its sockets could be anybody's."""
     found = []
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+    with contextlib.suppress(FileNotFoundError):
+        paths.check_private(directory, reader=True)
         for entry in directory.iterdir():
             name = paths.parse_socket_name(entry.name)
             if name is not None:

@@ -55,12 +55,14 @@ def parse_socket_name(name: str) -> SocketName | None:
     return SocketName(int(match["pid"]), match["command"], match["community"])
 
 
-def check_private(directory: Path) -> None:
-    """Refuse a directory that is not ours alone."""
+def check_private(directory: Path, *, reader: bool = False) -> None:
+    """Refuse a directory that is not ours alone (``reader``: as `weron status`, root may
+    read another user's, a service's for example)."""
     info = directory.lstat()
     if not stat.S_ISDIR(info.st_mode):
         raise RuntimeDirError(f"{directory} is not a directory")
-    if info.st_uid != os.getuid():
+    uid = os.getuid()
+    if info.st_uid != uid and not (reader and uid == 0):
         raise RuntimeDirError(f"{directory} belongs to uid {info.st_uid}, not us")
     if info.st_mode & 0o077:
         raise RuntimeDirError(f"{directory} is open to others (mode {info.st_mode & 0o777:o})")

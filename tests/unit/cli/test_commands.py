@@ -349,3 +349,7 @@ def test_status_with_a_pid_nobody_has(tmp_path: Path) -> None:
     assert_fails(result, "not a pid nor a control socket")
     result = weron("status", "--interval", "0s")
     assert_fails(result, "--interval must be more than 0")
+    (tmp_path / "open").mkdir(mode=0o777)
+    (tmp_path / "open").chmod(0o777)
+    result = weron("status", "--runtime-dir", str(tmp_path / "open"))
+    assert_fails(result, "refusing the runtime directory")

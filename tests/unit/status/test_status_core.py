@@ -4,6 +4,7 @@ the metrics exposition, socket names."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,12 @@ def test_a_runtime_dir_open_to_others_is_refused(tmp_path: Path) -> None:
     link.symlink_to(directory)
     with pytest.raises(paths.RuntimeDirError, match="not a directory"):
         paths.check_private(link)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory away")
+def test_a_runtime_dir_of_another_user_is_refused_but_root_may_read_it(tmp_path: Path) -> None:
+    directory = paths.ensure_runtime_dir(tmp_path / "weron")
+    os.chown(directory, 65534, 65534)
+    with pytest.raises(paths.RuntimeDirError, match="belongs to uid 65534"):
+        paths.ensure_runtime_dir(directory)
+    paths.check_private(directory, reader=True)  # root reading a service's sockets
