@@ -27,6 +27,7 @@ log = get_logger(__name__)
 
 _READ_DEADLINE: Final = 5.0  # seconds for a client to send its request
 _HTTP_HEAD: Final = 8192  # bytes of an HTTP request head, at most
+_METRICS_CLIENTS: Final = 16  # scrapes served at once; more are closed at once (an open port)
 _CREDENTIALS: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 Snapshot = Callable[[], ProcessStatus]
@@ -104,12 +105,15 @@ class ControlServer:
 
 
 class MetricsServer:
-    """``GET /metrics`` over plain HTTP/1.0 (one request per connection), for Prometheus."""
+    """``GET /metrics`` over plain HTTP/1.0 (one request per connection), for Prometheus. At
+    most :data:`_METRICS_CLIENTS` at once, each with a deadline: a port open to a network
+    must not be a way to hold the process's file descriptors."""
 
     def __init__(self, host: str, port: int, snapshot: Snapshot) -> None:
         self._host, self._port = host, port
         self._snapshot = snapshot
         self._server: asyncio.Server | None = None
+        self._clients = 0
 
     @property
     def port(self) -> int:
@@ -124,6 +128,16 @@ class MetricsServer:
         log.info("Serving metrics", addr=f"{self._host}:{self.port}")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= _METRICS_CLIENTS:
+            writer.close()
+            return
+        self._clients += 1
+        try:
+            await self._answer(reader, writer)
+        finally:
+            self._clients -= 1
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(_READ_DEADLINE):
                 head = await reader.readuntil(b"\r\n\r\n")

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,33 @@ async def test_a_taken_metrics_address_is_an_error_before_the_app_runs(tmp_path:
         with pytest.raises(MetricsAddressError, match=f"127.0.0.1:{port}"):
             await observed(observation, app())
         assert not ran
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition``, as long as a loaded machine takes (a hang fails at 30 s)."""
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_metrics_serves_a_bounded_number_of_clients_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("weron.status.server._METRICS_CLIENTS", 2)
+    server = MetricsServer("127.0.0.1", 0, snapshot)
+    await server.start()
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        await until(lambda: server._clients == 2)  # both served, waiting for their request
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await reader.read() == b""  # a third is closed at once
+        writer.close()
+        for _, idle_writer in idle:
+            idle_writer.close()
+        await until(lambda: server._clients == 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.0 200 OK")  # room again
+        writer.close()
+    finally:
+        await server.close()
