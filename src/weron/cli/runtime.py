@@ -23,6 +23,10 @@ T = TypeVar("T")
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop when installed; Ctrl-C ends quietly with status 130."""
+    # The event loop handles Ctrl-C from here on (the entry point's quiet exit was for the
+    # start-up): asyncio takes SIGINT over only from Python's default handler.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
             import uvloop
