@@ -11,6 +11,8 @@ Actions:
   echo-claims TIMESTAMP    connect to everyone on the chat channels, greet with TIMESTAMP (1:
                            older than anyone) and no candidate, and answer every `claimed` with
                            the same claim, as a member that claimed that name at the same time
+  claim NAME               connect to everyone on the chat channels and claim NAME (any text:
+                           escape sequences, thousands of characters), holding the connection
 
 It runs until killed (the tests stop it), printing "ready" once its work has started.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import time
 import uuid
 
 from weron.peers import Peer
@@ -63,6 +66,14 @@ async def _echo_claims(peer: Peer, timestamp: int) -> None:
                     await peer.conn.send(names.encode(message))
 
 
+async def _claim(peer: Peer, name: str) -> None:
+    with contextlib.suppress(ChannelClosedError):
+        await peer.conn.send(names.encode(names.greeting([], time.time_ns())))
+        await peer.conn.send(names.encode(names.claimed(name)))
+        while True:
+            await peer.conn.receive()
+
+
 async def _on_every_id_channel(args: argparse.Namespace) -> None:
     adapter = Adapter(
         args.raddr,
@@ -81,6 +92,8 @@ async def _on_every_id_channel(args: argparse.Namespace) -> None:
             if peer.channel_id == "weron/chat/id":
                 if args.action == "kick":
                     work = _kick(peer, args.targets)
+                elif args.action == "claim":
+                    work = _claim(peer, args.targets[0])
                 else:
                     work = _echo_claims(peer, int(args.targets[0]))
                 task = asyncio.create_task(work)
@@ -91,7 +104,7 @@ async def _on_every_id_channel(args: argparse.Namespace) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    if args.action in ("kick", "echo-claims"):
+    if args.action in ("kick", "echo-claims", "claim"):
         await _on_every_id_channel(args)
         return
     client = SignalingClient(args.raddr, args.community, args.password, args.key)
@@ -107,7 +120,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag in ("--raddr", "--community", "--password", "--key"):
         parser.add_argument(flag, required=True)
-    parser.add_argument("action", choices=["introductions", "forge", "kick", "echo-claims"])
+    parser.add_argument(
+        "action", choices=["introductions", "forge", "kick", "echo-claims", "claim"]
+    )
     parser.add_argument("targets", nargs="+")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))

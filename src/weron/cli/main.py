@@ -42,6 +42,7 @@ cli.add_lazy("chat", "weron.cli.peers:chat_command", ["cht", "c"])
 cli.add_aliased(completion_command, [])
 cli.add_lazy("manager", "weron.cli.manager:manager_group", ["mgr", "m"])
 cli.add_lazy("signaler", "weron.cli.signaler:signaler_command", ["sgl", "s"])
+cli.add_lazy("status", "weron.cli.status:status_command", ["st"])
 cli.add_lazy("utility", "weron.cli.peers:utility_group", ["uti", "u"])
 cli.add_lazy("vpn", "weron.cli.peers:vpn_group", ["v"])
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
+from weron.peers.watch import Watch
 from weron.signaling import session as core
 from weron.signaling.client import SignalingClient, SignalingSession
 from weron.signaling.messages import SignalingMessage
@@ -54,6 +55,8 @@ class AdapterConfig:
     # The overlay's networks now (asked at every negotiation: a VPN's claims change): see
     # PeerConfig.excluded_networks.
     overlay_networks: Callable[[], Iterable[IpNetwork]] | None = None
+    # Where links are reported for `weron status` and metrics (weron.status.observe).
+    watch: Watch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +81,15 @@ class _Link:
         self.steps: asyncio.Queue[_Step] = asyncio.Queue()
         self.lookups: set[asyncio.Task[None]] = set()
         self.closed = False
+        self.watch = adapter.config.watch
         if action.initiator:
             for label in adapter.labels:
                 options = adapter.config.channel_options.get(label, ChannelOptions())
                 self.pc.create_channel(ChannelSpec(label, options))
             self.steps.put_nowait(None)
         self.worker = asyncio.create_task(self._work(), name=f"peer {self.peer_id}")
+        if self.watch is not None:  # last: a link that failed to start is not listed
+            self.watch.opened(self, self.peer_id, self.pc)
 
     # PeerEvents, called by the backend on the event loop
 
@@ -97,6 +103,8 @@ class _Link:
             channel.close()
             return
         self.channels.append(channel)
+        if self.watch is not None:
+            self.watch.channel(self, channel.label)
         log.debug("Connected to channel", peer=self.peer_id, channel=channel.label)
         self.adapter.accepted.put_nowait(Peer(self.peer_id, channel.label, channel))
 
@@ -104,6 +112,8 @@ class _Link:
         log.trace("Peer connection state", peer=self.peer_id, state=state.value)
         if self.closed:
             return
+        if self.watch is not None:
+            self.watch.state(self, state)
         session, now = self.adapter.core, self.adapter.now()
         if state is ConnectionState.CONNECTED:
             self.adapter.carry(session.connected(self.number, now))
@@ -170,6 +180,8 @@ class _Link:
 
     async def close(self) -> None:
         self.closed = True
+        if self.watch is not None:
+            self.watch.closed(self)
         self.worker.cancel()
         for lookup in list(self.lookups):
             lookup.cancel()
@@ -215,6 +227,8 @@ class Adapter:
         self.core = core.MeshSession(
             self.config.id.strip() or str(uuid.uuid4()), self.config.timeout
         )
+        if self.config.watch is not None:
+            self.config.watch.id = self.id
         self.accepted: asyncio.Queue[Peer] = asyncio.Queue()
         self._ids: asyncio.Queue[str] = asyncio.Queue()
         self._links: dict[int, _Link] = {}

@@ -159,6 +159,8 @@ class NamedAdapter:
             self._names.put_nowait("")
             return
         log.info("Connected to signaler", id=name)
+        if self._config.watch is not None:
+            self._config.watch.name = name
         self._names.put_nowait(name)
         for peer in list(self._id_channels.values()):
             self._spawn(self._send(peer, [negotiation.Claimed(name)]), "claimed")
@@ -238,6 +240,8 @@ class NamedAdapter:
         with the new name."""
         previous = self._peer_names.get(peer_id)
         self._peer_names[peer_id] = name
+        if self._config.watch is not None:
+            self._config.watch.named(peer_id, name)
         if previous == name:
             return
         if previous is not None and peer_id in self._released:

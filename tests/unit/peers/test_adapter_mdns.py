@@ -7,7 +7,7 @@ import asyncio
 
 from weron.peers.adapter import Adapter, _Link
 from weron.signaling import session as core
-from weron.webrtc import ChannelSpec, PeerConfig, PeerConnection, PeerEvents
+from weron.webrtc import ChannelSpec, LinkStats, PeerConfig, PeerConnection, PeerEvents
 
 HIDDEN = "candidate:1 1 udp 2113937151 0a1b2c3d-0000-4000-8000-000000000001.local 5000 typ host"
 PLAIN = "candidate:2 1 udp 1677729535 203.0.113.9 6000 typ srflx raddr 0.0.0.0 rport 0"
@@ -36,6 +36,9 @@ class FakeConnection:
 
     async def close(self) -> None:
         pass
+
+    def stats(self) -> LinkStats:
+        return LinkStats()
 
 
 class FakeBackend:
