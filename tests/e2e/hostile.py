@@ -68,8 +68,8 @@ async def _echo_claims(peer: Peer, timestamp: int) -> None:
 
 async def _claim(peer: Peer, name: str) -> None:
     with contextlib.suppress(ChannelClosedError):
-        await peer.conn.send(names.encode(names.greeting([], time.time_ns())))
-        await peer.conn.send(names.encode(names.claimed(name)))
+        await peer.conn.send(names.encode(names.Greeting((), time.time_ns())))
+        await peer.conn.send(names.encode(names.Claimed(name)))
         while True:
             await peer.conn.receive()
 
