@@ -4,6 +4,8 @@ fixtures are available to every store's tests."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if _NETLAB in parents:
             item.add_marker(pytest.mark.e2e)
             item.add_marker(pytest.mark.netlab)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The peer processes the tests start put their control sockets (`weron status`) in a
+    directory of this run's, not the machine's /run/weron: the ones tests kill leave nothing
+    there, and no test sees another run's processes."""
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("run"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = previous

@@ -1,3 +1,3 @@
-from weron.cli.main import main
+from weron.cli.entry import weron
 
-main()
+weron()

@@ -11,6 +11,7 @@ import httpx
 
 from weron.community import Community
 from weron.log import redact_url
+from weron.text import printable
 from weron.urls import parse_url
 
 DEFAULT_MANAGER_RADDR: Final = "https://weron.up.railway.app/"
@@ -18,14 +19,6 @@ DEFAULT_MANAGER_RADDR: Final = "https://weron.up.railway.app/"
 
 class ManagerError(Exception):
     """A management request failed; the message is meant for the user."""
-
-
-def printable(text: str) -> str:
-    """``text`` with what a terminal would act on (ESC, CSI, CR, ...) or hide escaped as
-    ``\\xNN``/``\\uNNNN``: names and messages come from a signaler, perhaps a hostile one."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def http_url(raddr: str) -> str:

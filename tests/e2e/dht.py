@@ -56,11 +56,11 @@ def write_fake_records(nodes: list[tuple[str, int]], room: str, published: list[
     members that do not exist (slot N published at ``published[N]``), then leaves."""
     import asyncio
 
-    from weron.nat.paths import Candidate, Kind
     from weron.rendezvous.card import Card
     from weron.rendezvous.dht import DhtSession, RoomKeys, seal_record
     from weron.rendezvous.room import Room, derive
     from weron.wireguard.crypto import PrivateKey
+    from weron.wireguard.nat.paths import Candidate, Kind
 
     keys = RoomKeys.derive(derive(Room.parse(room)))
 

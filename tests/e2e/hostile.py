@@ -16,6 +16,8 @@ Actions:
                            connection: open streams to port CLOSED (not exposed), more streams
                            to port EXPOSED than NAME admits at once (kept open), garbage frames
                            and channel labels no forwarder opens
+  claim NAME               connect to everyone on the chat channels and claim NAME (any text:
+                           escape sequences, thousands of characters), holding the connection
 
 It runs until killed (the tests stop it), printing "ready" once its work has started.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import time
 import uuid
 
 from weron.net import port_forward
@@ -56,18 +59,26 @@ async def _kick(peer: Peer, targets: list[str]) -> None:
     with contextlib.suppress(ChannelClosedError):
         while True:
             for name in targets:
-                await peer.conn.send(names.encode(names.kick(name)))
-            await peer.conn.send(names.encode(names.backoff()))
+                await peer.conn.send(names.encode(names.Kick(name)))
+            await peer.conn.send(names.encode(names.Backoff()))
             await asyncio.sleep(0.1)
 
 
 async def _echo_claims(peer: Peer, timestamp: int) -> None:
     with contextlib.suppress(ChannelClosedError):
-        await peer.conn.send(names.encode(names.greeting([], timestamp)))
+        await peer.conn.send(names.encode(names.Greeting((), timestamp)))
         while True:
             for message in names.decode(await peer.conn.receive()):
-                if message.get("type") == "claimed":
+                if isinstance(message, names.Claimed):
                     await peer.conn.send(names.encode(message))
+
+
+async def _claim(peer: Peer, name: str) -> None:
+    with contextlib.suppress(ChannelClosedError):
+        await peer.conn.send(names.encode(names.Greeting((), time.time_ns())))
+        await peer.conn.send(names.encode(names.Claimed(name)))
+        while True:
+            await peer.conn.receive()
 
 
 async def _on_every_id_channel(args: argparse.Namespace) -> None:
@@ -88,6 +99,8 @@ async def _on_every_id_channel(args: argparse.Namespace) -> None:
             if peer.channel_id == "weron/chat/id":
                 if args.action == "kick":
                     work = _kick(peer, args.targets)
+                elif args.action == "claim":
+                    work = _claim(peer, args.targets[0])
                 else:
                     work = _echo_claims(peer, int(args.targets[0]))
                 task = asyncio.create_task(work)
@@ -156,7 +169,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.action == "forward":
         await _forward(args)
         return
-    if args.action in ("kick", "echo-claims"):
+    if args.action in ("kick", "echo-claims", "claim"):
         await _on_every_id_channel(args)
         return
     client = SignalingClient(args.raddr, args.community, args.password, args.key)
@@ -173,7 +186,8 @@ if __name__ == "__main__":
     for flag in ("--raddr", "--community", "--password", "--key"):
         parser.add_argument(flag, required=True)
     parser.add_argument(
-        "action", choices=["introductions", "forge", "kick", "echo-claims", "forward"]
+        "action",
+        choices=["introductions", "forge", "kick", "echo-claims", "claim", "forward"],
     )
     parser.add_argument("targets", nargs="+")
     with contextlib.suppress(KeyboardInterrupt):

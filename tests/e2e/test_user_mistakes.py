@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,24 @@ def test_log_formats(
     else:
         assert json.loads(listening)["message"] == "Listening on address"
     assert "secret-pw" not in signaler.logs()
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4, 1.0])
+def test_ctrl_c_during_start_up_ends_quietly(delay: float) -> None:
+    """Whether Ctrl-C lands while the commands load, while flags are parsed or once the
+    peer runs: status 130, no traceback, no "Aborted!". (Not sooner: in the interpreter's
+    own start-up Python prints its traceback before any of our code runs.)"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WERON_")}
+    process = subprocess.Popen(
+        [*WERON, "utility", "latency", "--raddr", f"ws://127.0.0.1:{free_port()}/", *JOIN],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted!" not in stderr, stderr

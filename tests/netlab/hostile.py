@@ -79,7 +79,7 @@ def report(event: str, **fields: object) -> None:
 
 
 async def claim(peer: Peer, name: str) -> None:
-    await peer.conn.send(names.encode(names.claimed(name)))
+    await peer.conn.send(names.encode(names.Claimed(name)))
     while True:  # what honest members say (greetings, kicks, keepalives) changes nothing
         await peer.conn.receive()
 

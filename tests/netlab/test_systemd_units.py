@@ -25,6 +25,7 @@ from tests.netlab.units import (
     Service,
     parse_environment_file,
     reachable_by_others,
+    runtime_root,
     with_usable_tun,
 )
 
@@ -195,6 +196,19 @@ def test_two_vpn_ip_members_from_the_template_unit_ping_each_other_unprivileged(
         while lab.run(host.namespace, ping).returncode != 0:
             assert time.monotonic() < deadline, f"no ping to {target}:\n{log.read_text()[-3000:]}"
         assert lab.run(host.namespace, ["ping", "-c", "3", "-i", "0.2", target]).returncode == 0
+    # `weron status`, as root, sees the member's peer through its control socket.
+    runtime = runtime_root(state_root / members[0][0].namespace) / "weron-vpn-ip" / "lab"
+    listing = subprocess.run(
+        [*WERON, "status", "--json", "--runtime-dir", str(runtime / "weron")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listing.returncode == 0, listing.stderr
+    (process_shown,) = json.loads(listing.stdout)["processes"]
+    assert process_shown["command"] == "vpn ip"
+    assert [peer["state"] for peer in process_shown["peers"]] == ["connected"]
     for _, process, log in members:
         assert lab.stop(process) == 0, log.read_text()[-3000:]
         assert "Traceback" not in log.read_text()

@@ -13,7 +13,7 @@ import pytest
 
 from tests.netlab.wglab import WireGuardGo, WireGuardLab, missing_requirements
 from weron.wireguard.crypto import PrivateKey
-from weron.wireguard.device import Peer, Timers
+from weron.wireguard.device import Timers, WireGuardPeer
 from weron.wireguard.ip import UdpPacket
 from weron.wireguard.overlay import UdpOverlay
 
@@ -25,9 +25,9 @@ CHAT_PORT = 5000
 
 class Inbox:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[Peer, UdpPacket]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[WireGuardPeer, UdpPacket]] = asyncio.Queue()
 
-    def __call__(self, peer: Peer, datagram: UdpPacket) -> None:
+    def __call__(self, peer: WireGuardPeer, datagram: UdpPacket) -> None:
         self.queue.put_nowait((peer, datagram))
 
     async def next(self) -> UdpPacket:
@@ -47,7 +47,7 @@ async def receive(sock: socket.socket) -> tuple[bytes, tuple[str, int]]:
 
 async def python_peer(
     lab: WireGuardLab, go: WireGuardGo, psk: bytes, go_psk: bytes, timers: Timers | None = None
-) -> tuple[UdpOverlay, Inbox, Peer, socket.socket]:
+) -> tuple[UdpOverlay, Inbox, WireGuardPeer, socket.socket]:
     """Our overlay in the left namespace, known to ``go``; and a socket on go's address."""
     key = PrivateKey.generate()
     inbox = Inbox()

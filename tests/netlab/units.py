@@ -1,6 +1,6 @@
 """Running a systemd service unit of contrib/systemd/ the way systemd would, without systemd:
 its ExecStart expanded (specifiers, then ``${VAR}`` and ``$VAR`` from its environment), its
-Environment= and EnvironmentFile= variables, its state directory, and its user and
+Environment= and EnvironmentFile= variables, its state and runtime directories, and its user and
 capabilities applied by ``setpriv`` (a dynamic user becomes ``nobody``).
 
 Only what our units use is understood; anything else fails loudly rather than being ignored.
@@ -73,14 +73,26 @@ def parse_environment_file(text: str) -> dict[str, str]:
 
 
 def expand_specifiers(text: str, instance: str, state_root: Path) -> str:
-    """``%i``/``%I`` (the instance), ``%S`` (the state directories' root), ``%%``."""
+    """``%i``/``%I`` (the instance), ``%S`` (the state directories' root), ``%t`` (the
+    runtime directories' root: ``run`` under the state root here), ``%%``."""
 
     def replace(match: re.Match[str]) -> str:
-        values = {"i": instance, "I": instance, "S": str(state_root), "%": "%"}
+        values = {
+            "i": instance,
+            "I": instance,
+            "S": str(state_root),
+            "t": str(runtime_root(state_root)),
+            "%": "%",
+        }
         assert match.group(1) in values, f"specifier %{match.group(1)} is not understood"
         return values[match.group(1)]
 
     return _SPECIFIER.sub(replace, text)
+
+
+def runtime_root(state_root: Path) -> Path:
+    """Stands for /run: beside the state directories, made for each test."""
+    return state_root / "run"
 
 
 def command_line(line: str, environment: Mapping[str, str]) -> list[str]:
@@ -127,19 +139,24 @@ class Service:
         ]
 
     def make_state_directories(self) -> dict[str, str]:
-        """StateDirectory=: made under the state root, owned by the service's user, with
-        STATE_DIRECTORY pointing at them (as systemd sets it)."""
+        """StateDirectory= and RuntimeDirectory=: made under their roots, owned by the
+        service's user, with STATE_DIRECTORY and RUNTIME_DIRECTORY pointing at them (as systemd
+        sets them)."""
         user = pwd.getpwnam(NOBODY)
-        mode = int(self.unit.get("StateDirectoryMode", ["0755"])[-1], 8)
-        directories = []
-        for value in self.unit.get("StateDirectory", []):
-            for name in self._expand(value).split():
-                directory = self.state_root / name
-                directory.mkdir(parents=True, exist_ok=True)
-                os.chown(directory, user.pw_uid, user.pw_gid)
-                directory.chmod(mode)
-                directories.append(str(directory))
-        return {"STATE_DIRECTORY": ":".join(directories)} if directories else {}
+        variables = {}
+        for kind, root in (("State", self.state_root), ("Runtime", runtime_root(self.state_root))):
+            mode = int(self.unit.get(f"{kind}DirectoryMode", ["0755"])[-1], 8)
+            directories = []
+            for value in self.unit.get(f"{kind}Directory", []):
+                for name in self._expand(value).split():
+                    directory = root / name
+                    directory.mkdir(parents=True, exist_ok=True)
+                    os.chown(directory, user.pw_uid, user.pw_gid)
+                    directory.chmod(mode)
+                    directories.append(str(directory))
+            if directories:
+                variables[f"{kind.upper()}_DIRECTORY"] = ":".join(directories)
+        return variables
 
     def environment(self) -> dict[str, str]:
         """What the process gets: systemd's basics, Environment=, then EnvironmentFile=

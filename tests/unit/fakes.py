@@ -9,9 +9,9 @@ from weron.webrtc import ChannelClosedError, echo_on_loop
 
 
 class FakeChannel:
-    """Receives ``messages``, then reports closed (or, with ``linger``, waits until closed);
-    records what is sent. ``room`` is how many more messages ``send_nowait`` accepts before
-    the send buffer counts as full."""
+    """Receives ``messages`` (and those ``push``ed later), then reports closed (or, with
+    ``linger``, waits for more until closed); records what is sent. ``room`` is how many more
+    messages ``send_nowait`` accepts before the send buffer counts as full."""
 
     def __init__(
         self,
@@ -22,7 +22,7 @@ class FakeChannel:
     ) -> None:
         self.inbox = list(messages)
         self.linger = linger
-        self._closing = asyncio.Event()
+        self._arrived = asyncio.Event()  # a message pushed, or closed
         self.sent: list[bytes] = []
         self.room = room
         self.max_size = max_size
@@ -60,10 +60,16 @@ class FakeChannel:
     async def echo(self) -> None:
         await echo_on_loop(self)
 
+    def push(self, message: bytes) -> None:
+        """A message that arrives while the channel is open."""
+        self.inbox.append(message)
+        self._arrived.set()
+
     async def receive(self) -> bytes:
         await asyncio.sleep(0)
-        if not self.inbox and self.linger:
-            await self._closing.wait()
+        while not self.inbox and self.linger and not self.closed:
+            self._arrived.clear()
+            await self._arrived.wait()
         if not self.inbox:
             raise ChannelClosedError("closed")
         return self.inbox.pop(0)
@@ -71,4 +77,4 @@ class FakeChannel:
     def close(self) -> None:
         self.closed = True
         self.inbox.clear()
-        self._closing.set()
+        self._arrived.set()

@@ -22,6 +22,8 @@ import unicodedata
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import Final, TextIO
 
+from weron.apps.ascii import is_printable_ascii
+
 _ERASE_BELOW: Final = "\x1b[J"
 _COLUMNS: Final = 80  # when the terminal does not tell its width
 _LOGGERS: Final = ("weron",)  # whose log lines are printed above the prompt
@@ -310,10 +312,6 @@ async def next_line(
     line = asyncio.ensure_future(lines.get())
     await until(line, background)
     return line.result()
-
-
-def is_printable_ascii(text: str) -> bool:
-    return all(" " <= char <= "~" for char in text)
 
 
 def escape(text: str) -> str:

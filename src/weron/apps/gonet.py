@@ -8,8 +8,8 @@ in time as ``!not delivered to name: text``, and the path to a member as ``~name
 ``~name relay`` whenever it changes. Only members whose handshake completed (same room key,
 hence same PSK) are ever shown.
 
-Paths through NATs are ``weron.nat``'s: STUN and TURN on the WireGuard socket, candidates in
-the cards, hole punching, relay fallback.
+Paths through NATs are ``weron.wireguard.nat``'s: STUN and TURN on the WireGuard socket,
+candidates in the cards, hole punching, relay fallback.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import contextlib
 import importlib
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol, TextIO
+from typing import Final, TextIO
 
+from weron.apps.ascii import is_printable_ascii
 from weron.apps.console import (
     Screen,
     console,
     escape,
-    is_printable_ascii,
     next_line,
     until,
 )
@@ -50,17 +50,18 @@ from weron.apps.roster import (
 )
 from weron.extras import needs_extra
 from weron.log import get_logger, redact_url
-from weron.nat.paths import Candidate, Route
-from weron.nat.traversal import Traversal
-from weron.nat.turn import TurnServer
+from weron.net.endpoints import Endpoint
+from weron.rendezvous import Rendezvous
 from weron.rendezvous.card import Card
 from weron.rendezvous.room import Room, RoomSecrets, derive
-from weron.rendezvous.signaler import SignalerRendezvous
+from weron.rendezvous.via_server import SignalerRendezvous
 from weron.urls import parse_url
-from weron.wireguard.cookie import Endpoint
 from weron.wireguard.crypto import PrivateKey
-from weron.wireguard.device import Peer
+from weron.wireguard.device import WireGuardPeer
 from weron.wireguard.ip import UdpPacket
+from weron.wireguard.nat.paths import Candidate, Route
+from weron.wireguard.nat.traversal import Traversal
+from weron.wireguard.nat.turn import TurnServer
 from weron.wireguard.overlay import UdpOverlay
 
 log = get_logger(__name__)
@@ -81,19 +82,6 @@ class GonetConfig:
     turn: TurnServer | None = None
     dht: bool = False
     dht_bootstrap: list[tuple[str, int]] = field(default_factory=list)
-
-
-class Rendezvous(Protocol):
-    """Where members meet: our card out, theirs in."""
-
-    def members(self) -> AsyncIterator[Card]: ...
-
-    async def joined(self) -> None:
-        """Return once our card is out (the signaler let us in, our DHT record is stored)."""
-
-    async def announce(self, card: Card) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 def host_endpoints(bound: Endpoint, toward: Sequence[str]) -> list[Endpoint]:
@@ -161,7 +149,7 @@ class _Room:
         self.traversal = Traversal(
             self.overlay.endpoint, stun=config.stun, turn=config.turn, on_route=self._route
         )
-        self.peers: dict[bytes, Peer] = {}
+        self.peers: dict[bytes, WireGuardPeer] = {}
         self.delivery = Delivery(config.timeout)
         self.changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
         self.settled = asyncio.Event()  # no line waits for acks
@@ -204,7 +192,7 @@ class _Room:
     def _hello(self) -> tuple[ChatMessage, ...]:
         return Hello(self._config.name), Version(VERSION)
 
-    def _route(self, peer: Peer, route: Route | None) -> None:
+    def _route(self, peer: WireGuardPeer, route: Route | None) -> None:
         if route is not None and peer.public_key in self.roster:
             self._screen.line(f"~{self.roster.display(peer.public_key)} {route}")
 
@@ -221,7 +209,7 @@ class _Room:
         self._send(sends)
         self._delivery_changed()
 
-    def deliver(self) -> float | None:
+    def send_due(self) -> float | None:
         """Send the copies due, report the lines given up on; when to come back."""
         sends, failures = self.delivery.tick(self._now)
         self._send(sends)
@@ -260,7 +248,7 @@ class _Room:
     def _failed(self, shown: str, failure: Failure) -> None:
         self._screen.line(f"!not delivered to {shown}: {escape(failure.text)}")
 
-    def _datagram(self, peer: Peer, datagram: UdpPacket) -> None:
+    def _datagram(self, peer: WireGuardPeer, datagram: UdpPacket) -> None:
         if datagram.destination_port != CHAT_PORT:
             log.debug("Dropped datagram for another port", port=datagram.destination_port)
             return
@@ -359,15 +347,15 @@ async def _chat(
             await asyncio.sleep(config.timeout / 3)
             room.heartbeat()
 
-    async def deliver() -> None:
+    async def send_due() -> None:
         while True:
-            deadline = room.deliver()
+            deadline = room.send_due()
             room.changed.clear()
             delay = None if deadline is None else deadline - asyncio.get_running_loop().time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(room.changed.wait(), delay)
 
-    tasks = (meet(), heartbeat(), deliver())
+    tasks = (meet(), heartbeat(), send_due())
     background = [asyncio.create_task(task) for task in tasks]
     joining = asyncio.create_task(room.join(rendezvous))
     try:

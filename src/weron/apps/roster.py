@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from weron.apps.console import is_printable_ascii
+from weron.apps.ascii import is_printable_ascii
 
 CHAT_PORT: Final = 4575
 MAX_TEXT: Final = 1000

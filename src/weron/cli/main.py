@@ -43,6 +43,7 @@ cli.add_aliased(completion_command, [])
 cli.add_lazy("forward", "weron.cli.peers:forward_command", ["fwd", "f"])
 cli.add_lazy("manager", "weron.cli.manager:manager_group", ["mgr", "m"])
 cli.add_lazy("signaler", "weron.cli.signaler:signaler_command", ["sgl", "s"])
+cli.add_lazy("status", "weron.cli.status:status_command", ["st"])
 cli.add_lazy("utility", "weron.cli.peers:utility_group", ["uti", "u"])
 cli.add_lazy("vpn", "weron.cli.peers:vpn_group", ["v"])
 

@@ -12,7 +12,8 @@ import click
 from weron.cli.options import AliasedGroup, configure_logging, flag, raddr_help, verbose_flag
 from weron.cli.runtime import run
 from weron.community import Community
-from weron.manager import DEFAULT_MANAGER_RADDR, Manager, ManagerError, printable
+from weron.manager import DEFAULT_MANAGER_RADDR, Manager, ManagerError
+from weron.text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

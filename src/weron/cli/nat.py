@@ -6,8 +6,8 @@ import click
 
 from weron.cli.options import CONTEXT_SETTINGS, configure_logging, quiet_verbose_flag
 from weron.cli.runtime import run
-from weron.nat.discover import discover
-from weron.nat.stun import StunError
+from weron.wireguard.nat.discover import discover
+from weron.wireguard.nat.stun import StunError
 
 
 class HostPort(click.ParamType[tuple[str, int]]):

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from weron.apps import chat, latency, port_forward, throughput, vpn_ethernet, vpn_ip
+from weron.cli.nat import HostPort
 from weron.cli.options import (
     DEFAULT_ICE,
     DEFAULT_RADDR,
@@ -29,6 +30,8 @@ from weron.cli.runtime import run_peer_app
 from weron.log import DEFAULT_VERBOSITY
 from weron.net.remembered import default_state_file
 from weron.peers.adapter import AdapterConfig
+from weron.peers.watch import Watch
+from weron.status.observe import Observation
 from weron.webrtc import MAX_MTU, MIN_MTU
 from weron.webrtc.backends import BACKEND_NAMES
 
@@ -56,6 +59,7 @@ class PeerOptions:
     key: str
     backend: str | None
     adapter: AdapterConfig
+    observe: Observation  # what `weron status` and --metrics-addr show of this process
 
     def join(self) -> dict[str, Any]:
         """The part of every app's config (``ChatConfig``, ``VpnIpConfig``...) that says where
@@ -87,16 +91,20 @@ def peer_flags(*, default_verbosity: int = DEFAULT_VERBOSITY) -> Callable[[F], F
             timeout: float,
             backend: str | None,
             webrtc_mtu: int | None,
+            metrics_addr: tuple[str, int] | None,
             verbose: int | None,
             **kwargs: Any,
         ) -> Any:
             context = click.get_current_context()
             configure_logging(context, verbose, default=default_verbosity)
             _require(community=community, password=password, key=key)
+            watch = Watch()
             adapter = AdapterConfig(
-                timeout=timeout, ice=ice, force_relay=force_relay, mtu=webrtc_mtu
+                timeout=timeout, ice=ice, force_relay=force_relay, mtu=webrtc_mtu, watch=watch
             )
-            peer = PeerOptions(raddr, community, password, key, backend, adapter)
+            command_name = context.command_path.split(" ", 1)[-1]  # "chat", "vpn ip"...
+            observe = Observation(command_name, community, watch, metrics_addr)
+            peer = PeerOptions(raddr, community, password, key, backend, adapter, observe)
             return function(*args, peer=peer, **kwargs)
 
         decorators = [
@@ -115,6 +123,14 @@ def peer_flags(*, default_verbosity: int = DEFAULT_VERBOSITY) -> Callable[[F], F
             ),
             flag(
                 "--webrtc-mtu", type=click.IntRange(MIN_MTU, MAX_MTU), default=None, help=_MTU_HELP
+            ),
+            flag(
+                "--metrics-addr",
+                type=HostPort(9464),
+                default=None,
+                help="Serve this process's peer figures (state, path, round trip, bytes) for "
+                "Prometheus at http://HOST:PORT/metrics (off by default; weron status shows "
+                "the same)",
             ),
             verbose_flag(leaf=True),
         ]
@@ -173,7 +189,7 @@ def chat_command(
         id_channel=id_channel,
         kicks=kicks,
     )
-    run_peer_app(lambda engine: chat.run(config, engine), peer.backend)
+    run_peer_app(lambda engine: chat.run(config, engine), peer.backend, peer.observe)
 
 
 @click.command("forward", short_help="Forward TCP and UDP ports over the overlay network")
@@ -244,7 +260,7 @@ def forward_command(
         kicks=kicks,
         max_connections=max_connections,
     )
-    run_peer_app(lambda engine: port_forward.run(config, engine), peer.backend)
+    run_peer_app(lambda engine: port_forward.run(config, engine), peer.backend, peer.observe)
 
 
 _JSON_HELP = "Print one JSON object per line instead of text (with a final totals object)"
@@ -277,7 +293,7 @@ def latency_command(
         pause=pause,
         json=as_json,
     )
-    run_peer_app(lambda engine: latency.run(config, engine), peer.backend)
+    run_peer_app(lambda engine: latency.run(config, engine), peer.backend, peer.observe)
 
 
 @click.command("throughput", short_help="Measure the throughput of the overlay network")
@@ -307,7 +323,7 @@ def throughput_command(
         packet_count=packet_count,
         json=as_json,
     )
-    run_peer_app(lambda engine: throughput.run(config, engine), peer.backend)
+    run_peer_app(lambda engine: throughput.run(config, engine), peer.backend, peer.observe)
 
 
 _DEVICE_MTU_HELP = (
@@ -394,7 +410,7 @@ def vpn_ip_command(
         mtu=mtu,
         state_file=state_file,
     )
-    run_peer_app(lambda engine: vpn_ip.run(config, engine), peer.backend)
+    run_peer_app(lambda engine: vpn_ip.run(config, engine), peer.backend, peer.observe)
 
 
 @click.command("ethernet", short_help="Join a layer 2 overlay network")
@@ -439,7 +455,7 @@ def vpn_ethernet_command(
         parallel=parallel,
         mtu=mtu,
     )
-    run_peer_app(lambda engine: vpn_ethernet.run(config, engine), peer.backend)
+    run_peer_app(lambda engine: vpn_ethernet.run(config, engine), peer.backend, peer.observe)
 
 
 utility_group = AliasedGroup(

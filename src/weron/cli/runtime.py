@@ -13,6 +13,7 @@ import click
 from weron.apps.peering import PeerAppError
 from weron.signaling.client import SignalingError
 from weron.signaling.names import AllNamesClaimedError
+from weron.status.observe import MetricsAddressError, Observation, observed
 from weron.webrtc import Backend
 from weron.webrtc.backends import BackendUnavailableError, load_backend
 from weron.webrtc.ice import IceConfigError
@@ -22,6 +23,10 @@ T = TypeVar("T")
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop when installed; Ctrl-C ends quietly with status 130."""
+    # The event loop handles Ctrl-C from here on (the entry point's quiet exit was for the
+    # start-up): asyncio takes SIGINT over only from Python's default handler.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
             import uvloop
@@ -79,13 +84,17 @@ def run_app(main: Coroutine[Any, Any, object]) -> None:
 
 
 def run_peer_app(
-    app: Callable[[Backend], Coroutine[Any, Any, object]], backend_name: str | None
+    app: Callable[[Backend], Coroutine[Any, Any, object]],
+    backend_name: str | None,
+    observation: Observation,
 ) -> None:
-    """Run a peer application with the chosen backend; expected failures (bad flags, wrong
-    password, no name left) become one clear line and a non-zero exit, not a traceback."""
+    """Run a peer application with the chosen backend, seen by `weron status` (and metrics)
+    through ``observation``; expected failures (bad flags, wrong password, no name left)
+    become one clear line and a non-zero exit, not a traceback."""
     try:
-        run_app(app(load_backend(backend_name)))
+        run_app(observed(observation, app(load_backend(backend_name))))
     except (
+        MetricsAddressError,
         BackendUnavailableError,
         IceConfigError,
         SignalingError,

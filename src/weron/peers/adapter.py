@@ -23,6 +23,7 @@ from typing import Any
 
 from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
+from weron.peers.watch import Watch
 from weron.signaling import session as core
 from weron.signaling.client import SignalingClient, SignalingSession
 from weron.signaling.messages import SignalingMessage
@@ -35,8 +36,10 @@ from weron.webrtc import (
     IpNetwork,
     PeerConfig,
     PeerConnection,
+    mdns,
 )
 from weron.webrtc.ice import peer_config
+from weron.webrtc.mdns_resolver import MdnsResolver
 
 log = get_logger(__name__)
 
@@ -55,9 +58,18 @@ class AdapterConfig:
     # Labels of channels a peer may open after connecting (besides the adapter's channels,
     # which the offerer creates with the connection); e.g. one per forwarded TCP connection.
     later_labels: Callable[[str], bool] | None = None
+    # Where links are reported for `weron status` and metrics (weron.status.observe).
+    watch: Watch | None = None
 
 
-_Step = core.Answer | core.Complete | core.AddCandidate | None  # None: create the offer
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A candidate whose ``.local`` name was looked up: the engine gets it as it is now."""
+
+    candidate: str
+
+
+_Step = core.Answer | core.Complete | core.AddCandidate | _Resolved | None  # None: the offer
 
 
 class _Link:
@@ -70,15 +82,19 @@ class _Link:
         self.pc: PeerConnection = adapter.backend.peer_connection(adapter.link_config(), self)
         self.channels: list[DataChannel] = []
         self.steps: asyncio.Queue[_Step] = asyncio.Queue()
+        self.lookups: set[asyncio.Task[None]] = set()
         self.closed = False
         self.connected = False
         self.opening: dict[DataChannel, asyncio.Future[DataChannel]] = {}  # opened later
+        self.watch = adapter.config.watch
         if action.initiator:
             for label in adapter.labels:
                 options = adapter.config.channel_options.get(label, ChannelOptions())
                 self.pc.create_channel(ChannelSpec(label, options))
             self.steps.put_nowait(None)
         self.worker = asyncio.create_task(self._work(), name=f"peer {self.peer_id}")
+        if self.watch is not None:  # last: a link that failed to start is not listed
+            self.watch.opened(self, self.peer_id, self.pc)
 
     # PeerEvents, called by the backend on the event loop
 
@@ -104,6 +120,8 @@ class _Link:
             channel.close()
             return
         self.channels.append(channel)
+        if self.watch is not None:
+            self.watch.channel(self, channel.label)
         log.debug("Connected to channel", peer=self.peer_id, channel=channel.label)
         self.adapter.accepted.put_nowait(Peer(self.peer_id, channel.label, channel))
 
@@ -111,6 +129,8 @@ class _Link:
         log.trace("Peer connection state", peer=self.peer_id, state=state.value)
         if self.closed:
             return
+        if self.watch is not None:
+            self.watch.state(self, state)
         session, now = self.adapter.core, self.adapter.now()
         self.connected = state is ConnectionState.CONNECTED
         if state is ConnectionState.CONNECTED:
@@ -135,6 +155,10 @@ class _Link:
                     self.adapter.carry(session.local_description(self.number, answer))
                 elif isinstance(step, core.Complete):
                     await self.pc.accept_answer(step.sdp)
+                elif isinstance(step, _Resolved):
+                    await self._add_candidate(step.candidate)
+                elif self._hidden(step.candidate):
+                    self._look_up(step.candidate)
                 else:
                     await self._add_candidate(step.candidate)
             except asyncio.CancelledError:
@@ -144,6 +168,23 @@ class _Link:
                 log.info("Dropping peer after an error", peer=self.peer_id, error=reason)
                 self.adapter.carry(session.failed(self.number, self.adapter.now(), reason))
                 return
+
+    def _hidden(self, candidate: str) -> bool:
+        """A ``.local`` candidate to resolve; with --force-relay it can serve no path (the
+        engine ignores it) and no multicast query goes out for it."""
+        return not self.adapter.config.force_relay and mdns.candidate_host(candidate) is not None
+
+    def _look_up(self, candidate: str) -> None:
+        """Resolve a browser's hidden address beside the other steps (docs/browser.md#local-
+        candidates); the result comes back as a step, after the description it belongs to."""
+        task = asyncio.create_task(self._resolve(candidate), name=f"mDNS {self.peer_id}")
+        self.lookups.add(task)
+        task.add_done_callback(self.lookups.discard)
+
+    async def _resolve(self, candidate: str) -> None:
+        candidate = await self.adapter.mdns.resolve_candidate(candidate)
+        if not self.closed:
+            self.steps.put_nowait(_Resolved(candidate))
 
     async def _add_candidate(self, candidate: str) -> None:
         try:
@@ -161,10 +202,14 @@ class _Link:
 
     async def close(self) -> None:
         self.closed = True
+        if self.watch is not None:
+            self.watch.closed(self)
         self.worker.cancel()
         for opening in self.opening.values():
             if not opening.done():
                 opening.set_exception(ConnectionError("the peer connection closed"))
+        for lookup in list(self.lookups):
+            lookup.cancel()
         for channel in self.channels:
             channel.close()
         with contextlib.suppress(Exception):
@@ -207,6 +252,8 @@ class Adapter:
         self.core = core.MeshSession(
             self.config.id.strip() or str(uuid.uuid4()), self.config.timeout
         )
+        if self.config.watch is not None:
+            self.config.watch.id = self.id
         self.accepted: asyncio.Queue[Peer] = asyncio.Queue()
         self._ids: asyncio.Queue[str] = asyncio.Queue()
         self._links: dict[int, _Link] = {}
@@ -216,6 +263,7 @@ class Adapter:
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False  # links closed: a late event must not open another
+        self.mdns = MdnsResolver()  # for browsers' .local candidates; opened on first use
 
     @property
     def id(self) -> str:
@@ -254,6 +302,7 @@ class Adapter:
         finally:
             timers.cancel()
             await self._close_links()
+            self.mdns.close()
 
     async def _serve(self, session: SignalingSession) -> None:
         """One signaler connection: relay the session's sends and feed it what arrives."""

@@ -160,9 +160,11 @@ class NamedAdapter:
             self._names.put_nowait("")
             return
         log.info("Connected to signaler", id=name)
+        if self._config.watch is not None:
+            self._config.watch.name = name
         self._names.put_nowait(name)
         for peer in list(self._id_channels.values()):
-            self._spawn(self._send(peer, [negotiation.claimed(name)]), "claimed")
+            self._spawn(self._send(peer, [negotiation.Claimed(name)]), "claimed")
         for peer_id in list(self._held):
             self._release(peer_id)
 
@@ -184,7 +186,7 @@ class NamedAdapter:
         with contextlib.suppress(ChannelClosedError):
             while True:
                 await asyncio.sleep(self._config.timeout / 4)
-                await peer.conn.send(negotiation.encode(negotiation.keepalive()))
+                await peer.conn.send(negotiation.encode(negotiation.Keepalive()))
 
     async def _negotiate(self, peer: Peer) -> None:
         await self._send(peer, self._negotiation.greetings())
@@ -241,10 +243,16 @@ class NamedAdapter:
         self._peer_names[peer_id] = name
         self._naming.set()
         self._naming = asyncio.Event()
+        if self._config.watch is not None:
+            self._config.watch.named(peer_id, name)
         if previous == name:
             return
         if previous is not None and peer_id in self._released:
             log.info("Peer changed its name", id=name, previous=previous)
+            # Its new connection's channels wait for the claim on the new id channel, and that
+            # claim announces the peer under the new name.
+            del self._peer_names[peer_id]
+            self._released.discard(peer_id)
             self._adapter.drop(peer_id)
             return
         log.info("Connected to peer", id=name)

@@ -1,1 +1,24 @@
-"""Where gonet peers meet and exchange public keys and endpoints."""
+"""Where gonet peers meet and exchange public keys and endpoints: the interface every way of
+meeting offers (:class:`Rendezvous`), here as the house keeps interfaces in their package's
+``__init__``; ``via_server.py`` meets through a weron signaling server, ``dht.py`` through the
+BitTorrent DHT."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from weron.rendezvous.card import Card
+
+
+class Rendezvous(Protocol):
+    """Where members meet: our card out, theirs in."""
+
+    def members(self) -> AsyncIterator[Card]: ...
+
+    async def joined(self) -> None:
+        """Return once our card is out (the signaler let us in, our DHT record is stored)."""
+
+    async def announce(self, card: Card) -> None: ...
+
+    async def close(self) -> None: ...

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from weron.nat.paths import Candidate
 from weron.wireguard.keys import KeyFormatError, decode_key, encode_key
+from weron.wireguard.nat.paths import Candidate
 
 MAX_CANDIDATES: Final = 16
 

@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from weron.log import get_logger
-from weron.nat.discover import local_address_toward, resolve
 from weron.rendezvous.card import Card, CardError, decode_card
 from weron.rendezvous.room import RoomSecrets
 from weron.rendezvous.slots import (
@@ -44,6 +43,7 @@ from weron.rendezvous.slots import (
     SlotChoice,
     choose_slot,
 )
+from weron.wireguard.nat.discover import local_address_toward, resolve
 
 if TYPE_CHECKING:
     import libtorrent as lt

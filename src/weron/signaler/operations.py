@@ -13,9 +13,10 @@ from http import HTTPStatus
 from typing import Final
 
 from weron.log import get_logger
+from weron.prometheus import CONTENT_TYPE, Family, render
 from weron.signaler.broker import Broker, BrokerUnavailableError
 from weron.signaler.management import HTTPResponse
-from weron.signaler.metrics import CONTENT_TYPE, Family, Metrics, render
+from weron.signaler.metrics import Metrics
 from weron.signaler.relay import Relay
 from weron.signaler.store import CommunityStore, StoreUnavailableError
 

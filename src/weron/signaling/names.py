@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-NameMessage = dict[str, Any]
-
 # How often a member gives its name up to a simultaneous older claim: honest races are rare and
 # end after one round; more can only be a member echoing every claim to churn our connections.
 MAX_GIVE_UPS = 3
@@ -34,34 +32,74 @@ class AllNamesClaimedError(RuntimeError):
         super().__init__("all available names have been claimed")
 
 
-def greeting(names: Iterable[str], timestamp: int) -> NameMessage:
-    return {"type": "greeting", "ids": {name: {} for name in names}, "timestamp": timestamp}
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """The names a member asks for (all its candidates, or the one it holds), and when it
+    started: the older greeting wins a race."""
+
+    names: tuple[str, ...]
+    timestamp: int
 
 
-def kick(name: str) -> NameMessage:
-    return {"type": "kick", "id": name}
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """``name`` is held by the sender: drop it from the candidates."""
+
+    name: str
 
 
-def backoff() -> NameMessage:
-    return {"type": "backoff"}
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """The sender asked for a candidate of ours first: wait before claiming."""
 
 
-def claimed(name: str) -> NameMessage:
-    return {"type": "claimed", "id": name}
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The sender holds ``name`` now."""
+
+    name: str
 
 
-def keepalive() -> NameMessage:
+@dataclass(frozen=True, slots=True)
+class Keepalive:
     """Ours, not the original's: lets peers of ours notice a dead member within ``timeout``.
     Go peers skip message types they do not know, so it stays compatible."""
-    return {"type": "keepalive"}
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A message type the negotiation does not know (a newer peer's): refused by
+    :meth:`NameNegotiation.receive`, so the caller logs it."""
+
+    type: str
+
+
+NameMessage = Greeting | Kick | Backoff | Claimed | Keepalive | Unknown
 
 
 def encode(message: NameMessage) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(_wire(message), separators=(",", ":")).encode() + b"\n"
+
+
+def _wire(message: NameMessage) -> dict[str, Any]:
+    match message:
+        case Greeting(names, timestamp):
+            return {"type": "greeting", "ids": {name: {} for name in names}, "timestamp": timestamp}
+        case Kick(name):
+            return {"type": "kick", "id": name}
+        case Backoff():
+            return {"type": "backoff"}
+        case Claimed(name):
+            return {"type": "claimed", "id": name}
+        case Keepalive():
+            return {"type": "keepalive"}
+        case Unknown(kind):
+            return {"type": kind}
 
 
 def decode(data: bytes) -> list[NameMessage]:
-    """Every JSON object in one id-channel message; garbage raises :class:`NameMessageError`."""
+    """Every message in one id-channel message (JSON objects back to back); garbage, or a
+    known type without its fields, raises :class:`NameMessageError`."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -78,9 +116,28 @@ def decode(data: bytes) -> list[NameMessage]:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
             raise NameMessageError(f"id channel message is not JSON: {exc}") from None
-        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-            raise NameMessageError("id channel message is not a typed JSON object")
-        messages.append(value)
+        messages.append(_read(value))
+
+
+def _read(value: object) -> NameMessage:
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise NameMessageError("id channel message is not a typed JSON object")
+    kind: str = value["type"]
+    if kind == "greeting":
+        ids, timestamp = value.get("ids"), value.get("timestamp")
+        if not isinstance(ids, dict) or not isinstance(timestamp, int):
+            raise NameMessageError("greeting without ids or timestamp")
+        return Greeting(tuple(str(name) for name in ids), timestamp)
+    if kind in ("kick", "claimed"):
+        name = value.get("id")
+        if not isinstance(name, str):
+            raise NameMessageError(f"{kind} without an id")
+        return Kick(name) if kind == "kick" else Claimed(name)
+    if kind == "backoff":
+        return Backoff()
+    if kind == "keepalive":
+        return Keepalive()
+    return Unknown(kind[:32])
 
 
 def first(candidates: Sequence[str]) -> str:
@@ -148,56 +205,50 @@ class NameNegotiation:
     def greetings(self) -> list[NameMessage]:
         """What to send on a new id channel."""
         if self.name is None:
-            return [greeting(self.candidates, self.timestamp)]
-        return [greeting([self.name], self.timestamp), claimed(self.name)]
+            return [Greeting(tuple(self.candidates), self.timestamp)]
+        return [Greeting((self.name,), self.timestamp), Claimed(self.name)]
 
     def receive(self, message: NameMessage, peer: PeerNames, now: float) -> Reaction:
         """React to ``message`` from the peer whose id channel state is ``peer``."""
-        kind = message.get("type")
         reaction = Reaction()
-        if kind == "greeting":
-            ids = message.get("ids")
-            timestamp = message.get("timestamp")
-            if not isinstance(ids, dict) or not isinstance(timestamp, int):
-                raise NameMessageError("greeting without ids or timestamp")
-            peer.timestamp = timestamp
-            rivals = any(name in self.candidates for name in ids)
-            peer.older_rival = rivals and timestamp < self.timestamp
-            if rivals and self.name is None and self.timestamp < timestamp:
-                reaction.replies.append(backoff())  # we were first: they wait
-                return reaction
-            if self.name is not None and self._conflicts(ids.keys(), self.name):
-                reaction.replies.append(kick(self.name))
-        elif kind == "kick":
-            name = message.get("id")
-            # Only the holder may push us off a name: it announced its claim before kicking.
-            if isinstance(name, str) and name == peer.claimed:
-                self._drop_clashing(name)
-        elif kind == "backoff":
-            # Only while negotiating, and only from an older rival: a member that rejoined the
-            # signaler may tell us to wait before it learns that we hold our name already.
-            reaction.back_off = self.name is None and peer.older_rival
-        elif kind == "keepalive":
-            reaction.alive = True
-        elif kind == "claimed":
-            name = message.get("id")
-            if not isinstance(name, str):
-                raise NameMessageError("claimed without an id")
-            reaction.peer_name = peer.claimed = name
-            if len(self._taken) < MAX_TAKEN:
-                self._taken.add(name)
-            if self.name is None:  # taken: never claim it
-                self._drop_clashing(name)
-            elif self._yields_to(name, peer, now):
-                reaction.gave_up = self.name
-                self._give_ups += 1
-                self.name = None
-                self.candidates = list(self._names)
-                for taken in self._taken:
-                    self._drop_clashing(taken)
-        else:
-            raise NameMessageError(f"unknown id channel message type {str(kind)[:32]!r}")
+        match message:
+            case Greeting(ids, timestamp):
+                peer.timestamp = timestamp
+                rivals = any(name in self.candidates for name in ids)
+                peer.older_rival = rivals and timestamp < self.timestamp
+                if rivals and self.name is None and self.timestamp < timestamp:
+                    reaction.replies.append(Backoff())  # we were first: they wait
+                elif self.name is not None and self._conflicts(ids, self.name):
+                    reaction.replies.append(Kick(self.name))
+            case Kick(name):
+                # Only the holder may push us off a name: it announced its claim before kicking.
+                if name == peer.claimed:
+                    self._drop_clashing(name)
+            case Backoff():
+                # Only while negotiating, and only from an older rival: a member that rejoined
+                # the signaler may tell us to wait before it learns that we hold our name.
+                reaction.back_off = self.name is None and peer.older_rival
+            case Keepalive():
+                reaction.alive = True
+            case Claimed(name):
+                self._claimed(name, peer, now, reaction)
+            case Unknown(kind):
+                raise NameMessageError(f"unknown id channel message type {kind!r}")
         return reaction
+
+    def _claimed(self, name: str, peer: PeerNames, now: float, reaction: Reaction) -> None:
+        reaction.peer_name = peer.claimed = name
+        if len(self._taken) < MAX_TAKEN:
+            self._taken.add(name)
+        if self.name is None:  # taken: never claim it
+            self._drop_clashing(name)
+        elif self._yields_to(name, peer, now):
+            reaction.gave_up = self.name
+            self._give_ups += 1
+            self.name = None
+            self.candidates = list(self._names)
+            for taken in self._taken:
+                self._drop_clashing(taken)
 
     def _drop_clashing(self, name: str) -> None:
         """Not only ``name``: every candidate that clashes with it (for the IP VPN, any

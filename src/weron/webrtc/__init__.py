@@ -128,7 +128,47 @@ class PeerEvents(Protocol):
     def on_state(self, state: ConnectionState) -> None: ...
 
 
+class PathKind(enum.StrEnum):
+    """Where a connection's packets go: what `weron status` shows as its path."""
+
+    HOST = "host"  # straight between local addresses
+    SRFLX = "srflx"  # through a NAT's mapping, learned from a STUN server
+    PRFLX = "prflx"  # to an address learned from the peer's checks (early, or behind a NAT)
+    RELAY = "relay"  # through a TURN server, on either side
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    """What an engine says about one connection now; ``None`` where it cannot tell (not yet
+    connected, or the engine does not know)."""
+
+    local_type: str | None = None  # ICE candidate type in use: host, srflx, prflx, relay
+    remote_type: str | None = None
+    local_address: str | None = None  # host:port in use on each side
+    remote_address: str | None = None
+    rtt: float | None = None  # seconds
+    bytes_sent: int | None = None  # data-channel message bytes, every channel together
+    bytes_received: int | None = None
+
+    @property
+    def path(self) -> PathKind | None:
+        """Relayed if either side's candidate is, else the least direct of the two types."""
+        types = {self.local_type, self.remote_type} - {None}
+        for kind in (PathKind.RELAY, PathKind.SRFLX, PathKind.PRFLX, PathKind.HOST):
+            if kind.value in types:
+                return kind
+        return None
+
+
+def endpoint(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class PeerConnection(Protocol):
+    def stats(self) -> LinkStats:
+        """The connection's figures now (cheap: `weron status` and metrics ask on demand)."""
+
     def create_channel(self, spec: ChannelSpec) -> DataChannel:
         """Create a channel; this same object is reported through ``on_channel`` once open
         (so that its creator tells it from a channel the remote peer opened with the same

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final
 
 from aioice import Candidate, Connection
 from aiortc import (
@@ -32,11 +33,13 @@ from weron.webrtc import (
     ChannelClosedError,
     ChannelSpec,
     ConnectionState,
+    LinkStats,
     PeerConfig,
     PeerEvents,
     candidate_line,
     candidates,
     echo_on_loop,
+    endpoint,
     message_bytes,
 )
 
@@ -48,9 +51,18 @@ _DRAIN_POLL: Final = (0.001, 0.05)  # first and longest pause between looks at t
 _MID: Final = re.compile(r"^a=mid:(\S+)", re.MULTILINE)
 
 
+@dataclass(slots=True)
+class _Counted:
+    """Message bytes each way over a connection's channels: aiortc keeps its counters private."""
+
+    sent: int = 0
+    received: int = 0
+
+
 class AiortcChannel:
-    def __init__(self, channel: RTCDataChannel, max_message_size: int) -> None:
+    def __init__(self, channel: RTCDataChannel, max_message_size: int, counted: _Counted) -> None:
         self._channel = channel
+        self._counted = counted
         self._max_message_size = max_message_size
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._writable = asyncio.Event()
@@ -72,6 +84,7 @@ class AiortcChannel:
 
     def _on_message(self, message: bytes | str) -> None:
         data = message_bytes(message)
+        self._counted.received += len(data)
         if self._receiver is not None:
             self._receiver(data)
         else:
@@ -118,6 +131,7 @@ class AiortcChannel:
         if self._channel.bufferedAmount > _HIGH_WATER:
             return False
         self._channel.send(message)
+        self._counted.sent += len(message)
         return True
 
     async def receive(self) -> bytes:
@@ -149,6 +163,7 @@ class AiortcPeerConnection:
         self._events = events
         self._excluded = config.excluded_networks
         self._remote_mid = "0"
+        self._counted = _Counted()
         self._pc.on("connectionstatechange", self._on_state)
         self._pc.on("datachannel", self._watch)
 
@@ -165,12 +180,30 @@ class AiortcPeerConnection:
         return int(size) if size else 65536
 
     def _watch(self, channel: RTCDataChannel) -> AiortcChannel:
-        wrapped = AiortcChannel(channel, self._max_message_size())
+        wrapped = AiortcChannel(channel, self._max_message_size(), self._counted)
         if channel.readyState == "open":  # on the next turn: after create_channel returns
             asyncio.get_running_loop().call_soon(self._events.on_channel, wrapped)
         else:
             channel.once("open", lambda: self._events.on_channel(wrapped))
         return wrapped
+
+    def stats(self) -> LinkStats:
+        """The nominated candidate pair and SCTP's smoothed round trip are aioice's and
+        aiortc's private state (read defensively: ``None`` if a release renames them); bytes
+        are the channels' message bytes, counted here."""
+        pair = _nominated_pair(self._pc)
+        local = getattr(pair, "local_candidate", None)
+        remote = getattr(pair, "remote_candidate", None)
+        rtt = getattr(self._pc.sctp, "_srtt", None)
+        return LinkStats(
+            local_type=getattr(local, "type", None),
+            remote_type=getattr(remote, "type", None),
+            local_address=_candidate_address(local),
+            remote_address=_candidate_address(remote),
+            rtt=float(rtt) if isinstance(rtt, int | float) else None,
+            bytes_sent=self._counted.sent,
+            bytes_received=self._counted.received,
+        )
 
     def create_channel(self, spec: ChannelSpec) -> AiortcChannel:
         channel = self._pc.createDataChannel(
@@ -236,6 +269,22 @@ class AiortcPeerConnection:
 
     async def close(self) -> None:
         await self._pc.close()
+
+
+def _nominated_pair(pc: RTCPeerConnection) -> Any:
+    sctp = pc.sctp
+    if sctp is None:
+        return None
+    connection = getattr(sctp.transport.transport.iceGatherer, "_connection", None)
+    nominated = getattr(connection, "_nominated", None)
+    return nominated.get(1) if isinstance(nominated, dict) else None
+
+
+def _candidate_address(candidate: Any) -> str | None:
+    host, port = getattr(candidate, "host", None), getattr(candidate, "port", None)
+    if host is None or port is None:
+        return None
+    return endpoint(str(host), int(port))
 
 
 class AiortcBackend:

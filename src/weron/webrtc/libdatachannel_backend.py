@@ -60,11 +60,13 @@ from weron.webrtc import (
     ChannelSpec,
     ConnectionState,
     IceServer,
+    LinkStats,
     PeerConfig,
     PeerEvents,
     candidate_line,
     candidates,
     certificate,
+    endpoint,
     message_bytes,
 )
 from weron.webrtc.thread_state import keep_thread_state
@@ -102,6 +104,13 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *arg
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(callback, *args)
 
+
+_CANDIDATE_TYPES: Final = {
+    rtc.Candidate.Type.Host: "host",
+    rtc.Candidate.Type.ServerReflexive: "srflx",
+    rtc.Candidate.Type.PeerReflexive: "prflx",
+    rtc.Candidate.Type.Relayed: "relay",
+}
 
 _RELAY_TYPES: Final = {
     "udp": rtc.IceServer.RelayType.TurnUdp,
@@ -332,6 +341,24 @@ class LibdatachannelPeerConnection:
         wrapped = LibdatachannelChannel(channel, self._loop, self._events)
         _post(self._loop, self._channels.append, wrapped)
 
+    def stats(self) -> LinkStats:
+        """The library's own figures: the selected pair (libjuice's agent lock, which its
+        thread never holds while calling into Python: it hands events to the library's
+        queues), and SCTP's counters and round trip (atomics and usrsctp's socket lock,
+        likewise never held across a callback)."""
+        local, remote = rtc.Candidate(), rtc.Candidate()
+        selected = self._pc.get_selected_candidate_pair(local, remote)
+        rtt = self._pc.rtt()
+        return LinkStats(
+            local_type=_CANDIDATE_TYPES.get(local.type()) if selected else None,
+            remote_type=_CANDIDATE_TYPES.get(remote.type()) if selected else None,
+            local_address=_candidate_address(local) if selected else None,
+            remote_address=_candidate_address(remote) if selected else None,
+            rtt=rtt.total_seconds() if rtt is not None else None,
+            bytes_sent=self._pc.bytes_sent(),
+            bytes_received=self._pc.bytes_received(),
+        )
+
     def create_channel(self, spec: ChannelSpec) -> LibdatachannelChannel:
         init = rtc.DataChannelInit()
         reliability = rtc.Reliability()
@@ -382,6 +409,11 @@ class LibdatachannelPeerConnection:
         # Releases the GIL and returns once closed: the library closes the channels and drops
         # the callbacks (and with them the cycle through our lambdas) on its own threads.
         await asyncio.to_thread(self._pc.close)
+
+
+def _candidate_address(candidate: rtc.Candidate) -> str | None:
+    host, port = candidate.address(), candidate.port()
+    return endpoint(host, port) if host is not None and port is not None else None
 
 
 class LibdatachannelBackend:

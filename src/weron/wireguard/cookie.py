@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Final
 
+from weron.net.endpoints import Endpoint
 from weron.wireguard.crypto import DecryptError, hash_, mac, xaead_decrypt, xaead_encrypt
 from weron.wireguard.messages import (
     COOKIE_NONCE_SIZE,
@@ -24,8 +25,6 @@ from weron.wireguard.messages import (
 
 COOKIE_REFRESH_TIME: Final = 120.0
 _ZERO_MAC: Final = bytes(MAC_SIZE)
-
-Endpoint = tuple[str, int]
 
 
 def endpoint_bytes(endpoint: Endpoint) -> bytes:

@@ -5,6 +5,12 @@ Everything a real endpoint needs is here — session index tables, the current/p
 keypairs, replay windows, staged packets, rekey and reject limits, keepalives, handshake
 retransmission, cookies under load — so two devices can be run against each other in tests
 by handing datagrams across and moving ``now`` forward.
+
+Timers are deadlines on each peer, set by helpers named for the event that arms them (as
+wireguard-go's ``timersDataSent``, ``timersHandshakeComplete``: ``_data_sent``,
+``_handshake_initiated``...). :meth:`WireGuardDevice.next_deadline` says when :meth:`tick` next
+has work, so an endpoint arms one timer for it instead of polling (as aioquic's
+``get_timer()``).
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from weron.log import get_logger
+from weron.net.endpoints import Endpoint
 from weron.wireguard import noise
-from weron.wireguard.cookie import Endpoint, MacChecker, MacGenerator
+from weron.wireguard.cookie import MacChecker, MacGenerator
 from weron.wireguard.crypto import KEY_SIZE, DecryptError, PrivateKey, tai64n
 from weron.wireguard.messages import (
     COOKIE_REPLY,
@@ -32,7 +39,7 @@ from weron.wireguard.messages import (
     TRANSPORT_HEADER,
     TRANSPORT_HEADER_SIZE,
     TRANSPORT_MIN_SIZE,
-    MessageError,
+    WireGuardMessageError,
     message_type,
     parse_cookie_reply,
     parse_initiation,
@@ -84,7 +91,7 @@ class Keypair:
 
     def __init__(
         self,
-        peer: Peer,
+        peer: WireGuardPeer,
         keys: noise.TransportKeys,
         local_index: int,
         remote_index: int,
@@ -102,8 +109,9 @@ class Keypair:
         self.replay = ReplayWindow()
 
 
-class Peer:
-    """A remote static key we talk to, its endpoint, sessions and timers."""
+class WireGuardPeer:
+    """A remote static key we talk to, its endpoint, sessions and timers (WireGuard's notion
+    of a peer, not the WebRTC side's ``weron.peers.Peer``)."""
 
     def __init__(
         self,
@@ -155,7 +163,7 @@ class Receipt:
 
     def __init__(
         self,
-        peer: Peer | None = None,
+        peer: WireGuardPeer | None = None,
         packet: bytes | None = None,
         replies: list[Datagram] | None = None,
         rejected: str | None = None,
@@ -177,8 +185,9 @@ def padded_size(size: int, mtu: int) -> int:
     return size + padded - last
 
 
-class Device:
-    """One static key; peers by public key; session indices; cookies."""
+class WireGuardDevice:
+    """One static key; peers by public key; session indices; cookies (WireGuard's device in
+    wireguard-go's sense, not a TUN/TAP ``weron.net.device.Device``)."""
 
     def __init__(
         self,
@@ -197,11 +206,12 @@ class Device:
         self._timestamp = timestamp
         self._random = random
         self._checker = MacChecker(self.public_key, random)
-        self._peers: dict[bytes, Peer] = {}
+        self._peers: dict[bytes, WireGuardPeer] = {}
         self._static_static: dict[bytes, bytes] = {}
-        self._handshakes: dict[int, Peer] = {}
+        self._handshakes: dict[int, WireGuardPeer] = {}
         self._keypairs: dict[int, Keypair] = {}
         self._recent_initiations: deque[float] = deque()
+        self._next_deadline: float | None = None  # never later than the earliest peer deadline
 
     # -- peers -----------------------------------------------------------------------------
 
@@ -212,7 +222,7 @@ class Device:
         psk: bytes | None = None,
         endpoint: Endpoint | None = None,
         persistent_keepalive: float = 0.0,
-    ) -> Peer:
+    ) -> WireGuardPeer:
         """Add (or return the existing) peer; a low-order key is kept but never handshakes."""
         if len(public_key) != KEY_SIZE or (psk is not None and len(psk) != KEY_SIZE):
             raise ValueError("public keys and pre-shared keys are 32 bytes")
@@ -224,17 +234,19 @@ class Device:
         except ValueError:
             static_static = None
             log.warning("Peer public key is of low order: it can never complete a handshake")
-        peer = Peer(public_key, static_static, psk or noise.NO_PSK, endpoint, persistent_keepalive)
+        peer = WireGuardPeer(
+            public_key, static_static, psk or noise.NO_PSK, endpoint, persistent_keepalive
+        )
         self._peers[public_key] = peer
         if static_static is not None:
             self._static_static[public_key] = static_static
         return peer
 
-    def peer(self, public_key: bytes) -> Peer | None:
+    def peer(self, public_key: bytes) -> WireGuardPeer | None:
         return self._peers.get(public_key)
 
     @property
-    def peers(self) -> list[Peer]:
+    def peers(self) -> list[WireGuardPeer]:
         return list(self._peers.values())
 
     def remove_peer(self, public_key: bytes) -> None:
@@ -258,7 +270,7 @@ class Device:
                 return self._receive_response(data, source, now)
             if kind == COOKIE_REPLY:
                 return self._receive_cookie_reply(data, now)
-        except MessageError as exc:
+        except WireGuardMessageError as exc:
             return _rejected(str(exc))
         return _rejected(f"not a WireGuard message ({len(data)} bytes)")
 
@@ -282,33 +294,25 @@ class Device:
         keypair.replay.mark(counter)
         peer = keypair.peer
         peer.endpoint = source
-        peer.last_received = now
         peer.rx_bytes += len(data)
-        peer.new_handshake_at = None
+        self._authenticated_received(peer, now)
         replies: list[Datagram] = []
         if keypair is peer.next:
             self._confirm_next(peer, replies, now)
-        if packet and peer.keepalive_at is None:
-            peer.keepalive_at = now + self.timers.keepalive_timeout
-        if (
-            keypair.initiator
-            and keypair is peer.current
-            and now - keypair.created
-            >= self.timers.reject_after_time
-            - self.timers.keepalive_timeout
-            - self.timers.rekey_timeout
-            and peer.handshake is None
-        ):
-            self._initiate(peer, now, replies)
+        if packet and peer.keepalive_at is None:  # (checked here too: the hot path)
+            self._data_received(peer, now)
+        if keypair.initiator:
+            self._keep_key_fresh_receiving(keypair, now, replies)
         return Receipt(peer, packet or None, replies)
 
-    def _confirm_next(self, peer: Peer, replies: list[Datagram], now: float) -> None:
+    def _confirm_next(self, peer: WireGuardPeer, replies: list[Datagram], now: float) -> None:
         """The initiator used the keypair we answered with: it becomes current."""
         self._drop_keypair(peer.previous)
         peer.previous = peer.current
         peer.current = peer.next
         peer.next = None
         self._flush_staged(peer, replies, now)
+        self._new_current(peer)
 
     def _receive_initiation(self, data: bytes, source: Endpoint, now: float) -> Receipt:
         message = parse_initiation(data)
@@ -351,10 +355,9 @@ class Device:
         self._drop_keypair(peer.previous)
         peer.previous = None
         peer.next = keypair
-        peer.last_handshake = now
-        peer.handshakes += 1
+        self._session_derived(peer, now)
         reply = peer.macs.add_macs(response.pack(), now)
-        self._sent(peer, now)
+        self._authenticated_sent(peer, now)
         return Receipt(peer, None, [(reply, source)])
 
     def _receive_response(self, data: bytes, source: Endpoint, now: float) -> Receipt:
@@ -391,17 +394,15 @@ class Device:
             peer.previous = peer.current
         peer.current = keypair
         peer.endpoint = source
-        peer.last_received = now
-        peer.new_handshake_at = None
-        peer.retransmit_at = None
-        peer.attempt_started = None
-        peer.last_handshake = now
-        peer.handshakes += 1
+        self._authenticated_received(peer, now)
+        self._handshake_complete(peer)
+        self._session_derived(peer, now)
         replies: list[Datagram] = []
         if peer.staged:
             self._flush_staged(peer, replies, now)
         else:
             self._keepalive(peer, replies, now)  # confirms the session to the responder
+        self._new_current(peer)
         return Receipt(peer, None, replies)
 
     def _receive_cookie_reply(self, data: bytes, now: float) -> Receipt:
@@ -426,7 +427,7 @@ class Device:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, peer: Peer, packet: bytes, now: float) -> list[Datagram]:
+    def send(self, peer: WireGuardPeer, packet: bytes, now: float) -> list[Datagram]:
         """Datagrams that carry ``packet`` to ``peer`` (plus a handshake when one is due);
         without a usable session the packet is staged and a handshake started."""
         out: list[Datagram] = []
@@ -436,15 +437,13 @@ class Device:
             self._initiate(peer, now, out)
             return out
         out.append((self._seal(keypair, packet, now), peer.endpoint))
-        if peer.new_handshake_at is None:
-            peer.new_handshake_at = now + self.timers.keepalive_timeout + self.timers.rekey_timeout
-        if (
-            keypair.initiator and now - keypair.created >= self.timers.rekey_after_time
-        ) or keypair.send_counter >= self.timers.rekey_after_messages:
-            self._initiate(peer, now, out)
+        self._data_sent(peer, now)
+        self._keep_key_fresh_sending(keypair, now, out)
         return out
 
-    def send_many(self, peer: Peer, packets: Sequence[bytes], now: float) -> list[Datagram]:
+    def send_many(
+        self, peer: WireGuardPeer, packets: Sequence[bytes], now: float
+    ) -> list[Datagram]:
         """Like :meth:`send` for a batch: the session checks and timer updates once, then
         only header, encryption and append per packet (the hot path of bulk traffic)."""
         keypair = peer.current
@@ -479,22 +478,18 @@ class Device:
             counter += 1
         keypair.send_counter = counter
         peer.tx_bytes += sent_bytes
-        self._sent(peer, now)
-        if peer.new_handshake_at is None:
-            peer.new_handshake_at = now + self.timers.keepalive_timeout + self.timers.rekey_timeout
-        if (
-            keypair.initiator and now - keypair.created >= self.timers.rekey_after_time
-        ) or counter >= self.timers.rekey_after_messages:
-            self._initiate(peer, now, out)
+        self._authenticated_sent(peer, now)
+        self._data_sent(peer, now)
+        self._keep_key_fresh_sending(keypair, now, out)
         return out
 
-    def initiate(self, peer: Peer, now: float) -> list[Datagram]:
+    def initiate(self, peer: WireGuardPeer, now: float) -> list[Datagram]:
         """Start a handshake now (unless one was sent less than REKEY_TIMEOUT ago)."""
         out: list[Datagram] = []
         self._initiate(peer, now, out)
         return out
 
-    def probe(self, peer: Peer, now: float) -> bytes | None:
+    def probe(self, peer: WireGuardPeer, now: float) -> bytes | None:
         """A message to send along a candidate path to learn whether it works (hole punching):
         with a session, an empty transport message (the peer roams to the path it arrives
         on); without, the initiation in flight (started if none is), so the handshake completes
@@ -527,27 +522,22 @@ class Device:
         data = self._encrypt(keypair, packet)
         peer = keypair.peer
         peer.tx_bytes += len(data)
-        self._sent(peer, now)
+        self._authenticated_sent(peer, now)
         return data
 
-    def _sent(self, peer: Peer, now: float) -> None:
-        """Any authenticated packet sent: no passive keepalive is owed any more."""
-        peer.last_sent = now
-        peer.keepalive_at = None
-
-    def _keepalive(self, peer: Peer, out: list[Datagram], now: float) -> None:
+    def _keepalive(self, peer: WireGuardPeer, out: list[Datagram], now: float) -> None:
         keypair = peer.current
         if keypair is not None and peer.endpoint is not None and self._usable(keypair, now):
             out.append((self._seal(keypair, b"", now), peer.endpoint))
 
-    def _flush_staged(self, peer: Peer, out: list[Datagram], now: float) -> None:
+    def _flush_staged(self, peer: WireGuardPeer, out: list[Datagram], now: float) -> None:
         staged = list(peer.staged)
         peer.staged.clear()
         for packet in staged:
             out.extend(self.send(peer, packet, now))
 
     def _initiate(
-        self, peer: Peer, now: float, out: list[Datagram], *, retry: bool = False
+        self, peer: WireGuardPeer, now: float, out: list[Datagram], *, retry: bool = False
     ) -> None:
         if peer.endpoint is None or peer.static_static is None:
             return
@@ -567,22 +557,33 @@ class Device:
         peer.handshake = state
         peer.handshake_index = local_index
         self._handshakes[local_index] = peer
-        if peer.attempt_started is None:
-            peer.attempt_started = now
-        peer.last_initiation_sent = now
-        jitter = int.from_bytes(self._random(2), "little") % 334 / 1000
-        peer.retransmit_at = now + self.timers.rekey_timeout + jitter
-        self._sent(peer, now)
+        self._handshake_initiated(peer, now)
+        self._authenticated_sent(peer, now)
         peer.initiation = peer.macs.add_macs(message.pack(), now)
         out.append((peer.initiation, peer.endpoint))
 
     # -- timers ----------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has work, in ``now`` units; None while no timer is armed.
+
+        Never later than the earliest deadline, but it may be earlier: a timer stopped since
+        the last tick (an answered handshake, a keepalive that data made unnecessary) leaves
+        it in place, and that wake-up finds nothing due. Every tick computes it exactly."""
+        return self._next_deadline
+
+    def set_persistent_keepalive(self, peer: WireGuardPeer, interval: float) -> None:
+        """Send a keepalive whenever ``peer`` heard nothing from us for ``interval`` (0: never),
+        so that NAT mappings stay open and silence means the path is lost."""
+        peer.persistent_keepalive = interval
+        self._new_current(peer)
 
     def tick(self, now: float) -> list[Datagram]:
         """Run every timer that is due at ``now``: handshake retransmission and give-up,
         passive and persistent keepalives, handshakes after silence, key erasure."""
         out: list[Datagram] = []
         timers = self.timers
+        earliest: float | None = None
         for peer in self._peers.values():
             if peer.retransmit_at is not None and now >= peer.retransmit_at:
                 started = peer.attempt_started if peer.attempt_started is not None else now
@@ -609,9 +610,108 @@ class Device:
             ):
                 log.debug("Erasing the keys of a silent peer")
                 self._clear_sessions(peer)
+            deadline = self._peer_deadline(peer, now)
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        self._next_deadline = earliest
         return out
 
-    def _give_up(self, peer: Peer) -> None:
+    def _peer_deadline(self, peer: WireGuardPeer, now: float) -> float | None:
+        """The earliest of ``peer``'s timers, all later than ``now`` right after a tick (a
+        persistent keepalive counts only while a session can carry it, or an expired session
+        would make it due again at once)."""
+        armed = (peer.retransmit_at, peer.keepalive_at, peer.new_handshake_at)
+        deadlines = [at for at in armed if at is not None]
+        current = peer.current
+        if (
+            peer.persistent_keepalive > 0
+            and current is not None
+            and peer.endpoint is not None
+            and self._usable(current, now)
+        ):
+            deadlines.append(peer.last_sent + peer.persistent_keepalive)
+        if peer.last_handshake is not None:
+            deadlines.append(peer.last_handshake + 3 * self.timers.reject_after_time)
+        return min(deadlines, default=None)
+
+    def _arm(self, deadline: float) -> None:
+        if self._next_deadline is None or deadline < self._next_deadline:
+            self._next_deadline = deadline
+
+    # The events that set timers, as wireguard-go names them (timers.go).
+
+    def _data_sent(self, peer: WireGuardPeer, now: float) -> None:
+        """Data went out: without an answer within KEEPALIVE + REKEY_TIMEOUT, handshake anew."""
+        if peer.new_handshake_at is None:
+            peer.new_handshake_at = now + self.timers.keepalive_timeout + self.timers.rekey_timeout
+            self._arm(peer.new_handshake_at)
+
+    def _data_received(self, peer: WireGuardPeer, now: float) -> None:
+        """Data came in: unless we send something first, a keepalive is owed KEEPALIVE later."""
+        if peer.keepalive_at is None:
+            peer.keepalive_at = now + self.timers.keepalive_timeout
+            self._arm(peer.keepalive_at)
+
+    def _authenticated_sent(self, peer: WireGuardPeer, now: float) -> None:
+        """Any authenticated packet sent: no passive keepalive is owed any more."""
+        peer.last_sent = now
+        peer.keepalive_at = None
+
+    def _authenticated_received(self, peer: WireGuardPeer, now: float) -> None:
+        """A transport message or handshake response authenticated: the peer is alive."""
+        peer.last_received = now
+        peer.new_handshake_at = None
+
+    def _handshake_initiated(self, peer: WireGuardPeer, now: float) -> None:
+        """An initiation went out: send it again after REKEY_TIMEOUT (plus jitter) unless
+        answered, until REKEY_ATTEMPT_TIME after the first one."""
+        if peer.attempt_started is None:
+            peer.attempt_started = now
+        peer.last_initiation_sent = now
+        jitter = int.from_bytes(self._random(2), "little") % 334 / 1000
+        peer.retransmit_at = now + self.timers.rekey_timeout + jitter
+        self._arm(peer.retransmit_at)
+
+    def _handshake_complete(self, peer: WireGuardPeer) -> None:
+        """Our initiation was answered: no more retransmissions of it."""
+        peer.retransmit_at = None
+        peer.attempt_started = None
+
+    def _session_derived(self, peer: WireGuardPeer, now: float) -> None:
+        """New keys, as initiator or responder: erase them after 3 × REJECT_AFTER_TIME of no
+        newer handshake."""
+        peer.last_handshake = now
+        peer.handshakes += 1
+        self._arm(now + 3 * self.timers.reject_after_time)
+
+    def _new_current(self, peer: WireGuardPeer) -> None:
+        """A session can carry keepalives now: the persistent keepalive counts from our last
+        packet."""
+        if peer.persistent_keepalive > 0 and peer.current is not None:
+            self._arm(peer.last_sent + peer.persistent_keepalive)
+
+    def _keep_key_fresh_sending(self, keypair: Keypair, now: float, out: list[Datagram]) -> None:
+        """After sending: keys past REKEY_AFTER_TIME (we initiated them) or REKEY_AFTER_MESSAGES
+        get replaced by a new handshake."""
+        if (
+            keypair.initiator and now - keypair.created >= self.timers.rekey_after_time
+        ) or keypair.send_counter >= self.timers.rekey_after_messages:
+            self._initiate(keypair.peer, now, out)
+
+    def _keep_key_fresh_receiving(self, keypair: Keypair, now: float, out: list[Datagram]) -> None:
+        """After receiving on keys we initiated: close to REJECT_AFTER_TIME they get replaced
+        now, while the peer still answers on them."""
+        timers = self.timers
+        peer = keypair.peer
+        if (
+            keypair is peer.current
+            and now - keypair.created
+            >= timers.reject_after_time - timers.keepalive_timeout - timers.rekey_timeout
+            and peer.handshake is None
+        ):
+            self._initiate(peer, now, out)
+
+    def _give_up(self, peer: WireGuardPeer) -> None:
         if peer.handshake is not None:
             self._handshakes.pop(peer.handshake_index, None)
         peer.handshake = None
@@ -621,7 +721,7 @@ class Device:
         peer.new_handshake_at = None
         peer.staged.clear()
 
-    def _clear_sessions(self, peer: Peer) -> None:
+    def _clear_sessions(self, peer: WireGuardPeer) -> None:
         self._give_up(peer)
         for keypair in (peer.current, peer.previous, peer.next):
             self._drop_keypair(keypair)

@@ -1,13 +1,16 @@
 """One asyncio UDP socket carrying WireGuard for every peer of a device (a thin adapter: all
 protocol decisions are the core's, ``device.py``).
 
-Received datagrams go through :meth:`Device.receive` with the loop's clock; what the core
-wants sent is sent at once; decrypted packets go to ``on_packet``. A timer runs the core's
-timers a few times a second.
+Received datagrams go through :meth:`WireGuardDevice.receive` with the loop's clock; what the core
+wants sent is sent at once; decrypted packets go to ``on_packet``. One loop timer is armed for
+the core's :meth:`~WireGuardDevice.next_deadline` after every call into the core, so an idle
+device costs no wake-ups. Calls that change the core's timers therefore go through this class
+(``send``, ``initiate``, ``probe``, ``set_persistent_keepalive``...), not to the device.
 
-The socket can be shared (NAT traversal, ``weron.nat``): datagrams that are not WireGuard go
-to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)`` tuples (a
-:class:`Relayed` peer behind a TURN relay) go to ``send_foreign``, which wraps them.
+The socket can be shared (NAT traversal, ``weron.wireguard.nat``): datagrams that are not
+WireGuard go to ``on_foreign``, and datagrams for endpoints that are not plain ``(host, port)``
+tuples (a ``net.endpoints.Relayed`` peer behind a TURN relay) go to ``send_foreign``, which
+wraps them.
 
 Bound to ``::``, the socket is dual-stack (IPv6, and IPv4 as mapped addresses): everything above
 it sees plain ``(address, port)`` endpoints, IPv4 ones as ``1.2.3.4``, never ``::ffff:1.2.3.4``.
@@ -18,31 +21,20 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from weron.log import get_logger
-from weron.wireguard.cookie import Endpoint
-from weron.wireguard.device import Datagram, Device, Peer
+from weron.net.endpoints import Endpoint
+from weron.wireguard.device import Datagram, WireGuardDevice, WireGuardPeer
 from weron.wireguard.messages import message_type
 
 log = get_logger(__name__)
-TICK_INTERVAL: Final = 0.25
 SOCKET_BUFFER: Final = 4 << 20
 
 MAPPED_PREFIX: Final = "::ffff:"
 
-PacketHandler = Callable[[Peer, bytes], None]
+PacketHandler = Callable[[WireGuardPeer, bytes], None]
 DatagramSink = Callable[[bytes, Endpoint], None]
-
-
-class Relayed(NamedTuple):
-    """A peer address as our TURN relay sees it: datagrams to it travel through the relay.
-
-    A tuple like any endpoint, so the protocol core treats it alike (roaming, cookies); only
-    its class tells the socket to hand it to ``send_foreign``."""
-
-    host: str
-    port: int
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -62,12 +54,13 @@ class _Protocol(asyncio.DatagramProtocol):
 class WireGuardEndpoint:
     """The device on a socket: ``open``, then ``send`` packets to peers, ``close`` at the end."""
 
-    def __init__(self, device: Device, on_packet: PacketHandler) -> None:
+    def __init__(self, device: WireGuardDevice, on_packet: PacketHandler) -> None:
         self.device = device
         self._on_packet = on_packet
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ticker: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")  # when the timer fires; inf while none is armed
         self._dual_stack = False
         self.rejected = 0
         self.on_foreign: DatagramSink | None = None
@@ -87,7 +80,7 @@ class WireGuardEndpoint:
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
         transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         self._transport = transport
-        self._ticker = self._loop.call_later(TICK_INTERVAL, self._tick)
+        self._arm()
         address: Endpoint = transport.get_extra_info("sockname")[:2]
         log.info("WireGuard endpoint listening", addr=f"{address[0]}:{address[1]}")
         return address
@@ -97,13 +90,15 @@ class WireGuardEndpoint:
         assert self._loop is not None
         return self._loop.time()
 
-    def send(self, peer: Peer, packet: bytes) -> None:
+    def send(self, peer: WireGuardPeer, packet: bytes) -> None:
         """Encrypt ``packet`` for ``peer`` and send it (or stage it behind a handshake)."""
         self._send_all(self.device.send(peer, packet, self.now))
+        self._arm()
 
-    def send_many(self, peer: Peer, packets: Sequence[bytes]) -> int:
+    def send_many(self, peer: WireGuardPeer, packets: Sequence[bytes]) -> int:
         """Encrypt and send a batch of packets for ``peer``; returns how many."""
         self._send_all(self.device.send_many(peer, packets, self.now))
+        self._arm()
         return len(packets)
 
     @property
@@ -111,8 +106,20 @@ class WireGuardEndpoint:
         assert self._transport is not None, "open() first"
         return self._transport
 
-    def initiate(self, peer: Peer) -> None:
+    def initiate(self, peer: WireGuardPeer) -> None:
         self._send_all(self.device.initiate(peer, self.now))
+        self._arm()
+
+    def probe(self, peer: WireGuardPeer) -> bytes | None:
+        """The core's probe for ``peer`` (:meth:`WireGuardDevice.probe`), for the caller to
+        send along candidate paths."""
+        probe = self.device.probe(peer, self.now)
+        self._arm()
+        return probe
+
+    def set_persistent_keepalive(self, peer: WireGuardPeer, interval: float) -> None:
+        self.device.set_persistent_keepalive(peer, interval)
+        self._arm()
 
     def sendto(self, data: bytes, endpoint: Endpoint) -> None:
         """Send raw bytes from the WireGuard socket (STUN, TURN, probes)."""
@@ -122,13 +129,14 @@ class WireGuardEndpoint:
         if self.on_foreign is not None and not message_type(data):
             self.on_foreign(data, source)
             return
-        self.deliver(data, source)
+        self.receive_wireguard(data, source)
 
-    def deliver(self, data: bytes, source: Endpoint) -> None:
+    def receive_wireguard(self, data: bytes, source: Endpoint) -> None:
         """A WireGuard datagram from ``source`` (a relay hands over what it unwrapped)."""
         receipt = self.device.receive(data, source, self.now)
         if receipt.replies:
             self._send_all(receipt.replies)
+        self._arm()
         if receipt.packet is not None and receipt.peer is not None:
             self._on_packet(receipt.peer, receipt.packet)
         elif receipt.rejected is not None:
@@ -147,14 +155,32 @@ class WireGuardEndpoint:
             else:
                 transport.sendto(data, (endpoint[0], endpoint[1]))
 
+    def _arm(self) -> None:
+        """Make the loop timer fire by the core's next deadline (a timer already due sooner
+        stays: waking early costs one tick that finds nothing due)."""
+        deadline = self.device.next_deadline()
+        if deadline is None or self._timer_at <= deadline:
+            return
+        loop = self._loop
+        if loop is None or self._transport is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = max(deadline, loop.time())
+        self._timer = loop.call_at(self._timer_at, self._tick)
+
     def _tick(self) -> None:
         assert self._loop is not None
+        self._timer = None
+        self._timer_at = float("inf")
         self._send_all(self.device.tick(self._loop.time()))
-        self._ticker = self._loop.call_later(TICK_INTERVAL, self._tick)
+        self._arm()
 
     def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = float("inf")
         if self._transport is not None:
             self._transport.close()
             self._transport = None

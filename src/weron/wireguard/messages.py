@@ -38,7 +38,7 @@ _COOKIE_REPLY: Final = struct.Struct("<II24s32s")
 TRANSPORT_HEADER: Final = struct.Struct("<IIQ")
 
 
-class MessageError(ValueError):
+class WireGuardMessageError(ValueError):
     """Bytes that are not a well-formed WireGuard message."""
 
 
@@ -103,20 +103,22 @@ def message_type(data: bytes) -> int:
 
 def parse_initiation(data: bytes) -> Initiation:
     if len(data) != INITIATION_SIZE:
-        raise MessageError(f"initiation must be {INITIATION_SIZE} bytes, got {len(data)}")
+        raise WireGuardMessageError(f"initiation must be {INITIATION_SIZE} bytes, got {len(data)}")
     _, sender, ephemeral, static, timestamp, mac1, mac2 = _INITIATION.unpack(data)
     return Initiation(sender, ephemeral, static, timestamp, mac1, mac2)
 
 
 def parse_response(data: bytes) -> Response:
     if len(data) != RESPONSE_SIZE:
-        raise MessageError(f"response must be {RESPONSE_SIZE} bytes, got {len(data)}")
+        raise WireGuardMessageError(f"response must be {RESPONSE_SIZE} bytes, got {len(data)}")
     _, sender, receiver, ephemeral, nothing, mac1, mac2 = _RESPONSE.unpack(data)
     return Response(sender, receiver, ephemeral, nothing, mac1, mac2)
 
 
 def parse_cookie_reply(data: bytes) -> CookieReply:
     if len(data) != COOKIE_REPLY_SIZE:
-        raise MessageError(f"cookie reply must be {COOKIE_REPLY_SIZE} bytes, got {len(data)}")
+        raise WireGuardMessageError(
+            f"cookie reply must be {COOKIE_REPLY_SIZE} bytes, got {len(data)}"
+        )
     _, receiver, nonce, cookie = _COOKIE_REPLY.unpack(data)
     return CookieReply(receiver, nonce, cookie)

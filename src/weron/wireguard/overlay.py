@@ -12,15 +12,15 @@ from collections.abc import Callable
 from ipaddress import IPv6Address
 
 from weron.log import get_logger
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
 from weron.wireguard.crypto import PrivateKey
-from weron.wireguard.device import Device, Peer, Timers
+from weron.wireguard.device import Timers, WireGuardDevice, WireGuardPeer
 from weron.wireguard.endpoint import WireGuardEndpoint
 from weron.wireguard.ip import PacketError, UdpPacket, build_udp, overlay_address, parse_udp
 
 log = get_logger(__name__)
 
-DatagramHandler = Callable[[Peer, UdpPacket], None]
+DatagramHandler = Callable[[WireGuardPeer, UdpPacket], None]
 
 
 class UdpOverlay:
@@ -33,7 +33,7 @@ class UdpOverlay:
         *,
         timers: Timers | None = None,
     ) -> None:
-        self.device = Device(private_key, timers=timers)
+        self.device = WireGuardDevice(private_key, timers=timers)
         self.address = overlay_address(private_key.public)
         self.endpoint = WireGuardEndpoint(self.device, self._packet_received)
         self._on_datagram = on_datagram
@@ -46,7 +46,7 @@ class UdpOverlay:
 
     def add_peer(
         self, public_key: bytes, *, psk: bytes | None = None, endpoint: Endpoint | None = None
-    ) -> Peer:
+    ) -> WireGuardPeer:
         peer = self.device.add_peer(public_key, psk=psk, endpoint=endpoint)
         if endpoint is not None:
             peer.endpoint = endpoint
@@ -57,7 +57,9 @@ class UdpOverlay:
         self.device.remove_peer(public_key)
         self._addresses.pop(public_key, None)
 
-    def sendto(self, payload: bytes, peer: Peer, port: int, source_port: int | None = None) -> None:
+    def sendto(
+        self, payload: bytes, peer: WireGuardPeer, port: int, source_port: int | None = None
+    ) -> None:
         """One UDP datagram from our overlay address to ``peer``'s, port ``port``."""
         packet = build_udp(
             self.address,
@@ -68,7 +70,7 @@ class UdpOverlay:
         )
         self.endpoint.send(peer, packet)
 
-    def _packet_received(self, peer: Peer, packet: bytes) -> None:
+    def _packet_received(self, peer: WireGuardPeer, packet: bytes) -> None:
         try:
             datagram = parse_udp(packet)
         except PacketError as exc:

@@ -6,6 +6,7 @@ import itertools
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -29,6 +30,7 @@ ALIASES = {
     "ip": ("ip", "i"),
     "ethernet": ("ethernet", "eth", "e"),
     "completion": ("completion",),
+    "status": ("status", "st"),
 }
 SIGNALER = [
     *("--laddr", "--heartbeat", "--postgres-url", "--redis-url", "--cleanup"),
@@ -40,7 +42,7 @@ SIGNALER = [
 MANAGER = ["--api-password", "--api-username", "--raddr", "--verbose", "API_PASSWORD", "API_KEY"]
 PEER = [
     *("--community", "--force-relay", "--ice", "--key", "--password", "--raddr", "--timeout"),
-    *("--webrtc-mtu", "WERON_WEBRTC_MTU"),
+    *("--webrtc-mtu", "WERON_WEBRTC_MTU", "--metrics-addr", "WERON_METRICS_ADDR"),
     *("--verbose", "WERON_COMMUNITY", "WERON_KEY", "stun:stun.l.google.com:19302"),
 ]
 HELP_CONTRACT: dict[tuple[str, ...], list[str]] = {
@@ -61,13 +63,14 @@ HELP_CONTRACT: dict[tuple[str, ...], list[str]] = {
     ],
     ("vpn", "ethernet"): [*PEER, "--dev", "--mac", "--parallel"],
     ("completion",): ["bash", "zsh", "fish"],
+    ("status",): ["--json", "--watch", "--interval", "--process", "--runtime-dir", "--verbose"],
 }
 HELP_CASES = [
     pytest.param(spelling, path, expected, id=" ".join(spelling))
     for path, expected in HELP_CONTRACT.items()
     for spelling in itertools.product(*(ALIASES[name] for name in path))
 ]
-COMMANDS = ["signaler", "manager", "chat", "utility", "vpn", "completion"]
+COMMANDS = ["signaler", "manager", "chat", "utility", "vpn", "completion", "status"]
 # Variables a developer's shell may set that would change what the commands do.
 _OUTSIDE_ENV = [
     *("API_PASSWORD", "API_USERNAME", "API_KEY", "DATABASE_URL", "REDIS_URL", "PORT"),
@@ -241,6 +244,8 @@ def test_manager_rejects_a_bad_remote_address() -> None:
         ((), {"OIDC_CLIENT_ID": "x"}, "OIDC needs both"),
         (("--oidc-client-id", "x", "--oidc-issuer", "issuer"), {}, "is not a https:// URL"),
         (("--state", "s", "--postgres-url", "postgres://h/d"), {}, "--state is for in-memory"),
+        (("--allowed-origins", "chat.example"), {}, "--allowed-origins: allowed origin"),
+        ((), {"WERON_ALLOWED_ORIGINS": "https://a.example/path"}, "is not scheme://host"),
     ],
 )
 def test_signaler_rejects_bad_backend_settings(
@@ -263,6 +268,8 @@ def test_signaler_rejects_bad_backend_settings(
         ("--idle-timeout", "500ms", "--head-timeout", "1m"),
         ("--max-source-connections", "0"),
         ("--state-grace", "2m"),
+        ("--web=false",),
+        ("--allowed-origins", "https://a.example,http://b.example:8080", "--allowed-origins", "*"),
         ("-v", "0"),
     ],
 )
@@ -281,6 +288,7 @@ def test_signaler_accepts_go_style_values(args: tuple[str, ...]) -> None:
         ((), {"WERON_HEAD_TIMEOUT": "soon"}, "invalid duration"),
         (("--max-source-connections", "-1"), {}, "--max-source-connections"),
         (("--cleanup=maybe",), {}, "--cleanup"),
+        (("--web=perhaps",), {}, "--web"),
     ],
 )
 def test_signaler_usage_errors(args: tuple[str, ...], env: dict[str, str], message: str) -> None:
@@ -328,3 +336,25 @@ def test_a_peer_command_does_not_import_the_other_commands() -> None:
 
 def test_completion_of_unknown_shell() -> None:
     assert_fails(weron("completion", "tcsh"), "tcsh", exit_code=2)
+
+
+@pytest.mark.parametrize("value", ["nohost:", "host:99999", "host:port"])
+def test_a_bad_metrics_addr_is_one_clear_error(value: str) -> None:
+    result = weron(
+        *("chat", "--community", "c", "--password", "p", "--key", "k", "--names", "a"),
+        *("--metrics-addr", value),
+    )
+    assert_fails(result, "expected HOST:PORT", exit_code=2)
+
+
+def test_status_with_a_pid_nobody_has(tmp_path: Path) -> None:
+    result = weron("status", "--process", "4000000", "--runtime-dir", str(tmp_path))
+    assert_fails(result, "no weron peer process with pid 4000000")
+    result = weron("status", "--process", str(tmp_path / "nothing"))
+    assert_fails(result, "not a pid nor a control socket")
+    result = weron("status", "--interval", "0s")
+    assert_fails(result, "--interval must be more than 0")
+    (tmp_path / "open").mkdir(mode=0o777)
+    (tmp_path / "open").chmod(0o777)
+    result = weron("status", "--runtime-dir", str(tmp_path / "open"))
+    assert_fails(result, "refusing the runtime directory")

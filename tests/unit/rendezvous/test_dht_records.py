@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from weron.nat.paths import Candidate, Kind
 from weron.rendezvous.card import Card
 from weron.rendezvous.dht import RecordError, RoomKeys, open_record, seal_record
 from weron.rendezvous.room import Room, derive
 from weron.rendezvous.slots import SLOTS, Record, preferred_slot
 from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.nat.paths import Candidate, Kind
 
 
 @pytest.fixture(scope="module")

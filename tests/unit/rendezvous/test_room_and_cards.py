@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from weron.nat.paths import Candidate, Kind
 from weron.rendezvous.card import Card, CardError, decode_card
 from weron.rendezvous.room import Room, RoomError, derive
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.keys import KeyFormatError, encode_key, load_or_create_identity
+from weron.wireguard.nat.paths import Candidate, Kind
 
 
 def test_room_names_parse_strictly() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from weron.nat.paths import Candidate, Kind
 from weron.rendezvous.card import Card
 from weron.rendezvous.slots import (
     CLOCK_SKEW,
@@ -20,6 +19,7 @@ from weron.rendezvous.slots import (
     preferred_slot,
 )
 from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.nat.paths import Candidate, Kind
 
 NOW = 1_900_000_000.0
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from weron.signaler.metrics import Family, Metrics, render
+from weron.prometheus import Family, render
+from weron.signaler.metrics import Metrics
 
 
 def test_families_render_with_help_type_and_labels() -> None:

@@ -8,7 +8,14 @@ import random
 import pytest
 
 from weron.wireguard.crypto import PrivateKey, tai64n
-from weron.wireguard.device import Datagram, Device, Peer, Receipt, Timers, padded_size
+from weron.wireguard.device import (
+    Datagram,
+    Receipt,
+    Timers,
+    WireGuardDevice,
+    WireGuardPeer,
+    padded_size,
+)
 from weron.wireguard.messages import (
     CONSTRUCTION,
     COOKIE_REPLY_SIZE,
@@ -37,17 +44,17 @@ class Clock:
 
 def make_pair(
     psk_a: bytes | None = None, psk_b: bytes | None = None, timers: Timers | None = None
-) -> tuple[Device, Device, Peer, Peer]:
+) -> tuple[WireGuardDevice, WireGuardDevice, WireGuardPeer, WireGuardPeer]:
     """Device a knows b at B_ADDR; b knows a without an endpoint (learns it from a)."""
-    a = Device(PrivateKey.generate(), timers=timers, timestamp=Clock())
-    b = Device(PrivateKey.generate(), timers=timers, timestamp=Clock())
+    a = WireGuardDevice(PrivateKey.generate(), timers=timers, timestamp=Clock())
+    b = WireGuardDevice(PrivateKey.generate(), timers=timers, timestamp=Clock())
     peer_b = a.add_peer(b.public_key, psk=psk_a, endpoint=B_ADDR)
     peer_a = b.add_peer(a.public_key, psk=psk_b)
     return a, b, peer_b, peer_a
 
 
 def deliver(
-    datagrams: list[Datagram], a: Device, b: Device, now: float
+    datagrams: list[Datagram], a: WireGuardDevice, b: WireGuardDevice, now: float
 ) -> tuple[list[Receipt], list[Receipt]]:
     """Carry datagrams between a (at A_ADDR) and b (at B_ADDR) until nothing is left to send;
     returns what a and b received."""
@@ -63,7 +70,9 @@ def deliver(
     return got_a, got_b
 
 
-def establish(a: Device, b: Device, peer_b: Peer, now: float = 0.0) -> None:
+def establish(
+    a: WireGuardDevice, b: WireGuardDevice, peer_b: WireGuardPeer, now: float = 0.0
+) -> None:
     deliver(a.initiate(peer_b, now), a, b, now)
 
 
@@ -171,7 +180,7 @@ def test_wrong_psk_never_completes_a_session() -> None:
 
 def test_unknown_static_key_is_rejected() -> None:
     _, b, _, _ = make_pair()
-    stranger = Device(PrivateKey.generate(), timestamp=Clock())
+    stranger = WireGuardDevice(PrivateKey.generate(), timestamp=Clock())
     peer = stranger.add_peer(b.public_key, endpoint=B_ADDR)
     ((initiation, _),) = stranger.initiate(peer, 0.0)
     assert b.receive(initiation, A_ADDR, 0.0).rejected == "initiation from an unknown public key"
@@ -214,7 +223,7 @@ def test_garbage_of_every_length_is_rejected_with_a_reason() -> None:
 
 
 def test_low_order_public_keys_are_harmless() -> None:
-    device = Device(PrivateKey.generate(), timestamp=Clock())
+    device = WireGuardDevice(PrivateKey.generate(), timestamp=Clock())
     peer = device.add_peer(bytes(32), endpoint=B_ADDR)
     assert peer.static_static is None
     assert device.initiate(peer, 0.0) == []
@@ -377,3 +386,108 @@ def test_probes_complete_the_handshake_on_the_path_that_answers_and_make_the_pee
     assert receipt.rejected is None and peer_a.endpoint == moved
     assert b.receive(keepalive, B_ADDR, 0.7).rejected  # duplicates do not move it back
     assert peer_a.endpoint == moved
+
+
+# -- deadlines: when the core next needs a tick ------------------------------------------------
+
+
+def run_by_deadlines(device: WireGuardDevice, until: float) -> list[tuple[float, bytes]]:
+    """Tick ``device`` only at the deadlines it names, as its endpoint does; returns what it
+    sent and when. Each tick must move the deadline past ``now`` (or clear it): an endpoint
+    never spins on a deadline that stays due."""
+    sent: list[tuple[float, bytes]] = []
+    deadline = device.next_deadline()
+    while deadline is not None and deadline <= until:
+        sent += [(deadline, data) for data, _ in device.tick(deadline)]
+        following = device.next_deadline()
+        assert following is None or following > deadline
+        deadline = following
+    return sent
+
+
+def test_an_idle_device_names_no_deadline() -> None:
+    a, b, _, _ = make_pair()
+    assert a.next_deadline() is None and b.next_deadline() is None
+    assert a.tick(1000.0) == [] and a.next_deadline() is None
+
+
+def test_an_unanswered_initiation_is_due_again_exactly_at_its_deadline() -> None:
+    timers = Timers()
+    a, _, peer_b, _ = make_pair(timers=timers)
+    a.initiate(peer_b, 0.0)
+    deadline = a.next_deadline()
+    assert deadline is not None
+    assert timers.rekey_timeout <= deadline <= timers.rekey_timeout + 0.334  # plus jitter
+    assert a.tick(deadline - 0.001) == []
+    ((again, _),) = a.tick(deadline)
+    assert again[0] == 1
+    following = a.next_deadline()
+    assert following is not None and following >= deadline + timers.rekey_timeout
+
+
+def test_retransmissions_by_deadline_give_up_and_leave_the_device_quiet() -> None:
+    a, _, peer_b, _ = make_pair()
+    a.send(peer_b, b"queued", 0.0)
+    initiations = run_by_deadlines(a, until=1000.0)
+    assert 17 <= 1 + len(initiations) <= 19  # every 5 s (plus jitter) for 90 s, as polled
+    assert all(data[0] == 1 for _, data in initiations)
+    assert not peer_b.staged and peer_b.handshake is None
+    assert a.next_deadline() is None
+
+
+def test_received_data_makes_the_passive_keepalive_the_next_deadline() -> None:
+    a, b, peer_b, _ = make_pair()
+    establish(a, b, peer_b)
+    assert b.next_deadline() == 3 * b.timers.reject_after_time  # key erasure
+    deliver(a.send(peer_b, b"data", 1.0), a, b, 1.0)
+    assert b.next_deadline() == 1.0 + b.timers.keepalive_timeout
+    ((keepalive, _),) = b.tick(1.0 + b.timers.keepalive_timeout)
+    assert len(keepalive) == 32
+    assert b.next_deadline() == 3 * b.timers.reject_after_time
+
+
+def test_a_stopped_timer_makes_one_early_wake_up_then_the_real_deadline() -> None:
+    a, b, peer_b, _ = make_pair()
+    establish(a, b, peer_b)  # the answered initiation's retransmission stays as a deadline
+    a.send(peer_b, b"unanswered", 1.0)
+    early = a.next_deadline()
+    assert early is not None and early < 16.0
+    assert a.tick(early) == []
+    assert a.next_deadline() == 1.0 + a.timers.keepalive_timeout + a.timers.rekey_timeout
+    ((initiation, _),) = a.tick(16.0)
+    assert initiation[0] == 1
+
+
+def test_persistent_keepalives_by_deadline_stop_when_the_session_expires() -> None:
+    timers = Timers(rekey_after_time=10.0, reject_after_time=30.0)
+    a, b, peer_b, _ = make_pair(timers=timers)
+    establish(a, b, peer_b)
+    a.set_persistent_keepalive(peer_b, 2.0)
+    assert a.next_deadline() is not None
+    sent = run_by_deadlines(a, until=1000.0)
+    assert [when for when, _ in sent] == [2.0 * n for n in range(1, 15)]  # none at 30 s
+    assert all(len(data) == 32 for _, data in sent)
+    assert peer_b.current is None  # erased after 3 × 30 s, and nothing is due any more
+    assert a.next_deadline() is None
+
+
+def test_a_batch_past_rekey_after_messages_starts_a_handshake_as_single_sends_do() -> None:
+    timers = Timers(rekey_after_messages=5)
+    a, b, peer_b, _ = make_pair(timers=timers)
+    establish(a, b, peer_b)
+    out = a.send_many(peer_b, [b"%d" % n for n in range(6)], 10.0)
+    assert [d[0] for d, _ in out] == [4, 4, 4, 4, 4, 4, 1]
+
+
+def test_datagrams_that_do_not_authenticate_arm_no_timer() -> None:
+    """A stranger (or a member sending junk) cannot make the endpoint wake up."""
+    a, b, peer_b, _ = make_pair()
+    ((initiation, _),) = a.initiate(peer_b, 0.0)
+    stranger = WireGuardDevice(PrivateKey.generate(), timestamp=Clock())
+    ((foreign, _),) = stranger.initiate(stranger.add_peer(b.public_key, endpoint=B_ADDR), 0.0)
+    tampered = bytearray(initiation)
+    tampered[8] ^= 1
+    junk = [bytes(tampered), foreign, b"\x04\0\0\0" + os.urandom(60), os.urandom(148)]
+    for data in junk:
+        assert b.receive(data, A_ADDR, 1.0).rejected is not None
+    assert b.next_deadline() is None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 from weron.wireguard.crypto import PrivateKey
-from weron.wireguard.device import Peer
+from weron.wireguard.device import Timers, WireGuardPeer
 from weron.wireguard.ip import UdpPacket, build_udp, overlay_address
 from weron.wireguard.overlay import UdpOverlay
 
@@ -15,12 +16,12 @@ PORT = 4242
 
 class Inbox:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[Peer, UdpPacket]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[WireGuardPeer, UdpPacket]] = asyncio.Queue()
 
-    def __call__(self, peer: Peer, datagram: UdpPacket) -> None:
+    def __call__(self, peer: WireGuardPeer, datagram: UdpPacket) -> None:
         self.queue.put_nowait((peer, datagram))
 
-    async def next(self) -> tuple[Peer, UdpPacket]:
+    async def next(self) -> tuple[WireGuardPeer, UdpPacket]:
         return await asyncio.wait_for(self.queue.get(), 10)
 
 
@@ -113,3 +114,24 @@ async def test_a_dual_stack_socket_shows_ipv4_peers_as_plain_ipv4_and_reaches_ip
     finally:
         a.close()
         b.close()
+
+
+async def test_the_endpoint_sends_again_on_the_core_deadline_and_idles_without_one() -> None:
+    """No polling: the one loop timer the endpoint arms for the core's next deadline carries
+    the handshake retransmissions to a peer that never answers."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.setblocking(False)
+    overlay = UdpOverlay(PrivateKey.generate(), Inbox(), timers=Timers(rekey_timeout=0.2))
+    loop = asyncio.get_running_loop()
+    try:
+        await overlay.open("127.0.0.1")
+        assert overlay.device.next_deadline() is None  # nothing to wake up for
+        peer = overlay.add_peer(os.urandom(32), endpoint=silent.getsockname())
+        overlay.sendto(b"anyone?", peer, PORT)
+        for _ in range(3):  # the first initiation, then two sent again by the timer alone
+            data = await asyncio.wait_for(loop.sock_recv(silent, 2048), 10)
+            assert data[0] == 1 and len(data) == 148
+    finally:
+        overlay.close()
+        silent.close()

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 from weron.log import get_logger
-from weron.nat.behavior import Behavior, NatReport, filtering, mapping
-from weron.nat.stun import CHANGE_IP, CHANGE_PORT, StunAgent, StunError, binding, is_stun
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
+from weron.wireguard.nat.behavior import Behavior, NatReport, filtering, mapping
+from weron.wireguard.nat.stun import CHANGE_IP, CHANGE_PORT, StunAgent, StunError, binding, is_stun
 
 log = get_logger(__name__)
 

@@ -9,10 +9,10 @@ import random
 import pytest
 from aioice import stun
 
-from weron.nat.stun import CHANGE_IP, StunAgent, StunError, binding, is_stun, parse
-from weron.nat.turn import TurnClient, TurnServer, is_channel_data
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
 from weron.wireguard.messages import message_type
+from weron.wireguard.nat.stun import CHANGE_IP, StunAgent, StunError, binding, is_stun, parse
+from weron.wireguard.nat.turn import TurnClient, TurnServer, is_channel_data
 
 SERVER = ("198.51.100.1", 3478)
 

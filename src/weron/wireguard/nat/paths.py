@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from weron.wireguard.cookie import Endpoint
-from weron.wireguard.endpoint import Relayed
+from weron.net.endpoints import Endpoint, Relayed
 
 PUNCH_INTERVAL: Final = 0.5
 SLOW_PUNCH_INTERVAL: Final = 2.0  # after SLOW_AFTER of punching without success

@@ -9,8 +9,8 @@ import socket
 import pytest
 from aioice import stun
 
-from weron.nat.discover import stun_socket
-from weron.nat.stun import CHANGE_IP, CHANGE_PORT, answer_source, binding
+from weron.wireguard.nat.discover import stun_socket
+from weron.wireguard.nat.stun import CHANGE_IP, CHANGE_PORT, answer_source, binding
 
 SERVER = ("192.0.2.1", 3478)
 OTHER = ("192.0.2.2", 3479)

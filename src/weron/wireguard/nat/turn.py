@@ -22,8 +22,8 @@ from aioice import stun
 from aioice.turn import UDP_TRANSPORT, make_integrity_key
 
 from weron.log import get_logger
-from weron.nat.stun import Send, StunAgent, endpoint_of
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
+from weron.wireguard.nat.stun import Send, StunAgent, endpoint_of
 
 log = get_logger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
 
 
 class Behavior(StrEnum):

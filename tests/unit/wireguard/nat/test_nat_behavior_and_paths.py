@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from weron.nat.behavior import Behavior, NatReport, filtering, mapping
-from weron.nat.paths import (
+from weron.net.endpoints import Relayed
+from weron.wireguard.nat.behavior import Behavior, NatReport, filtering, mapping
+from weron.wireguard.nat.paths import (
     BACKGROUND_INTERVAL,
     DEAD_AFTER,
     DIRECT_BOUND,
@@ -17,7 +18,6 @@ from weron.nat.paths import (
     PeerPaths,
     Route,
 )
-from weron.wireguard.endpoint import Relayed
 
 NEVER = -float("inf")
 HOST = Candidate(Kind.HOST, ("10.0.1.2", 5000))

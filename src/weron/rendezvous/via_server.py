@@ -1,5 +1,5 @@
-"""Meeting through a weron signaler: members exchange *cards* (public key + candidates)
-inside the signaler's sealed envelopes, keyed with the room's signaling key.
+"""Meeting via a weron signaling server (``gonet --raddr``): members exchange *cards* (public
+key + candidates) inside the signaler's sealed envelopes, keyed with the room's signaling key.
 
 A newcomer sends an introduction; every member answers it with an offer carrying its card, and
 the newcomer answers each offer with its own card. The signaler only relays sealed bytes.

@@ -1,4 +1,4 @@
-"""NAT traversal on a WireGuard endpoint's own socket (the asyncio glue of ``weron.nat``).
+"""NAT traversal on a WireGuard endpoint's own socket (the asyncio glue of ``weron.wireguard.nat``).
 
 STUN and TURN share the socket with WireGuard: the endpoint hands us what is not WireGuard,
 and the datagrams WireGuard addresses to :class:`Relayed` endpoints, which we wrap in TURN
@@ -16,19 +16,19 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from weron.log import get_logger
-from weron.nat.discover import resolve
-from weron.nat.paths import KEEPALIVE, PUNCH_INTERVAL, Candidate, Kind, PeerPaths, Route
-from weron.nat.stun import StunAgent, StunError, binding, is_stun
-from weron.nat.turn import TurnClient, TurnError, TurnServer, is_channel_data
-from weron.wireguard.cookie import Endpoint
-from weron.wireguard.device import Peer
-from weron.wireguard.endpoint import Relayed, WireGuardEndpoint
+from weron.net.endpoints import Endpoint, Relayed
+from weron.wireguard.device import WireGuardPeer
+from weron.wireguard.endpoint import WireGuardEndpoint
+from weron.wireguard.nat.discover import resolve
+from weron.wireguard.nat.paths import KEEPALIVE, PUNCH_INTERVAL, Candidate, Kind, PeerPaths, Route
+from weron.wireguard.nat.stun import StunAgent, StunError, binding, is_stun
+from weron.wireguard.nat.turn import TurnClient, TurnError, TurnServer, is_channel_data
 
 log = get_logger(__name__)
 
 REFRESH_INTERVAL: Final = 30.0  # re-check our mapping and relay this often
 
-RouteHandler = Callable[[Peer, Route | None], None]
+RouteHandler = Callable[[WireGuardPeer, Route | None], None]
 CandidatesHandler = Callable[[tuple[Candidate, ...]], None]
 
 
@@ -54,7 +54,7 @@ class Traversal:
         self._stun: list[Endpoint] = []
         self._host: tuple[Candidate, ...] = ()
         self.candidates: tuple[Candidate, ...] = ()
-        self._paths: dict[bytes, tuple[Peer, PeerPaths]] = {}
+        self._paths: dict[bytes, tuple[WireGuardPeer, PeerPaths]] = {}
         self._routes: dict[bytes, Route | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshing: asyncio.Task[None] | None = None
@@ -119,7 +119,7 @@ class Traversal:
 
     # -- peers -----------------------------------------------------------------------------
 
-    def add(self, peer: Peer, candidates: tuple[Candidate, ...]) -> None:
+    def add(self, peer: WireGuardPeer, candidates: tuple[Candidate, ...]) -> None:
         """Find a path to ``peer`` (again, when its candidates changed)."""
         now = self._wg.now
         known = self._paths.get(peer.public_key)
@@ -129,15 +129,15 @@ class Traversal:
             return
         paths = PeerPaths(candidates, now)
         self._paths[peer.public_key] = (peer, paths)
-        peer.persistent_keepalive = KEEPALIVE
+        self._wg.set_persistent_keepalive(peer, KEEPALIVE)
         if peer.endpoint is None and paths.candidates:
             peer.endpoint = paths.candidates[0].endpoint
 
-    def remove(self, peer: Peer) -> None:
+    def remove(self, peer: WireGuardPeer) -> None:
         self._paths.pop(peer.public_key, None)
         self._routes.pop(peer.public_key, None)
 
-    def route(self, peer: Peer) -> Route | None:
+    def route(self, peer: WireGuardPeer) -> Route | None:
         return self._routes.get(peer.public_key)
 
     async def _probe_loop(self) -> None:
@@ -148,7 +148,6 @@ class Traversal:
     def step(self) -> None:
         """Probe what is due, report route changes."""
         now = self._wg.now
-        device = self._wg.device
         relay = self.turn is not None and self.turn.allocated
         for key, (peer, paths) in list(self._paths.items()):
             targets, lost = paths.step(now, peer.last_received, peer.endpoint, relay)
@@ -156,7 +155,7 @@ class Traversal:
                 log.info("Path to a peer lost: punching again")
                 self._refresh_soon()
             if targets:
-                probe = device.probe(peer, now)
+                probe = self._wg.probe(peer)
                 if probe is not None:
                     for target in targets:
                         self._wg.sendto(probe, target)
@@ -192,7 +191,7 @@ class Traversal:
         if turn is not None and source == turn.server and is_channel_data(data):
             relayed = turn.unwrap(data)
             if relayed is not None:
-                self._wg.deliver(relayed[0], Relayed(*relayed[1]))
+                self._wg.receive_wireguard(relayed[0], Relayed(*relayed[1]))
             return
         if not is_stun(data):
             log.debug("Dropped a datagram that is neither WireGuard nor STUN", source=source)
@@ -201,7 +200,7 @@ class Traversal:
         if message is not None and turn is not None and source == turn.server:
             relayed = turn.indication(message)
             if relayed is not None:
-                self._wg.deliver(relayed[0], Relayed(*relayed[1]))
+                self._wg.receive_wireguard(relayed[0], Relayed(*relayed[1]))
                 return
         if message is not None:
             log.debug("Dropped an unexpected STUN message", source=source)

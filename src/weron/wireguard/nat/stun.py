@@ -21,7 +21,7 @@ from typing import Final
 from aioice import stun
 
 from weron.log import get_logger
-from weron.wireguard.cookie import Endpoint
+from weron.net.endpoints import Endpoint
 
 log = get_logger(__name__)
 

@@ -1,0 +1,36 @@
+"""The console scripts' entry points. Loading and parsing a command takes a moment; Ctrl-C
+during it ends quietly with status 130, as it does once the command runs (not with a
+traceback from an import, nor click's "Aborted!" and status 1)."""
+
+from __future__ import annotations
+
+# The C module: the signal module imports enum first, and Ctrl-C must be caught from the
+# earliest moment.
+import _signal  # type: ignore[import-not-found]  # no stubs: it is signal without enum
+import sys
+from types import FrameType
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    sys.exit(130)
+
+
+def _quiet_until_running() -> None:
+    """Until :func:`weron.cli.runtime.run` hands Ctrl-C to the event loop (unless Ctrl-C
+    is ignored, as in a shell's background job)."""
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _interrupted)
+
+
+def weron() -> None:
+    _quiet_until_running()
+    from weron.cli.main import main
+
+    main()
+
+
+def gonet() -> None:
+    _quiet_until_running()
+    from weron.cli.gonet import main
+
+    main()

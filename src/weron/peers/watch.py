@@ -1,0 +1,83 @@
+"""What a peer process knows of its peers now, for `weron status` and metrics.
+
+The adapters report their links here (opened, state changes, channels, names, closed); a
+snapshot asks each connection for its engine's figures at that moment, so nothing is polled
+while nobody looks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from weron.status.model import PeerStatus
+from weron.webrtc import ConnectionState, PeerConnection
+
+
+@dataclass(slots=True)
+class _Watched:
+    peer_id: str
+    connection: PeerConnection
+    state: ConnectionState = ConnectionState.NEW
+    since: float | None = None  # wall clock, when first connected
+    channels: list[str] = field(default_factory=list)
+
+
+class Watch:
+    """The links of every adapter of one process, keyed by the adapter's link object."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._links: dict[object, _Watched] = {}
+        self._names: dict[str, str] = {}  # peer id -> claimed name, while a link is up
+        self.id = ""  # ours, once an adapter has one
+        self.name = ""  # ours, once claimed
+
+    def opened(self, link: object, peer_id: str, connection: PeerConnection) -> None:
+        self._links[link] = _Watched(peer_id, connection)
+
+    def state(self, link: object, state: ConnectionState) -> None:
+        watched = self._links.get(link)
+        if watched is None:
+            return
+        watched.state = state
+        if state is ConnectionState.CONNECTED and watched.since is None:
+            watched.since = self._clock()
+
+    def channel(self, link: object, label: str) -> None:
+        watched = self._links.get(link)
+        if watched is not None and label not in watched.channels:
+            watched.channels.append(label)
+
+    def named(self, peer_id: str, name: str) -> None:
+        if any(watched.peer_id == peer_id for watched in self._links.values()):
+            self._names[peer_id] = name
+
+    def closed(self, link: object) -> None:
+        watched = self._links.pop(link, None)
+        if watched is not None and all(
+            other.peer_id != watched.peer_id for other in self._links.values()
+        ):
+            self._names.pop(watched.peer_id, None)
+
+    def peers(self) -> list[PeerStatus]:
+        """Every link now, with its engine's figures (an engine that fails to tell shows
+        none rather than hiding the peer)."""
+        result = []
+        for watched in self._links.values():
+            try:
+                stats = watched.connection.stats()
+            except Exception:  # a closing connection: no figures
+                stats = None
+            result.append(
+                PeerStatus.of(
+                    watched.peer_id,
+                    self._names.get(watched.peer_id, ""),
+                    watched.state.value,
+                    watched.since,
+                    tuple(watched.channels),
+                    stats,
+                )
+            )
+        return result

@@ -1,0 +1,3 @@
+"""NAT traversal for gonet's WireGuard socket: STUN on that socket, RFC 5780 discovery (`gonet
+nat`), hole punching with WireGuard messages as the probes, TURN relaying. Under ``wireguard/``
+because nothing else uses it: the WebRTC side has ICE for this."""

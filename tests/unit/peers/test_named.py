@@ -1,0 +1,114 @@
+"""The named adapter's bookkeeping around the name negotiation, over a fake adapter: which
+name a peer's channels carry, and what the log says, when a peer changes its name."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import cast
+
+import pytest
+from tests.unit.fakes import FakeChannel
+
+from weron.log import configure
+from weron.peers import Peer
+from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.named import NamedAdapter
+from weron.signaling import names as negotiation
+from weron.webrtc import Backend
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+ID_CHANNEL = "weron/id/id"
+
+
+class FakeAdapter:
+    """Hands the named adapter the channels a test pushes, and records the peers dropped."""
+
+    def __init__(self) -> None:
+        self.arriving: asyncio.Queue[Peer] = asyncio.Queue()
+        self.dropped: list[str] = []
+        self.ids: asyncio.Queue[str] = asyncio.Queue()
+        self.ids.put_nowait("our-uuid")  # the signaler is reached once
+
+    async def open(self) -> None:
+        pass
+
+    async def peers(self) -> AsyncIterator[Peer]:
+        while True:
+            yield await self.arriving.get()
+
+    async def next_id(self) -> str:
+        return await self.ids.get()
+
+    def negotiating(self) -> int:
+        return 0
+
+    def drop(self, peer_id: str) -> None:
+        self.dropped.append(peer_id)
+
+    def raise_if_failed(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def message(*messages: negotiation.NameMessage) -> bytes:
+    return b"".join(negotiation.encode(m) for m in messages)
+
+
+async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_name() -> None:
+    stream = io.StringIO()
+    configure(7, stream=stream)
+    named = NamedAdapter(
+        "ws://unused",
+        "community",
+        "password",
+        "key",
+        ["data"],
+        cast(Backend, object()),
+        names=["alice"],
+        kicks=0.01,
+        config=AdapterConfig(timeout=0.01),
+    )
+    fake = FakeAdapter()
+    named._adapter = cast(Adapter, fake)  # the seam: no signaler, no WebRTC
+    await named.open()
+    assert await named.next_name() == "alice"
+
+    old_id = FakeChannel(message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob")))
+    old_id.linger = True
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, old_id))
+    fake.arriving.put_nowait(Peer("bob-uuid", "data", FakeChannel(linger=True)))
+    first = await asyncio.wait_for(named.accept(), 5)
+    assert (first.peer_id, first.channel_id) == ("bob", "data")
+
+    # Bob gave "bob" up to an older member and claimed "bob2": we connect to it again.
+    old_id.push(message(negotiation.Claimed("bob2")))
+    async with asyncio.timeout(5):
+        while not fake.dropped:
+            await asyncio.sleep(0.01)
+    assert fake.dropped == ["bob-uuid"]
+
+    # The new connection's data channel opens before its id channel has said the name: it is
+    # held until the claim arrives on the new id channel, and goes out under the new name.
+    fake.arriving.put_nowait(Peer("bob-uuid", "data", FakeChannel(linger=True)))
+    new_id = FakeChannel(linger=True)
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, new_id))
+    await asyncio.sleep(0.05)
+    assert named._accepted.empty()
+    new_id.push(message(negotiation.Greeting(("bob2",), 1), negotiation.Claimed("bob2")))
+    second = await asyncio.wait_for(named.accept(), 5)
+    assert (second.peer_id, second.channel_id) == ("bob2", "data")
+    await named.close()
+
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    said = [(r["message"], r.get("id")) for r in records if "peer" in r["message"].lower()]
+    assert said == [
+        ("Connected to peer", "bob"),
+        ("Peer changed its name", "bob2"),
+        ("Connected to peer", "bob2"),
+    ]

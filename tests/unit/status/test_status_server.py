@@ -1,0 +1,199 @@
+"""The control socket and metrics endpoint in this process, with real sockets: answers,
+refusals of malformed requests (with a log line), stale sockets, a taken metrics address."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from weron.status import client, paths
+from weron.status.model import ProcessStatus
+from weron.status.observe import MetricsAddressError, Observation, observed
+from weron.status.server import ControlServer, MetricsServer
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+def snapshot() -> ProcessStatus:
+    return ProcessStatus(os.getpid(), "chat", "room", "id", "me", ())
+
+
+@pytest.fixture
+def logs() -> io.StringIO:
+    import weron.log
+
+    stream = io.StringIO()
+    weron.log.configure(5, stream=stream)
+    return stream
+
+
+async def ask(path: Path, request: bytes, *, close: bool = False) -> dict[str, object]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(request)
+    if close:
+        writer.write_eof()
+    await writer.drain()
+    reply = await reader.readline()
+    writer.close()
+    document: dict[str, object] = json.loads(reply)
+    return document
+
+
+async def test_answers_and_refusals(tmp_path: Path, logs: io.StringIO) -> None:
+    path = paths.ensure_runtime_dir(tmp_path / "weron") / paths.socket_name(1, "chat", "room")
+    path.touch()  # left by an earlier process with our pid
+    server = ControlServer(path, snapshot)
+    await server.start()
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert (await client.query(path)) == snapshot()
+        refused = await ask(path, b"x" * 5000 + b"\n")
+        assert refused["ok"] is False and "longer than" in str(refused["error"])
+        assert (await ask(path, b'{"get": "x"}\n'))["ok"] is False
+        assert (await ask(path, b"{", close=True))["error"] == "request not ended by a newline"
+        assert (await client.query(path)) == snapshot()  # still answering
+    finally:
+        await server.close()
+    assert not path.exists()
+    assert logs.getvalue().count('"message":"Malformed status request"') == 3
+
+
+async def test_a_silent_client_gets_an_error_after_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("weron.status.server._READ_DEADLINE", 0.1)
+    path = paths.ensure_runtime_dir(tmp_path / "weron") / "1.chat.room.sock"
+    server = ControlServer(path, snapshot)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        reply = json.loads(await reader.readline())
+        writer.close()
+        assert reply["error"] == "no request within the deadline"
+    finally:
+        await server.close()
+
+
+async def test_stale_sockets_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    directory = paths.ensure_runtime_dir(tmp_path / "weron")
+    dead = await asyncio.create_subprocess_exec("true")
+    await dead.wait()
+    stale = directory / paths.socket_name(dead.pid, "chat", "room")
+    with socket.socket(socket.AF_UNIX) as bound:
+        bound.bind(str(stale))  # never listening: refused, and its pid is gone
+    (directory / "unrelated.txt").touch()
+    live = ControlServer(directory / paths.socket_name(os.getpid(), "chat", "room"), snapshot)
+    await live.start()
+    try:
+        found = client.find_sockets(directory)
+        assert [item.pid for item in found] == sorted([dead.pid, os.getpid()])
+        assert await client.query_all(found) == [snapshot()]
+        assert not stale.exists() and (directory / "unrelated.txt").exists()
+    finally:
+        await live.close()
+    assert client.find_sockets(tmp_path / "missing") == []
+
+
+async def test_metrics_endpoint(tmp_path: Path) -> None:
+    server = MetricsServer("127.0.0.1", 0, snapshot)
+    await server.start()
+    try:
+        responses = {}
+        for request, status in [
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),
+            (b"GET / HTTP/1.1\r\n\r\n", b"404"),
+            (b"GET /metrics HTTP/1.1\r\n", b"400"),  # cut short
+        ]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request)
+            writer.write_eof()
+            responses[status] = await reader.read()
+            writer.close()
+            assert responses[status].split()[1] == status, responses[status]
+        assert b"text/plain; version=0.0.4" in responses[b"200"]
+        assert b"# TYPE weron_peers gauge\n" in responses[b"200"]
+    finally:
+        await server.close()
+
+
+async def test_observed_runs_the_app_with_its_socket(tmp_path: Path) -> None:
+    observation = Observation("utility latency", "room", runtime_dir=tmp_path / "weron")
+
+    async def app() -> str:
+        (found,) = client.find_sockets(tmp_path / "weron")
+        status = await client.query(found.path)
+        assert status.command == "utility latency" and status.pid == os.getpid()
+        return "done"
+
+    assert await observed(observation, app()) == "done"
+    assert client.find_sockets(tmp_path / "weron") == []
+
+
+async def test_observed_without_a_usable_runtime_dir_still_runs(
+    tmp_path: Path, logs: io.StringIO
+) -> None:
+    (tmp_path / "weron").write_text("a file where the directory should be")
+    observation = Observation("chat", "room", runtime_dir=tmp_path / "weron")
+
+    async def app() -> int:
+        return 7
+
+    assert await observed(observation, app()) == 7
+    assert "No control socket" in logs.getvalue()
+
+
+async def test_a_taken_metrics_address_is_an_error_before_the_app_runs(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        observation = Observation(
+            "chat", "room", metrics_addr=("127.0.0.1", port), runtime_dir=tmp_path / "weron"
+        )
+        ran = False
+
+        async def app() -> None:
+            nonlocal ran
+            ran = True
+
+        with pytest.raises(MetricsAddressError, match=f"127.0.0.1:{port}"):
+            await observed(observation, app())
+        assert not ran
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition``, as long as a loaded machine takes (a hang fails at 30 s)."""
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_metrics_serves_a_bounded_number_of_clients_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("weron.status.server._METRICS_CLIENTS", 2)
+    server = MetricsServer("127.0.0.1", 0, snapshot)
+    await server.start()
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        await until(lambda: server._clients == 2)  # both served, waiting for their request
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await reader.read() == b""  # a third is closed at once
+        writer.close()
+        for _, idle_writer in idle:
+            idle_writer.close()
+        await until(lambda: server._clients == 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.0 200 OK")  # room again
+        writer.close()
+    finally:
+        await server.close()
