@@ -26,6 +26,7 @@ from tests.e2e.forward import (
 )
 from tests.e2e.processes import SignalerProcess, free_port, free_udp_port, run_weron
 from tests.e2e.test_hostile_member import ROOT
+from tests.e2e.test_status import wait_for_peer
 from tests.e2e.test_user_mistakes import error_line
 
 StartForward = Callable[..., ForwardProcess]
@@ -317,3 +318,21 @@ def test_a_connection_to_an_unknown_name_is_reset_with_a_warning(
     warning = client.wait_for("Cannot forward: unknown peer or peer gone")
     assert warning["peer"] == "nobody" and "no connected member is named" in warning["reason"]
     assert client.process.poll() is None
+
+
+def test_weron_status_shows_the_forwarding_peer_and_its_bytes(
+    forward_factory: StartForward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # the forwarders inherit it
+    with echo_server() as echo:
+        _, client, listen = pair(forward_factory, echo)
+        sent, received = echo_transfer(listen, 5 * MB)
+        assert sent == received
+        peer = wait_for_peer(
+            runtime,
+            client.process.pid,
+            lambda peer: peer["name"] == "server" and peer["bytes_sent"] >= 5 * MB,
+        )
+        assert peer["state"] == "connected"
