@@ -1,0 +1,186 @@
+// The page: reads the form, starts a Member per tool (chat, latency, throughput — as the CLI
+// runs one process per command) and shows what they report. All protocol work is elsewhere.
+
+import { ID_CHANNEL, encodeLine, joinedLine, leftLine, messageLines, parseChannels } from "./chat.js";
+import { parseIceServers } from "./ice.js";
+import { Member, defaultSignaler } from "./member.js";
+import { Plot } from "./plot.js";
+import { LatencyTotals, ThroughputTotals, goDuration } from "./report.js";
+import { LATENCY_CHANNEL, THROUGHPUT_CHANNEL, measureLatency, measureThroughput } from "./utilities.js";
+
+const $ = (id) => document.getElementById(id);
+
+function append(pre, line) {
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.append(line + "\n");
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+/** The community fields, shared by the three tools; null (and a status line) when incomplete. */
+function communityOptions(status) {
+  const options = {
+    signaler: $("signaler").value.trim(),
+    community: $("community").value.trim(),
+    password: $("password").value,
+    key: $("key").value,
+    timeout: Number($("timeout").value) || 10,
+  };
+  for (const field of ["signaler", "community", "password", "key"]) {
+    if (!options[field]) {
+      status.textContent = `fill in the ${field} first`;
+      return null;
+    }
+  }
+  try {
+    options.iceServers = parseIceServers($("ice").value);
+  } catch (error) {
+    status.textContent = error.message;
+    return null;
+  }
+  return options;
+}
+
+function logTo(status) {
+  return (event, fields = {}) => console.debug(event, fields, status.id);
+}
+
+// Chat
+
+let chat = null;
+const peers = new Map(); // "peer@label" -> Channel
+
+function setChatJoined(joined) {
+  $("chat-join").disabled = joined;
+  $("chat-leave").disabled = !joined;
+}
+
+$("chat-join").addEventListener("click", async () => {
+  const status = $("chat-status");
+  const options = communityOptions(status);
+  const names = parseChannels($("names").value);
+  const channels = parseChannels($("channels").value);
+  if (!options) return;
+  if (!names.length || !channels.length) {
+    status.textContent = "give at least one name and one channel";
+    return;
+  }
+  setChatJoined(true);
+  chat = new Member({ ...options, names, channels, idChannel: ID_CHANNEL });
+  chat.onstatus = (text) => (status.textContent = text);
+  chat.onlog = logTo(status);
+  chat.onname = (name) => {
+    status.textContent = `joined as ${name}`;
+    append($("chat-log"), `${name}!`);
+    $("chat-line").disabled = $("chat-send").disabled = false;
+    $("chat-line").focus();
+  };
+  chat.onpeer = async ({ peer, label, channel }) => {
+    const key = `${peer}@${label}`;
+    const replacing = peers.has(key);
+    peers.set(key, channel);
+    if (!replacing) append($("chat-log"), joinedLine(peer, label));
+    try {
+      while (true) for (const line of messageLines(peer, label, await channel.receive())) append($("chat-log"), line);
+    } catch {
+      if (peers.get(key) === channel) {
+        peers.delete(key);
+        append($("chat-log"), leftLine(peer, label));
+      }
+    }
+  };
+  status.textContent = `claiming a name (takes ${options.timeout + 5} s)…`;
+  append($("chat-log"), `.${options.signaler}`);
+  await chat.open();
+});
+
+$("chat-leave").addEventListener("click", () => {
+  chat?.close();
+  chat = null;
+  peers.clear();
+  setChatJoined(false);
+  $("chat-line").disabled = $("chat-send").disabled = true;
+  $("chat-status").textContent = "not joined";
+});
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const line = $("chat-line").value;
+  if (!line || !chat) return;
+  if (peers.size === 0) $("chat-status").textContent = "nobody connected yet: nothing sent";
+  for (const channel of peers.values()) channel.send(encodeLine(line));
+  append($("chat-log"), `${chat.negotiation.name}> ${line}`);
+  $("chat-line").value = "";
+});
+
+// Utilities: one member each, measuring against every server that connects.
+
+function utility({ name, channel, settings, measure, plot, point, totals }) {
+  let member = null;
+  let stop = null;
+  let total = null;
+  const status = $(`${name}-status`);
+  const finish = () => {
+    if (!member) return;
+    stop.stopped = true;
+    member.close();
+    member = null;
+    $(`${name}-start`).disabled = false;
+    $(`${name}-stop`).disabled = true;
+    $(`${name}-totals`).textContent = total.lines().join("\n");
+    status.textContent = "stopped";
+  };
+  $(`${name}-start`).addEventListener("click", async () => {
+    const options = communityOptions(status);
+    if (!options) return;
+    $(`${name}-start`).disabled = true;
+    $(`${name}-stop`).disabled = false;
+    $(`${name}-log`).textContent = $(`${name}-totals`).textContent = "";
+    plot.clear();
+    stop = { stopped: false };
+    total = totals();
+    const started = performance.now();
+    member = new Member({ ...options, channels: [channel] });
+    member.onstatus = (text) => (status.textContent = text);
+    member.onlog = logTo(status);
+    member.onpeer = async ({ peer, channel: conn }) => {
+      status.textContent = `measuring against ${peer}`;
+      try {
+        await measure(conn, { ...settings(), timeout: options.timeout }, (sample) => {
+          append($(`${name}-log`), sample.line);
+          plot.add((performance.now() - started) / 1000, point(sample));
+        }, stop, total);
+      } catch (error) {
+        if (!stop.stopped) status.textContent = `${peer}: ${error.message}`;
+      }
+    };
+    status.textContent = "waiting for a server…";
+    await member.open();
+  });
+  $(`${name}-stop`).addEventListener("click", finish);
+}
+
+utility({
+  name: "latency",
+  channel: LATENCY_CHANNEL,
+  settings: () => ({ packetLength: Number($("latency-length").value), pause: Number($("latency-pause").value) }),
+  measure: measureLatency,
+  plot: new Plot($("latency-plot"), { unit: "round trip", format: (s) => goDuration(s).replace(/(\.\d)\d+/, "$1") }),
+  point: (sample) => sample.seconds,
+  totals: () => new LatencyTotals(),
+});
+
+utility({
+  name: "throughput",
+  channel: THROUGHPUT_CHANNEL,
+  settings: () => ({ packetLength: Number($("throughput-length").value), packetCount: Number($("throughput-count").value) }),
+  measure: measureThroughput,
+  plot: new Plot($("throughput-plot"), { unit: "MB/s", format: (v) => v.toFixed(v < 10 ? 1 : 0), color: "#059669" }),
+  point: (sample) => sample.speed,
+  totals: () => new ThroughputTotals(),
+});
+
+$("signaler").value = defaultSignaler(location);
+// Fields can be filled from the query string (?community=…&key=…): links to a community.
+for (const [field, value] of new URLSearchParams(location.search)) {
+  if ($(field) instanceof HTMLInputElement) $(field).value = value;
+}

@@ -1,0 +1,91 @@
+// A live line plot on a <canvas>, drawn by hand: values over time, with the y axis from zero
+// to a round number above the largest value.
+
+function niceCeiling(value) {
+  if (!(value > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
+  return 10 * power;
+}
+
+export class Plot {
+  /** `format(value)` labels the y axis; `unit` is its title. */
+  constructor(canvas, { unit, format = (v) => String(v), color = "#2563eb" }) {
+    this.canvas = canvas;
+    this.unit = unit;
+    this.format = format;
+    this.color = color;
+    this.points = []; // [seconds since start, value]
+    this.draw();
+  }
+
+  add(t, value) {
+    this.points.push([t, value]);
+    this.draw();
+  }
+
+  clear() {
+    this.points = [];
+    this.draw();
+  }
+
+  draw() {
+    const canvas = this.canvas;
+    const ratio = globalThis.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 600;
+    const height = canvas.clientHeight || 220;
+    canvas.width = width * ratio;
+    canvas.height = height * ratio;
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, width, height);
+    const left = 64, right = 12, top = 22, bottom = 28;
+    const w = width - left - right, h = height - top - bottom;
+    const maxT = Math.max(10, ...this.points.map(([t]) => t));
+    const maxV = niceCeiling(Math.max(0, ...this.points.map(([, v]) => v)) * 1.1);
+
+    g.font = "12px system-ui, sans-serif";
+    g.fillStyle = "#6b7280";
+    g.strokeStyle = "#e5e7eb";
+    g.lineWidth = 1;
+    g.textAlign = "right";
+    g.textBaseline = "middle";
+    for (let i = 0; i <= 4; i++) {
+      const y = top + h - (h * i) / 4;
+      g.beginPath();
+      g.moveTo(left, y);
+      g.lineTo(left + w, y);
+      g.stroke();
+      g.fillText(this.format((maxV * i) / 4), left - 6, y);
+    }
+    g.textAlign = "center";
+    g.textBaseline = "top";
+    for (let i = 0; i <= 5; i++) {
+      const t = (maxT * i) / 5;
+      g.fillText(`${t.toFixed(t < 10 ? 1 : 0)} s`, left + (w * i) / 5, top + h + 8);
+    }
+    g.textAlign = "left";
+    g.textBaseline = "top";
+    g.fillText(this.unit, left, 4);
+
+    if (this.points.length === 0) {
+      g.textAlign = "center";
+      g.textBaseline = "middle";
+      g.fillText("no data yet", left + w / 2, top + h / 2);
+      return;
+    }
+    const x = (t) => left + (w * t) / maxT;
+    const y = (v) => top + h - (h * v) / maxV;
+    g.strokeStyle = this.color;
+    g.lineWidth = 2;
+    g.beginPath();
+    this.points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
+    g.stroke();
+    g.fillStyle = this.color;
+    for (const [t, v] of this.points) {
+      g.beginPath();
+      g.arc(x(t), y(v), 2.5, 0, 2 * Math.PI);
+      g.fill();
+    }
+  }
+}
