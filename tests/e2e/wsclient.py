@@ -40,21 +40,24 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return first & 0x0F, await reader.readexactly(length)
 
 
-def upgrade_request(port: int, community: str, password: str) -> bytes:
+def upgrade_request(port: int, community: str, password: str, origin: str | None = None) -> bytes:
+    """A join's handshake; with ``origin``, as a browser sends it."""
     query = urllib.parse.urlencode({"community": community, "password": password})
     key = base64.b64encode(os.urandom(16)).decode()
+    origin_line = "" if origin is None else f"Origin: {origin}\r\n"
     return (
         f"GET /?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{origin_line}\r\n"
     ).encode()
 
 
 async def raw_join(
-    port: int, community: str, password: str, **socket_options: int
+    port: int, community: str, password: str, origin: str | None = None, **socket_options: int
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     """Join with a bare TCP connection; returns the stream pair and the response head."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, **socket_options)
-    writer.write(upgrade_request(port, community, password))
+    writer.write(upgrade_request(port, community, password, origin))
     head = await reader.readuntil(b"\r\n\r\n")
     return reader, writer, head
 

@@ -7,7 +7,7 @@ import os
 import click
 
 from weron import log as weron_log
-from weron.cli.options import Duration, configure_logging, flag, verbose_flag
+from weron.cli.options import CommaList, Duration, configure_logging, flag, verbose_flag
 from weron.cli.runtime import run, wait_for_stop_signal
 from weron.extras import MissingExtraError
 from weron.signaler import (
@@ -122,6 +122,21 @@ log = weron_log.get_logger("weron.signaler")
     "process",
 )
 @flag(
+    "--web",
+    type=bool,
+    default=True,
+    help="Serve the browser peer, a page that joins communities, under /web/ (GET / stays the "
+    "management API's list)",
+)
+@flag(
+    "--allowed-origins",
+    type=CommaList(),
+    default=(),
+    help="Web origins (scheme://host[:port], comma-separated; * for any) whose pages may join "
+    "communities besides this signaler's own page; browsers from other origins get 403, "
+    "clients that send no Origin (CLI peers) are not checked",
+)
+@flag(
     "--state-grace",
     type=Duration(),
     default=60.0,
@@ -147,6 +162,8 @@ def signaler_command(
     redis_prefix: str,
     state: str,
     state_grace: float,
+    web: bool,
+    allowed_origins: list[str],
     verbose: int | None,
 ) -> None:
     """Start a signaling server.
@@ -154,7 +171,8 @@ def signaler_command(
     Peers join communities over WebSocket (ws://host:port/?community=C&password=P); the
     management API (list, create, delete communities) is on the same port behind HTTP Basic
     auth (or an OIDC ID token as the password), and disabled (501) unless an API password or
-    OIDC is set. GET /healthz tells readiness, GET /metrics serves Prometheus metrics. Several
+    OIDC is set. GET /healthz tells readiness, GET /metrics serves Prometheus metrics, GET /web/
+    the browser peer. Several
     servers sharing PostgreSQL and Redis act as one. Stop it with Ctrl-C or SIGTERM.
     """
     configure_logging(ctx, verbose)
@@ -181,6 +199,8 @@ def signaler_command(
         max_source_connections=max_source_connections,
         state_file=state,
         state_grace=state_grace,
+        web=web,
+        allowed_origins=tuple(allowed_origins),
     )
     try:
         # A --laddr on the command line wins over PORT, as flags win over the environment.

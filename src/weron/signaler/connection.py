@@ -23,18 +23,22 @@ from weron.signaler.member import WebSocketMember
 from weron.signaler.operations import PATHS as OPERATIONS_PATHS
 from weron.signaler.query import QueryError, parse_query
 from weron.signaler.services import MAX_REQUEST_BODY, MAX_REQUEST_HEAD, Services
+from weron.signaler.web import is_web_path
 
 log = get_logger(__name__)
 
 
-def _is_join(request_line: bytes) -> bool:
+def _is_join(request_line: bytes, web: bool) -> bool:
     parts = request_line.split(b" ")
     if len(parts) != 3 or parts[0] != b"GET":
         return False
     try:
-        community = parse_query(parts[1].decode("ascii"))
+        target = parts[1].decode("ascii")
+        community = parse_query(target)
     except (UnicodeDecodeError, QueryError):
         return False  # the management path answers 400 with the reason
+    if web and is_web_path(target.partition("?")[0]):
+        return False  # the page may be opened with its form filled in from the query
     return bool(community.get("community", "").strip())
 
 
@@ -54,6 +58,7 @@ class _ManagementExchange:
         self._complete = complete  # called once the whole request is in
         self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
         self._request: h11.Request | None = None
+        self._head_only = False
         self._body_size = 0
         self._done = False
 
@@ -98,18 +103,17 @@ class _ManagementExchange:
     async def _dispatch(self) -> None:
         request = self._request
         assert request is not None
-        authorization = next(
-            (
-                value.decode("latin-1")
-                for name, value in request.headers
-                if name == b"authorization"
-            ),
-            None,
-        )
+        headers = dict(request.headers)  # h11 lowercases names; for repeats the last one wins
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("latin-1")
         path = target.partition("?")[0]
-        if path in OPERATIONS_PATHS:
+        web = self._services.web
+        if web is not None and is_web_path(path):
+            self._head_only = method == "HEAD"
+            if_none_match = headers.get(b"if-none-match", b"").decode("latin-1") or None
+            response = web.handle(method, target, if_none_match)
+        elif path in OPERATIONS_PATHS:
             response = await self._services.operations.handle(method, path)
         else:
             response = await self._services.management.handle(
@@ -121,7 +125,7 @@ class _ManagementExchange:
     def _respond(self, response: HTTPResponse) -> None:
         self._done = True
         if not self._transport.is_closing():
-            self._transport.write(render_response(response))
+            self._transport.write(render_response(response, body=not self._head_only))
             self._transport.close()
 
 
@@ -200,7 +204,7 @@ class SignalerConnection(asyncio.Protocol):
             return
         line_end = self._head.find(b"\r\n")
         head, self._head = bytes(self._head), bytearray()
-        if _is_join(head[:line_end]):
+        if _is_join(head[:line_end], self._services.web is not None):
             self._request_complete()
             self._handler = WebSocketMember(self._services, self._transport, head, self._source)
         else:

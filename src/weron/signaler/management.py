@@ -42,8 +42,9 @@ class HTTPResponse:
         return cls(HTTPStatus.OK, body, "application/json")
 
 
-def render_response(response: HTTPResponse) -> bytes:
-    """HTTP/1.1 bytes of a response after which the connection closes."""
+def render_response(response: HTTPResponse, *, body: bool = True) -> bytes:
+    """HTTP/1.1 bytes of a response after which the connection closes; without the body for
+    ``HEAD`` (the length stays the body's)."""
     head = [
         f"HTTP/1.1 {response.status.value} {response.status.phrase}",
         f"Content-Type: {response.content_type}",
@@ -51,7 +52,7 @@ def render_response(response: HTTPResponse) -> bytes:
         "Connection: close",
         *(f"{name}: {value}" for name, value in response.headers),
     ]
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (response.body if body else b"")
 
 
 class ManagementAPI:

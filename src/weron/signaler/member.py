@@ -1,8 +1,9 @@
 """One community member: a WebSocket connection on the sans-I/O ``websockets`` protocol.
 
-Join order: parse the handshake, check it is a valid upgrade, check the community password,
-count the client, only then answer 101. Relay writes go straight to the transport; a member
-whose unsent backlog passes ``max_backlog`` is dropped so it cannot stall the others.
+Join order: parse the handshake, check the origin of a browser (docs/browser.md#origins), check
+it is a valid upgrade, check the community password, count the client, only then answer 101.
+Relay writes go straight to the transport; a member whose unsent backlog passes ``max_backlog``
+is dropped so it cannot stall the others.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from websockets.server import ServerProtocol
 from weron.log import WIRE_LOGGER, get_logger
 from weron.signaler.management import HTTPResponse, render_response
 from weron.signaler.names import name_problem
+from weron.signaler.origins import origin_allowed
 from weron.signaler.passwords import PasswordCheckBusyError, PasswordRefusedError
 from weron.signaler.query import parse_query
 from weron.signaler.services import Services
@@ -60,6 +62,7 @@ class WebSocketMember:
         self._fragments: list[bytes] = []
         self._fragmented_text = False
         self._last_pong = 0.0
+        self._binary_frames = False  # a browser: every frame to it is binary
         self._timer: asyncio.TimerHandle | None = None
         peer = transport.get_extra_info("peername")
         self._raddr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unknown"
@@ -72,6 +75,10 @@ class WebSocketMember:
     @property
     def community(self) -> str:
         return self._community
+
+    @property
+    def binary_frames(self) -> bool:
+        return self._binary_frames
 
     # Incoming bytes and events
 
@@ -127,6 +134,19 @@ class WebSocketMember:
     def _on_request(self, request: Request) -> None:
         query = parse_query(request.path)  # the connection already checked that it parses
         self._community = query.get("community", "")
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            if not origin_allowed(
+                origin, request.headers.get("Host"), self._config.allowed_origins
+            ):
+                log.info(
+                    "Rejected client: origin not allowed",
+                    raddr=self._raddr,
+                    origin=ascii(origin[:200]),
+                )
+                self._reject(HTTPStatus.FORBIDDEN, "origin not allowed")
+                return
+            self._binary_frames = True
         password = query.get("password", "")
         if (problem := name_problem(self._community)) is not None:
             self._community = ascii(self._community)  # it goes into log lines

@@ -2,6 +2,11 @@
 
 It never looks inside a payload. A message bound for many members is framed once and the same
 bytes are written to each of them (server frames are unmasked, so they are identical).
+
+Frame types (docs/wire-protocol.md#relay): Go-compatible peers send their sealed messages as text
+frames that are not UTF-8, which a browser must refuse. So a member that joined with an
+``Origin`` (a browser) receives every message as a binary frame, and what it sends is relayed as
+the text frame a Go peer sends: the bytes never change, only the opcode.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ class RelayMember(Protocol):
 
     @property
     def community(self) -> str: ...
+
+    @property
+    def binary_frames(self) -> bool:
+        """Whether this member receives every message as a binary frame (a browser)."""
 
     def send_frame(self, frame: bytes) -> None:
         """Queue an already framed message; a member too far behind is dropped, not waited for."""
@@ -63,6 +72,8 @@ class Relay:
             await self._broker.unwatch(member.community)
 
     def publish(self, member: RelayMember, *, text: bool, payload: bytes) -> None:
+        # A browser's message reaches the others as a Go peer's would: in a text frame.
+        text = text or member.binary_frames
         self._broker.publish(member.community, RelayedMessage(member.id, text, payload))
 
     def deliver(self, community: str, message: RelayedMessage) -> None:
@@ -70,9 +81,16 @@ class Relay:
         if not members:
             return
         frame = frame_message(message)
+        binary = frame if not message.text else None  # framed on the first browser member
         # Copy: a member dropped for falling behind leaves the dict while we iterate.
         for member_id, member in list(members.items()):
-            if member_id != message.sender:
+            if member_id == message.sender:
+                continue
+            if member.binary_frames:
+                if binary is None:
+                    binary = frame_message(RelayedMessage(message.sender, False, message.payload))
+                member.send_frame(binary)
+            else:
                 member.send_frame(frame)
         self.messages_relayed += 1
 

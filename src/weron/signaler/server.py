@@ -20,11 +20,13 @@ from weron.signaler.management import ManagementAPI
 from weron.signaler.member import WebSocketMember
 from weron.signaler.metrics import Metrics
 from weron.signaler.operations import OperationsAPI
+from weron.signaler.origins import OriginError, normalize_origin
 from weron.signaler.passwords import PasswordHasher
 from weron.signaler.relay import Relay
 from weron.signaler.services import Services, SignalerConfig
 from weron.signaler.store import CommunityStore, StoreUnavailableError
 from weron.signaler.store.memory import MemoryStore
+from weron.signaler.web import WebFiles
 
 log = get_logger(__name__)
 _SHUTDOWN_GRACE: Final = 3.0
@@ -114,6 +116,12 @@ class Signaler:
         broker: Broker | None = None,
     ) -> None:
         self.config = config if config is not None else SignalerConfig()
+        try:
+            self.config.allowed_origins = tuple(
+                normalize_origin(origin) for origin in self.config.allowed_origins
+            )
+        except OriginError as exc:
+            raise ConfigurationError(f"--allowed-origins: {exc}") from None
         self.hasher = PasswordHasher(rounds=self.config.bcrypt_rounds)
         self.store: CommunityStore = (
             store if store is not None else _store(self.config, self.hasher)
@@ -130,6 +138,7 @@ class Signaler:
             operations=OperationsAPI(self.store, self.broker, self.relay, self.metrics),
             metrics=self.metrics,
             sources=SourceLimit(self.config.max_source_connections),
+            web=WebFiles.load() if self.config.web else None,
         )
         self._server: asyncio.Server | None = None
 

@@ -14,6 +14,7 @@ from weron.signaler.metrics import Metrics
 from weron.signaler.operations import OperationsAPI
 from weron.signaler.relay import Relay
 from weron.signaler.store import CommunityStore
+from weron.signaler.web import WebFiles
 
 log = get_logger(__name__)
 
@@ -46,6 +47,8 @@ class SignalerConfig:
     max_source_connections: int = 256  # open connections per source address (IPv6: /64); 0: any
     state_file: str = ""  # empty: in-memory communities end with the process
     state_grace: float = 60.0  # how long restored ephemeral communities wait for their members
+    web: bool = True  # serve the browser peer under /web/
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed to join besides our own
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ class Services:
     operations: OperationsAPI
     metrics: Metrics
     sources: SourceLimit
+    web: WebFiles | None = None  # None: the page is not served
     drops: DropReport = field(default_factory=lambda: DropReport(DROP_REPORT_INTERVAL))
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     transports: set[asyncio.Transport] = field(default_factory=set)

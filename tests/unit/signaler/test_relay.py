@@ -23,6 +23,7 @@ class FakeMember:
     community: str
     frames: list[bytes] = field(default_factory=list)
     kicks: list[str] = field(default_factory=list)
+    binary_frames: bool = False
 
     def send_frame(self, frame: bytes) -> None:
         self.frames.append(frame)
@@ -183,3 +184,51 @@ async def test_sender_alone_relays_to_nobody(relay: Relay) -> None:
     relay.publish(a, text=True, payload=b"echo?")
     assert a.frames == []
     assert relay.messages_relayed == 1
+
+
+def browser_member(member_id: str, community: str) -> FakeMember:
+    return FakeMember(member_id, community, binary_frames=True)
+
+
+async def test_browser_members_receive_binary_frames_of_the_same_bytes(relay: Relay) -> None:
+    cli, other_cli, browser = (
+        FakeMember("a", "one"),
+        FakeMember("b", "one"),
+        browser_member("c", "one"),
+    )
+    await attach_all(relay, cli, other_cli, browser)
+    sealed_like = b"\x00\xff\xfe\xc3\x28 not utf-8"
+    relay.publish(cli, text=True, payload=sealed_like)
+    assert [(f.opcode, f.data) for f in parse_frames(other_cli.frames[0])] == [
+        (Opcode.TEXT, sealed_like)
+    ]
+    assert [(f.opcode, f.data) for f in parse_frames(browser.frames[0])] == [
+        (Opcode.BINARY, sealed_like)
+    ]
+
+
+async def test_a_browsers_binary_frames_reach_cli_members_as_text(relay: Relay) -> None:
+    cli, browser, other_browser = (
+        FakeMember("a", "one"),
+        browser_member("b", "one"),
+        browser_member("c", "one"),
+    )
+    await attach_all(relay, cli, browser, other_browser)
+    relay.publish(browser, text=False, payload=b"\x80sealed")
+    assert [(f.opcode, f.data) for f in parse_frames(cli.frames[0])] == [
+        (Opcode.TEXT, b"\x80sealed")
+    ]
+    assert [(f.opcode, f.data) for f in parse_frames(other_browser.frames[0])] == [
+        (Opcode.BINARY, b"\x80sealed")
+    ]
+    assert browser.frames == []
+
+
+async def test_binary_messages_from_another_instance_reach_browsers_framed_once(
+    relay: Relay,
+) -> None:
+    browsers = [browser_member(name, "one") for name in "abc"]
+    await attach_all(relay, *browsers)
+    relay.deliver("one", RelayedMessage("remote", True, b"x"))
+    assert browsers[0].frames[0] is browsers[1].frames[0] is browsers[2].frames[0]
+    assert parse_frames(browsers[0].frames[0])[0].opcode is Opcode.BINARY
