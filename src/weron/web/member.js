@@ -10,9 +10,11 @@ import * as names from "./names.js";
 
 const seconds = () => performance.now() / 1000;
 
-/** The signaler the page came from: ws(s)://host:port/. */
+/** The signaler the page came from: its URL with ws(s), up to and without `web/` (a signaler
+ * behind a reverse proxy under a path prefix keeps it). */
 export function defaultSignaler(location) {
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
+  const path = location.pathname.replace(/web\/?[^/]*$/, "");
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
 }
 
 export function joinUrl(signaler, community, password) {
