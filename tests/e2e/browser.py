@@ -81,13 +81,19 @@ class Browser:
         text: str = self.call("text", page, selector=selector)
         return text
 
-    def wait_text(self, page: str, selector: str, text: str, timeout: float = 60.0) -> str:
-        """The element's text once it contains ``text``; on failure, the page's console too."""
+    def wait_text(
+        self, page: str, selector: str, text: str = "", lines: int = 0, timeout: float = 60.0
+    ) -> str:
+        """The element's text once it contains ``text`` and at least ``lines`` lines; on
+        failure, the page's console too."""
         try:
-            found: str = self.call("wait_text", page, selector=selector, text=text, timeout=timeout)
+            found: str = self.call(
+                "wait_text", page, selector=selector, text=text, lines=lines, timeout=timeout
+            )
         except AssertionError as error:
             raise AssertionError(
-                f"{text!r} not in {selector} of page {page} within {timeout}s: {error}\n"
+                f"{text!r} (or {lines} lines) not in {selector} of page {page} within "
+                f"{timeout}s: {error}\n"
                 f"it shows: {self.text(page, selector)!r}\nconsole: {self.console(page)}"
             ) from None
         return found

@@ -79,3 +79,133 @@ def test_two_pages_and_a_cli_peer_chat_in_every_direction(
         cli.wait_for("-web2@weron/chat/primary", timeout=60)
     finally:
         cli.stop()
+
+
+def start_server(signaler: SignalerProcess, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """`weron utility <args> --server` in community "tools"."""
+    log = (tmp_path / f"{args[0]}-server.log").open("w")
+    return subprocess.Popen(
+        [
+            *WERON,
+            "utility",
+            *args,
+            "--server",
+            "--raddr",
+            signaler.ws_url,
+            "--community",
+            "tools",
+            "--password",
+            COMMUNITY["password"],
+            "--key",
+            COMMUNITY["key"],
+            "--ice",
+            "",
+            "--timeout",
+            "3s",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def open_tools(browser: Browser, signaler: SignalerProcess) -> None:
+    assert browser.open("tools", page_url(signaler)) == 200
+    browser.fill("tools", {"community": "tools", **COMMUNITY})
+
+
+def microseconds(duration: str) -> float:
+    """A Go duration as the page prints it (``110.111µs``, ``1.5ms``, ``2s``)."""
+    match = re.fullmatch(r"([\d.]+)(ns|µs|ms|s)", duration)
+    assert match, duration
+    scale = {"ns": 1e-3, "µs": 1.0, "ms": 1e3, "s": 1e6}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def test_latency_against_a_cli_server_with_a_screenshot(
+    signaler: SignalerProcess, browser: Browser, tmp_path: Path
+) -> None:
+    server = start_server(signaler, tmp_path, "latency")
+    try:
+        open_tools(browser, signaler)
+        browser.fill("tools", {"latency-pause": "0.2"})
+        browser.click("tools", "#latency-start")
+        log = browser.wait_text("tools", "#latency-log", lines=15)
+        assert re.search(r"^128 B written and acknowledged in [\d.]+(ns|µs|ms|s)$", log, re.M), log
+        browser.click("tools", "#latency-stop")
+        totals = browser.wait_text("tools", "#latency-totals", "Average latency")
+        match = re.match(
+            r"Average latency: (\S+) \((\d+) packets written\) Min: (\S+) Max: (\S+)\n"
+            r"Percentiles: p50 (\S+) p90 (\S+) p99 (\S+)$",
+            totals,
+        )
+        assert match, totals
+        average, low, high = (microseconds(match.group(i)) for i in (1, 3, 4))
+        assert int(match.group(2)) >= 15
+        assert 0 < low <= average <= high
+        shot = tmp_path / "browser-latency.png"
+        browser.screenshot("tools", shot)
+        print(f"screenshot of the page after a latency run: {shot}")
+    finally:
+        stop(server)
+
+
+def test_throughput_against_a_cli_server(
+    signaler: SignalerProcess, browser: Browser, tmp_path: Path
+) -> None:
+    server = start_server(signaler, tmp_path, "throughput", "--packet-count", "200")
+    try:
+        open_tools(browser, signaler)
+        browser.fill("tools", {"throughput-count": "200"})
+        browser.click("tools", "#throughput-start")
+        log = browser.wait_text("tools", "#throughput-log", lines=3, timeout=120)
+        line = re.compile(r"^([\d.]+) MB/s \(([\d.]+) Mb/s\) \(10 MB read in \S+\)$", re.M)
+        assert line.search(log), log
+        browser.click("tools", "#throughput-stop")
+        totals = browser.wait_text("tools", "#throughput-totals", "Average throughput")
+        match = re.match(
+            r"Average throughput: ([\d.]+) MB/s \(([\d.]+) Mb/s\) \((\d+) MB written in \S+\) "
+            r"Min: ([\d.]+) MB/s Max: ([\d.]+) MB/s$",
+            totals,
+        )
+        assert match, totals
+        average, megabits, written, low, high = (float(match.group(i)) for i in range(1, 6))
+        assert written >= 30
+        assert 0 < low <= average <= high
+        assert megabits == pytest.approx(average * 8, abs=0.01)
+    finally:
+        stop(server)
+
+
+def test_a_page_from_a_foreign_origin_is_refused_unless_allowed(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The page served by one signaler joins at another: refused (403) until that one allows
+    the page's origin."""
+    home = start_signaler(tmp_path)
+    foreign = f"http://localhost:{home.port}"
+    strict = start_signaler(tmp_path)
+    allowing = start_signaler(tmp_path, "--allowed-origins", foreign)
+    try:
+        for signaler, joins in ((strict, False), (allowing, True)):
+            page = f"to-{signaler.port}"
+            assert browser.open(page, page_url(home)) == 200
+            browser.fill(page, {"community": "tools", **COMMUNITY})
+            browser.fill(page, {"signaler": f"ws://localhost:{signaler.port}/"})
+            browser.click(page, "#latency-start")
+            browser.wait_text(page, "#latency-status", "connected to" if joins else "could not join")
+            rejected = "Rejected client: origin not allowed" in signaler.messages()
+            assert rejected is not joins, signaler.logs()[-2000:]
+            browser.click(page, "#latency-stop")
+    finally:
+        for process in (home, strict, allowing):
+            process.stop()

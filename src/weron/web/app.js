@@ -10,9 +10,12 @@ import { LATENCY_CHANNEL, THROUGHPUT_CHANNEL, measureLatency, measureThroughput 
 
 const $ = (id) => document.getElementById(id);
 
+const KEPT_LINES = 500; // a log that runs for hours keeps its newest lines
+
 function append(pre, line) {
   const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   pre.append(line + "\n");
+  while (pre.childNodes.length > KEPT_LINES) pre.firstChild.remove();
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
 
@@ -164,7 +167,7 @@ utility({
   channel: LATENCY_CHANNEL,
   settings: () => ({ packetLength: Number($("latency-length").value), pause: Number($("latency-pause").value) }),
   measure: measureLatency,
-  plot: new Plot($("latency-plot"), { unit: "round trip", format: (s) => goDuration(s).replace(/(\.\d)\d+/, "$1") }),
+  plot: new Plot($("latency-plot"), { unit: "round trip", format: (s) => goDuration(Math.round(s * 1e7) / 1e7) }),
   point: (sample) => sample.seconds,
   totals: () => new LatencyTotals(),
 });
@@ -174,11 +177,12 @@ utility({
   channel: THROUGHPUT_CHANNEL,
   settings: () => ({ packetLength: Number($("throughput-length").value), packetCount: Number($("throughput-count").value) }),
   measure: measureThroughput,
-  plot: new Plot($("throughput-plot"), { unit: "MB/s", format: (v) => v.toFixed(v < 10 ? 1 : 0), color: "#059669" }),
+  plot: new Plot($("throughput-plot"), { unit: "MB/s", format: (v) => String(Math.round(v * 1000) / 1000), color: "#059669" }),
   point: (sample) => sample.speed,
   totals: () => new ThroughputTotals(),
 });
 
+$("join").addEventListener("submit", (event) => event.preventDefault());
 $("signaler").value = defaultSignaler(location);
 // Fields can be filled from the query string (?community=…&key=…): links to a community.
 for (const [field, value] of new URLSearchParams(location.search)) {

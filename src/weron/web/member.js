@@ -140,9 +140,18 @@ export class Member {
       if (this.named && this.negotiation.name === null) this.restartClaim(this.options.timeout + this.options.kicks);
     };
     socket.onmessage = (event) => this.relayed(event.data);
+    let opened = false;
+    socket.addEventListener("open", () => (opened = true));
     socket.onclose = (event) => {
       if (this.closed) return;
-      this.onstatus(`signaler connection lost (${event.code}${event.reason ? ": " + event.reason : ""}): retrying`);
+      // A browser hides why a join failed (401, 403 and no answer all read as code 1006).
+      this.onstatus(
+        opened
+          ? `signaler connection lost (${event.code}${event.reason ? ": " + event.reason : ""}): ` +
+              `reconnecting in ${this.options.timeout} s`
+          : `could not join at ${signaler} (unreachable, wrong password, or this page's origin ` +
+              `is not allowed there): retrying in ${this.options.timeout} s`,
+      );
       setTimeout(() => this.connect(), this.options.timeout * 1000);
     };
   }

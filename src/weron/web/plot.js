@@ -1,10 +1,14 @@
-// A live line plot on a <canvas>, drawn by hand: values over time, with the y axis from zero
-// to a round number above the largest value.
+// A live line plot on a <canvas>, drawn by hand: values over time, the y axis from zero in
+// round steps above the largest value.
 
-function niceCeiling(value) {
-  if (!(value > 0)) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
+const TICKS = 4;
+
+/** A round grid step (1, 2 or 5 times a power of ten) whose TICKS steps cover `value`. */
+export function gridStep(value) {
+  if (!(value > 0)) return 0.25;
+  const wanted = value / TICKS;
+  const power = 10 ** Math.floor(Math.log10(wanted));
+  for (const step of [1, 2, 5]) if (step * power >= wanted) return step * power;
   return 10 * power;
 }
 
@@ -42,7 +46,8 @@ export class Plot {
     const left = 64, right = 12, top = 22, bottom = 28;
     const w = width - left - right, h = height - top - bottom;
     const maxT = Math.max(10, ...this.points.map(([t]) => t));
-    const maxV = niceCeiling(Math.max(0, ...this.points.map(([, v]) => v)) * 1.1);
+    const step = gridStep(Math.max(0, ...this.points.map(([, v]) => v)) * 1.05);
+    const maxV = step * TICKS;
 
     g.font = "12px system-ui, sans-serif";
     g.fillStyle = "#6b7280";
@@ -50,13 +55,13 @@ export class Plot {
     g.lineWidth = 1;
     g.textAlign = "right";
     g.textBaseline = "middle";
-    for (let i = 0; i <= 4; i++) {
-      const y = top + h - (h * i) / 4;
+    for (let i = 0; i <= TICKS; i++) {
+      const y = top + h - (h * i) / TICKS;
       g.beginPath();
       g.moveTo(left, y);
       g.lineTo(left + w, y);
       g.stroke();
-      g.fillText(this.format((maxV * i) / 4), left - 6, y);
+      g.fillText(this.format(step * i), left - 6, y);
     }
     g.textAlign = "center";
     g.textBaseline = "top";

@@ -2,7 +2,8 @@
 // command per line on stdin, one JSON reply per line on stdout. Pages are named by the test.
 //   {"op": "open", "page": "a", "url": "..."}          {"op": "fill", "page", "selector", "value"}
 //   {"op": "click", "page", "selector"}                 {"op": "text", "page", "selector"}
-//   {"op": "wait_text", "page", "selector", "text", "timeout"}   (seconds)
+//   {"op": "wait_text", "page", "selector", "text", "lines", "timeout"}  (seconds; text and/or
+//                                                        at least `lines` lines)
 //   {"op": "screenshot", "page", "path"}                {"op": "console", "page"}
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
@@ -52,11 +53,14 @@ const operations = {
   async text({ page: name, selector }) {
     return (await page(name)).locator(selector).innerText();
   },
-  async wait_text({ page: name, selector, text, timeout }) {
+  async wait_text({ page: name, selector, text = "", lines = 0, timeout }) {
     const target = await page(name);
     await target.waitForFunction(
-      ([sel, want]) => document.querySelector(sel)?.innerText.includes(want),
-      [selector, text],
+      ([sel, want, count]) => {
+        const shown = document.querySelector(sel)?.innerText ?? "";
+        return shown.includes(want) && shown.split("\n").filter(Boolean).length >= count;
+      },
+      [selector, text, lines],
       { timeout: timeout * 1000, polling: 200 },
     );
     return target.locator(selector).innerText();

@@ -35,3 +35,11 @@ test("throughput totals read as the CLI's", () => {
   ]);
   assert.deepEqual(new ThroughputTotals().lines(), ["No batch was acknowledged: nothing measured"]);
 });
+
+test("plot grid steps are round and cover the largest value in four", async () => {
+  const { gridStep } = await import("../../../src/weron/web/plot.js");
+  assert.equal(gridStep(0.0036), 0.001);
+  assert.equal(gridStep(7), 2);
+  assert.equal(gridStep(120), 50);
+  assert.equal(gridStep(0), 0.25);
+});
