@@ -1,7 +1,8 @@
 """Debian's Chromium driven by playwright-core (tests/e2e/browser/driver.mjs) for the browser
 peer's tests: JSON commands over the driver's stdin, replies on its stdout.
 
-Chromium runs headless with the flags this machine needs (docs/browser.md#tests) and
+Chromium runs headless with the flags this machine needs (no sandbox, GPU, QUIC or
+background networking) and
 ``--disable-features=WebRtcHideLocalIpsWithMdns``: Chromium would otherwise hide its host
 candidates behind ``.local`` names, which nothing here can resolve (no multicast DNS responder
 in the test machine), so no CLI peer could reach it."""

@@ -202,7 +202,8 @@ def test_a_page_from_a_foreign_origin_is_refused_unless_allowed(
             browser.fill(page, {"community": "tools", **COMMUNITY})
             browser.fill(page, {"signaler": f"ws://localhost:{signaler.port}/"})
             browser.click(page, "#latency-start")
-            browser.wait_text(page, "#latency-status", "connected to" if joins else "could not join")
+            wanted = "connected to" if joins else "could not join"
+            browser.wait_text(page, "#latency-status", wanted)
             rejected = "Rejected client: origin not allowed" in signaler.messages()
             assert rejected is not joins, signaler.logs()[-2000:]
             browser.click(page, "#latency-stop")

@@ -36,10 +36,9 @@ def test_node_modules(tmp_path: Path) -> None:
     sha_vectors.write_text(json.dumps(_sha224_vectors()))
     key, plaintext = "a community key", b'{"type":"introduction","from":"x"}'
     envelope_vectors = tmp_path / "envelope.json"
+    sealed_by_python = Envelope(key).seal(plaintext).hex()
     envelope_vectors.write_text(
-        json.dumps(
-            {"key": key, "sealed": Envelope(key).seal(plaintext).hex(), "plaintext": plaintext.hex()}
-        )
+        json.dumps({"key": key, "sealed": sealed_by_python, "plaintext": plaintext.hex()})
     )
     durations = [0.0, 1e-9, 5e-7, 0.000110111, 0.0015, 0.510690403, 3.364971672, 61.5, 3725.25]
     duration_vectors = tmp_path / "durations.json"
@@ -51,8 +50,9 @@ def test_node_modules(tmp_path: Path) -> None:
         "WERON_DURATION_VECTORS": str(duration_vectors),
     }
     assert NODE is not None
+    command = [NODE, "--test", str(HERE)]
     result = subprocess.run(
-        [NODE, "--test", str(HERE)], capture_output=True, text=True, env=env, timeout=120, check=False
+        command, capture_output=True, text=True, env=env, timeout=120, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     sealed = bytes.fromhex((tmp_path / "envelope.json.sealed").read_text())
