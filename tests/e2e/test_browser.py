@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.browser import Browser, skip_unless_browser
 from tests.e2e.chat import ChatProcess
 from tests.e2e.processes import WERON, SignalerProcess, start_signaler
+from tests.e2e.test_hostile_member import hostile
 
 COMMUNITY = {"password": "pw", "key": "mykey", "timeout": "3"}
 
@@ -77,6 +78,32 @@ def test_two_pages_and_a_cli_peer_chat_in_every_direction(
         browser.click("b", "#chat-leave")
         browser.wait_text("a", "#chat-log", "-web2@weron/chat/primary")
         cli.wait_for("-web2@weron/chat/primary", timeout=60)
+    finally:
+        cli.stop()
+
+
+def test_a_hostile_member_cannot_stop_the_page_chatting(
+    signaler: SignalerProcess, browser: Browser, tmp_path: Path
+) -> None:
+    """A flood of fake introductions, then kicks and back-offs for the page's name on every id
+    channel: the page keeps its name and keeps chatting with the CLI peer."""
+    join_chat(browser, "a", signaler, "web")
+    browser.wait_text("a", "#chat-log", "web!")
+    with hostile(signaler, tmp_path, "introductions", "300"):
+        # The newcomer's introduction waits behind the flood's for a negotiation slot.
+        cli = ChatProcess(signaler.ws_url, tmp_path, names="cli")
+    try:
+        browser.wait_text("a", "#chat-log", "+cli@weron/chat/primary", timeout=90)
+        expired = [line for line in browser.console("a") if "not established in time" in line]
+        assert len(expired) >= 64, "the flood did not reach the page"
+        with hostile(signaler, tmp_path, "kick", "web", "cli"):
+            cli.say("still here?")
+            browser.wait_text("a", "#chat-log", "cli@weron/chat/primary: still here?")
+            browser.fill("a", {"chat-line": "yes"})
+            browser.click("a", "#chat-send")
+            cli.wait_for("web@weron/chat/primary: yes")
+        assert "web!" in browser.text("a", "#chat-log")
+        assert browser.text("a", "#chat-log").count("!") == 1, "the page claimed a name twice"
     finally:
         cli.stop()
 

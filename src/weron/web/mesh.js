@@ -1,6 +1,6 @@
 // Offer/answer negotiation with every member of a community, as a state machine without I/O
 // (docs/wire-protocol.md#signaling-messages): the browser's counterpart of
-// weron.signaling.session, smaller. Methods take events and `now` (seconds) and return actions
+// weron.signaling.session, smaller (no make-before-break: a new offer replaces a connection). Methods take events and `now` (seconds) and return actions
 // for member.js to carry out:
 //   {do: "send", message}                          to the signaler
 //   {do: "open", link, peer, initiator}             new RTCPeerConnection (initiator: channels + offer)
@@ -14,7 +14,8 @@ export const MAX_SDP_LENGTH = 64 << 10;
 export const MAX_CANDIDATE_LENGTH = 1024;
 export const MAX_EARLY_CANDIDATES = 64; // per member, before the description they belong to
 export const MAX_EARLY_SENDERS = 256;
-export const MAX_LINKS = 64;
+export const MAX_NEGOTIATING = 64; // links not yet connected, all members together
+export const MAX_DEFERRED = 256; // introductions waiting for a free negotiation slot
 export const REINTRODUCTION_GUARD = 1; // s: at most one new link per member this often
 
 const bytes = (text) => new TextEncoder().encode(text);
@@ -27,6 +28,7 @@ export class Mesh {
     this.links = new Map(); // link number -> link
     this.byPeer = new Map(); // peer id -> link
     this.early = new Map(); // peer id -> candidates that came before any description
+    this.deferred = new Map(); // peer id -> time of an introduction waiting for a slot, oldest first
     this.next = 1;
   }
 
@@ -52,13 +54,27 @@ export class Mesh {
       }
       return message.type === "offer" ? this.offered(peer, description.sdp, now) : this.answered(peer, description.sdp);
     }
-    return this.remoteCandidate(peer, text(message.payload));
+    return this.remoteCandidate(peer, text(message.payload), now);
   }
 
+  negotiating() {
+    let count = 0;
+    for (const link of this.links.values()) if (!link.connected) count++;
+    return count;
+  }
+
+  /** A flood of introductions (fresh ids cost nothing) waits for negotiation slots, the
+   * newest kept: a member that just joined is among them, the flood's oldest are dropped. */
   introduced(peer, now) {
     const old = this.byPeer.get(peer);
     if (old && now - old.created < REINTRODUCTION_GUARD) return [];
-    if (!old && this.links.size >= MAX_LINKS) return [];
+    if (this.negotiating() >= MAX_NEGOTIATING) {
+      this.deferred.delete(peer);
+      this.deferred.set(peer, now);
+      if (this.deferred.size > MAX_DEFERRED) this.deferred.delete(this.deferred.keys().next().value);
+      return [];
+    }
+    this.deferred.delete(peer);
     const actions = old ? this.closeLink(old) : [];
     const link = this.open(peer, true, now);
     return [...actions, { do: "open", link: link.number, peer, initiator: true }];
@@ -66,14 +82,17 @@ export class Mesh {
 
   offered(peer, sdp, now) {
     const old = this.byPeer.get(peer);
-    if (!old && this.links.size >= MAX_LINKS) return [];
+    if (!old && this.negotiating() >= MAX_NEGOTIATING) {
+      return [{ do: "notice", event: "Too many negotiations: ignoring an offer", fields: { peer } }];
+    }
+    this.deferred.delete(peer);
     // An offer replaces whatever we had with that member (as the Go peers do).
     const actions = old ? this.closeLink(old) : [];
     const link = this.open(peer, false, now);
     link.remoteDescribed = true;
     actions.push({ do: "open", link: link.number, peer, initiator: false });
     actions.push({ do: "answer", link: link.number, sdp });
-    for (const candidate of this.early.get(peer) ?? []) {
+    for (const candidate of this.early.get(peer)?.candidates ?? []) {
       actions.push({ do: "candidate", link: link.number, candidate });
     }
     this.early.delete(peer);
@@ -93,7 +112,7 @@ export class Mesh {
     return actions;
   }
 
-  remoteCandidate(peer, candidate) {
+  remoteCandidate(peer, candidate, now) {
     if (candidate.length > MAX_CANDIDATE_LENGTH) return [];
     const link = this.byPeer.get(peer);
     if (link && link.remoteDescribed) return [{ do: "candidate", link: link.number, candidate }];
@@ -102,9 +121,9 @@ export class Mesh {
       return [];
     }
     // Before the offer they belong to: keep a few, for a few senders.
-    const early = this.early.get(peer) ?? [];
     if (!this.early.has(peer) && this.early.size >= MAX_EARLY_SENDERS) return [];
-    if (early.length < MAX_EARLY_CANDIDATES) early.push(candidate);
+    const early = this.early.get(peer) ?? { at: now, candidates: [] };
+    if (early.candidates.length < MAX_EARLY_CANDIDATES) early.candidates.push(candidate);
     this.early.set(peer, early);
     return [];
   }
@@ -141,7 +160,8 @@ export class Mesh {
     return link ? this.closeLink(link) : [];
   }
 
-  /** Close links that did not connect within `timeout`. */
+  /** Close links that did not connect within `timeout`; offer to deferred newcomers
+   * (newest first) as slots free up. Early candidates nobody offered for expire too. */
   tick(now) {
     const actions = [];
     for (const link of [...this.links.values()]) {
@@ -150,6 +170,12 @@ export class Mesh {
         actions.push(...this.closeLink(link));
       }
     }
+    for (const [peer, at] of [...this.deferred].reverse()) {
+      if (this.negotiating() >= MAX_NEGOTIATING) break;
+      this.deferred.delete(peer);
+      if (now - at <= this.timeout) actions.push(...this.introduced(peer, now));
+    }
+    for (const [peer, { at }] of [...this.early]) if (now - at > this.timeout) this.early.delete(peer);
     return actions;
   }
 

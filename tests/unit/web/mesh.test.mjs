@@ -75,3 +75,22 @@ test("a link not connected within the timeout is closed; a connected one stays",
   assert.deepEqual(mesh.closed(2), [{ do: "close", link: 2 }]);
   assert.deepEqual(mesh.closed(2), []);
 });
+
+test("a flood of introductions waits for negotiation slots; the newest get them first", async () => {
+  const { MAX_NEGOTIATING } = await import("../../../src/weron/web/mesh.js");
+  const mesh = new Mesh("me", 10);
+  for (let i = 0; i < MAX_NEGOTIATING; i++) mesh.receive({ type: "introduction", from: `fake${i}` }, 0);
+  assert.deepEqual(mesh.receive({ type: "introduction", from: "honest" }, 1), []);
+  assert.deepEqual(mesh.receive(offer("late", "me"), 1).map((a) => a.do), ["notice"]);
+  // The fakes never answer: they are closed after the timeout, and the newcomer gets an offer.
+  const actions = mesh.tick(10.5);
+  assert.equal(actions.filter((a) => a.do === "close").length, MAX_NEGOTIATING);
+  assert.deepEqual(actions.filter((a) => a.do === "open").map((a) => a.peer), ["honest"]);
+});
+
+test("early candidates nobody offers for expire", () => {
+  const mesh = new Mesh("me", 10);
+  mesh.receive(candidate("ghost", "me", "candidate:1"), 0);
+  mesh.tick(11);
+  assert.deepEqual(mesh.receive(offer("ghost", "me"), 12).map((a) => a.do), ["open", "answer"]);
+});
