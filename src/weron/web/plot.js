@@ -3,10 +3,10 @@
 
 const TICKS = 4;
 
-/** A round grid step (1, 2 or 5 times a power of ten) whose TICKS steps cover `value`. */
-export function gridStep(value) {
+/** A round grid step (1, 2 or 5 times a power of ten) of which `ticks` cover `value`. */
+export function gridStep(value, ticks = TICKS) {
   if (!(value > 0)) return 0.25;
-  const wanted = value / TICKS;
+  const wanted = value / ticks;
   const power = 10 ** Math.floor(Math.log10(wanted));
   for (const step of [1, 2, 5]) if (step * power >= wanted) return step * power;
   return 10 * power;
@@ -43,9 +43,10 @@ export class Plot {
     const g = canvas.getContext("2d");
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, width, height);
-    const left = 64, right = 12, top = 22, bottom = 28;
+    const left = 64, right = 20, top = 22, bottom = 28;
     const w = width - left - right, h = height - top - bottom;
-    const maxT = Math.max(10, ...this.points.map(([t]) => t));
+    const tStep = gridStep(Math.max(10, ...this.points.map(([t]) => t)), 5);
+    const maxT = tStep * Math.ceil(Math.max(10, ...this.points.map(([t]) => t)) / tStep);
     const step = gridStep(Math.max(0, ...this.points.map(([, v]) => v)) * 1.05);
     const maxV = step * TICKS;
 
@@ -65,9 +66,8 @@ export class Plot {
     }
     g.textAlign = "center";
     g.textBaseline = "top";
-    for (let i = 0; i <= 5; i++) {
-      const t = (maxT * i) / 5;
-      g.fillText(`${t.toFixed(t < 10 ? 1 : 0)} s`, left + (w * i) / 5, top + h + 8);
+    for (let t = 0; t <= maxT + tStep / 2; t += tStep) {
+      g.fillText(`${Math.round(t * 100) / 100} s`, left + (w * t) / maxT, top + h + 8);
     }
     g.textAlign = "left";
     g.textBaseline = "top";
