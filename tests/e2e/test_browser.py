@@ -49,7 +49,7 @@ def join_chat(browser: Browser, page: str, signaler: SignalerProcess, names: str
 def test_two_pages_and_a_cli_peer_chat_in_every_direction(
     signaler: SignalerProcess, browser: Browser, tmp_path: Path
 ) -> None:
-    cli = ChatProcess(signaler.ws_url.replace("127.0.0.1", "localhost"), tmp_path, names="cli")
+    cli = ChatProcess(signaler.ws_url, tmp_path, names="cli")
     try:
         assert cli.name(timeout=60) == "cli"
         join_chat(browser, "a", signaler, "web,web2")

@@ -184,7 +184,9 @@ utility({
 
 $("join").addEventListener("submit", (event) => event.preventDefault());
 $("signaler").value = defaultSignaler(location);
-// Fields can be filled from the query string (?community=…&key=…): links to a community.
+// Fields can be filled from the query string (?community=…&names=…): links to a community.
+// Not the password or key: secrets in links end up in histories and logs.
+const SECRET = new Set(["password", "key"]);
 for (const [field, value] of new URLSearchParams(location.search)) {
-  if ($(field) instanceof HTMLInputElement) $(field).value = value;
+  if (!SECRET.has(field) && $(field) instanceof HTMLInputElement) $(field).value = value;
 }

@@ -28,7 +28,7 @@ export class Mesh {
     this.links = new Map(); // link number -> link
     this.byPeer = new Map(); // peer id -> link
     this.early = new Map(); // peer id -> candidates that came before any description
-    this.deferred = new Map(); // peer id -> time of an introduction waiting for a slot, oldest first
+    this.deferred = new Map(); // peer id -> introductions waiting for a slot, oldest first
     this.next = 1;
   }
 
@@ -70,7 +70,7 @@ export class Mesh {
     if (old && now - old.created < REINTRODUCTION_GUARD) return [];
     if (this.negotiating() >= MAX_NEGOTIATING) {
       this.deferred.delete(peer);
-      this.deferred.set(peer, now);
+      this.deferred.set(peer, true);
       if (this.deferred.size > MAX_DEFERRED) this.deferred.delete(this.deferred.keys().next().value);
       return [];
     }
@@ -170,10 +170,10 @@ export class Mesh {
         actions.push(...this.closeLink(link));
       }
     }
-    for (const [peer, at] of [...this.deferred].reverse()) {
+    for (const peer of [...this.deferred.keys()].reverse()) {
       if (this.negotiating() >= MAX_NEGOTIATING) break;
       this.deferred.delete(peer);
-      if (now - at <= this.timeout) actions.push(...this.introduced(peer, now));
+      actions.push(...this.introduced(peer, now));
     }
     for (const [peer, { at }] of [...this.early]) if (now - at > this.timeout) this.early.delete(peer);
     return actions;
