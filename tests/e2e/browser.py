@@ -1,11 +1,9 @@
 """Debian's Chromium driven by playwright-core (tests/e2e/browser/driver.mjs) for the browser
 peer's tests: JSON commands over the driver's stdin, replies on its stdout.
 
-Chromium runs headless with the flags this machine needs (no sandbox, GPU, QUIC or
-background networking) and
-``--disable-features=WebRtcHideLocalIpsWithMdns``: Chromium would otherwise hide its host
-candidates behind ``.local`` names, which nothing here can resolve (no multicast DNS responder
-in the test machine), so no CLI peer could reach it."""
+Chromium runs headless with the flags this machine needs (no sandbox, GPU, QUIC, background
+networking, component updates or sync: its own connections out are refused here) and with its
+default WebRTC settings: host candidates hidden behind ``.local`` names, as users have them."""
 
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ import pytest
 
 HERE = Path(__file__).parent / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ("--disable-features=WebRtcHideLocalIpsWithMdns",)
 
 
 def browser_problem() -> str | None:
@@ -42,7 +39,7 @@ class Browser:
         self.log_path = directory / "driver.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [node, str(HERE / "driver.mjs"), str(CHROMIUM), str(directory / "profile"), *FLAGS],
+            [node, str(HERE / "driver.mjs"), str(CHROMIUM), str(directory / "profile")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -43,8 +43,9 @@ function communityOptions(status) {
   return options;
 }
 
+/** Log lines of a tool go to the console (debug level), as text: the tests read them. */
 function logTo(status) {
-  return (event, fields = {}) => console.debug(event, fields, status.id);
+  return (event, fields = {}) => console.debug(`${status.id.split("-")[0]}: ${event} ${JSON.stringify(fields)}`);
 }
 
 // Chat

@@ -221,7 +221,10 @@ export class Member {
     const entry = { pc, peer, channels: [], chain: Promise.resolve() };
     this.connections.set(link, entry);
     pc.onicecandidate = (event) => {
-      if (event.candidate && event.candidate.candidate) this.run(this.mesh.localCandidate(link, event.candidate.candidate));
+      const line = event.candidate?.candidate;
+      if (!line) return;
+      this.onlog("Sending candidate", { peer, candidate: line });
+      this.run(this.mesh.localCandidate(link, line));
     };
     pc.onconnectionstatechange = () => {
       const state = pc.connectionState;
