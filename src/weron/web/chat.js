@@ -1,4 +1,4 @@
-// The chat channel protocol (docs/wire-protocol.md#data-channels): every message is one or more
+// The chat channel protocol (docs/wire-protocol.md#channels-and-apps): every message is one or more
 // lines of text; what peers send is shown as `peer@channel: text`, arrivals as `+peer@channel`,
 // departures as `-peer@channel`. Pure: app.js puts the lines on the page.
 

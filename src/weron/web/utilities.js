@@ -1,4 +1,4 @@
-// The latency and throughput channel protocols (docs/wire-protocol.md#data-channels), against
+// The latency and throughput channel protocols (docs/wire-protocol.md#channels-and-apps), against
 // any channel with send/receive/drained (member.js's Channel, or a fake in the node tests):
 // no DOM, the caller shows the results.
 
