@@ -277,10 +277,25 @@ export class Member {
 
   restartClaim(delay = this.options.kicks) {
     clearTimeout(this.claimTimer);
+    this.claimDue = seconds() + delay;
     this.claimTimer = setTimeout(() => this.claim(), delay * 1000);
   }
 
+  /** Not while connections are still negotiating (a member we are not connected to yet can
+   * neither make us back off nor kick us): wait for them, up to max(timeout, 15 s) longer, then
+   * give their members `kicks` to speak (as weron.peers.named). */
   claim() {
+    const inTime = seconds() < this.claimDue + Math.max(this.options.timeout, 15);
+    if (this.mesh.negotiating() > 0 && inTime) {
+      this.waitedForConnections = true;
+      this.claimTimer = setTimeout(() => this.claim(), Math.min(250, this.options.kicks * 1000));
+      return;
+    }
+    if (this.waitedForConnections && inTime) {
+      this.waitedForConnections = false;
+      this.restartClaim();
+      return;
+    }
     let name;
     try {
       name = this.negotiation.claim(seconds());
