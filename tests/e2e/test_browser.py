@@ -180,6 +180,7 @@ def test_latency_against_a_cli_server_with_a_screenshot(
             totals,
         )
         assert match, totals
+        print(f"the page's latency totals: {totals}")
         average, low, high = (microseconds(match.group(i)) for i in (1, 3, 4))
         assert int(match.group(2)) >= 15
         assert 0 < low <= average <= high
@@ -209,6 +210,7 @@ def test_throughput_against_a_cli_server(
             totals,
         )
         assert match, totals
+        print(f"the page's throughput totals: {totals}")
         average, megabits, written, low, high = (float(match.group(i)) for i in range(1, 6))
         assert written >= 30
         assert 0 < low <= average <= high

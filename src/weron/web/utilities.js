@@ -46,7 +46,9 @@ export async function measureLatency(channel, { packetLength = 128, pause = 1, t
  */
 export async function measureThroughput(channel, { packetLength = 50000, packetCount = 1000, timeout = 10 }, onBatch, stop, totals = new ThroughputTotals()) {
   const payload = randomBytes(packetLength); // drawn once: fresh bytes would measure the RNG
-  const high = Math.max(1 << 20, packetLength * 16);
+  // Keep a few MB queued (a long path needs them in flight) but far below the 16 MB at which
+  // Chromium closes a data channel whose buffer overflows.
+  const high = Math.max(4 << 20, packetLength * 16);
   while (!stop.stopped) {
     const started = performance.now();
     for (let i = 0; i < packetCount; i++) {
