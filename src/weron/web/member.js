@@ -258,6 +258,7 @@ export class Member {
     entry.channels.push(channel);
     const ready = () => {
       if (!this.connections.has(link)) return;
+      channel.maxMessageSize = entry.pc.sctp?.maxMessageSize ?? Infinity; // known once open
       if (!this.named) this.onpeer({ peer: entry.peer, label: channel.label, channel });
       else if (channel.label === this.options.idChannel) this.negotiate(link, channel);
       else {

@@ -10,6 +10,14 @@ export const ACK_LENGTH = 100;
 
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
+/** As the CLI: a packet the connection cannot carry is a clear error, not a closed channel. */
+function checkLength(channel, packetLength) {
+  const maximum = channel.maxMessageSize ?? Infinity;
+  if (packetLength > maximum) {
+    throw new Error(`packet length ${packetLength} is larger than the largest message this connection can carry (${maximum} bytes)`);
+  }
+}
+
 function randomBytes(length) {
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
@@ -21,6 +29,7 @@ function randomBytes(length) {
  * onPacket({seconds, line}) per round trip. Returns the totals.
  */
 export async function measureLatency(channel, { packetLength = 128, pause = 1, timeout = 10 }, onPacket, stop, totals = new LatencyTotals()) {
+  checkLength(channel, packetLength);
   while (!stop.stopped) {
     const payload = randomBytes(packetLength);
     const started = performance.now();
@@ -45,6 +54,7 @@ export async function measureLatency(channel, { packetLength = 128, pause = 1, t
  * the server acknowledges each batch with 100 bytes. onBatch({speed, line}) per batch.
  */
 export async function measureThroughput(channel, { packetLength = 50000, packetCount = 1000, timeout = 10 }, onBatch, stop, totals = new ThroughputTotals()) {
+  checkLength(channel, packetLength);
   const payload = randomBytes(packetLength); // drawn once: fresh bytes would measure the RNG
   // Keep a few MB queued (a long path needs them in flight) but far below the 16 MB at which
   // Chromium closes a data channel whose buffer overflows.

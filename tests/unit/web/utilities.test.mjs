@@ -79,3 +79,9 @@ test("ICE servers in the CLI's format", () => {
   ]);
   assert.throws(() => parseIceServers("nouser@turn:t:1"));
 });
+
+test("a packet larger than the connection carries is a clear error", async () => {
+  const channel = { ...fakeChannel(() => {}), maxMessageSize: 1000 };
+  await assert.rejects(measureLatency(channel, { packetLength: 1001 }, () => {}, { stopped: false }), /largest message/);
+  await assert.rejects(measureThroughput(channel, { packetLength: 1001 }, () => {}, { stopped: false }), /largest message/);
+});
