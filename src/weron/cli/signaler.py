@@ -221,6 +221,8 @@ async def _serve(config: SignalerConfig, host: str | None, port: int) -> None:
             f"cannot listen on {host or ''}:{port}: {exc.strerror or exc}"
         ) from None
     log.info("Listening on address", laddr=f"{host or ''}:{signaler.port}")
+    if config.web:
+        log.info("Serving the browser peer", path="/web/")
     received = await wait_for_stop_signal()
     log.info("Shutting down", signal=received.name)
     await signaler.close()

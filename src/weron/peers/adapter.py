@@ -35,8 +35,10 @@ from weron.webrtc import (
     IpNetwork,
     PeerConfig,
     PeerConnection,
+    mdns,
 )
 from weron.webrtc.ice import peer_config
+from weron.webrtc.mdns_resolver import MdnsResolver
 
 log = get_logger(__name__)
 
@@ -54,7 +56,14 @@ class AdapterConfig:
     overlay_networks: Callable[[], Iterable[IpNetwork]] | None = None
 
 
-_Step = core.Answer | core.Complete | core.AddCandidate | None  # None: create the offer
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A candidate whose ``.local`` name was looked up: the engine gets it as it is now."""
+
+    candidate: str
+
+
+_Step = core.Answer | core.Complete | core.AddCandidate | _Resolved | None  # None: the offer
 
 
 class _Link:
@@ -67,6 +76,7 @@ class _Link:
         self.pc: PeerConnection = adapter.backend.peer_connection(adapter.link_config(), self)
         self.channels: list[DataChannel] = []
         self.steps: asyncio.Queue[_Step] = asyncio.Queue()
+        self.lookups: set[asyncio.Task[None]] = set()
         self.closed = False
         if action.initiator:
             for label in adapter.labels:
@@ -117,6 +127,10 @@ class _Link:
                     self.adapter.carry(session.local_description(self.number, answer))
                 elif isinstance(step, core.Complete):
                     await self.pc.accept_answer(step.sdp)
+                elif isinstance(step, _Resolved):
+                    await self._add_candidate(step.candidate)
+                elif self._hidden(step.candidate):
+                    self._look_up(step.candidate)
                 else:
                     await self._add_candidate(step.candidate)
             except asyncio.CancelledError:
@@ -126,6 +140,23 @@ class _Link:
                 log.info("Dropping peer after an error", peer=self.peer_id, error=reason)
                 self.adapter.carry(session.failed(self.number, self.adapter.now(), reason))
                 return
+
+    def _hidden(self, candidate: str) -> bool:
+        """A ``.local`` candidate to resolve; with --force-relay it can serve no path (the
+        engine ignores it) and no multicast query goes out for it."""
+        return not self.adapter.config.force_relay and mdns.candidate_host(candidate) is not None
+
+    def _look_up(self, candidate: str) -> None:
+        """Resolve a browser's hidden address beside the other steps (docs/browser.md#local-
+        candidates); the result comes back as a step, after the description it belongs to."""
+        task = asyncio.create_task(self._resolve(candidate), name=f"mDNS {self.peer_id}")
+        self.lookups.add(task)
+        task.add_done_callback(self.lookups.discard)
+
+    async def _resolve(self, candidate: str) -> None:
+        candidate = await self.adapter.mdns.resolve_candidate(candidate)
+        if not self.closed:
+            self.steps.put_nowait(_Resolved(candidate))
 
     async def _add_candidate(self, candidate: str) -> None:
         try:
@@ -140,6 +171,8 @@ class _Link:
     async def close(self) -> None:
         self.closed = True
         self.worker.cancel()
+        for lookup in list(self.lookups):
+            lookup.cancel()
         for channel in self.channels:
             channel.close()
         with contextlib.suppress(Exception):
@@ -191,6 +224,7 @@ class Adapter:
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False  # links closed: a late event must not open another
+        self.mdns = MdnsResolver()  # for browsers' .local candidates; opened on first use
 
     @property
     def id(self) -> str:
@@ -229,6 +263,7 @@ class Adapter:
         finally:
             timers.cancel()
             await self._close_links()
+            self.mdns.close()
 
     async def _serve(self, session: SignalingSession) -> None:
         """One signaler connection: relay the session's sends and feed it what arrives."""

@@ -1,6 +1,7 @@
 """One TCP connection to the signaler: read the request head, then hand it to a WebSocket
-member (a ``GET`` naming a community), to readiness and metrics (``/healthz``, ``/metrics``) or
-to the management API (everything else).
+member (a ``GET`` naming a community, outside ``/web/``), to readiness and metrics
+(``/healthz``, ``/metrics``), to the browser peer's page (``/web/``, unless turned off) or to the
+management API (everything else).
 
 Until its request is complete, a connection must not fall silent for ``idle_timeout`` nor take
 longer than ``head_timeout`` in all, and one source may hold ``max_source_connections`` at once:

@@ -134,15 +134,16 @@ class WebSocketMember:
     def _on_request(self, request: Request) -> None:
         query = parse_query(request.path)  # the connection already checked that it parses
         self._community = query.get("community", "")
-        origin = request.headers.get("Origin")
-        if origin is not None:
-            if not origin_allowed(
-                origin, request.headers.get("Host"), self._config.allowed_origins
+        origins, hosts = request.headers.get_all("Origin"), request.headers.get_all("Host")
+        if origins:
+            host = hosts[0] if len(hosts) == 1 else None
+            if len(origins) > 1 or not origin_allowed(
+                origins[0], host, self._config.allowed_origins
             ):
                 log.info(
                     "Rejected client: origin not allowed",
                     raddr=self._raddr,
-                    origin=ascii(origin[:200]),
+                    origin=ascii(", ".join(origins)[:200]),
                 )
                 self._reject(HTTPStatus.FORBIDDEN, "origin not allowed")
                 return

@@ -8,7 +8,7 @@
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
-const [executablePath, userDataDir] = process.argv.slice(2);
+const [executablePath, userDataDir, ...extraFlags] = process.argv.slice(2);
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath,
   headless: true,
@@ -22,6 +22,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    ...extraFlags,
   ],
 });
 const pages = new Map();

@@ -241,6 +241,8 @@ def test_manager_rejects_a_bad_remote_address() -> None:
         ((), {"OIDC_CLIENT_ID": "x"}, "OIDC needs both"),
         (("--oidc-client-id", "x", "--oidc-issuer", "issuer"), {}, "is not a https:// URL"),
         (("--state", "s", "--postgres-url", "postgres://h/d"), {}, "--state is for in-memory"),
+        (("--allowed-origins", "chat.example"), {}, "--allowed-origins: allowed origin"),
+        ((), {"WERON_ALLOWED_ORIGINS": "https://a.example/path"}, "is not scheme://host"),
     ],
 )
 def test_signaler_rejects_bad_backend_settings(
@@ -263,6 +265,8 @@ def test_signaler_rejects_bad_backend_settings(
         ("--idle-timeout", "500ms", "--head-timeout", "1m"),
         ("--max-source-connections", "0"),
         ("--state-grace", "2m"),
+        ("--web=false",),
+        ("--allowed-origins", "https://a.example,http://b.example:8080", "--allowed-origins", "*"),
         ("-v", "0"),
     ],
 )
@@ -281,6 +285,7 @@ def test_signaler_accepts_go_style_values(args: tuple[str, ...]) -> None:
         ((), {"WERON_HEAD_TIMEOUT": "soon"}, "invalid duration"),
         (("--max-source-connections", "-1"), {}, "--max-source-connections"),
         (("--cleanup=maybe",), {}, "--cleanup"),
+        (("--web=perhaps",), {}, "--web"),
     ],
 )
 def test_signaler_usage_errors(args: tuple[str, ...], env: dict[str, str], message: str) -> None:
