@@ -77,6 +77,9 @@ def test_two_pages_and_a_cli_peer_chat_in_every_direction(
         browser.wait_text("a", "#chat-log", "web2@weron/chat/primary: hello from web2")
         browser.wait_text("b", "#chat-log", "web@weron/chat/primary: hello from web")
 
+        for page in ("a", "b"):  # no script error, nothing the page's CSP blocked
+            errors = [line for line in browser.console(page) if line.startswith(("error", "page"))]
+            assert not errors, errors
         # Leaving shows on the others' side.
         browser.click("b", "#chat-leave")
         browser.wait_text("a", "#chat-log", "-web2@weron/chat/primary")
