@@ -92,9 +92,12 @@ def test_a_hostile_member_cannot_stop_the_page_chatting(
     signaler: SignalerProcess, browser: Browser, tmp_path: Path
 ) -> None:
     """A flood of fake introductions, then kicks and back-offs for the page's name on every id
-    channel: the page keeps its name and keeps chatting with the CLI peer."""
+    channel: the page keeps its name and keeps chatting with the CLI peer (and a line typed
+    while alone reaches it once it comes)."""
     join_chat(browser, "a", signaler, "web")
     browser.wait_text("a", "#chat-log", "web!")
+    browser.fill("a", {"chat-line": "typed while alone"})  # waits for the first peer
+    browser.click("a", "#chat-send")
     with hostile(signaler, tmp_path, "introductions", "300"):
         # The newcomer's introduction waits behind the flood's for a negotiation slot.
         cli = ChatProcess(signaler.ws_url, tmp_path, names="cli")
@@ -102,6 +105,7 @@ def test_a_hostile_member_cannot_stop_the_page_chatting(
         browser.wait_text("a", "#chat-log", "+cli@weron/chat/primary", timeout=90)
         expired = [line for line in browser.console("a") if "not established in time" in line]
         assert len(expired) >= 64, "the flood did not reach the page"
+        cli.wait_for("web@weron/chat/primary: typed while alone")
         with hostile(signaler, tmp_path, "kick", "web", "cli"):
             cli.say("still here?")
             browser.wait_text("a", "#chat-log", "cli@weron/chat/primary: still here?")

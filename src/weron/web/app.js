@@ -52,6 +52,7 @@ function logTo(status) {
 
 let chat = null;
 const peers = new Map(); // "peer@label" -> Channel
+let waiting = new Map(); // label -> lines typed while nobody was connected on it
 
 function setChatJoined(joined) {
   $("chat-join").disabled = joined;
@@ -83,6 +84,10 @@ $("chat-join").addEventListener("click", async () => {
     const replacing = peers.has(key);
     peers.set(key, channel);
     if (!replacing) append($("chat-log"), joinedLine(peer, label));
+    const lines = waiting.get(label) ?? [];
+    waiting.delete(label);
+    for (const line of lines) channel.send(encodeLine(line));
+    if (lines.length) $("chat-status").textContent = `sent ${lines.length} waiting line(s) to ${peer}@${label}`;
     try {
       while (true) for (const line of messageLines(peer, label, await channel.receive())) append($("chat-log"), line);
     } catch {
@@ -101,6 +106,7 @@ $("chat-leave").addEventListener("click", () => {
   chat?.close();
   chat = null;
   peers.clear();
+  waiting = new Map();
   setChatJoined(false);
   $("chat-line").disabled = $("chat-send").disabled = true;
   $("chat-status").textContent = "not joined";
@@ -110,7 +116,11 @@ $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const line = $("chat-line").value;
   if (!line || !chat) return;
-  if (peers.size === 0) $("chat-status").textContent = "nobody connected yet: nothing sent";
+  if (peers.size === 0) {
+    // As weron chat: lines typed while alone wait, on each channel, for the first peer there.
+    $("chat-status").textContent = "nobody connected yet: lines wait for the first peer that joins";
+    for (const label of chat.labels.slice(1)) waiting.set(label, [...(waiting.get(label) ?? []), line]);
+  }
   for (const channel of peers.values()) channel.send(encodeLine(line));
   append($("chat-log"), `${chat.negotiation.name}> ${line}`);
   $("chat-line").value = "";

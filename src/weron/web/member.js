@@ -355,6 +355,12 @@ export class Member {
           if (reaction.peerName !== null && state.name === null) {
             state.name = reaction.peerName;
             this.release(link);
+          } else if (reaction.peerName !== null && reaction.peerName !== state.name) {
+            // It gave its name up to an older member: its channels went out under the old
+            // one. Close; it offers again and comes back under the new name.
+            this.onlog("Peer changed its name", { id: reaction.peerName, previous: state.name });
+            this.run(this.mesh.closed(link));
+            return;
           }
         }
       }
