@@ -88,6 +88,32 @@ def test_two_pages_and_a_cli_peer_chat_in_every_direction(
         cli.stop()
 
 
+def test_the_page_rejoins_a_restarted_signaler_and_keeps_its_connections(
+    browser: Browser, tmp_path: Path
+) -> None:
+    skip_unless_browser()
+    signaler = start_signaler(tmp_path)
+    cli = ChatProcess(signaler.ws_url, tmp_path, names="cli")
+    try:
+        join_chat(browser, "a", signaler, "web")
+        browser.wait_text("a", "#chat-log", "+cli@weron/chat/primary", timeout=60)
+        signaler.stop()
+        browser.wait_text("a", "#chat-status", "signaler connection lost")
+        signaler = start_signaler(tmp_path, port=signaler.port)
+        browser.wait_text("a", "#chat-status", "connected to")
+        cli.wait_for_log("Connected to signaler", count=2)
+        # Both introduced themselves again under their ids: the connection between them stays.
+        cli.say("after the restart")
+        browser.wait_text("a", "#chat-log", "cli@weron/chat/primary: after the restart")
+        browser.fill("a", {"chat-line": "still here"})
+        browser.click("a", "#chat-send")
+        cli.wait_for("web@weron/chat/primary: still here")
+        assert "-cli@" not in browser.text("a", "#chat-log")
+    finally:
+        cli.stop()
+        signaler.stop()
+
+
 def test_a_hostile_member_cannot_stop_the_page_chatting(
     signaler: SignalerProcess, browser: Browser, tmp_path: Path
 ) -> None:

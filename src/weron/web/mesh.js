@@ -29,6 +29,7 @@ export class Mesh {
     this.byPeer = new Map(); // peer id -> link
     this.early = new Map(); // peer id -> candidates that came before any description
     this.deferred = new Map(); // peer id -> introductions waiting for a slot, oldest first
+    this.recheck = new Map(); // peer id -> when to offer, unless still connected by then
     this.next = 1;
   }
 
@@ -68,6 +69,12 @@ export class Mesh {
   introduced(peer, now) {
     const old = this.byPeer.get(peer);
     if (old && now - old.created < REINTRODUCTION_GUARD) return [];
+    if (old?.connected) {
+      // A member that reconnected to the signaler introduces itself again under the same id:
+      // keep the working connection; offer only if it is gone a timeout later.
+      if (this.recheck.size < MAX_DEFERRED || this.recheck.has(peer)) this.recheck.set(peer, now + this.timeout);
+      return [];
+    }
     if (this.negotiating() >= MAX_NEGOTIATING) {
       this.deferred.delete(peer);
       this.deferred.set(peer, true);
@@ -169,6 +176,11 @@ export class Mesh {
         actions.push({ do: "notice", event: "Connection not established in time", fields: { peer: link.peer } });
         actions.push(...this.closeLink(link));
       }
+    }
+    for (const [peer, at] of [...this.recheck]) {
+      if (now < at) continue;
+      this.recheck.delete(peer);
+      if (!this.byPeer.get(peer)?.connected) actions.push(...this.introduced(peer, now));
     }
     for (const peer of [...this.deferred.keys()].reverse()) {
       if (this.negotiating() >= MAX_NEGOTIATING) break;

@@ -58,11 +58,22 @@ test("a flood of early candidates is capped", () => {
   assert.equal(actions.filter((a) => a.do === "candidate").length, MAX_EARLY_CANDIDATES);
 });
 
-test("a re-introduction replaces the link, but not more than once a second", () => {
+test("a re-introduction replaces a link not connected, but not more than once a second", () => {
   const mesh = new Mesh("me", 10);
   mesh.receive({ type: "introduction", from: "them" }, 0);
   assert.deepEqual(mesh.receive({ type: "introduction", from: "them" }, 0.5), []);
   assert.deepEqual(kinds(mesh.receive({ type: "introduction", from: "them" }, 2)), ["close", "open"]);
+});
+
+test("a connected member that introduces itself again keeps its link; offered to if it is lost", () => {
+  const mesh = new Mesh("me", 10);
+  mesh.receive({ type: "introduction", from: "them" }, 0);
+  mesh.connected(1);
+  assert.deepEqual(mesh.receive({ type: "introduction", from: "them" }, 5), []);
+  assert.deepEqual(mesh.tick(20), []); // still connected at the recheck
+  mesh.receive({ type: "introduction", from: "them" }, 30);
+  mesh.closed(1); // ICE gave up on it meanwhile
+  assert.deepEqual(kinds(mesh.tick(41)), ["open"]);
 });
 
 test("a link not connected within the timeout is closed; a connected one stays", () => {
