@@ -46,10 +46,11 @@ def join_chat(browser: Browser, page: str, signaler: SignalerProcess, names: str
     browser.click(page, "#chat-join")
 
 
+@pytest.mark.parametrize("backend", ["libdatachannel", "aiortc"])
 def test_two_pages_and_a_cli_peer_chat_in_every_direction(
-    signaler: SignalerProcess, browser: Browser, tmp_path: Path
+    signaler: SignalerProcess, browser: Browser, tmp_path: Path, backend: str
 ) -> None:
-    cli = ChatProcess(signaler.ws_url, tmp_path, names="cli")
+    cli = ChatProcess(signaler.ws_url, tmp_path, names="cli", backend=backend)
     try:
         assert cli.name(timeout=60) == "cli"
         join_chat(browser, "a", signaler, "web,web2")
