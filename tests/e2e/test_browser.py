@@ -92,7 +92,6 @@ def test_two_pages_and_a_cli_peer_chat_in_every_direction(
 def test_the_page_rejoins_a_restarted_signaler_and_keeps_its_connections(
     browser: Browser, tmp_path: Path
 ) -> None:
-    skip_unless_browser()
     signaler = start_signaler(tmp_path)
     cli = ChatProcess(signaler.ws_url, tmp_path, names="cli")
     try:
