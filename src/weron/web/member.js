@@ -74,6 +74,10 @@ export class Channel {
     if (this.channel.readyState === "open") this.channel.send(data);
   }
 
+  get bufferedAmount() {
+    return this.channel.bufferedAmount;
+  }
+
   /** Wait until the browser's send buffer is below `low` bytes (flow control). */
   async drained(low) {
     if (this.channel.bufferedAmount <= low) return;
