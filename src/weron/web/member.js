@@ -111,6 +111,8 @@ export class Member {
     if (this.named) this.labels = [this.options.idChannel, ...this.labels];
     this.mesh = new Mesh(crypto.randomUUID(), this.options.timeout);
     this.connections = new Map(); // link -> {pc, peer, channels: Channel[]}
+    this.sending = Promise.resolve();
+    this.receiving = Promise.resolve();
     this.closed = false;
     this.onpeer = () => {};
     this.onname = () => {};
@@ -143,7 +145,13 @@ export class Member {
       this.run(this.mesh.signalerConnected());
       if (this.named && this.negotiation.name === null) this.restartClaim(this.options.timeout + this.options.kicks);
     };
-    socket.onmessage = (event) => this.relayed(event.data);
+    // WebCrypto may finish out of order: keep messages in order both ways (a Go peer drops a
+    // candidate that arrives before the offer it belongs to).
+    socket.onmessage = (event) => {
+      this.receiving = this.receiving
+        .then(() => this.relayed(event.data))
+        .catch((error) => this.onlog("Could not handle a message", { reason: error.message }));
+    };
     let opened = false;
     socket.addEventListener("open", () => (opened = true));
     socket.onclose = (event) => {
@@ -173,9 +181,13 @@ export class Member {
     this.run(this.mesh.receive(message, seconds()));
   }
 
-  async send(message) {
-    if (this.socket?.readyState !== WebSocket.OPEN) return;
-    this.socket.send(await this.envelope.seal(encodeMessage(message)));
+  send(message) {
+    this.sending = this.sending
+      .then(async () => {
+        const sealed = await this.envelope.seal(encodeMessage(message));
+        if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(sealed);
+      })
+      .catch((error) => this.onlog("Could not send a message", { reason: error.message }));
   }
 
   /** Carry out the mesh's actions, in order per link. */
