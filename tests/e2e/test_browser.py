@@ -251,6 +251,26 @@ def test_throughput_against_a_cli_server(
         stop(server)
 
 
+def test_the_page_says_what_may_be_wrong(
+    signaler: SignalerProcess, browser: Browser, tmp_path: Path
+) -> None:
+    """A signaler field that is no WebSocket URL, and nobody with our key."""
+    assert browser.open("a", page_url(signaler)) == 200
+    browser.fill("a", {"community": "chatroom", **COMMUNITY, "names": "web"})
+    browser.fill("a", {"signaler": "http://localhost:1/"})
+    browser.click("a", "#chat-join")
+    browser.wait_text("a", "#chat-status", "must be a ws:// or wss:// URL")
+    browser.fill("a", {"signaler": signaler.ws_url.replace("127.0.0.1", "localhost")})
+    cli = ChatProcess(signaler.ws_url, tmp_path, names="cli", key="another key")
+    try:
+        browser.click("a", "#chat-join")
+        browser.wait_text("a", "#chat-status", "members with another key")
+        browser.click("a", "#latency-start")
+        browser.wait_text("a", "#latency-status", "no server here")
+    finally:
+        cli.stop()
+
+
 def test_a_page_from_a_foreign_origin_is_refused_unless_allowed(
     browser: Browser, tmp_path: Path
 ) -> None:

@@ -3,7 +3,7 @@
 
 import { ID_CHANNEL, encodeLine, joinedLine, leftLine, messageLines, parseChannels } from "./chat.js";
 import { parseIceServers } from "./ice.js";
-import { Member, defaultSignaler } from "./member.js";
+import { Member, defaultSignaler, joinUrl } from "./member.js";
 import { Plot } from "./plot.js";
 import { LatencyTotals, ThroughputTotals, goDuration } from "./report.js";
 import { LATENCY_CHANNEL, THROUGHPUT_CHANNEL, measureLatency, measureThroughput } from "./utilities.js";
@@ -33,6 +33,12 @@ function communityOptions(status) {
       status.textContent = `fill in the ${field} first`;
       return null;
     }
+  }
+  try {
+    if (!/^wss?:$/.test(new URL(joinUrl(options.signaler, "c", "p")).protocol)) throw new Error();
+  } catch {
+    status.textContent = "the signaler must be a ws:// or wss:// URL";
+    return null;
   }
   try {
     options.iceServers = parseIceServers($("ice").value);
@@ -75,6 +81,15 @@ $("chat-join").addEventListener("click", async () => {
   chat.onlog = logTo(status);
   chat.onname = (name) => {
     status.textContent = `joined as ${name}`;
+    const member = chat;
+    setTimeout(() => {
+      // A wrong key is silence, not an error: say so, as weron chat does.
+      if (chat === member && peers.size === 0) {
+        status.textContent =
+          `joined as ${name}; nobody here ${options.timeout} s after joining: members with ` +
+          "another key (or community) cannot see each other";
+      }
+    }, options.timeout * 1000);
     append($("chat-log"), `${name}!`);
     $("chat-line").disabled = $("chat-send").disabled = false;
     $("chat-line").focus();
@@ -168,6 +183,12 @@ function utility({ name, channel, settings, measure, plot, point, totals }) {
       }
     };
     status.textContent = "waiting for a server…";
+    const waiting = member;
+    setTimeout(() => {
+      if (member === waiting && status.textContent.startsWith("connected to")) {
+        status.textContent = `no server here ${2 * options.timeout} s after joining: is one running in this community, with this key?`;
+      }
+    }, 2 * options.timeout * 1000);
     await member.open();
   });
   $(`${name}-stop`).addEventListener("click", finish);
