@@ -1,8 +1,9 @@
 """What the benchmarks share: progress lines, percentiles, number formatting, JSON safety,
-free ports and which source was measured."""
+free ports, CPU time of processes and which source was measured."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import socket
@@ -52,6 +53,16 @@ def free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every live thread of ``pid`` (/proc/PID/task/*/schedstat, in ns): finer than
+    utime+stime's clock ticks (10 ms), too coarse for a short measurement."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            total += int(stat.read_text().split()[0])
+    return total / 1e9
 
 
 def source_revision() -> dict[str, Any]:

@@ -24,7 +24,6 @@ one JSON document.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import math
@@ -38,7 +37,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from common import HERE, json_safe, log, number, percentile, source_at, source_revision
+from common import (
+    HERE,
+    cpu_seconds,
+    json_safe,
+    log,
+    number,
+    percentile,
+    source_at,
+    source_revision,
+)
 from peers import CONNECTED, start_signaler, utility_argv
 from processes import Child, Harness, MeasurementError, Terminated, harness
 
@@ -105,16 +113,6 @@ def _round_trips(child: Child) -> list[float]:
         for line in text.splitlines()
         if line.startswith('{"type":"packet"') and line.endswith("}")  # not cut by SIGINT
     ]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of every live thread of ``pid`` (/proc/PID/task/*/schedstat, in ns): finer than
-    utime+stime's clock ticks, which are 100 us per round trip at 100 per measurement."""
-    total = 0
-    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-        with contextlib.suppress(OSError):  # a thread that just ended
-            total += int(stat.read_text().split()[0])
-    return total / 1e9
 
 
 def measure(h: Harness, contender: Contender, pause: float, seconds: float) -> dict[str, Any]:

@@ -58,7 +58,16 @@ import bcrypt
 import uvloop
 from websockets.frames import Frame, Opcode
 
-from common import free_port, json_safe, log, number, percentile, source_at, source_revision
+from common import (
+    cpu_seconds,
+    free_port,
+    json_safe,
+    log,
+    number,
+    percentile,
+    source_at,
+    source_revision,
+)
 
 HERE: Final = Path(__file__).resolve().parent
 WERON: Final = (sys.executable, "-m", "weron")
@@ -347,7 +356,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time of the server process so far, all threads (bcrypt runs in a pool)."""
-        return process_cpu_seconds(self.process.pid)
+        return cpu_seconds(self.process.pid)
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -386,16 +395,6 @@ class Cluster:
 
 
 Target = Server | Cluster
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of ``pid``, from schedstat: nanoseconds, where /proc/PID/stat
-    counts 10 ms ticks, too coarse for a second of relaying."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread may end while we look
-            total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
 
 
 def _die_with_parent() -> None:
