@@ -7,6 +7,7 @@ machine is shared and noisy), each figure of the overlay reported as a ratio to 
 
 * ``overlay``: `weron vpn ip` in both hosts;
 * ``before`` (with ``--before REV``): the same with weron's src at REV, for A/B of a change;
+* ``variant`` (with ``--variant ARGS``): the same with more arguments, for A/B of flags;
 * ``wireguard_go``: wireguard-go in both hosts (the mature user-space VPN; skipped when it is
   not installed);
 * ``reference``: the bare path (host to host over the veths and the bridge).
@@ -19,17 +20,22 @@ Targets of the issue: >= 200 Mbit/s iperf3 TCP, <= 0.5 ms median ping through `v
 weron measured here: ~50 Mbit/s, ~0.9 ms).
 
 Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--rounds N] [--before REV]
-[--json-out PATH] [--backend NAME] [--mtu N]``. Progress goes to stderr; stdout gets a table,
-then one JSON document.
+[--variant ARGS] [--json-out PATH] [--backend NAME] [--mtu N] [--profile DIR]``
+(``--profile`` runs the overlay's members under py-spy, which `.venv/bin/pip install py-spy`
+provides). Progress goes to stderr; stdout gets a table, then one JSON document.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import re
+import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -137,6 +143,7 @@ def weron_vpn(
     args: argparse.Namespace,
     name: str,
     env: dict[str, str],
+    extra: list[str],
 ) -> Running:
     """`weron vpn ip` in both hosts, connected to each other."""
     processes: list[subprocess.Popen[bytes]] = []
@@ -148,14 +155,34 @@ def weron_vpn(
             "--community", f"bench-{name}", "--password", "bench", "--key", "bench",
             "--ice", "", "--ips", "10.66.0.1/24", "--kicks", "1s", "--dev", "weron0",
             "--backend", args.backend, "--mtu", str(args.mtu),
-            "--state-file", str(log_dir / f"state-{host.namespace}.json"),
+            "--state-file", str(log_dir / f"state-{host.namespace}.json"), *extra,
         ]  # fmt: skip
+        if args.profile is not None and name == "overlay":
+            profile = args.profile / f"{host.namespace}-{time.monotonic_ns()}.txt"
+            py_spy = Path(sys.executable).parent / "py-spy"
+            argv = [
+                str(py_spy),
+                "record",
+                "--format",
+                "raw",
+                "--native",
+                "-o",
+                str(profile),
+                "--",
+                *argv,
+            ]
         with log_path.open("wb") as out:
             processes.append(lab.start(host.namespace, argv, log=out, env=env))
         log_paths.append(log_path)
 
     def stop() -> None:
         for process in processes:
+            if args.profile is not None:  # py-spy writes its profile once its child ended
+                children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+                for child in children.read_text().split() if children.exists() else ():
+                    os.kill(int(child), signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(30)
             lab.stop(process)
 
     try:
@@ -279,10 +306,23 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick 1)")
     parser.add_argument("--before", metavar="REV", help="also measure weron's src at REV")
+    parser.add_argument(
+        "--variant",
+        metavar="ARGS",
+        help="also measure `vpn ip` with these extra arguments (A/B of flags in one run)",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of the VPN")
     parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN devices")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy the overlay's members: collapsed stacks to DIR (its CPU figure is py-spy's)",
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     reason = lab_unavailable()
     if reason is not None:
         print(f"bench/vpn.py {reason}", file=sys.stderr)
@@ -302,13 +342,24 @@ def main() -> int:
         while not lab.listening(lab.hub, PORT):
             time.sleep(0.05)
         contenders = [
-            Contender("overlay", lambda: weron_vpn(lab, hosts, log_dir, args, "overlay", {})),
+            Contender("overlay", lambda: weron_vpn(lab, hosts, log_dir, args, "overlay", {}, [])),
             Contender("reference", lambda: Running(hosts[1].address, [], lambda: None)),
         ]
         if args.before:
             env = {"PYTHONPATH": str(source_at(args.before, log_dir / "before"))}
             contenders.insert(
-                1, Contender("before", lambda: weron_vpn(lab, hosts, log_dir, args, "before", env))
+                1,
+                Contender(
+                    "before", lambda: weron_vpn(lab, hosts, log_dir, args, "before", env, [])
+                ),
+            )
+        if args.variant:
+            extra = shlex.split(args.variant)
+            contenders.insert(
+                1,
+                Contender(
+                    "variant", lambda: weron_vpn(lab, hosts, log_dir, args, "variant", {}, extra)
+                ),
             )
         if shutil.which("wireguard-go") and shutil.which("wg"):
             contenders.insert(
@@ -343,6 +394,7 @@ def main() -> int:
         "quick": args.quick,
         "rounds": rounds,
         "before": args.before,
+        "variant": args.variant,
         "source": source_revision(),
         "figures": figures,
         "runs_mbits": {name: values["mbits"] for name, values in results.items()},
