@@ -37,17 +37,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from common import (
-    HERE,
-    cpu_seconds,
-    json_safe,
-    log,
-    number,
-    percentile,
-    source_at,
-    source_revision,
-)
-from peers import CONNECTED, start_signaler, utility_argv
+from common import HERE, cpu_seconds, json_safe, log, number, percentile, source_at, source_revision
+from peers_pairs import CONNECTED, start_signaler, utility_argv
 from processes import Child, Harness, MeasurementError, Terminated, harness
 
 FLOOR: Final = (sys.executable, str(HERE / "reference_libdatachannel.py"))

@@ -45,16 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from common import (
-    HERE,
-    cpu_seconds,
-    json_safe,
-    log,
-    number,
-    percentile,
-    source_at,
-    source_revision,
-)
+from common import HERE, cpu_seconds, json_safe, log, number, percentile, source_at, source_revision
 
 sys.path.insert(0, str(HERE.parent))
 from tests.netlab.lab import Host, Lab, lab_unavailable
