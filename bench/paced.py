@@ -37,7 +37,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from common import HERE, cpu_seconds, json_safe, log, number, percentile, source_at, source_revision
+from common import (
+    HERE,
+    cpu_seconds,
+    emit,
+    log,
+    number,
+    percentile,
+    print_rows,
+    source_at,
+    source_revision,
+)
 from peers_pairs import CONNECTED, start_signaler, utility_argv
 from processes import Child, Harness, MeasurementError, Terminated, harness
 
@@ -187,16 +197,17 @@ def _ratios(ours: dict[str, float], theirs: dict[str, float]) -> dict[str, float
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = ["pause", "contender", "mean us", "p50 us", "p90 us", "CPU us/rt", "mean/floor"]
-    print(" | ".join(header))
-    for row in rows:
-        cells = [
+    header = ("pause", "contender", "mean us", "p50 us", "p90 us", "CPU us/rt", "mean/floor")
+    cells = [
+        (
             f"{row['pause_s'] * 1000:g} ms",
             row["contender"],
             *(number(row[stat]) for stat in STATS),
             number(row["ratio_over_floor"]["mean_us"]),
-        ]
-        print(" | ".join(cells))
+        )
+        for row in rows
+    ]
+    print_rows([header, *cells], (0, 1), sys.stdout)
 
 
 def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
@@ -281,11 +292,7 @@ def main() -> int:
         "problems": failures,
     }
     print_table(rows)
-    document = json.dumps(json_safe(report), indent=2)
-    print(document)
-    if args.json_out is not None:
-        args.json_out.write_text(document + "\n")
-    return 0
+    return emit(report, args.json_out)
 
 
 if __name__ == "__main__":

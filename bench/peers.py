@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import json
 import os
 import platform
 import signal
@@ -49,7 +48,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from common import json_safe, log, source_revision
+from common import emit, log, source_revision
 from peers_connect import measure_connect
 from peers_latency import measure_latency
 from peers_pairs import (
@@ -281,18 +280,8 @@ def main() -> int:
         "details": details,
         "processes": outcomes,
     }
-    document = json.dumps(json_safe(report), indent=2)
     print_table(figures, sys.stdout)
-    for warning in warnings:
-        print(f"WARNING: {warning}")
-    print(document)
-    if args.json_out is not None:
-        try:
-            args.json_out.write_text(document + "\n")
-        except OSError as exc:
-            log(f"cannot write {args.json_out}: {exc}")
-            return 1
-    return 0
+    return emit(report, args.json_out, warnings)
 
 
 if __name__ == "__main__":

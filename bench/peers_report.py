@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
-from common import number
+from common import number, print_rows
 from peers_pairs import LATENCY_BYTES, THROUGHPUT_SIZES
 from weron.webrtc.backends import BACKEND_NAMES
 
@@ -242,12 +242,4 @@ def print_table(figures: list[Figure], out: TextIO) -> None:
         )
         for figure in figures
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    for index, row in enumerate(rows):
-        cells = [
-            cell.ljust(width) if column in (0, 1, 2, 6, 8, 9) else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip(), file=out)
-        if index == 0:
-            print("  ".join("-" * width for width in widths), file=out)
+    print_rows(rows, (0, 1, 2, 6, 8, 9), out)

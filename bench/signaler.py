@@ -46,7 +46,7 @@ from typing import Any
 import bcrypt
 import uvloop
 
-from common import json_safe, log, source_revision
+from common import emit, log, source_revision
 from signaler_client import PASSWORD
 from signaler_joins import JoinRun, measure_joins
 from signaler_profile import FULL, QUICK, SCALE, Profile
@@ -202,14 +202,8 @@ def main() -> int:
         "servers": outcomes,
         "go_original": {"note": GO_ORIGINAL_NOTE, **GO_ORIGINAL},
     }
-    document = json.dumps(json_safe(report), indent=2)
     print_table(figures, sys.stdout)
-    for warning in warnings:
-        print(f"WARNING: {warning}")
-    print(document)
-    if args.json_out is not None:
-        args.json_out.write_text(document + "\n")
-    return 0
+    return emit(report, args.json_out, warnings)
 
 
 if __name__ == "__main__":

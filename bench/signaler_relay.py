@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from common import HERE
 from signaler_client import BenchClient, connect, join_path
 from signaler_profile import JOIN_GATE, PAD, SEQ_DIGITS, Profile, summarize_ns
 from signaler_servers import Target
@@ -118,7 +119,7 @@ async def measure_relay(server: Target, receivers: int, profile: Profile) -> dic
     config = WorkerConfig(server.ports, community, receivers, profile.relay_warmup)
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
-        __file__,
+        str(HERE / "signaler.py"),
         "--receiver-worker",
         json.dumps(asdict(config)),
         stdin=subprocess.PIPE,

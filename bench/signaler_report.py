@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
-from common import number
+from common import number, print_rows
 from signaler_profile import JOIN_GATE, Profile
 
 # Measured earlier on this machine with the original Go weron, not in this run: context only.
@@ -166,12 +166,4 @@ def print_table(figures: list[Figure], out: TextIO) -> None:
         )
         for figure in figures
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        cells = [
-            cell.ljust(width) if column < 2 else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        print("  ".join(cells), file=out)
-        if index == 0:
-            print("  ".join("-" * width for width in widths), file=out)
+    print_rows(rows, (0, 1), out)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import math
 import os
 import platform
@@ -20,7 +19,7 @@ from typing import Any, TextIO
 
 import uvloop
 
-from common import json_safe, log, number, source_revision
+from common import emit, log, number, print_rows, source_revision
 from signaler_joins import measure_joins
 from signaler_profile import SCALE, SCALE_QUICK, Profile
 from signaler_relay import measure_relay
@@ -139,15 +138,7 @@ def print_scale_table(figures: list[dict[str, Any]], out: TextIO) -> None:
         )
         for figure in figures
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        cells = [
-            cell.ljust(width) if column < 2 else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        print("  ".join(cells), file=out)
-        if index == 0:
-            print("  ".join("-" * width for width in widths), file=out)
+    print_rows(rows, (0, 1), out)
 
 
 def scale_main(args: argparse.Namespace, nofile: int) -> int:
@@ -191,11 +182,5 @@ def scale_main(args: argparse.Namespace, nofile: int) -> int:
         "details": details,
         "servers": outcomes,
     }
-    document = json.dumps(json_safe(report), indent=2)
     print_scale_table(figures, sys.stdout)
-    for warning in warnings:
-        print(f"WARNING: {warning}")
-    print(document)
-    if args.json_out is not None:
-        args.json_out.write_text(document + "\n")
-    return 0
+    return emit(report, args.json_out, warnings)

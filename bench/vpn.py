@@ -45,7 +45,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from common import HERE, cpu_seconds, json_safe, log, number, percentile, source_at, source_revision
+from common import (
+    HERE,
+    cpu_seconds,
+    emit,
+    log,
+    number,
+    percentile,
+    print_rows,
+    source_at,
+    source_revision,
+)
 
 sys.path.insert(0, str(HERE.parent))
 from tests.netlab.lab import Host, Lab, lab_unavailable
@@ -257,14 +267,16 @@ ROWS: Final = (
 def print_table(figures: dict[str, dict[str, float]]) -> None:
     """A column per contender, then the overlay's ratio to each of the others."""
     others = [name for name in figures if name != "overlay"]
-    head = "".join(f"{name:>14}" for name in figures)
-    ratios = "".join(f"{'/' + name:>14}" for name in others)
-    print(f"{'figure':<30}{head}{ratios}")
-    for label, key in ROWS:
-        cells = "".join(f"{number(figures[name][key]):>14}" for name in figures)
-        overlay = figures["overlay"][key]
-        quotients = "".join(f"{number(ratio(overlay, figures[name][key])):>14}" for name in others)
-        print(f"{label:<30}{cells}{quotients}")
+    rows = [("figure", *figures, *(f"overlay/{name}" for name in others))]
+    rows += [
+        (
+            label,
+            *(number(figures[name][key]) for name in figures),
+            *(number(ratio(figures["overlay"][key], figures[name][key])) for name in others),
+        )
+        for label, key in ROWS
+    ]
+    print_rows(rows, (0,), sys.stdout)
 
 
 def ratio(ours: float, theirs: float) -> float:
@@ -408,11 +420,7 @@ def main() -> int:
     }
     print_table(figures)
     print("targets: iperf3 TCP >= 200 Mbit/s, ping p50 (20 ms apart) <= 0.5 ms")
-    text = json.dumps(json_safe(document), indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    return emit(document, args.json_out)
 
 
 if __name__ == "__main__":
