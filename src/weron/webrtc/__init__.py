@@ -106,8 +106,9 @@ class DataChannel(Protocol):
         paths: no task wake-up per message, and a burst costs one wake-up of the loop.
 
         ``any_thread``: the receiver may also be called on the engine's own threads (one call
-        at a time, in order), which saves waking the loop for each arrival; for receivers that
-        only read what the loop changes and write to a file descriptor (the VPNs' devices)."""
+        at a time, in order), which saves waking the loop for an arrival on an idle channel;
+        for receivers that only read what the loop changes and write to a file descriptor (the
+        VPNs' devices)."""
 
     async def echo(self) -> None:
         """Send every message back as it arrives, in order, until the channel closes
