@@ -13,10 +13,12 @@ VENV=.venv
 # redis-server the Redis the Redis-restart test starts and stops on a port of its own;
 # iproute2, iputils-ping and iperf3 build and measure the namespace lab of the VPN tests;
 # wireguard-go and wireguard-tools (wg) are the stock WireGuard of the interop lab;
-# nftables and conntrack make and flush the home-router NATs of the gonet NAT lab.
-SYSTEM_PACKAGES=(ca-certificates coturn redis-server iproute2 iputils-ping iperf3 wireguard-go wireguard-tools nftables conntrack)
-# npm packages of the tests (package-lock.json): the OpenID provider of the OIDC tests.
-NODE_TEST_DIR=tests/e2e/oidc
+# nftables and conntrack make and flush the home-router NATs of the gonet NAT lab;
+# chromium is the real browser of the browser peer's tests.
+SYSTEM_PACKAGES=(ca-certificates coturn redis-server iproute2 iputils-ping iperf3 wireguard-go wireguard-tools nftables conntrack chromium)
+# npm packages of the tests (package-lock.json in each): the OpenID provider of the OIDC tests,
+# playwright-core driving Chromium in the browser tests (it never downloads a browser).
+NODE_TEST_DIRS=(tests/e2e/oidc tests/e2e/browser)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -107,13 +109,19 @@ setup_main_venv() {
 }
 
 install_node_test_packages() {
-    # The OIDC tests skip with a reason when node/npm or the registry are missing.
-    local stamp="$NODE_TEST_DIR/node_modules/.package-lock.json"
-    command -v npm >/dev/null 2>&1 || { log "npm not found: the OIDC tests will be skipped"; return; }
-    [ -f "$stamp" ] && [ "$stamp" -nt "$NODE_TEST_DIR/package-lock.json" ] && return
-    log "Installing the test OpenID provider (npm ci in $NODE_TEST_DIR)"
-    (cd "$NODE_TEST_DIR" && npm ci --no-audit --no-fund --loglevel=error) ||
-        log "npm ci failed: the OIDC tests will be skipped"
+    # The OIDC and browser tests skip with a reason when node/npm or the registry are missing.
+    local dir stamp
+    command -v npm >/dev/null 2>&1 || {
+        log "npm not found: the OIDC and browser tests will be skipped"
+        return
+    }
+    for dir in "${NODE_TEST_DIRS[@]}"; do
+        stamp="$dir/node_modules/.package-lock.json"
+        [ -f "$stamp" ] && [ "$stamp" -nt "$dir/package-lock.json" ] && continue
+        log "Installing the tests' npm packages (npm ci in $dir)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+            log "npm ci failed in $dir: its tests will be skipped"
+    done
 }
 
 oldest_python() {

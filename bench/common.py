@@ -1,18 +1,21 @@
-"""What the benchmarks share: progress lines, percentiles, number formatting, JSON safety,
-free ports and which source was measured."""
+"""What the benchmarks share: progress lines, percentiles, number formatting, the report (a
+table, warnings, one JSON document), JSON safety, free ports, CPU time of processes and which
+source was measured."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import math
 import socket
 import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,6 +40,36 @@ def number(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
+def print_rows(rows: Sequence[Sequence[str]], left: Collection[int], out: TextIO) -> None:
+    """An aligned table: the first row is the header, underlined; the columns numbered in
+    ``left`` are aligned left (names), the others right (numbers)."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        cells = [
+            cell.ljust(width) if column in left else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+        if index == 0:
+            print("  ".join("-" * width for width in widths), file=out)
+
+
+def emit(report: dict[str, Any], json_out: Path | None, warnings: Sequence[str] = ()) -> int:
+    """The end of every benchmark, after its table: a line per warning, then the JSON document
+    on stdout and in ``json_out``. The exit status: 1 when ``json_out`` cannot be written."""
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    document = json.dumps(json_safe(report), indent=2)
+    print(document)
+    if json_out is not None:
+        try:
+            json_out.write_text(document + "\n")
+        except OSError as exc:
+            log(f"cannot write {json_out}: {exc}")
+            return 1
+    return 0
+
+
 def json_safe(value: Any) -> Any:
     """NaN is not JSON: write null instead; other floats rounded to 4 decimals."""
     if isinstance(value, float):
@@ -52,6 +85,16 @@ def free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every live thread of ``pid`` (/proc/PID/task/*/schedstat, in ns): finer than
+    utime+stime's clock ticks (10 ms), too coarse for a short measurement."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            total += int(stat.read_text().split()[0])
+    return total / 1e9
 
 
 def source_revision() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-from common import free_port, json_safe, log, number, source_revision
+from common import emit, free_port, log, number, print_rows, source_revision
 
 WERON: Final = [sys.executable, "-m", "weron"]
 ID_CHANNEL: Final = "weron/chat/id"
@@ -175,23 +175,25 @@ def main() -> None:
     finally:
         signaler.kill()
         signaler.wait()
-    print(
-        f"{'members':>8} {'meshed':>7} {'connections s':>14} {'full mesh s':>12} {'ratio':>6} "
-        f"{'renamed':>8}"
-    )
-    for row in rows:
-        print(
-            f"{row['members']:>8} {row['meshed_rounds']:>3}/{row['rounds']:<3} "
-            f"{number(row['connections_s']):>14} {number(row['full_mesh_s']):>12} "
-            f"{number(row['full_mesh_per_connections']):>6} {row['renamed']:>8}"
+    header = ("members", "meshed", "connections s", "full mesh s", "ratio", "renamed")
+    cells = [
+        (
+            str(row["members"]),
+            f"{row['meshed_rounds']}/{row['rounds']}",
+            number(row["connections_s"]),
+            number(row["full_mesh_s"]),
+            number(row["full_mesh_per_connections"]),
+            str(row["renamed"]),
         )
-    document = json_safe(
-        {"mode": "quick" if args.quick else "full", "source": source_revision(), "rows": rows}
-    )
-    text = json.dumps(document, indent=2)
-    print(text)
-    if args.json_out is not None:
-        args.json_out.write_text(text)
+        for row in rows
+    ]
+    print_rows([header, *cells], (), sys.stdout)
+    document = {
+        "mode": "quick" if args.quick else "full",
+        "source": source_revision(),
+        "rows": rows,
+    }
+    emit(document, args.json_out)
 
 
 if __name__ == "__main__":

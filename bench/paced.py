@@ -24,7 +24,6 @@ one JSON document.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import math
@@ -38,8 +37,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from common import HERE, json_safe, log, number, percentile, source_at, source_revision
-from peers import CONNECTED, start_signaler, utility_argv
+from common import (
+    HERE,
+    cpu_seconds,
+    emit,
+    log,
+    number,
+    percentile,
+    print_rows,
+    source_at,
+    source_revision,
+)
+from peers_pairs import CONNECTED, start_signaler, utility_argv
 from processes import Child, Harness, MeasurementError, Terminated, harness
 
 FLOOR: Final = (sys.executable, str(HERE / "reference_libdatachannel.py"))
@@ -105,16 +114,6 @@ def _round_trips(child: Child) -> list[float]:
         for line in text.splitlines()
         if line.startswith('{"type":"packet"') and line.endswith("}")  # not cut by SIGINT
     ]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of every live thread of ``pid`` (/proc/PID/task/*/schedstat, in ns): finer than
-    utime+stime's clock ticks, which are 100 us per round trip at 100 per measurement."""
-    total = 0
-    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-        with contextlib.suppress(OSError):  # a thread that just ended
-            total += int(stat.read_text().split()[0])
-    return total / 1e9
 
 
 def measure(h: Harness, contender: Contender, pause: float, seconds: float) -> dict[str, Any]:
@@ -198,16 +197,17 @@ def _ratios(ours: dict[str, float], theirs: dict[str, float]) -> dict[str, float
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = ["pause", "contender", "mean us", "p50 us", "p90 us", "CPU us/rt", "mean/floor"]
-    print(" | ".join(header))
-    for row in rows:
-        cells = [
+    header = ("pause", "contender", "mean us", "p50 us", "p90 us", "CPU us/rt", "mean/floor")
+    cells = [
+        (
             f"{row['pause_s'] * 1000:g} ms",
             row["contender"],
             *(number(row[stat]) for stat in STATS),
             number(row["ratio_over_floor"]["mean_us"]),
-        ]
-        print(" | ".join(cells))
+        )
+        for row in rows
+    ]
+    print_rows([header, *cells], (0, 1), sys.stdout)
 
 
 def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
@@ -292,11 +292,7 @@ def main() -> int:
         "problems": failures,
     }
     print_table(rows)
-    document = json.dumps(json_safe(report), indent=2)
-    print(document)
-    if args.json_out is not None:
-        args.json_out.write_text(document + "\n")
-    return 0
+    return emit(report, args.json_out)
 
 
 if __name__ == "__main__":

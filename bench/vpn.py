@@ -2,36 +2,71 @@
 between two network namespaces, next to the plain veth path between the same namespaces.
 
 The lab (tests/netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
-where the signaler listens. The reference is that very path (host to host over the veths and
-the bridge); the overlay is `weron vpn ip` in both hosts over the same path. The two are
-measured in alternating rounds in one run (the machine is shared and noisy) and each overlay
-figure is reported as a ratio to the reference. Pings run at two paces: 20 ms apart, where
-every thread on the path sleeps between round trips and each one pays the wake-ups, and 1 ms
-apart, a link in use. Targets of the issue: >= 200 Mbit/s iperf3 TCP,
-<= 0.5 ms median ping through `vpn ip` (Go weron measured here: ~50 Mbit/s, ~0.9 ms).
+where the signaler listens. Measured over the same path, in alternating rounds of one run (the
+machine is shared and noisy), each figure of the overlay reported as a ratio to the others:
 
-Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--json-out PATH] [--backend NAME]
-[--mtu N]``. Progress goes to stderr; stdout gets a table, then one JSON document.
+* ``overlay``: `weron vpn ip` in both hosts;
+* ``before`` (with ``--before REV``): the same with weron's src at REV, for A/B of a change;
+* ``variant`` (with ``--variant ARGS``): the same with more arguments, for A/B of flags;
+* ``wireguard_go``: wireguard-go in both hosts (the mature user-space VPN; skipped when it is
+  not installed);
+* ``reference``: the bare path (host to host over the veths and the bridge).
+
+Each VPN is started for its turn and stopped after it, so that no VPN's addresses become
+another's ICE candidates. Pings run at two paces: 20 ms apart, where every thread on the path
+sleeps between round trips and each one pays the wake-ups, and 1 ms apart, a link in use. The
+CPU seconds the two VPN processes use per GB iperf3 moved are reported next to the figures.
+Targets of the issue: >= 200 Mbit/s iperf3 TCP, <= 0.5 ms median ping through `vpn ip` (Go
+weron measured here: ~50 Mbit/s, ~0.9 ms).
+
+Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--rounds N] [--before REV]
+[--variant ARGS] [--json-out PATH] [--backend NAME] [--mtu N] [--profile DIR]``
+(``--profile`` runs the overlay's members under py-spy, which `.venv/bin/pip install py-spy`
+provides). Progress goes to stderr; stdout gets a table, then one JSON document.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import re
+import shlex
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from common import HERE, json_safe, log, number, percentile, source_revision
+from common import (
+    HERE,
+    cpu_seconds,
+    emit,
+    log,
+    number,
+    percentile,
+    print_rows,
+    source_at,
+    source_revision,
+)
 
 sys.path.insert(0, str(HERE.parent))
 from tests.netlab.lab import Host, Lab, lab_unavailable
+from tests.netlab.wglab import key_text, start_wireguard_go
+
+from weron.wireguard.crypto import PrivateKey
 
 WERON: Final = [sys.executable, "-m", "weron"]
 PORT: Final = 1337
+WG_PORT: Final = 51820
+WG_SUBNET: Final = "10.67.0."
 TARGET_MBITS: Final = 200.0
 TARGET_PING_MS: Final = 0.5
 # Pings 20 ms apart let every thread on the path fall asleep in between: each round trip pays
@@ -41,8 +76,11 @@ BUSY_INTERVAL: Final = 0.001
 _RTT = re.compile(r"time=([0-9.]+) ms")
 
 
-def iperf3(lab: Lab, client: Host, server: Host, address: str, seconds: float) -> float:
-    """Mbit/s received by the server of one iperf3 TCP run."""
+def iperf3(
+    lab: Lab, client: Host, server: Host, address: str, seconds: float, pids: list[int]
+) -> tuple[float, float]:
+    """Mbit/s received by the server of one iperf3 TCP run, and the CPU seconds ``pids`` used
+    per GB received."""
     server_process = lab.start(server.namespace, ["iperf3", "-s", "-1", "-B", address])
     try:
         deadline = time.monotonic() + 10
@@ -50,15 +88,20 @@ def iperf3(lab: Lab, client: Host, server: Host, address: str, seconds: float) -
             if time.monotonic() > deadline:
                 raise RuntimeError("iperf3 server did not start")
             time.sleep(0.05)
+        cpu = sum(cpu_seconds(pid) for pid in pids)
         result = lab.run(
             client.namespace,
             ["iperf3", "-c", address, "-t", str(seconds), "-J"],
             timeout=seconds + 30,
         )
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu
         report = json.loads(result.stdout)
         if "error" in report:
             raise RuntimeError(f"iperf3: {report['error']}")
-        return float(report["end"]["sum_received"]["bits_per_second"]) / 1e6
+        received = report["end"]["sum_received"]
+        gigabytes = float(received["bytes"]) / 1e9
+        cpu_per_gb = cpu / gigabytes if pids and gigabytes else float("nan")
+        return float(received["bits_per_second"]) / 1e6, cpu_per_gb
     finally:
         lab.stop(server_process)
 
@@ -70,25 +113,122 @@ def pings(lab: Lab, client: Host, address: str, count: int, interval: float) -> 
     return [float(value) for value in _RTT.findall(result.stdout)]
 
 
-def overlay_address(lab: Lab, host: Host) -> str:
-    output = lab.run(host.namespace, ["ip", "-4", "addr", "show", "weron0"]).stdout
+def overlay_address(lab: Lab, host: Host, dev: str) -> str:
+    output = lab.run(host.namespace, ["ip", "-4", "addr", "show", dev]).stdout
     match = re.search(r"inet ([0-9.]+)/", output)
     if match is None:
-        raise RuntimeError(f"no address on weron0 in {host.namespace}")
+        raise RuntimeError(f"no address on {dev} in {host.namespace}")
     return match.group(1)
 
 
-def start_vpn(lab: Lab, host: Host, log_dir: Path, backend: str, mtu: int) -> Path:
-    log_path = log_dir / f"vpn-{host.namespace}.log"
-    argv = [
-        *WERON, "vpn", "ip", "--raddr", f"ws://{lab.hub_address}:{PORT}/",
-        "--community", "bench", "--password", "bench", "--key", "bench", "--ice", "",
-        "--ips", "10.66.0.1/24", "--kicks", "1s", "--dev", "weron0",
-        "--backend", backend, "--mtu", str(mtu),
-    ]  # fmt: skip
-    with log_path.open("wb") as out:
-        lab.start(host.namespace, argv, log=out)
-    return log_path
+@dataclass
+class Running:
+    """One contender, up in both hosts: the address the first host measures, the pids whose
+    CPU time counts, and how to take it down again."""
+
+    address: str
+    pids: list[int]
+    stop: Callable[[], None]
+
+
+@dataclass
+class Contender:
+    name: str
+    start: Callable[[], Running]
+
+
+def weron_vpn(
+    lab: Lab,
+    hosts: tuple[Host, Host],
+    log_dir: Path,
+    args: argparse.Namespace,
+    name: str,
+    env: dict[str, str],
+    extra: list[str],
+) -> Running:
+    """`weron vpn ip` in both hosts, connected to each other."""
+    processes: list[subprocess.Popen[bytes]] = []
+    log_paths = []
+    for host in hosts:
+        log_path = log_dir / f"{name}-{host.namespace}-{time.monotonic_ns()}.log"
+        argv = [
+            *WERON, "vpn", "ip", "--raddr", f"ws://{lab.hub_address}:{PORT}/",
+            "--community", f"bench-{name}", "--password", "bench", "--key", "bench",
+            "--ice", "", "--ips", "10.66.0.1/24", "--kicks", "1s", "--dev", "weron0",
+            "--backend", args.backend, "--mtu", str(args.mtu),
+            "--state-file", str(log_dir / f"state-{host.namespace}.json"), *extra,
+        ]  # fmt: skip
+        if args.profile is not None and name == "overlay":
+            profile = args.profile / f"{host.namespace}-{time.monotonic_ns()}.txt"
+            py_spy = Path(sys.executable).parent / "py-spy"
+            argv = [
+                str(py_spy),
+                "record",
+                "--format",
+                "raw",
+                "--native",
+                "-o",
+                str(profile),
+                "--",
+                *argv,
+            ]
+        with log_path.open("wb") as out:
+            processes.append(lab.start(host.namespace, argv, log=out, env=env))
+        log_paths.append(log_path)
+
+    def stop() -> None:
+        for process in processes:
+            if args.profile is not None:  # py-spy writes its profile once its child ended
+                children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+                for child in children.read_text().split() if children.exists() else ():
+                    os.kill(int(child), signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(30)
+            lab.stop(process)
+
+    try:
+        wait_connected(log_paths)
+        address = overlay_address(lab, hosts[1], "weron0")
+        pings(lab, hosts[0], address, 10, IDLE_INTERVAL)  # warm-up: routes, neighbours
+    except BaseException:
+        stop()
+        raise
+    return Running(address, [process.pid for process in processes], stop)
+
+
+def wireguard_go(lab: Lab, hosts: tuple[Host, Host], tag: str) -> Running:
+    """wireguard-go in both hosts, each the other's peer over the LAN, on 10.67.0.0/24."""
+    keys = [PrivateKey.generate() for _ in hosts]
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def stop() -> None:
+        for process in processes:
+            lab.stop(process)
+
+    try:
+        for index, host in enumerate(hosts):
+            interface = f"wgb{tag}{index}"[:15]
+            process = start_wireguard_go(host.namespace, interface, keys[index], WG_PORT)
+            processes.append(process)
+            other = 1 - index
+            ns = ["ip", "netns", "exec", host.namespace]
+            peer = [
+                "wg", "set", interface, "peer", key_text(keys[other].public),
+                "allowed-ips", f"{WG_SUBNET}{other + 1}/32",
+                "endpoint", f"{hosts[other].address}:{WG_PORT}",
+            ]  # fmt: skip
+            for argv in (
+                peer,
+                ["ip", "addr", "add", f"{WG_SUBNET}{index + 1}/24", "dev", interface],
+                ["ip", "link", "set", interface, "mtu", "1420", "up"],
+            ):
+                subprocess.run([*ns, *argv], check=True, capture_output=True, timeout=30)
+        address = f"{WG_SUBNET}2"
+        pings(lab, hosts[0], address, 10, IDLE_INTERVAL)  # warm-up: the handshake
+    except BaseException:
+        stop()
+        raise
+    return Running(address, [process.pid for process in processes], stop)
 
 
 def wait_connected(log_paths: list[Path], timeout: float = 60.0) -> None:
@@ -110,71 +250,167 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
+def median(values: list[float]) -> float:
+    kept = [value for value in values if not math.isnan(value)]  # NaN: no CPU figure
+    return statistics.median(kept) if kept else float("nan")
+
+
+ROWS: Final = (
+    ("iperf3 TCP Mbit/s", "iperf3_mbits"),
+    ("CPU s per GB (VPN processes)", "cpu_s_per_gb"),
+    ("ping p50 ms (20 ms apart)", "p50_ms"),
+    ("ping p99 ms (20 ms apart)", "p99_ms"),
+    ("ping p50 ms (1 ms apart)", "busy_p50_ms"),
+)
+
+
+def print_table(figures: dict[str, dict[str, float]]) -> None:
+    """A column per contender, then the overlay's ratio to each of the others."""
+    others = [name for name in figures if name != "overlay"]
+    rows = [("figure", *figures, *(f"overlay/{name}" for name in others))]
+    rows += [
+        (
+            label,
+            *(number(figures[name][key]) for name in figures),
+            *(number(ratio(figures["overlay"][key], figures[name][key])) for name in others),
+        )
+        for label, key in ROWS
+    ]
+    print_rows(rows, (0,), sys.stdout)
+
+
+def ratio(ours: float, theirs: float) -> float:
+    return ours / theirs if theirs else float("nan")
+
+
+def measure(
+    lab: Lab,
+    hosts: tuple[Host, Host],
+    contender: Contender,
+    values: dict[str, list[float]],
+    seconds: float,
+    count: int,
+) -> None:
+    """Start ``contender``, add an iperf3 run and ``count`` pings at either pace to
+    ``values``, stop it."""
+    running = contender.start()
+    try:
+        mbits, cpu = iperf3(lab, *hosts, running.address, seconds, running.pids)
+        values["mbits"].append(mbits)
+        values["cpu"].append(cpu)
+        values["rtt"].extend(pings(lab, hosts[0], running.address, count, IDLE_INTERVAL))
+        values["rtt_busy"].extend(pings(lab, hosts[0], running.address, count, BUSY_INTERVAL))
+    finally:
+        running.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick 1)")
+    parser.add_argument("--before", metavar="REV", help="also measure weron's src at REV")
+    parser.add_argument(
+        "--variant",
+        metavar="ARGS",
+        help="also measure `vpn ip` with these extra arguments (A/B of flags in one run)",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of the VPN")
     parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN devices")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy the overlay's members: collapsed stacks to DIR (its CPU figure is py-spy's)",
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     reason = lab_unavailable()
     if reason is not None:
         print(f"bench/vpn.py {reason}", file=sys.stderr)
         return 2
     rounds, seconds, count = (1, 2.0, 50) if args.quick else (3, 5.0, 200)
+    rounds = args.rounds or rounds
     log_dir = Path(f"/tmp/weron-bench-vpn-{time.monotonic_ns()}")
     log_dir.mkdir(parents=True)
     lab = Lab()
-    results: dict[str, dict[str, list[float]]] = {
-        "reference": {"mbits": [], "rtt": [], "rtt_busy": []},
-        "overlay": {"mbits": [], "rtt": [], "rtt_busy": []},
-    }
+    results: dict[str, dict[str, list[float]]] = {}
     try:
-        first, second = lab.add_host(), lab.add_host()
+        hosts = (lab.add_host(), lab.add_host())
         with (log_dir / "signaler.log").open("wb") as out:
             lab.start(
                 lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{PORT}"], log=out
             )
         while not lab.listening(lab.hub, PORT):
             time.sleep(0.05)
-        log(f"starting vpn ip ({args.backend}, MTU {args.mtu}) in two namespaces")
-        members = [
-            start_vpn(lab, host, log_dir, args.backend, args.mtu) for host in (first, second)
+        contenders = [
+            Contender("overlay", lambda: weron_vpn(lab, hosts, log_dir, args, "overlay", {}, [])),
+            Contender("reference", lambda: Running(hosts[1].address, [], lambda: None)),
         ]
-        wait_connected(members)
-        target = overlay_address(lab, second)
-        pings(lab, first, target, 10, IDLE_INTERVAL)  # warm-up: routes, neighbours, first packets
+        if args.before:
+            env = {"PYTHONPATH": str(source_at(args.before, log_dir / "before"))}
+            contenders.insert(
+                1,
+                Contender(
+                    "before", lambda: weron_vpn(lab, hosts, log_dir, args, "before", env, [])
+                ),
+            )
+        if args.variant:
+            extra = shlex.split(args.variant)
+            contenders.insert(
+                1,
+                Contender(
+                    "variant", lambda: weron_vpn(lab, hosts, log_dir, args, "variant", {}, extra)
+                ),
+            )
+        if shutil.which("wireguard-go") and shutil.which("wg"):
+            contenders.insert(
+                -1, Contender("wireguard_go", lambda: wireguard_go(lab, hosts, lab.tag))
+            )
+        else:
+            log("wireguard-go or wg not installed: no wireguard-go reference")
+        log(f"vpn ip ({args.backend}, MTU {args.mtu}); {', '.join(c.name for c in contenders)}")
+        for contender in contenders:
+            results[contender.name] = {"mbits": [], "cpu": [], "rtt": [], "rtt_busy": []}
         for round_number in range(1, rounds + 1):
-            for name, address in (("reference", second.address), ("overlay", target)):
-                log(f"round {round_number}/{rounds}: {name} iperf3 {seconds:g} s, {count} pings")
-                results[name]["mbits"].append(iperf3(lab, first, second, address, seconds))
-                results[name]["rtt"].extend(pings(lab, first, address, count, IDLE_INTERVAL))
-                busy = pings(lab, first, address, count, BUSY_INTERVAL)
-                results[name]["rtt_busy"].extend(busy)
+            shift = (round_number - 1) % len(contenders)
+            for contender in contenders[shift:] + contenders[:shift]:
+                log(f"round {round_number}/{rounds}: {contender.name}")
+                measure(lab, hosts, contender, results[contender.name], seconds, count)
     finally:
         lab.close()
     figures = {
         name: {
             "iperf3_mbits": statistics.median(values["mbits"]),
+            "cpu_s_per_gb": median(values["cpu"]),
             **summary(values["rtt"]),
             "busy_p50_ms": summary(values["rtt_busy"])["p50_ms"],
         }
         for name, values in results.items()
     }
-    overlay, reference = figures["overlay"], figures["reference"]
+    overlay = figures["overlay"]
     document = {
         "benchmark": "vpn",
         "backend": args.backend,
         "mtu": args.mtu,
         "quick": args.quick,
         "rounds": rounds,
+        "before": args.before,
+        "variant": args.variant,
         "source": source_revision(),
         "figures": figures,
         "runs_mbits": {name: values["mbits"] for name, values in results.items()},
+        "runs_cpu_s_per_gb": {name: values["cpu"] for name, values in results.items()},
         "ratios": {
-            "iperf3": overlay["iperf3_mbits"] / reference["iperf3_mbits"],
-            "ping_p50": overlay["p50_ms"] / reference["p50_ms"],
-            "busy_ping_p50": overlay["busy_p50_ms"] / reference["busy_p50_ms"],
+            "iperf3": ratio(overlay["iperf3_mbits"], figures["reference"]["iperf3_mbits"]),
+            "ping_p50": ratio(overlay["p50_ms"], figures["reference"]["p50_ms"]),
+            "busy_ping_p50": ratio(overlay["busy_p50_ms"], figures["reference"]["busy_p50_ms"]),
+        },
+        "ratios_overlay_over": {
+            name: {key: ratio(overlay[key], figures[name][key]) for _label, key in ROWS}
+            for name in figures
+            if name != "overlay"
         },
         "targets": {
             "iperf3_mbits>=200": overlay["iperf3_mbits"] >= TARGET_MBITS,
@@ -182,24 +418,9 @@ def main() -> int:
         },
         "logs": str(log_dir),
     }
-    print(f"{'figure':<28}{'overlay':>12}{'veth':>12}{'ratio':>10}  target")
-    rows = [
-        ("iperf3 TCP Mbit/s", "iperf3_mbits", "iperf3", ">= 200"),
-        ("ping p50 ms (20 ms apart)", "p50_ms", "ping_p50", "<= 0.5"),
-        ("ping p50 ms (1 ms apart)", "busy_p50_ms", "busy_ping_p50", ""),
-    ]
-    for label, key, ratio, goal in rows:
-        print(
-            f"{label:<28}{number(overlay[key]):>12}{number(reference[key]):>12}"
-            f"{number(document['ratios'][ratio]):>10}  {goal}"
-        )
-    p99 = f"{number(overlay['p99_ms']):>12}{number(reference['p99_ms']):>12}"
-    print(f"{'ping p99 ms (20 ms apart)':<28}{p99}")
-    text = json.dumps(json_safe(document), indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    print_table(figures)
+    print("targets: iperf3 TCP >= 200 Mbit/s, ping p50 (20 ms apart) <= 0.5 ms")
+    return emit(document, args.json_out)
 
 
 if __name__ == "__main__":

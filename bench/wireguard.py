@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from common import HERE, json_safe, log, number, source_revision
+from common import HERE, emit, json_safe, log, number, print_rows, source_revision
 
 sys.path.insert(0, str(HERE.parent))
 
@@ -283,12 +283,17 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"{'figure':40} {'ours':>10} {'wireguard-go':>13} {'ratio':>7}")
-    for figure in report["figures"]:
-        print(
-            f"{figure['name'] + ' (' + figure['unit'] + ')':40} {number(figure['ours']):>10} "
-            f"{number(figure['reference']):>13} {number(figure['ratio_ours_over_reference']):>7}"
+    rows = [("figure", "ours", "wireguard-go", "ratio")]
+    rows += [
+        (
+            f"{figure['name']} ({figure['unit']})",
+            number(figure["ours"]),
+            number(figure["reference"]),
+            number(figure["ratio_ours_over_reference"]),
         )
+        for figure in report["figures"]
+    ]
+    print_rows(rows, (0,), sys.stdout)
     print(f"our handshake: {number(report['our_handshake_s'] * 1e3)} ms")
     target = report["target"]
     print(f"target packet rate >= {target['packet_rate_ratio']:.0%} of wireguard-go: "
@@ -332,11 +337,7 @@ def main() -> int:
     seconds, rounds = (1.0, 1) if args.quick else (args.seconds, args.rounds)
     report = json_safe(bench(seconds, rounds, args.profile))
     print_table(report)
-    document = json.dumps(report, indent=2)
-    print(document)
-    if args.json_out:
-        args.json_out.write_text(document + "\n")
-    return 0
+    return emit(report, args.json_out)
 
 
 if __name__ == "__main__":

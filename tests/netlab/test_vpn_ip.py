@@ -321,12 +321,22 @@ def test_ten_members_started_together_reach_a_full_mesh(network: Network) -> Non
     deadline = time.monotonic() + 120
     for member in members:
         while len(_peers_seen(member)) < 9:
-            assert time.monotonic() < deadline, f"{_peers_seen(member)}:\n{member.output()[-2000:]}"
+            if time.monotonic() > deadline:
+                pytest.fail(_mesh_report(members, member))
             time.sleep(0.2)
     print(f"vpn ip: full mesh of 10 members in {time.monotonic() - started:.1f} s")
     claimed = [member.addresses(4)[0] for member in members]
     assert len(set(claimed)) == 10
     assert members[0].ping(claimed[-1], count=1)
+
+
+def _mesh_report(members: list[Member], incomplete: Member) -> str:
+    """Who holds which address and whom each saw, then the log of one that missed a peer."""
+    seen = [
+        f"member {index} holds {member.addresses(4)}, saw {sorted(_peers_seen(member))}"
+        for index, member in enumerate(members)
+    ]
+    return "\n".join([*seen, incomplete.output()[-4000:]])
 
 
 def _peers_seen(member: Member) -> set[str]:

@@ -77,6 +77,41 @@ def in_namespace(name: str) -> Iterator[None]:
         os.close(own)
 
 
+def start_wireguard_go(
+    namespace: str, interface: str, key: PrivateKey, port: int
+) -> subprocess.Popen[bytes]:
+    """wireguard-go on a new TUN ``interface`` in ``namespace``, with ``key`` and UDP ``port``
+    (the link left down, without addresses). Its control socket is in CONTROL_DIR, shared by
+    every namespace: ``interface`` must be unique on the machine. Stop it by its pid."""
+    env = {**os.environ, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", namespace, "wireguard-go", "-f", interface],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        control = CONTROL_DIR / f"{interface}.sock"
+        deadline = time.monotonic() + 15
+        while not control.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"wireguard-go did not start (exit {process.poll()})")
+            time.sleep(0.05)
+        key_file = Path(f"/run/wglab-{interface}.key")
+        key_file.touch(mode=0o600)
+        try:
+            key_file.write_text(key_text(key.raw()))
+            wg = ["ip", "netns", "exec", namespace, "wg", "set", interface]
+            _run(*wg, "private-key", str(key_file), "listen-port", str(port))
+        finally:
+            key_file.unlink(missing_ok=True)
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
+    return process
+
+
 @dataclass
 class Host:
     """One namespace on the lab's veth link."""
@@ -144,28 +179,10 @@ class WireGuardLab:
         """wireguard-go on a new TUN in ``host``, with a new key and its overlay address."""
         interface = f"wg{self.token}{len(self.instances)}"
         key = PrivateKey.generate()
-        env = {**os.environ, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", host.namespace, "wireguard-go", "-f", interface],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        self._files.append(CONTROL_DIR / f"{interface}.sock")
+        process = start_wireguard_go(host.namespace, interface, key, port)
         instance = WireGuardGo(host, interface, key, port, process)
         self.instances.append(instance)
-        control = CONTROL_DIR / f"{interface}.sock"
-        self._files.append(control)
-        deadline = time.monotonic() + 15
-        while not control.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"wireguard-go did not start (exit {process.poll()})")
-            time.sleep(0.05)
-        key_file = Path(f"/run/wglab-{self.token}-{interface}.key")
-        self._files.append(key_file)
-        key_file.touch(mode=0o600)
-        key_file.write_text(key_text(key.raw()))
-        self.wg(instance, "set", interface, "private-key", str(key_file), "listen-port", str(port))
-        key_file.unlink()
         ns = host.namespace
         _run(
             "ip",

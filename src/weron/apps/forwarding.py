@@ -156,16 +156,20 @@ class Forwarder:
                 holders=holders,
             )
         self._links.append(link)
-        channel.deliver(self._receiver(link))
+        channel.deliver(self._receiver(link), any_thread=True)
         try:
             await channel.receive()  # returns only by raising, once the channel closed
         finally:
-            channel.deliver(_discard)
+            channel.deliver(_discard)  # returns once no engine thread writes to the device
             self._table.remove(link, link.keys)
             self._links.remove(link)
 
     def _receiver(self, link: _Link) -> Callable[[bytes], None]:
-        """What a peer's packets go through, called by the channel for each of them."""
+        """What a peer's packets go through, called by the channel for each of them, on the
+        loop or on the engine's own threads (which saves a wake-up of the loop per arrival):
+        it only reads what the loop changes (a route, ``local``) and writes to the device.
+        Counters are bumped without a lock: two threads counting at once may rarely lose
+        one, and they are only logged."""
         device, counters, routes, peer = self._device, self.counters, self._routes, link.peer
         endpoints, is_group = self._endpoints, self._is_group
         warned_source = warned_destination = False

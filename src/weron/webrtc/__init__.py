@@ -100,10 +100,15 @@ class DataChannel(Protocol):
     async def receive(self) -> bytes:
         """The next whole message; :class:`ChannelClosedError` once closed and drained."""
 
-    def deliver(self, receiver: Callable[[bytes], None]) -> None:
+    def deliver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
         """From now on hand every message to ``receiver`` (called on the event loop) as it
         arrives, instead of to :meth:`receive`, which then only waits for the close. For packet
-        paths: no task wake-up per message, and a burst costs one wake-up of the loop."""
+        paths: no task wake-up per message, and a burst costs one wake-up of the loop.
+
+        ``any_thread``: the receiver may also be called on the engine's own threads (one call
+        at a time, in order), which saves waking the loop for an arrival on an idle channel;
+        for receivers that only read what the loop changes and write to a file descriptor (the
+        VPNs' devices)."""
 
     async def echo(self) -> None:
         """Send every message back as it arrives, in order, until the channel closes

@@ -166,3 +166,44 @@ async def test_an_echo_ends_when_the_connection_closes() -> None:
             await pair.offerer.close()
             with pytest.raises(ChannelClosedError):
                 await echoing
+
+
+async def test_delivery_on_any_thread_hands_over_every_message_in_order() -> None:
+    """Messages queued before ``deliver`` and bursts in flight reach the receiver in order,
+    arrivals on the library's threads without the loop; once ``deliver`` switched to another
+    receiver, the first one is never called again."""
+    messages = [os.urandom(size) for size in (1, 1200, 50_000, 0, 65_000) * 40]
+    got: list[bytes] = []
+    threads: set[str] = set()
+    switched = False
+    late = 0
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def receiver(message: bytes) -> None:
+        nonlocal late
+        late += switched
+        got.append(message)
+        threads.add(threading.current_thread().name)
+        if len(got) == len(messages):
+            loop.call_soon_threadsafe(done.set)
+
+    async with channel_pair() as (ours, theirs, _), asyncio.timeout(WAIT):
+        for message in messages[:10]:
+            await ours.send(message)
+        await asyncio.sleep(0.2)  # queued in the library before anyone takes them
+        theirs.deliver(receiver, any_thread=True)
+        for message in messages[10:]:
+            await ours.send(message)
+        await done.wait()
+        assert got == messages
+        assert threads - {threading.current_thread().name}, "never called on a library thread"
+        later: list[bytes] = []
+        for index in range(50):
+            await ours.send(index.to_bytes(4))
+        theirs.deliver(later.append)
+        switched = True
+        while len(got) + len(later) < len(messages) + 50:
+            await asyncio.sleep(0.01)
+        assert got[len(messages) :] + later == [index.to_bytes(4) for index in range(50)]
+        assert late == 0
