@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from common import HERE, json_safe, log, number, source_revision
-from vpn import PORT, WERON, overlay_address, start_vpn, wait_connected
+from vpn import PORT, WERON, wait_connected, weron_vpn
 
 sys.path.insert(0, str(HERE.parent))
 from tests.netlab.lab import Host, Lab, lab_unavailable
@@ -89,7 +90,15 @@ def main() -> int:
         while not lab.listening(lab.hub, PORT):
             time.sleep(0.05)
         log(f"starting vpn ip and forward ({args.backend}) in two namespaces")
-        vpns = [start_vpn(lab, host, log_dir, args.backend, 1420) for host in (first, second)]
+        vpn = weron_vpn(
+            lab,
+            (first, second),
+            log_dir,
+            argparse.Namespace(backend=args.backend, mtu=1420, profile=None),
+            "vpn_ip",
+            dict(os.environ),
+            [],
+        )
         forwards = [
             start_forward(
                 lab, first, log_dir, args.backend, "--names", "client",
@@ -100,11 +109,10 @@ def main() -> int:
                 "--expose", str(IPERF_PORT),
             ),
         ]  # fmt: skip
-        wait_connected(vpns)
         wait_connected(forwards)
         targets = {
             "direct": (second.address, IPERF_PORT),
-            "vpn_ip": (overlay_address(lab, second), IPERF_PORT),
+            "vpn_ip": (vpn.address, IPERF_PORT),
             "forward": ("127.0.0.1", LISTEN_PORT),
         }
         for round_number in range(1, rounds + 1):
