@@ -142,7 +142,9 @@ test_oldest() {
         return
     fi
     "$OLDEST_VENV/bin/pytest" -m "not e2e and not netlab"
-    "$OLDEST_VENV/bin/pytest" tests/e2e/test_chat.py tests/e2e/test_utilities.py
+    # One crowd of ten here (the main stage runs two): CI stays under 30 minutes.
+    "$OLDEST_VENV/bin/pytest" tests/e2e/test_chat.py tests/e2e/test_utilities.py \
+        --deselect "tests/e2e/test_chat.py::test_ten_members_started_together_reach_a_full_mesh[2]"
 }
 
 command=${1:-}

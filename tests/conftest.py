@@ -5,6 +5,8 @@ fixtures are available to every store's tests."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +40,14 @@ def _own_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         os.environ.pop("XDG_RUNTIME_DIR", None)
     else:
         os.environ["XDG_RUNTIME_DIR"] = previous
+
+
+@pytest.fixture
+def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A runtime directory of this test's own (the peers it starts inherit it: their control
+    sockets go there, nobody else's are seen). Short, under /tmp: a Unix socket's path holds
+    at most 107 bytes, and pytest's own directories made them longer (no socket at all)."""
+    directory = Path(tempfile.mkdtemp(prefix="wr-", dir="/tmp"))  # mode 0700
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)

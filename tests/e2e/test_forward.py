@@ -321,11 +321,8 @@ def test_a_connection_to_an_unknown_name_is_reset_with_a_warning(
 
 
 def test_weron_status_shows_the_forwarding_peer_and_its_bytes(
-    forward_factory: StartForward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    forward_factory: StartForward, runtime: Path
 ) -> None:
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # the forwarders inherit it
     with echo_server() as echo:
         _, client, listen = pair(forward_factory, echo)
         sent, received = echo_transfer(listen, 5 * MB)

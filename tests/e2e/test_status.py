@@ -43,16 +43,6 @@ print(repr(client.recv(65536)))
 """
 
 
-@pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A runtime directory of this test's own: the chats started here put their control
-    sockets in it, and nobody else's are seen."""
-    directory = tmp_path / "run"
-    directory.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    return directory
-
-
 def status(runtime: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_weron("status", *args, env={"XDG_RUNTIME_DIR": str(runtime)})
 

@@ -39,15 +39,6 @@ def natlab() -> Iterator[NatLab]:
         lab.close()
 
 
-@pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """This test's own runtime directory: its members' control sockets, nobody else's."""
-    directory = tmp_path / "run"
-    directory.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))  # the members inherit it
-    return directory
-
-
 def status(runtime: Path, pid: int) -> list[dict[str, Any]]:
     """The peers of the member with ``pid``, as `weron status --json` lists them."""
     result = subprocess.run(
