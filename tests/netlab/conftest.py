@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.netlab.lab import Host, Lab, lab_unavailable
+from tests.netlab.natlab import NatLab, nat_lab_unavailable
 
 WERON = [sys.executable, "-m", "weron"]
 SIGNALER_PORT = 1337
@@ -212,3 +213,16 @@ def network(lab: Lab, tmp_path: Path) -> Network:
     network = Network(lab, tmp_path)
     network.start_signaler()
     return network
+
+
+@pytest.fixture
+def natlab() -> Iterator[NatLab]:
+    """A NAT lab of home routers (the VPN and status tests; gonet's adds its members)."""
+    reason = nat_lab_unavailable()
+    if reason is not None:
+        pytest.skip(f"NAT lab: {reason}")
+    lab = NatLab()
+    try:
+        yield lab
+    finally:
+        lab.close()

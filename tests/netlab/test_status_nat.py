@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +22,8 @@ from tests.netlab.natlab import (
     STUN_PORT,
     SYMMETRIC,
     NatLab,
-    nat_lab_unavailable,
 )
 from tests.netlab.test_vpn_ip import IPS, connected
-
-
-@pytest.fixture
-def natlab() -> Iterator[NatLab]:
-    reason = nat_lab_unavailable()
-    if reason is not None:
-        pytest.skip(f"NAT lab: {reason}")
-    lab = NatLab()
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def status(runtime: Path, pid: int) -> list[dict[str, Any]]:

@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.netlab.conftest import Network
-from tests.netlab.natlab import EIM, NatLab, nat_lab_unavailable
+from tests.netlab.natlab import EIM, NatLab
 from tests.netlab.test_vpn_ip import IPS, connected
 
 REPLY = re.compile(r"^\[(?P<time>[0-9.]+)\] .* icmp_seq=(?P<seq>\d+) ")
 OVERLAY_PREFIXES = ("10.77.", "fd00:77:")
-
-
-@pytest.fixture
-def natlab() -> Iterator[NatLab]:
-    reason = nat_lab_unavailable()
-    if reason is not None:
-        pytest.skip(f"NAT lab: {reason}")
-    lab = NatLab()
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 def outages(sequence_numbers: list[int], sent: int) -> list[tuple[int, int]]:
