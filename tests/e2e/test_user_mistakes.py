@@ -157,9 +157,24 @@ def interrupted(self, ctx, args):  # Ctrl-C as click parses the flags
     return parse(self, ctx, args)
 click.Command.parse_args = interrupted
 """
+_IN_A_CALLBACK = """
+import click, weakref
+parse = click.Command.parse_args
+class Lock: pass
+def interrupted(self, ctx, args):  # Ctrl-C as a weakref callback runs (as in the import locks)
+    lock = Lock()
+    ref = weakref.ref(lock, lambda _: os.kill(os.getpid(), signal.SIGINT))
+    del lock
+    return parse(self, ctx, args)
+click.Command.parse_args = interrupted
+"""
 
 
-@pytest.mark.parametrize("moment", [_WHILE_LOADING, _WHILE_PARSING], ids=["loading", "parsing"])
+@pytest.mark.parametrize(
+    "moment",
+    [_WHILE_LOADING, _WHILE_PARSING, _IN_A_CALLBACK],
+    ids=["loading", "parsing", "in-a-callback"],
+)
 def test_ctrl_c_during_start_up_ends_quietly(moment: str) -> None:
     """Ctrl-C before the command runs ends with status 130: not an import traceback, nor
     click's "Aborted!" and status 1. (The signal is sent from inside, at a known moment: a

@@ -7,12 +7,17 @@ from __future__ import annotations
 # The C module: the signal module imports enum first, and Ctrl-C must be caught from the
 # earliest moment.
 import _signal  # type: ignore[import-not-found]  # no stubs: it is signal without enum
+import os
 import sys
 from types import FrameType
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
-    sys.exit(130)
+    # Not sys.exit: SystemExit raised where Python cannot raise (a weakref callback of the
+    # import machinery, a __del__) is printed as "Exception ignored" and the command went on.
+    # Nothing is open yet that needs closing.
+    sys.stdout.flush()
+    os._exit(130)
 
 
 def _quiet_until_running() -> None:
