@@ -22,10 +22,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from weron.log import WIRE_LOGGER, get_logger, redact_url
-from weron.signaling import PUBLIC_SIGNALER
-from weron.signaling.envelope import Envelope, EnvelopeError
-from weron.signaling.messages import MessageError, SignalingMessage, decode_message, encode_message
-from weron.urls import parse_url
+from weron.signaler_client.envelope import Envelope, EnvelopeError
+from weron.signaler_client.messages import (
+    MessageError,
+    SignalingMessage,
+    decode_message,
+    encode_message,
+)
+from weron.urls import PUBLIC_SIGNALER, parse_url
 
 log = get_logger(__name__)
 MAX_MESSAGE_SIZE: Final = 4 << 20

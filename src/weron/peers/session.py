@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from weron.signaling.messages import (
+from weron.signaler_client.messages import (
     Exchange,
     Introduction,
     MessageError,

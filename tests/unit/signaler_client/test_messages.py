@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from weron.signaling.messages import (
+from weron.signaler_client.messages import (
     Exchange,
     Introduction,
     MessageError,

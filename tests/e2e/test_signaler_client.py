@@ -10,8 +10,8 @@ import pytest
 
 from tests.e2e.conftest import StartSignaler
 from tests.e2e.processes import start_signaler
-from weron.signaling.client import SignalingClient, SignalingError, WrongPasswordError
-from weron.signaling.messages import Exchange, Introduction, MessageType
+from weron.signaler_client.client import SignalingClient, SignalingError, WrongPasswordError
+from weron.signaler_client.messages import Exchange, Introduction, MessageType
 
 
 def client(

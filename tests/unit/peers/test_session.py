@@ -10,14 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from weron.signaling.messages import (
-    Exchange,
-    Introduction,
-    MessageType,
-    SignalingMessage,
-    encode_session_description,
-)
-from weron.signaling.session import (
+from weron.peers.session import (
     MAX_ID_LENGTH,
     MAX_NEGOTIATING,
     Action,
@@ -30,6 +23,13 @@ from weron.signaling.session import (
     Open,
     Phase,
     Send,
+)
+from weron.signaler_client.messages import (
+    Exchange,
+    Introduction,
+    MessageType,
+    SignalingMessage,
+    encode_session_description,
 )
 
 TIMEOUT = 10.0
