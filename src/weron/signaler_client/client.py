@@ -1,4 +1,5 @@
-"""Connection to a signaler for one community (used by the peer adapters).
+"""Connection to a signaler for one community (used by the peer adapters and gonet's
+``via_server`` rendezvous).
 
 Messages are sealed with the community key and sent as WebSocket text frames whose payload is
 not UTF-8, exactly like the Go peers; received frames are never decoded as text. Each
