@@ -25,8 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from weron.log import WIRE_LOGGER, get_logger, redact_url
 from weron.signaler_client.envelope import Envelope, EnvelopeError
 from weron.signaler_client.messages import (
-    MessageError,
     SignalingMessage,
+    SignalingMessageError,
     decode_message,
     encode_message,
 )
@@ -54,7 +54,7 @@ class SignalingError(Exception):
     """The signaler cannot be used; the message says why."""
 
 
-class WrongPasswordError(SignalingError):
+class JoinRefusedError(SignalingError):
     """The signaler refused the community password (or the community cannot be created)."""
 
 
@@ -88,7 +88,7 @@ class SignalingSession:
             data = await self._connection.recv(decode=False)
             try:
                 return decode_message(self._envelope.open(data))
-            except (EnvelopeError, MessageError) as exc:
+            except (EnvelopeError, SignalingMessageError) as exc:
                 log.debug("Ignoring signaling message", reason=str(exc), size=len(data))
 
     def __aiter__(self) -> AsyncIterator[SignalingMessage]:
@@ -171,7 +171,7 @@ class SignalingClient:
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status == HTTPStatus.UNAUTHORIZED:
-                raise WrongPasswordError(
+                raise JoinRefusedError(
                     f"the signaler at {self._raddr} refused to let us join community "
                     f"{self._community!r}: wrong password, or the community does not exist and "
                     "ephemeral communities are disabled"
@@ -193,7 +193,7 @@ class SignalingClient:
     async def sessions(self) -> AsyncIterator[SignalingSession]:
         """Yield a session per successful connection. After a drop the first attempt is
         immediate, then they back off up to ``timeout``. A wrong password ends it with
-        :class:`WrongPasswordError` on the first join only: once we were a member, a refusal
+        :class:`JoinRefusedError` on the first join only: once we were a member, a refusal
         is a signaler that restarted and lost the community, or a squatter, and we keep
         trying (with a warning) rather than leave the community for good."""
         joined = False
@@ -207,7 +207,7 @@ class SignalingClient:
                 try:
                     session = await self.connect()
                 except SignalingError as exc:
-                    refused = isinstance(exc, WrongPasswordError)
+                    refused = isinstance(exc, JoinRefusedError)
                     if refused and not joined:
                         raise
                     if not joined:
