@@ -19,7 +19,7 @@ from weron.signaler.store import (
     CommunityStore,
     EphemeralCommunitiesDisabledError,
     Membership,
-    WrongPasswordError,
+    WrongCommunityPasswordError,
 )
 
 MakeStore = Callable[[PasswordHasher], Awaitable[CommunityStore]]
@@ -56,7 +56,7 @@ async def test_second_join_with_right_password(store: CommunityStore) -> None:
 
 async def test_wrong_password(store: CommunityStore) -> None:
     await store.join("c", "pw", ephemeral=True)
-    with pytest.raises(WrongPasswordError, match="'c'"):
+    with pytest.raises(WrongCommunityPasswordError, match="'c'"):
         await store.join("c", "PW", ephemeral=True)
     assert await store.list() == [Community("c", 1, False)]
 
@@ -78,7 +78,7 @@ async def test_persistent_community_stays_after_last_leave(store: CommunityStore
     await store.leave(membership)
     await store.leave(membership)  # never below zero
     assert await store.list() == [Community("p", 0, True)]
-    with pytest.raises(WrongPasswordError):
+    with pytest.raises(WrongCommunityPasswordError):
         await store.join("p", "other", ephemeral=True)
 
 
@@ -121,7 +121,7 @@ async def test_ephemeral_communities_disabled(store: CommunityStore) -> None:
     await store.create("p", "pw")
     await store.join("p", "pw", ephemeral=False)
     assert await store.list() == [Community("p", 1, True)]
-    with pytest.raises(WrongPasswordError):
+    with pytest.raises(WrongCommunityPasswordError):
         await store.join("p", "wrong", ephemeral=False)
 
 
@@ -159,7 +159,7 @@ async def test_concurrent_first_joins_with_different_passwords(store: CommunityS
         return_exceptions=True,
     )
     assert isinstance(first, Membership)
-    assert isinstance(second, WrongPasswordError)
+    assert isinstance(second, WrongCommunityPasswordError)
     assert await store.list() == [Community("c", 1, False)]
 
 
@@ -170,7 +170,7 @@ async def test_concurrent_joins_with_one_wrong_password(store: CommunityStore) -
         *(store.join("c", password, ephemeral=True) for password in passwords),
         return_exceptions=True,
     )
-    assert isinstance(results[-1], WrongPasswordError)
+    assert isinstance(results[-1], WrongCommunityPasswordError)
     assert all(isinstance(result, Membership) for result in results[:-1])
     assert await store.list() == [Community("c", 11, False)]
 
@@ -232,6 +232,6 @@ async def test_replace_while_join_verifies(gated: GatedHasher, make_store: MakeS
     await store.delete("c")
     await store.create("c", "new password")
     gated.gate.set()
-    with pytest.raises(WrongPasswordError):  # checked again against the new community
+    with pytest.raises(WrongCommunityPasswordError):  # checked again against the new community
         await join
     assert await store.list() == [Community("c", 0, True)]

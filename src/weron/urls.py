@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Collection
+from typing import Final
+
+# The original's default signaler, run by its author, not by this project: the default --raddr,
+# kept for compatibility with the original's commands.
+PUBLIC_SIGNALER: Final = "wss://weron.up.railway.app/"
 
 
 def parse_url(text: str, schemes: Collection[str]) -> urllib.parse.SplitResult | None:

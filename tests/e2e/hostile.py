@@ -31,12 +31,11 @@ import time
 import uuid
 
 from weron.net import port_forward
-from weron.peers import Peer
+from weron.peers import Peer, names
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.peers.named import NamedAdapter
-from weron.signaling import names
-from weron.signaling.client import SignalingClient, SignalingSession
-from weron.signaling.messages import Introduction
+from weron.signaler_client.client import SignalingClient, SignalingSession
+from weron.signaler_client.messages import Introduction
 from weron.webrtc import ChannelClosedError, ChannelSpec
 from weron.webrtc.backends import load_backend
 

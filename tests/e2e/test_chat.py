@@ -19,8 +19,8 @@ from tests.e2e.conftest import StartSignaler
 from tests.e2e.processes import WERON, SignalerProcess, free_port
 from tests.e2e.turn import coturn
 from weron.cli.options import DEFAULT_RADDR
-from weron.signaling.client import SignalingClient
-from weron.signaling.messages import Exchange, Introduction, MessageType
+from weron.signaler_client.client import SignalingClient
+from weron.signaler_client.messages import Exchange, Introduction, MessageType
 
 StartChat = Callable[..., ChatProcess]
 PRIMARY = "weron/chat/primary"

@@ -29,9 +29,9 @@ from tests.e2e.wsclient import (
     read_frame,
     upgrade_request,
 )
-from weron.signaling.client import SignalingClient, SignalingError
-from weron.signaling.envelope import Envelope
-from weron.signaling.messages import (
+from weron.signaler_client.client import SignalingClient, SignalingError
+from weron.signaler_client.envelope import Envelope
+from weron.signaler_client.messages import (
     Exchange,
     Introduction,
     MessageType,

@@ -35,9 +35,8 @@ from weron.apps.vpn_ethernet import FRAME_CHANNEL, FRAME_CHANNEL_OPTIONS
 from weron.apps.vpn_ip import ID_CHANNEL, PACKET_CHANNEL, PACKET_CHANNEL_OPTIONS
 from weron.log import configure
 from weron.net.packets import format_mac, internet_checksum, parse_mac
-from weron.peers import Peer
+from weron.peers import Peer, names
 from weron.peers.adapter import Adapter, AdapterConfig
-from weron.signaling import names
 from weron.webrtc import ChannelClosedError
 from weron.webrtc.backends import load_backend
 

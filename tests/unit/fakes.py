@@ -52,7 +52,7 @@ class FakeChannel:
         self.sent.append(message)
         return True
 
-    def deliver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
+    def set_receiver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
         while self.inbox:
             receiver(self.inbox.pop(0))
         self.receiver = receiver

@@ -156,11 +156,11 @@ class Forwarder:
                 holders=holders,
             )
         self._links.append(link)
-        channel.deliver(self._receiver(link), any_thread=True)
+        channel.set_receiver(self._receiver(link), any_thread=True)
         try:
             await channel.receive()  # returns only by raising, once the channel closed
         finally:
-            channel.deliver(_discard)  # returns once no engine thread writes to the device
+            channel.set_receiver(_discard)  # returns once no engine thread writes to the device
             self._table.remove(link, link.keys)
             self._links.remove(link)
 

@@ -34,7 +34,7 @@ from weron.net.remembered import ClaimMemory
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
-from weron.signaling.names import AllNamesClaimedError
+from weron.peers.names import AllNamesClaimedError
 from weron.webrtc import Backend, ChannelOptions, IpNetwork
 
 log = get_logger(__name__)

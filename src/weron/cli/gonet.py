@@ -24,7 +24,7 @@ from weron.cli.options import (
 from weron.cli.runtime import run_app
 from weron.extras import MissingExtraError
 from weron.rendezvous.room import Room, RoomError
-from weron.signaling.client import SignalingError
+from weron.signaler_client.client import SignalingError
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.keys import KeyFormatError, load_or_create_identity
 from weron.wireguard.nat.turn import TurnError, TurnServer

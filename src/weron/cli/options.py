@@ -12,7 +12,7 @@ import click
 
 from weron import log as weron_log
 from weron.log import DEFAULT_VERBOSITY, LOG_FORMATS
-from weron.signaling import PUBLIC_SIGNALER
+from weron.urls import PUBLIC_SIGNALER
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import click
 
 from weron.apps.peering import PeerAppError
-from weron.signaling.client import SignalingError
-from weron.signaling.names import AllNamesClaimedError
+from weron.peers.names import AllNamesClaimedError
+from weron.signaler_client.client import SignalingError
 from weron.status.observe import MetricsAddressError, Observation, observed
 from weron.webrtc import Backend
 from weron.webrtc.backends import BackendUnavailableError, load_backend

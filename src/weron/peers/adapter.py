@@ -1,6 +1,6 @@
 """The adapter: community membership and a peer connection to every member.
 
-The rules live in :class:`weron.signaling.session.MeshSession` (no I/O); this module carries
+The rules live in :class:`weron.peers.session.MeshSession` (no I/O); this module carries
 out its actions: sends on the signaler connection, backend calls, timers and logs.
 
 - One id for the life of the adapter: a signaler connection that drops and returns (the
@@ -23,10 +23,10 @@ from typing import Any
 
 from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
+from weron.peers import session as core
 from weron.peers.watch import Watch
-from weron.signaling import session as core
-from weron.signaling.client import SignalingClient, SignalingSession
-from weron.signaling.messages import SignalingMessage
+from weron.signaler_client.client import SignalingClient, SignalingSession
+from weron.signaler_client.messages import SignalingMessage
 from weron.webrtc import (
     Backend,
     ChannelOptions,

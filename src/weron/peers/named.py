@@ -1,7 +1,7 @@
 """The named adapter: every member claims a unique name on the id channel, and peers are
 reported by name instead of by their per-connection UUID.
 
-Timers live here, the negotiation rules in :mod:`weron.signaling.names`. A peer's data
+Timers live here, the negotiation rules in :mod:`weron.peers.names`. A peer's data
 channels are held back until both its name and ours are known.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Final
 
 from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
+from weron.peers import names as negotiation
 from weron.peers.adapter import Adapter, AdapterConfig
-from weron.signaling import names as negotiation
 from weron.webrtc import Backend, ChannelClosedError, ChannelSpec, DataChannel
 
 log = get_logger(__name__)

@@ -17,8 +17,8 @@ from websockets.exceptions import ConnectionClosed
 from weron.log import get_logger
 from weron.rendezvous.card import Card, CardError, decode_card
 from weron.rendezvous.room import RoomSecrets
-from weron.signaling.client import SignalingClient, SignalingSession
-from weron.signaling.messages import Exchange, Introduction, MessageType
+from weron.signaler_client.client import SignalingClient, SignalingSession
+from weron.signaler_client.messages import Exchange, Introduction, MessageType
 
 log = get_logger(__name__)
 

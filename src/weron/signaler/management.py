@@ -12,7 +12,7 @@ from http import HTTPStatus
 from weron.log import get_logger
 from weron.signaler.auth import ManagementAuth, parse_basic_credentials
 from weron.signaler.broker import Broker
-from weron.signaler.names import name_problem
+from weron.signaler.community_names import name_problem
 from weron.signaler.passwords import PasswordCheckBusyError, PasswordRefusedError
 from weron.signaler.query import QueryError, parse_query
 from weron.signaler.store import (

@@ -22,8 +22,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from weron.log import WIRE_LOGGER, get_logger
+from weron.signaler.community_names import name_problem
 from weron.signaler.management import HTTPResponse, render_response
-from weron.signaler.names import name_problem
 from weron.signaler.origins import origin_allowed
 from weron.signaler.passwords import PasswordCheckBusyError, PasswordRefusedError
 from weron.signaler.query import parse_query

@@ -76,7 +76,7 @@ class Relay:
         text = text or member.binary_frames
         self._broker.publish(member.community, RelayedMessage(member.id, text, payload))
 
-    def deliver(self, community: str, message: RelayedMessage) -> None:
+    def fan_out(self, community: str, message: RelayedMessage) -> None:
         members = self._communities.get(community)
         if not members:
             return

@@ -4,7 +4,7 @@
 // thin layer of I/O around the pure cores.
 
 import { Envelope } from "./envelope.js";
-import { MessageError, decodeMessage, encodeMessage } from "./messages.js";
+import { SignalingMessageError, decodeMessage, encodeMessage } from "./messages.js";
 import { Mesh } from "./mesh.js";
 import * as names from "./names.js";
 
@@ -174,7 +174,7 @@ export class Member {
     try {
       message = decodeMessage(await this.envelope.open(bytes));
     } catch (error) {
-      if (!(error instanceof MessageError)) this.onlog("Ignoring a message we cannot open", { reason: error.message });
+      if (!(error instanceof SignalingMessageError)) this.onlog("Ignoring a message we cannot open", { reason: error.message });
       else this.onlog("Ignoring a bad signaling message", { reason: error.message });
       return;
     }

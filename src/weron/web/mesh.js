@@ -1,6 +1,6 @@
 // Offer/answer negotiation with every member of a community, as a state machine without I/O
 // (docs/wire-protocol.md#signaling-messages): the browser's counterpart of
-// weron.signaling.session, smaller (no make-before-break: a new offer replaces a connection). Methods take events and `now` (seconds) and return actions
+// weron.peers.session, smaller (no make-before-break: a new offer replaces a connection). Methods take events and `now` (seconds) and return actions
 // for member.js to carry out:
 //   {do: "send", message}                          to the signaler
 //   {do: "open", link, peer, initiator}             new RTCPeerConnection (initiator: channels + offer)

@@ -3,7 +3,7 @@
 
 export const MAX_ID_LENGTH = 256;
 
-export class MessageError extends Error {}
+export class SignalingMessageError extends Error {}
 
 const EXCHANGES = new Set(["offer", "answer", "candidate"]);
 
@@ -17,7 +17,7 @@ export function toBase64(bytes) {
 
 export function fromBase64(text) {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
-    throw new MessageError("payload is not valid base64");
+    throw new SignalingMessageError("payload is not valid base64");
   }
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
@@ -33,28 +33,28 @@ export function encodeMessage(message) {
 
 function stringField(document, name) {
   const value = document[name];
-  if (typeof value !== "string") throw new MessageError(`field ${name} must be a string`);
+  if (typeof value !== "string") throw new SignalingMessageError(`field ${name} must be a string`);
   return value;
 }
 
-/** Parse decrypted bytes; anything else than a message we understand throws MessageError. */
+/** Parse decrypted bytes; anything else than a message we understand throws SignalingMessageError. */
 export function decodeMessage(bytes) {
   let document;
   try {
     document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
-    throw new MessageError(`not a JSON document: ${error.message}`);
+    throw new SignalingMessageError(`not a JSON document: ${error.message}`);
   }
   if (typeof document !== "object" || document === null || Array.isArray(document)) {
-    throw new MessageError("expected a JSON object");
+    throw new SignalingMessageError("expected a JSON object");
   }
   const type = stringField(document, "type");
   const from = stringField(document, "from");
   if (type === "introduction") return { type, from };
-  if (!EXCHANGES.has(type)) throw new MessageError(`unknown message type ${type.slice(0, 64)}`);
+  if (!EXCHANGES.has(type)) throw new SignalingMessageError(`unknown message type ${type.slice(0, 64)}`);
   const to = stringField(document, "to");
   const encoded = document.payload ?? "";
-  if (typeof encoded !== "string") throw new MessageError("payload must be a base64 string");
+  if (typeof encoded !== "string") throw new SignalingMessageError("payload must be a base64 string");
   return { type, from, to, payload: fromBase64(encoded) };
 }
 
@@ -68,14 +68,14 @@ export function decodeDescription(payload) {
   try {
     document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
   } catch (error) {
-    throw new MessageError(`session description is not JSON: ${error.message}`);
+    throw new SignalingMessageError(`session description is not JSON: ${error.message}`);
   }
   if (typeof document !== "object" || document === null) {
-    throw new MessageError("session description must be a JSON object");
+    throw new SignalingMessageError("session description must be a JSON object");
   }
   const type = stringField(document, "type");
   if (type !== "offer" && type !== "answer") {
-    throw new MessageError(`session description type must be offer or answer, got ${type.slice(0, 64)}`);
+    throw new SignalingMessageError(`session description type must be offer or answer, got ${type.slice(0, 64)}`);
   }
   return { type, sdp: stringField(document, "sdp") };
 }

@@ -1,5 +1,5 @@
 // Name negotiation on the id channel (docs/wire-protocol.md#name-negotiation), the same rules as
-// weron.signaling.names: a state machine without I/O or timers. The caller feeds it messages
+// weron.peers.names: a state machine without I/O or timers. The caller feeds it messages
 // and the time and sends its replies; timers live in member.js.
 
 export const MAX_GIVE_UPS = 3;
@@ -82,14 +82,14 @@ export function decode(bytes) {
   }
 }
 
-/** What one peer told us on its id channel (see weron.signaling.names.PeerNames). */
+/** What one peer told us on its id channel (see weron.peers.names.PeerNames). */
 export class PeerNames {
   claimed = null;
   olderRival = false;
   timestamp = null;
 }
 
-/** One member's claim; see weron.signaling.names.NameNegotiation for the rules and why. */
+/** One member's claim; see weron.peers.names.NameNegotiation for the rules and why. */
 export class NameNegotiation {
   constructor(names, timestamp, contest = 15) {
     this.timestamp = BigInt(timestamp);

@@ -100,7 +100,7 @@ class DataChannel(Protocol):
     async def receive(self) -> bytes:
         """The next whole message; :class:`ChannelClosedError` once closed and drained."""
 
-    def deliver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
+    def set_receiver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
         """From now on hand every message to ``receiver`` (called on the event loop) as it
         arrives, instead of to :meth:`receive`, which then only waits for the close. For packet
         paths: no task wake-up per message, and a burst costs one wake-up of the loop.
@@ -112,7 +112,7 @@ class DataChannel(Protocol):
 
     async def echo(self) -> None:
         """Send every message back as it arrives, in order, until the channel closes
-        (:class:`ChannelClosedError`); instead of :meth:`receive` and :meth:`deliver`. For
+        (:class:`ChannelClosedError`); instead of :meth:`receive` and :meth:`set_receiver`. For
         ``weron utility latency``: libdatachannel answers on its own thread, without waking the
         loop (a round trip at a user's pace pays for each thread it wakes)."""
 

@@ -90,7 +90,7 @@ class AiortcChannel:
         else:
             self._inbox.put_nowait(data)
 
-    def deliver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
+    def set_receiver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
         """aiortc runs on the loop: every message arrives there, whatever ``any_thread``."""
         self._receiver = receiver
         while self._inbox.qsize() and (queued := self._inbox.get_nowait()) is not None:

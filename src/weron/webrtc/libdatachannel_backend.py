@@ -29,7 +29,7 @@ Python. Hence:
 
 Every callback does one thing: hand its event to the loop with ``call_soon_threadsafe``; the
 exceptions are an echoing channel (``echo()``), whose arrival callback sends the message back
-itself, and a channel that delivers on any thread (``deliver(receiver, any_thread=True)``: the
+itself, and a channel that delivers on any thread (``set_receiver(receiver, any_thread=True)``: the
 VPNs), whose arrival callback hands the message to the receiver itself. ``receive`` and
 ``send`` wait for the same locks from a worker as from the loop (both hold the GIL through
 them, and the rule above covers them), and the library lets its callbacks send (it holds none
@@ -217,7 +217,7 @@ class LibdatachannelChannel:
             while (message := self._channel.receive()) is not None:
                 receiver(message_bytes(message))
 
-    def deliver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
+    def set_receiver(self, receiver: Callable[[bytes], None], *, any_thread: bool = False) -> None:
         self._pump = None
         with self._pump_lock:  # a library thread still handing to the last receiver is done
             self._receiver = receiver

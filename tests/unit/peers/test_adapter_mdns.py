@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from weron.peers import session as core
 from weron.peers.adapter import Adapter, _Link
-from weron.signaling import session as core
 from weron.webrtc import (
     ChannelSpec,
     DataChannel,

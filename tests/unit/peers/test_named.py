@@ -14,9 +14,9 @@ from tests.unit.fakes import FakeChannel
 
 from weron.log import configure
 from weron.peers import Peer
+from weron.peers import names as negotiation
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.peers.named import NamedAdapter
-from weron.signaling import names as negotiation
 from weron.webrtc import Backend
 
 pytestmark = pytest.mark.usefixtures("restore_logging")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from weron.signaler.names import name_problem
+from weron.signaler.community_names import name_problem
 
 
 @pytest.mark.parametrize("name", ["c", "my community", "ünïcödé", "日本", "a/b?c=d", "\u00a0nbsp"])

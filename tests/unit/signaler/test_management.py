@@ -27,7 +27,7 @@ class RecordingSink:
     delivered: list[tuple[str, RelayedMessage]] = field(default_factory=list)
     kicked: list[str] = field(default_factory=list)
 
-    def deliver(self, community: str, message: RelayedMessage) -> None:
+    def fan_out(self, community: str, message: RelayedMessage) -> None:
         self.delivered.append((community, message))
 
     def kick(self, community: str) -> None:

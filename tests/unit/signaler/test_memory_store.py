@@ -31,7 +31,7 @@ from tests.store_contract import (  # noqa: F401 (the contract's tests, run here
 
 from weron.community import Community
 from weron.signaler.passwords import PasswordHasher
-from weron.signaler.store import CommunityStore, StoreUnavailableError, WrongPasswordError
+from weron.signaler.store import CommunityStore, StoreUnavailableError, WrongCommunityPasswordError
 from weron.signaler.store.memory import MemoryStore
 
 
@@ -75,7 +75,7 @@ async def test_state_gives_communities_back_after_a_restart(tmp_path: Path) -> N
 
     second = await opened(path)
     assert await second.list() == [Community("c", 0, False), Community("p", 0, True)]
-    with pytest.raises(WrongPasswordError):
+    with pytest.raises(WrongCommunityPasswordError):
         await second.join("c", "squatter's pw", ephemeral=True)
     await second.join("c", "pw", ephemeral=True)
     await second.join("p", "persistent pw", ephemeral=False)

@@ -134,14 +134,14 @@ async def test_invalid_utf8_text_is_relayed_unchanged(relay: Relay) -> None:
 
 
 async def test_deliver_to_empty_or_unknown_community(relay: Relay) -> None:
-    relay.deliver("nobody", RelayedMessage("x", True, b"hi"))
+    relay.fan_out("nobody", RelayedMessage("x", True, b"hi"))
     assert relay.messages_relayed == 0
 
 
 async def test_message_from_another_instance_reaches_all_local_members(relay: Relay) -> None:
     a, b = FakeMember("a", "one"), FakeMember("b", "one")
     await attach_all(relay, a, b)
-    relay.deliver("one", RelayedMessage("remote", False, b"x"))
+    relay.fan_out("one", RelayedMessage("remote", False, b"x"))
     assert len(a.frames) == len(b.frames) == 1
 
 
@@ -229,6 +229,6 @@ async def test_binary_messages_from_another_instance_reach_browsers_framed_once(
 ) -> None:
     browsers = [browser_member(name, "one") for name in "abc"]
     await attach_all(relay, *browsers)
-    relay.deliver("one", RelayedMessage("remote", True, b"x"))
+    relay.fan_out("one", RelayedMessage("remote", True, b"x"))
     assert browsers[0].frames[0] is browsers[1].frames[0] is browsers[2].frames[0]
     assert parse_frames(browsers[0].frames[0])[0].opcode is Opcode.BINARY

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  MessageError,
+  SignalingMessageError,
   decodeDescription,
   decodeMessage,
   encodeDescription,
@@ -27,7 +27,7 @@ test("decode is the inverse of encode", () => {
   assert.deepEqual(decodeDescription(decoded.payload), { type: "offer", sdp: "v=0" });
 });
 
-test("bad input throws MessageError", () => {
+test("bad input throws SignalingMessageError", () => {
   for (const bad of [
     "not json",
     "[]",
@@ -37,8 +37,8 @@ test("bad input throws MessageError", () => {
     '{"type":"offer","from":"a","to":"b","payload":"%%%"}',
     '{"type":"offer","from":"a","to":"b","payload":5}',
   ]) {
-    assert.throws(() => decodeMessage(bytes(bad)), MessageError, bad);
+    assert.throws(() => decodeMessage(bytes(bad)), SignalingMessageError, bad);
   }
-  assert.throws(() => decodeMessage(new Uint8Array([0xff, 0xfe])), MessageError);
-  assert.throws(() => decodeDescription(bytes('{"type":"pranswer","sdp":""}')), MessageError);
+  assert.throws(() => decodeMessage(new Uint8Array([0xff, 0xfe])), SignalingMessageError);
+  assert.throws(() => decodeDescription(bytes('{"type":"pranswer","sdp":""}')), SignalingMessageError);
 });

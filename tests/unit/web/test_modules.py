@@ -1,6 +1,6 @@
 """The browser peer's JavaScript modules (src/weron/web/), tested in node with ``node:test``
 (tests/unit/web/*.test.mjs) against vectors Python computes here: SHA-224 from hashlib, an
-envelope sealed by :class:`weron.signaling.envelope.Envelope` (and node's sealed one opened by
+envelope sealed by :class:`weron.signaler_client.envelope.Envelope` (and node's sealed one opened by
 it), Go durations from :func:`weron.apps.report.go_duration`."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from weron.apps.report import go_duration
-from weron.signaling.envelope import Envelope
+from weron.signaler_client.envelope import Envelope
 
 HERE = Path(__file__).parent
 NODE = shutil.which("node")

@@ -169,8 +169,8 @@ async def test_an_echo_ends_when_the_connection_closes() -> None:
 
 
 async def test_delivery_on_any_thread_hands_over_every_message_in_order() -> None:
-    """Messages queued before ``deliver`` and bursts in flight reach the receiver in order,
-    arrivals on the library's threads without the loop; once ``deliver`` switched to another
+    """Messages queued before ``set_receiver`` and bursts in flight reach the receiver in order,
+    arrivals on the library's threads without the loop; once ``set_receiver`` switched to another
     receiver, the first one is never called again."""
     messages = [os.urandom(size) for size in (1, 1200, 50_000, 0, 65_000) * 40]
     got: list[bytes] = []
@@ -192,7 +192,7 @@ async def test_delivery_on_any_thread_hands_over_every_message_in_order() -> Non
         for message in messages[:10]:
             await ours.send(message)
         await asyncio.sleep(0.2)  # queued in the library before anyone takes them
-        theirs.deliver(receiver, any_thread=True)
+        theirs.set_receiver(receiver, any_thread=True)
         for message in messages[10:]:
             await ours.send(message)
         await done.wait()
@@ -201,7 +201,7 @@ async def test_delivery_on_any_thread_hands_over_every_message_in_order() -> Non
         later: list[bytes] = []
         for index in range(50):
             await ours.send(index.to_bytes(4))
-        theirs.deliver(later.append)
+        theirs.set_receiver(later.append)
         switched = True
         while len(got) + len(later) < len(messages) + 50:
             await asyncio.sleep(0.01)

@@ -53,7 +53,7 @@ def make_pair(
     return a, b, peer_b, peer_a
 
 
-def deliver(
+def carry(
     datagrams: list[Datagram], a: WireGuardDevice, b: WireGuardDevice, now: float
 ) -> tuple[list[Receipt], list[Receipt]]:
     """Carry datagrams between a (at A_ADDR) and b (at B_ADDR) until nothing is left to send;
@@ -73,7 +73,7 @@ def deliver(
 def establish(
     a: WireGuardDevice, b: WireGuardDevice, peer_b: WireGuardPeer, now: float = 0.0
 ) -> None:
-    deliver(a.initiate(peer_b, now), a, b, now)
+    carry(a.initiate(peer_b, now), a, b, now)
 
 
 def packets(receipts: list[Receipt]) -> list[bytes]:
@@ -111,10 +111,10 @@ def test_many_random_key_pairs_handshake_and_exchange_data_both_ways(with_psk: b
         a, b, peer_b, peer_a = make_pair(psk, psk)
         establish(a, b, peer_b)
         assert peer_b.current is not None and peer_a.current is not None
-        got_a, got_b = deliver(a.send(peer_b, b"ping" * 10, 1.0), a, b, 1.0)
+        got_a, got_b = carry(a.send(peer_b, b"ping" * 10, 1.0), a, b, 1.0)
         assert packets(got_b) == [b"ping" * 10 + bytes(8)]  # padded to 16 bytes
         assert peer_a.endpoint == A_ADDR
-        got_a, _ = deliver(b.send(peer_a, b"pong", 1.0), a, b, 1.0)
+        got_a, _ = carry(b.send(peer_a, b"pong", 1.0), a, b, 1.0)
         assert packets(got_a) == [b"pong" + bytes(12)]
 
 
@@ -170,11 +170,11 @@ def test_initiation_flood_is_rejected() -> None:
 
 def test_wrong_psk_never_completes_a_session() -> None:
     a, b, peer_b, peer_a = make_pair(os.urandom(32), os.urandom(32))
-    got_a, _ = deliver(a.initiate(peer_b, 0.0), a, b, 0.0)
+    got_a, _ = carry(a.initiate(peer_b, 0.0), a, b, 0.0)
     assert reasons(got_a) == ["response does not decrypt (wrong peer or pre-shared key)"]
     assert peer_b.current is None and peer_a.current is None
     a2, b2, peer_b2, _ = make_pair(None, os.urandom(32))  # one side has none at all
-    got_a, _ = deliver(a2.initiate(peer_b2, 0.0), a2, b2, 0.0)
+    got_a, _ = carry(a2.initiate(peer_b2, 0.0), a2, b2, 0.0)
     assert "wrong peer or pre-shared key" in reasons(got_a)[0]
 
 
@@ -245,7 +245,7 @@ def test_cookie_reply_under_load_then_mac2_gets_through() -> None:
     assert a.receive(cookie_reply, B_ADDR, 0.1).rejected is None
     retry = a.tick(timers.rekey_timeout + 0.5)  # retransmission carries MAC2 now
     assert len(retry) == 1
-    deliver(retry, a, b, 5.5)
+    carry(retry, a, b, 5.5)
     assert peer_b.current is not None and peer_a.current is not None
     # The cookie is bound to the address: the same initiation from elsewhere needs a new one.
     ((again, _),) = a.initiate(peer_b, 20.0)
@@ -259,10 +259,10 @@ def test_rekey_after_time_keeps_data_flowing() -> None:
     first = peer_b.current
     out = a.send(peer_b, b"old", 11.0)
     assert len(out) == 2 and out[1][0][0] == 1  # data with the old keys, then an initiation
-    assert packets(deliver(out, a, b, 11.0)[1]) == [b"old" + bytes(13)]
+    assert packets(carry(out, a, b, 11.0)[1]) == [b"old" + bytes(13)]
     assert peer_b.current is not first and peer_b.previous is first
-    assert packets(deliver(a.send(peer_b, b"new", 12.0), a, b, 12.0)[1]) == [b"new" + bytes(13)]
-    assert packets(deliver(b.send(peer_a, b"back", 12.0), a, b, 12.0)[0]) == [b"back" + bytes(12)]
+    assert packets(carry(a.send(peer_b, b"new", 12.0), a, b, 12.0)[1]) == [b"new" + bytes(13)]
+    assert packets(carry(b.send(peer_a, b"back", 12.0), a, b, 12.0)[0]) == [b"back" + bytes(12)]
 
 
 def test_expired_session_stages_and_rehandshakes() -> None:
@@ -273,7 +273,7 @@ def test_expired_session_stages_and_rehandshakes() -> None:
     assert b.receive(old[0][0], A_ADDR, 31.0).rejected == "transport message for an expired session"
     out = b.send(peer_a, b"hello", 31.0)  # the responder's keys expired: it initiates now
     assert [d[0] for d, _ in out] == [1]
-    got_a, _ = deliver(out, a, b, 31.0)
+    got_a, _ = carry(out, a, b, 31.0)
     assert packets(got_a) == [b"hello" + bytes(11)]
     assert peer_a.current is not None and peer_a.current.initiator
 
@@ -291,7 +291,7 @@ def test_rekey_after_messages() -> None:
 def test_passive_keepalive_after_receiving_data() -> None:
     a, b, peer_b, _ = make_pair()
     establish(a, b, peer_b)
-    deliver(a.send(peer_b, b"data", 1.0), a, b, 1.0)
+    carry(a.send(peer_b, b"data", 1.0), a, b, 1.0)
     assert b.tick(5.0) == []
     ((keepalive, endpoint),) = b.tick(11.0)
     assert endpoint == A_ADDR and len(keepalive) == 32
@@ -363,9 +363,9 @@ def test_simultaneous_initiations_leave_both_sides_with_working_sessions() -> No
     peer_a.endpoint = A_ADDR
     from_a = a.initiate(peer_b, 0.0)
     from_b = b.initiate(peer_a, 0.0)
-    deliver(from_a + from_b, a, b, 0.0)
-    assert packets(deliver(a.send(peer_b, b"1", 1.0), a, b, 1.0)[1]) == [b"1" + bytes(15)]
-    assert packets(deliver(b.send(peer_a, b"2", 1.0), a, b, 1.0)[0]) == [b"2" + bytes(15)]
+    carry(from_a + from_b, a, b, 0.0)
+    assert packets(carry(a.send(peer_b, b"1", 1.0), a, b, 1.0)[1]) == [b"1" + bytes(15)]
+    assert packets(carry(b.send(peer_a, b"2", 1.0), a, b, 1.0)[0]) == [b"2" + bytes(15)]
 
 
 def test_probes_complete_the_handshake_on_the_path_that_answers_and_make_the_peer_roam() -> None:
@@ -439,7 +439,7 @@ def test_received_data_makes_the_passive_keepalive_the_next_deadline() -> None:
     a, b, peer_b, _ = make_pair()
     establish(a, b, peer_b)
     assert b.next_deadline() == 3 * b.timers.reject_after_time  # key erasure
-    deliver(a.send(peer_b, b"data", 1.0), a, b, 1.0)
+    carry(a.send(peer_b, b"data", 1.0), a, b, 1.0)
     assert b.next_deadline() == 1.0 + b.timers.keepalive_timeout
     ((keepalive, _),) = b.tick(1.0 + b.timers.keepalive_timeout)
     assert len(keepalive) == 32

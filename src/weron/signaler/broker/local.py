@@ -28,7 +28,7 @@ class LocalBroker:
 
     def publish(self, community: str, message: RelayedMessage) -> None:
         if self._sink is not None:
-            self._sink.deliver(community, message)
+            self._sink.fan_out(community, message)
 
     async def publish_kick(self, community: str) -> None:
         if self._sink is not None:

@@ -227,7 +227,7 @@ class RedisBroker:
         if message is None:
             self._sink.kick(community)
         else:
-            self._sink.deliver(community, message)
+            self._sink.fan_out(community, message)
 
     async def _publish_forever(self) -> None:
         while True:
@@ -299,7 +299,7 @@ class RedisBroker:
 
     def publish(self, community: str, message: RelayedMessage) -> None:
         if self._sink is not None:
-            self._sink.deliver(community, message)
+            self._sink.fan_out(community, message)
         if len(self._outgoing) >= _MAX_QUEUED:
             self._lose(1)
             return

@@ -22,7 +22,7 @@ __all__ = [
     "Membership",
     "StoreError",
     "StoreUnavailableError",
-    "WrongPasswordError",
+    "WrongCommunityPasswordError",
 ]
 
 
@@ -45,7 +45,7 @@ class StoreUnavailableError(Exception):
     """The store cannot be reached (database down): an operational failure, not the user's."""
 
 
-class WrongPasswordError(StoreError):
+class WrongCommunityPasswordError(StoreError):
     def __init__(self, community: str) -> None:
         super().__init__(f"wrong password for community {community!r}")
 

@@ -26,7 +26,7 @@ from weron.signaler.store import (
     EphemeralCommunitiesDisabledError,
     Membership,
     StoreUnavailableError,
-    WrongPasswordError,
+    WrongCommunityPasswordError,
 )
 from weron.signaler.store.state import (
     SavedCommunity,
@@ -137,7 +137,7 @@ class MemoryStore:
             self._changed()
             return Membership(community, record.generation)
         if not self._verifier.matches(community, password, record.verifier):
-            raise WrongPasswordError(community)
+            raise WrongCommunityPasswordError(community)
         record.clients += 1
         record.expires = None
         return Membership(community, record.generation)

@@ -36,7 +36,7 @@ from weron.signaler.store import (
     EphemeralCommunitiesDisabledError,
     Membership,
     StoreUnavailableError,
-    WrongPasswordError,
+    WrongCommunityPasswordError,
 )
 from weron.signaler.store.creation import CreationGate
 
@@ -417,7 +417,7 @@ class PostgresStore:
                 if cached:
                     self._known.pop(community, None)  # maybe replaced since: ask the database
                     continue
-                raise WrongPasswordError(community)
+                raise WrongCommunityPasswordError(community)
             counted = await self._fetchone(
                 _JOIN_EXISTING,
                 {

@@ -10,8 +10,8 @@ import pytest
 
 from tests.e2e.conftest import StartSignaler
 from tests.e2e.processes import start_signaler
-from weron.signaling.client import SignalingClient, SignalingError, WrongPasswordError
-from weron.signaling.messages import Exchange, Introduction, MessageType
+from weron.signaler_client.client import JoinRefusedError, SignalingClient, SignalingError
+from weron.signaler_client.messages import Exchange, Introduction, MessageType
 
 
 def client(
@@ -48,7 +48,7 @@ async def test_wrong_password_is_reported_as_such(signaler_factory: StartSignale
     owner = client(signaler.ws_url)
     await owner.connect()
     intruder = client(signaler.ws_url, password="guess", timeout=0.2)
-    with pytest.raises(WrongPasswordError, match="wrong password"):
+    with pytest.raises(JoinRefusedError, match="wrong password"):
         async for _ in intruder.sessions():
             pass
     await owner.close()

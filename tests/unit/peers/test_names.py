@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import pytest
 
-from weron.signaling import names
-from weron.signaling.names import AllNamesClaimedError, NameMessageError, NameNegotiation
+from weron.peers import names
+from weron.peers.names import AllNamesClaimedError, NameMessageError, NameNegotiation
 
 
 def exchange(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-class MessageError(ValueError):
+class SignalingMessageError(ValueError):
     """A decrypted message is not a signaling message we understand."""
 
 
@@ -47,7 +47,7 @@ class Exchange:
 
     def __post_init__(self) -> None:
         if self.type not in EXCHANGE_TYPES:
-            raise MessageError(f"{self.type!s} is not an offer, answer or candidate")
+            raise SignalingMessageError(f"{self.type!s} is not an offer, answer or candidate")
 
 
 SignalingMessage = Introduction | Exchange
@@ -70,23 +70,23 @@ def encode_message(message: SignalingMessage) -> bytes:
 def _string_field(document: dict[str, Any], name: str) -> str:
     value = document.get(name)
     if not isinstance(value, str):
-        raise MessageError(f"field {name!r} must be a string, got {type(value).__name__}")
+        raise SignalingMessageError(f"field {name!r} must be a string, got {type(value).__name__}")
     return value
 
 
 def decode_message(data: bytes) -> SignalingMessage:
-    """Parse JSON bytes into a message; any deviation raises :class:`MessageError`."""
+    """Parse JSON bytes into a message; any deviation raises :class:`SignalingMessageError`."""
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"not a JSON document: {exc}") from None
+        raise SignalingMessageError(f"not a JSON document: {exc}") from None
     if not isinstance(document, dict):
-        raise MessageError(f"expected a JSON object, got {type(document).__name__}")
+        raise SignalingMessageError(f"expected a JSON object, got {type(document).__name__}")
     kind = _string_field(document, "type")
     try:
         message_type = MessageType(kind)
     except ValueError:
-        raise MessageError(f"unknown message type {kind[:64]!r}") from None
+        raise SignalingMessageError(f"unknown message type {kind[:64]!r}") from None
     sender = _string_field(document, "from")
     if message_type is MessageType.INTRODUCTION:
         return Introduction(sender=sender)
@@ -98,16 +98,18 @@ def decode_message(data: bytes) -> SignalingMessage:
         try:
             payload = base64.b64decode(encoded, validate=True)
         except binascii.Error as exc:
-            raise MessageError(f"payload is not valid base64: {exc}") from None
+            raise SignalingMessageError(f"payload is not valid base64: {exc}") from None
     else:
-        raise MessageError(f"field 'payload' must be a base64 string, got {type(encoded).__name__}")
+        raise SignalingMessageError(
+            f"field 'payload' must be a base64 string, got {type(encoded).__name__}"
+        )
     return Exchange(type=message_type, sender=sender, recipient=recipient, payload=payload)
 
 
 def encode_session_description(kind: MessageType, sdp: str) -> bytes:
     """Payload of an offer/answer: the JSON session description the Go peers marshal."""
     if kind not in (MessageType.OFFER, MessageType.ANSWER):
-        raise MessageError(f"a session description is an offer or an answer, not {kind!s}")
+        raise SignalingMessageError(f"a session description is an offer or an answer, not {kind!s}")
     return json.dumps({"type": kind.value, "sdp": sdp}, separators=(",", ":")).encode("utf-8")
 
 
@@ -116,10 +118,12 @@ def decode_session_description(payload: bytes) -> tuple[MessageType, str]:
     try:
         document = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"session description is not JSON: {exc}") from None
+        raise SignalingMessageError(f"session description is not JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise MessageError("session description must be a JSON object")
+        raise SignalingMessageError("session description must be a JSON object")
     kind = _string_field(document, "type")
     if kind not in (MessageType.OFFER.value, MessageType.ANSWER.value):
-        raise MessageError(f"session description type must be offer or answer, got {kind[:64]!r}")
+        raise SignalingMessageError(
+            f"session description type must be offer or answer, got {kind[:64]!r}"
+        )
     return MessageType(kind), _string_field(document, "sdp")

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from weron.signaling.envelope import Envelope, EnvelopeError, derive_key
+from weron.signaler_client.envelope import Envelope, EnvelopeError, derive_key
 
 PLAINTEXT = b'{"type":"introduction","from":"a"}'
 # nonce bytes(range(12)), key "mykey", PLAINTEXT: computed once with the low-level API.

@@ -10,14 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from weron.signaling.messages import (
-    Exchange,
-    Introduction,
-    MessageType,
-    SignalingMessage,
-    encode_session_description,
-)
-from weron.signaling.session import (
+from weron.peers.session import (
     MAX_ID_LENGTH,
     MAX_NEGOTIATING,
     Action,
@@ -30,6 +23,13 @@ from weron.signaling.session import (
     Open,
     Phase,
     Send,
+)
+from weron.signaler_client.messages import (
+    Exchange,
+    Introduction,
+    MessageType,
+    SignalingMessage,
+    encode_session_description,
 )
 
 TIMEOUT = 10.0
@@ -109,7 +109,7 @@ class Mesh:
             self.apply(node_id, self.nodes[node_id].session.connected(link, self.now))
             self.apply(remote_id, remote.session.connected(remote_link, self.now))
 
-    def deliver(self) -> None:
+    def carry(self) -> None:
         """Relay until nothing is left, as the signaler would (to every other member)."""
         while self.relay:
             if self.candidates_first:
@@ -123,7 +123,7 @@ class Mesh:
     def inject(self, node_id: str, message: SignalingMessage) -> None:
         """A message from a hostile member, straight to ``node_id``."""
         self.apply(node_id, self.nodes[node_id].session.receive(message, self.now))
-        self.deliver()
+        self.carry()
 
     def advance(self, seconds: float) -> None:
         """Move time on, ticking every node at each deadline on the way."""
@@ -139,7 +139,7 @@ class Mesh:
             self.now = max(self.now, min(deadlines))
             for node_id, node in self.nodes.items():
                 self.apply(node_id, node.session.tick(self.now))
-            self.deliver()
+            self.carry()
         self.now = end
 
     def connected(self, node_id: str) -> set[str]:
@@ -170,7 +170,7 @@ def test_a_newcomer_is_offered_to_and_both_connect() -> None:
     mesh = Mesh("a", "b")
     mesh.start("a")
     mesh.start("b")  # b introduces itself: a offers
-    mesh.deliver()
+    mesh.carry()
     assert mesh.full_mesh()
     assert mesh.nodes["a"].session.phase("b") is Phase.CONNECTED
 
@@ -178,7 +178,7 @@ def test_a_newcomer_is_offered_to_and_both_connect() -> None:
 def test_three_members_started_together_form_a_full_mesh() -> None:
     mesh = Mesh("a", "b", "c")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     assert mesh.full_mesh()
     for node in mesh.nodes.values():  # one link per member, no leftovers
         assert len(node.open_links) == 2
@@ -190,7 +190,7 @@ def test_simultaneous_offers_leave_one_connection() -> None:
     # Both learn of each other at once and both offer before either offer arrives.
     mesh.apply("a", mesh.nodes["a"].session.receive(Introduction("b"), mesh.now))
     mesh.apply("b", mesh.nodes["b"].session.receive(Introduction("a"), mesh.now))
-    mesh.deliver()
+    mesh.carry()
     assert mesh.full_mesh()
     assert len(mesh.nodes["a"].open_links) == len(mesh.nodes["b"].open_links) == 1
     notices = [notice.event for notice in mesh.nodes["b"].notices]  # "b" > "a": b's offer wins
@@ -201,9 +201,9 @@ def test_candidates_before_descriptions_are_applied_after_them() -> None:
     mesh = Mesh("a", "b")
     mesh.candidates_first = True
     mesh.start("a")
-    mesh.deliver()
+    mesh.carry()
     mesh.start("b")
-    mesh.deliver()
+    mesh.carry()
     assert mesh.full_mesh()
     for node in mesh.nodes.values():
         (candidates,) = node.added.values()
@@ -228,13 +228,13 @@ def test_candidates_wait_for_our_description() -> None:
 def test_a_signaler_restart_keeps_every_connection() -> None:
     mesh = Mesh("a", "b", "c")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     links = {node_id: set(node.open_links) for node_id, node in mesh.nodes.items()}
     for node_id, node in mesh.nodes.items():
         mesh.apply(node_id, node.session.signaler_disconnected())
     mesh.advance(3)
     mesh.start()  # everyone reconnects and introduces itself again, same ids
-    mesh.deliver()
+    mesh.carry()
     assert mesh.full_mesh()
     assert {node_id: node.open_links for node_id, node in mesh.nodes.items()} == links
 
@@ -242,7 +242,7 @@ def test_a_signaler_restart_keeps_every_connection() -> None:
 def test_forged_introductions_do_not_tear_down_live_connections() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     before = set(mesh.nodes["a"].open_links)
     for _ in range(50):
         mesh.inject("a", Introduction("b"))
@@ -253,7 +253,7 @@ def test_forged_introductions_do_not_tear_down_live_connections() -> None:
 def test_an_offer_to_a_live_connection_replaces_it_only_once_the_new_one_connects() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     (old,) = mesh.nodes["a"].open_links
     mesh.engine_works = False
     mesh.inject("a", _offer("b", "a", "offer b 99"))  # forged: no such link on b
@@ -267,12 +267,12 @@ def test_an_offer_to_a_live_connection_replaces_it_only_once_the_new_one_connect
 def test_a_broken_connection_is_offered_again_at_once() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     (old_a,) = mesh.nodes["a"].open_links
     (old_b,) = mesh.nodes["b"].open_links
     mesh.apply("a", mesh.nodes["a"].session.disconnected(old_a, mesh.now))
     mesh.apply("b", mesh.nodes["b"].session.disconnected(old_b, mesh.now))
-    mesh.deliver()  # both re-offer at once: glare picks one
+    mesh.carry()  # both re-offer at once: glare picks one
     assert mesh.full_mesh()
     assert old_a not in mesh.nodes["a"].open_links
     assert old_b not in mesh.nodes["b"].open_links
@@ -282,7 +282,7 @@ def test_a_broken_connection_is_offered_again_at_once() -> None:
 def test_a_connection_broken_while_the_signaler_is_away_is_offered_when_it_returns() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     for node_id, node in mesh.nodes.items():
         mesh.apply(node_id, node.session.signaler_disconnected())
         node.online = False
@@ -293,7 +293,7 @@ def test_a_connection_broken_while_the_signaler_is_away_is_offered_when_it_retur
     for node in mesh.nodes.values():
         node.online = True
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     assert mesh.full_mesh()
 
 
@@ -302,7 +302,7 @@ def test_retries_wait_for_the_signaler_instead_of_falling_due_again_and_again() 
     (the adapter would tick in a tight loop), it is made when the signaler returns."""
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     node = mesh.nodes["a"]
     mesh.apply("a", node.session.signaler_disconnected())
     node.online = False
@@ -324,14 +324,14 @@ def test_retries_wait_for_the_signaler_instead_of_falling_due_again_and_again() 
 def test_a_member_restarted_under_the_same_id_is_reached_again() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     mesh.nodes["b"] = Node(MeshSession("b", TIMEOUT))  # a new process, --id b
     mesh.start("b")
-    mesh.deliver()
+    mesh.carry()
     # a's connection still looks alive, so the introduction keeps it; then ICE notices.
     (old,) = mesh.nodes["a"].open_links
     mesh.apply("a", mesh.nodes["a"].session.disconnected(old, mesh.now))
-    mesh.deliver()
+    mesh.carry()
     assert mesh.full_mesh()
 
 
@@ -339,7 +339,7 @@ def test_ice_failure_warns_once_and_is_retried_with_backoff() -> None:
     mesh = Mesh("a", "b")
     mesh.engine_works = False
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     mesh.advance(TIMEOUT)
     for node in mesh.nodes.values():
         (warning,) = _warnings(node)
@@ -356,7 +356,7 @@ def test_ice_failures_back_off_and_give_up() -> None:
     mesh = Mesh("a", "b")
     mesh.engine_works = False
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     opens: list[float] = []
     original = mesh.apply
 
@@ -490,17 +490,17 @@ def test_the_id_is_kept_across_signaler_connections() -> None:
 def test_an_offer_lost_with_a_signaler_connection_is_made_again_on_reconnecting() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     mesh.nodes["b"].online = False  # b is between signaler connections: a's offer is lost
     mesh.apply("b", mesh.nodes["b"].session.signaler_disconnected())
     (link,) = mesh.nodes["a"].open_links
     mesh.apply("a", mesh.nodes["a"].session.failed(link, mesh.now, "closed"))
-    mesh.deliver()
+    mesh.carry()
     assert not mesh.connected("a")
     mesh.nodes["b"].online = True
     mesh.apply("a", mesh.nodes["a"].session.signaler_disconnected())
     mesh.start()  # both reconnect; a offers again, b's introduction comes too soon to count
-    mesh.deliver()
+    mesh.carry()
     mesh.advance(2)
     assert mesh.full_mesh()
 
@@ -518,12 +518,12 @@ def test_a_reintroduction_during_a_negotiation_is_answered_within_a_second() -> 
 def test_a_member_we_were_connected_to_is_retried_though_it_stays_silent() -> None:
     mesh = Mesh("a", "b")
     mesh.start()
-    mesh.deliver()
+    mesh.carry()
     mesh.nodes["b"].online = False  # b's messages are lost from now on
     for node_id in ("a", "b"):
         (link,) = mesh.nodes[node_id].open_links
         mesh.apply(node_id, mesh.nodes[node_id].session.failed(link, mesh.now, "closed"))
-    mesh.deliver()
+    mesh.carry()
     mesh.advance(TIMEOUT + 1)  # a's offer went unanswered; a tries again at once
     mesh.nodes["b"].online = True
     mesh.advance(TIMEOUT * 2)

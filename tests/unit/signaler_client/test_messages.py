@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from weron.signaling.messages import (
+from weron.signaler_client.messages import (
     Exchange,
     Introduction,
-    MessageError,
     MessageType,
+    SignalingMessageError,
     decode_message,
     decode_session_description,
     encode_message,
@@ -104,12 +104,12 @@ def test_null_or_missing_payload_is_empty(payload: str) -> None:
     ],
 )
 def test_decode_rejects(data: bytes, reason: str) -> None:
-    with pytest.raises(MessageError, match=reason):
+    with pytest.raises(SignalingMessageError, match=reason):
         decode_message(data)
 
 
 def test_exchange_cannot_be_an_introduction() -> None:
-    with pytest.raises(MessageError):
+    with pytest.raises(SignalingMessageError):
         Exchange(MessageType.INTRODUCTION, "a", "b", b"")
 
 
@@ -128,7 +128,7 @@ def test_session_description_encodes_like_go() -> None:
 
 @pytest.mark.parametrize("kind", [MessageType.CANDIDATE, MessageType.INTRODUCTION])
 def test_session_description_must_be_offer_or_answer(kind: MessageType) -> None:
-    with pytest.raises(MessageError):
+    with pytest.raises(SignalingMessageError):
         encode_session_description(kind, "v=0")
 
 
@@ -146,5 +146,5 @@ def test_session_description_must_be_offer_or_answer(kind: MessageType) -> None:
     ],
 )
 def test_decode_session_description_rejects(payload: bytes) -> None:
-    with pytest.raises(MessageError):
+    with pytest.raises(SignalingMessageError):
         decode_session_description(payload)

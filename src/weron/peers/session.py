@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from weron.signaling.messages import (
+from weron.signaler_client.messages import (
     Exchange,
     Introduction,
-    MessageError,
     MessageType,
     SignalingMessage,
+    SignalingMessageError,
     decode_session_description,
     encode_session_description,
 )
@@ -279,7 +279,7 @@ class MeshSession:
             return [_notice(logging.INFO, "Ignoring oversized session description", message)]
         try:
             kind, sdp = decode_session_description(message.payload)
-        except MessageError as exc:
+        except SignalingMessageError as exc:
             return [
                 Notice(
                     logging.INFO,

@@ -1,4 +1,5 @@
-"""Connection to a signaler for one community (used by the peer adapters).
+"""Connection to a signaler for one community (used by the peer adapters and gonet's
+``via_server`` rendezvous).
 
 Messages are sealed with the community key and sent as WebSocket text frames whose payload is
 not UTF-8, exactly like the Go peers; received frames are never decoded as text. Each
@@ -22,10 +23,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from weron.log import WIRE_LOGGER, get_logger, redact_url
-from weron.signaling import PUBLIC_SIGNALER
-from weron.signaling.envelope import Envelope, EnvelopeError
-from weron.signaling.messages import MessageError, SignalingMessage, decode_message, encode_message
-from weron.urls import parse_url
+from weron.signaler_client.envelope import Envelope, EnvelopeError
+from weron.signaler_client.messages import (
+    SignalingMessage,
+    SignalingMessageError,
+    decode_message,
+    encode_message,
+)
+from weron.urls import PUBLIC_SIGNALER, parse_url
 
 log = get_logger(__name__)
 MAX_MESSAGE_SIZE: Final = 4 << 20
@@ -49,7 +54,7 @@ class SignalingError(Exception):
     """The signaler cannot be used; the message says why."""
 
 
-class WrongPasswordError(SignalingError):
+class JoinRefusedError(SignalingError):
     """The signaler refused the community password (or the community cannot be created)."""
 
 
@@ -83,7 +88,7 @@ class SignalingSession:
             data = await self._connection.recv(decode=False)
             try:
                 return decode_message(self._envelope.open(data))
-            except (EnvelopeError, MessageError) as exc:
+            except (EnvelopeError, SignalingMessageError) as exc:
                 log.debug("Ignoring signaling message", reason=str(exc), size=len(data))
 
     def __aiter__(self) -> AsyncIterator[SignalingMessage]:
@@ -166,7 +171,7 @@ class SignalingClient:
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status == HTTPStatus.UNAUTHORIZED:
-                raise WrongPasswordError(
+                raise JoinRefusedError(
                     f"the signaler at {self._raddr} refused to let us join community "
                     f"{self._community!r}: wrong password, or the community does not exist and "
                     "ephemeral communities are disabled"
@@ -188,7 +193,7 @@ class SignalingClient:
     async def sessions(self) -> AsyncIterator[SignalingSession]:
         """Yield a session per successful connection. After a drop the first attempt is
         immediate, then they back off up to ``timeout``. A wrong password ends it with
-        :class:`WrongPasswordError` on the first join only: once we were a member, a refusal
+        :class:`JoinRefusedError` on the first join only: once we were a member, a refusal
         is a signaler that restarted and lost the community, or a squatter, and we keep
         trying (with a warning) rather than leave the community for good."""
         joined = False
@@ -202,7 +207,7 @@ class SignalingClient:
                 try:
                     session = await self.connect()
                 except SignalingError as exc:
-                    refused = isinstance(exc, WrongPasswordError)
+                    refused = isinstance(exc, JoinRefusedError)
                     if refused and not joined:
                         raise
                     if not joined:
