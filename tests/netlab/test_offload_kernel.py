@@ -7,11 +7,8 @@ relay, for the unit tests.)"""
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import os
 import select
-import struct
 import subprocess
 import sys
 import threading
@@ -21,11 +18,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.netlab.lab import Lab
+from tests.netlab.wglab import in_namespace
 from weron.net import offload
+from weron.net.device import DeviceKind, _create
 
-_TUNSETIFF = 0x400454CA
-_TUNSETOFFLOAD = 0x400454D0
-_CLONE_NEWNET = 0x40000000
 _SIZE = 4_000_000
 _SERVER = """
 import socket, sys
@@ -44,34 +40,20 @@ with socket.create_connection((sys.argv[1], 5999), timeout=30) as connection:
 """
 
 
-def setns(fd: int) -> None:
-    """os.setns, which Python 3.11 lacks."""
-    if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
-
-
 def open_tun(namespace: str, offloads: bool) -> int:
-    """A TUN named tun0 in ``namespace``, opened from this process (a TUN stays in the
-    namespace it was created in)."""
-    ours = os.open("/proc/self/ns/net", os.O_RDONLY)
-    theirs = os.open(f"/var/run/netns/{namespace}", os.O_RDONLY)
-    try:
-        setns(theirs)
-        fd = os.open("/dev/net/tun", os.O_RDWR)
-        flags = 0x0001 | 0x1000 | (0x4000 if offloads else 0)  # TUN, NO_PI, VNET_HDR
-        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH22x", b"tun0", flags))
-        if offloads:
-            fcntl.ioctl(fd, _TUNSETOFFLOAD, 0x01 | 0x02 | 0x04)
-        return fd
-    finally:
-        setns(ours)
-        os.close(ours)
-        os.close(theirs)
+    """A TUN named tun0 in ``namespace``, opened from this process as `vpn ip` opens it (a
+    TUN stays in the namespace it was created in)."""
+    with in_namespace(namespace):
+        fd, _, offloaded = _create(DeviceKind.TUN, "tun0", offloads)
+    assert offloaded == offloads
+    return fd
 
 
 @pytest.fixture
 def tuns(lab: Lab) -> Iterator[tuple[str, str, int, int]]:
     """Two hosts, each with a tun0 (10.92.0.1-2/24, fd92::1-2/64): the first with offloads."""
+    if sys.version_info < (3, 12):
+        pytest.skip("needs Python 3.12+ (os.setns)")
     hosts = [lab.add_host(), lab.add_host()]
     fds = [open_tun(hosts[0].namespace, True), open_tun(hosts[1].namespace, False)]
     for number, host in enumerate(hosts, 1):
