@@ -147,8 +147,9 @@ class Forwarder:
             self._send_one(link, packet)
 
     def _send_cut(self, link: _Link, message: bytes) -> None:
-        """A header and packet from our TUN, to a peer that takes plain packets only (or a
-        super-packet larger than its largest message)."""
+        """A header and packet from our TUN, to a peer that takes plain packets only, or a
+        super-packet larger than an offload peer's largest message (aiortc's 64 KiB), whose
+        segments then go with an empty header each."""
         try:
             packets = segments(message)
         except OffloadError as exc:
@@ -158,7 +159,7 @@ class Forwarder:
         if len(packets) > 1:
             self.counters.cut += 1
         for packet in packets:
-            self._send_one(link, packet)
+            self._send_one(link, PLAIN_HEADER + packet if link.offload else packet)
 
     def _send_one(self, link: _Link, packet: bytes) -> None:
         if len(packet) > link.max_size:

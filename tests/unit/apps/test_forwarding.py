@@ -201,6 +201,21 @@ async def test_super_packets_go_whole_to_offload_peers_and_cut_to_the_others(
         task.cancel()
 
 
+async def test_a_super_packet_too_big_for_an_offload_peer_goes_cut_with_empty_headers(
+    offload_wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = offload_wire
+    small = FakeChannel(linger=True, max_size=2000)  # as aiortc's 64 KiB to a 64 KB one
+    serving = asyncio.create_task(forwarder.serve(small, [A], "a", offload=True))
+    await settle()
+    message = super_packet(4, bytes(2500), source="10.0.0.1", destination="10.0.0.2")
+    kernel.send(message)
+    await settle()
+    assert small.sent == [offload.PLAIN_HEADER + packet for packet in offload.segments(message)]
+    assert all(offload.refusal(sent) is None for sent in small.sent)
+    serving.cancel()
+
+
 async def test_headers_come_from_offload_peers_and_are_added_for_the_others(
     offload_wire: tuple[Forwarder, socket.socket], caplog: pytest.LogCaptureFixture
 ) -> None:
