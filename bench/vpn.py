@@ -113,12 +113,18 @@ def pings(lab: Lab, client: Host, address: str, count: int, interval: float) -> 
     return [float(value) for value in _RTT.findall(result.stdout)]
 
 
-def overlay_address(lab: Lab, host: Host, dev: str) -> str:
-    output = lab.run(host.namespace, ["ip", "-4", "addr", "show", dev]).stdout
-    match = re.search(r"inet ([0-9.]+)/", output)
-    if match is None:
-        raise RuntimeError(f"no address on {dev} in {host.namespace}")
-    return match.group(1)
+def overlay_address(lab: Lab, host: Host, dev: str, timeout: float = 10.0) -> str:
+    """The member's claimed address, once on its device: "Connected to peer" can be logged
+    just before the member gives its device the address it claimed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        output = lab.run(host.namespace, ["ip", "-4", "addr", "show", dev]).stdout
+        match = re.search(r"inet ([0-9.]+)/", output)
+        if match is not None:
+            return match.group(1)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no address on {dev} in {host.namespace}")
+        time.sleep(0.1)
 
 
 @dataclass

@@ -13,6 +13,8 @@ public API only) and sends what the protocol allows but no honest member would::
   source (spoofed ones too);
 - vpn ethernet (``--id``): any id (a group MAC, another member's); each probe is an Ethernet
   frame from any source MAC;
+- vpn ip with ``--lying-offload``: it greets with the offload feature before claiming, and
+  each probe goes with a virtio-net header that calls it a TCP super-packet (it is ICMP);
 - every probe goes to every peer once a second; stdout gets one JSON line per packet channel
   (``"event":"channel"``) and per packet received (``"event":"packet"`` with its source,
   destination and, for IP, ICMP type).
@@ -32,8 +34,9 @@ import struct
 import sys
 
 from weron.apps.vpn_ethernet import FRAME_CHANNEL, FRAME_CHANNEL_OPTIONS
-from weron.apps.vpn_ip import ID_CHANNEL, PACKET_CHANNEL, PACKET_CHANNEL_OPTIONS
+from weron.apps.vpn_ip import ID_CHANNEL, OFFLOAD_FEATURE, PACKET_CHANNEL, PACKET_CHANNEL_OPTIONS
 from weron.log import configure
+from weron.net import offload
 from weron.net.packets import format_mac, internet_checksum, parse_mac
 from weron.peers import Peer, names
 from weron.peers.adapter import Adapter, AdapterConfig
@@ -77,7 +80,15 @@ def report(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
-async def claim(peer: Peer, name: str) -> None:
+def lying_header() -> bytes:
+    """A TCPv4 super-packet of 1,000-byte segments, its checksum to complete at bytes 20-21."""
+    return offload.VNET_HEADER.pack(offload.NEEDS_CSUM, offload.GSO_TCPV4, 40, 1000, 20, 16)
+
+
+async def claim(peer: Peer, name: str, *, lying_offload: bool) -> None:
+    if lying_offload:
+        features = frozenset({OFFLOAD_FEATURE})
+        await peer.conn.send(names.encode(names.Greeting((name,), 0, features)))
     await peer.conn.send(names.encode(names.Claimed(name)))
     while True:  # what honest members say (greetings, kicks, keepalives) changes nothing
         await peer.conn.receive()
@@ -104,7 +115,7 @@ async def probe_and_listen(peer: Peer, probes: list[bytes], *, ethernet: bool) -
 async def serve(peer: Peer, arguments: argparse.Namespace, probes: list[bytes]) -> None:
     with contextlib.suppress(ChannelClosedError):
         if peer.channel_id == ID_CHANNEL:
-            await claim(peer, arguments.claim)
+            await claim(peer, arguments.claim, lying_offload=arguments.lying_offload)
         else:
             await probe_and_listen(peer, probes, ethernet=arguments.id is not None)
 
@@ -112,6 +123,8 @@ async def serve(peer: Peer, arguments: argparse.Namespace, probes: list[bytes]) 
 async def main(arguments: argparse.Namespace) -> None:
     ethernet = arguments.id is not None
     probes = [probe_of(probe, ethernet=ethernet) for probe in arguments.probe]
+    if arguments.lying_offload:
+        probes = [lying_header() + probe for probe in probes]
     if ethernet:
         channels, options = [FRAME_CHANNEL], {FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS}
     else:
@@ -151,6 +164,9 @@ if __name__ == "__main__":
     kind.add_argument("--claim", help="vpn ip: the name to claim (a JSON list of addresses)")
     kind.add_argument("--id", help="vpn ethernet: the id (a MAC address)")
     parser.add_argument("--probe", action="append", default=[], help="SOURCE,DESTINATION")
+    parser.add_argument(
+        "--lying-offload", action="store_true", help="vpn ip: probes with a lying offload header"
+    )
     configure(5, sys.stderr)
     with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(main(parser.parse_args()))

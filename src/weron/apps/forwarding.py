@@ -1,6 +1,11 @@
 """The packet path the two VPNs share: device → route → a peer's packet channel, and peer →
 source check → device (docs/architecture.md#hot-paths: no copies, no task per packet).
 
+With TUN offloads (:mod:`weron.net.offload`) what is read is a virtio-net header and a packet,
+often a TCP super-packet of up to 64 KB: it goes whole, header and all, to peers that take
+offloads, and cut into plain packets to the others (Go peers); a plain peer's packets get an
+empty header on their way to the device, and an offload peer's header is checked first.
+
 The device is read in the event loop's reader callback, up to ``batch`` packets per wake-up;
 a packet goes to the peer that owns its destination key (a claimed IP address, a MAC), or to
 every peer for group destinations (multicast, broadcast). Sending never waits: when a peer's
@@ -22,12 +27,15 @@ from typing import Any, Final
 
 from weron.log import get_logger
 from weron.net.device import Device
+from weron.net.offload import PLAIN_HEADER, VNET_HEADER_SIZE, OffloadError, refusal, segments
 from weron.net.routes import RouteTable
 from weron.webrtc import ChannelClosedError, DataChannel
 
 log = get_logger(__name__)
 
-_READ_SIZE: Final = 65_535 + 14  # the largest IP packet, in an Ethernet frame
+# The largest IP packet, in an Ethernet frame or after a virtio-net header.
+_READ_SIZE: Final = VNET_HEADER_SIZE + 65_535 + 14
+_ADDRESSES_WITHIN: Final = 40  # bytes of a packet that hold its addresses (an IPv6 header)
 
 
 @dataclass(slots=True)
@@ -40,7 +48,8 @@ class Counters:
     outside: int = 0  # read from the device, to a destination outside the overlay
     congested: int = 0  # the peer's send buffer was full
     too_big: int = 0  # larger than the peer's largest data-channel message
-    malformed: int = 0  # not an IP packet / Ethernet frame
+    malformed: int = 0  # not an IP packet / Ethernet frame, or an offload header that lies
+    cut: int = 0  # super-packets cut into plain packets for a peer without offloads
     spoofed: int = 0  # source not routed to the peer that sent it
     misdirected: int = 0  # from a peer, to a destination neither ours nor a group
 
@@ -54,6 +63,7 @@ class _Link:
     channel: DataChannel
     max_size: int
     keys: tuple[bytes, ...]
+    offload: bool  # it takes, and sends, virtio-net headers and super-packets
 
 
 def _everywhere(_key: bytes) -> bool:
@@ -106,6 +116,7 @@ class Forwarder:
 
     def _read(self) -> None:
         fd, routes = self._device.fd, self._routes
+        skip = VNET_HEADER_SIZE if self._device.offload else 0
         for _ in range(self._batch):
             try:
                 packet = os.read(fd, _READ_SIZE)
@@ -114,7 +125,7 @@ class Forwarder:
             except OSError as exc:
                 log.warning("Reading from the device failed", dev=self._device.name, error=str(exc))
                 return
-            key = self._destination(packet)
+            key = self._destination(packet[skip : skip + _ADDRESSES_WITHIN] if skip else packet)
             if key is None:
                 self.counters.malformed += 1
                 continue
@@ -130,6 +141,27 @@ class Forwarder:
                 self.counters.outside += 1
 
     def _send(self, link: _Link, packet: bytes) -> None:
+        if self._device.offload and not (link.offload and len(packet) <= link.max_size):
+            self._send_cut(link, packet)
+        else:
+            self._send_one(link, packet)
+
+    def _send_cut(self, link: _Link, message: bytes) -> None:
+        """A header and packet from our TUN, to a peer that takes plain packets only, or a
+        super-packet larger than an offload peer's largest message (aiortc's 64 KiB), whose
+        segments then go with an empty header each."""
+        try:
+            packets = segments(message)
+        except OffloadError as exc:
+            self.counters.malformed += 1
+            log.debug("Could not cut a packet from the device", error=str(exc))
+            return
+        if len(packets) > 1:
+            self.counters.cut += 1
+        for packet in packets:
+            self._send_one(link, PLAIN_HEADER + packet if link.offload else packet)
+
+    def _send_one(self, link: _Link, packet: bytes) -> None:
         if len(packet) > link.max_size:
             self.counters.too_big += 1
             return
@@ -141,11 +173,15 @@ class Forwarder:
         except ChannelClosedError:
             pass  # the peer is leaving: its link is removed in a moment
 
-    async def serve(self, channel: DataChannel, keys: Collection[bytes], peer: str) -> None:
+    async def serve(
+        self, channel: DataChannel, keys: Collection[bytes], peer: str, *, offload: bool = False
+    ) -> None:
         """Route ``keys`` to ``channel`` and write what it sends to the device, until the
         channel closes. Keys another live peer holds stay with it: this one gets them (and
-        may send from them) only once every earlier holder left."""
-        link = _Link(peer, channel, channel.max_message_size, tuple(keys))
+        may send from them) only once every earlier holder left. ``offload``: the peer said
+        it takes offloads (used only if our device has them on)."""
+        offload = offload and self._device.offload
+        link = _Link(peer, channel, channel.max_message_size, tuple(keys), offload)
         waiting = self._table.add(link, link.keys)
         if waiting:
             holders = sorted({self._routes[key].peer for key in waiting})
@@ -172,11 +208,24 @@ class Forwarder:
         one, and they are only logged."""
         device, counters, routes, peer = self._device, self.counters, self._routes, link.peer
         endpoints, is_group = self._endpoints, self._is_group
-        warned_source = warned_destination = False
+        warned_source = warned_destination = warned_header = False
+        # What the peer sends, and what the device takes: header and packet, or plain packets.
+        skip = VNET_HEADER_SIZE if link.offload else 0
+        prefix = PLAIN_HEADER if device.offload and not link.offload else b""
 
         def receive(packet: bytes) -> None:
-            nonlocal warned_source, warned_destination
-            ends = endpoints(packet)
+            nonlocal warned_source, warned_destination, warned_header
+            if skip and (reason := refusal(packet)) is not None:
+                counters.malformed += 1
+                if not warned_header:
+                    warned_header = True
+                    log.warning(
+                        "Dropping packets with an offload header that lies",
+                        peer=peer,
+                        reason=reason,
+                    )
+                return
+            ends = endpoints(packet[skip : skip + _ADDRESSES_WITHIN] if skip else packet)
             if ends is None:
                 counters.malformed += 1
                 return
@@ -195,7 +244,10 @@ class Forwarder:
                     )
             else:
                 try:
-                    os.write(device.fd, packet)
+                    if prefix:
+                        os.writev(device.fd, (prefix, packet))
+                    else:
+                        os.write(device.fd, packet)
                     counters.received += 1
                 except OSError as exc:
                     counters.malformed += 1

@@ -7,6 +7,10 @@ peer. No member can pose as another (issue 12): a peer gets only the addresses o
 that are hosts of our ``--ips`` networks and that no live member got first, and a packet from
 it is written to the device only if its source is one of those and its destination is ours,
 a broadcast or multicast (not the host's other networks).
+
+With ``offload`` (the default) the TUN hands over TCP super-packets (weron.net.offload): a
+member says so in its greeting (the ``vnet-hdr`` feature, which Go peers skip), and peers that
+both said it exchange them whole; every other peer gets plain packets.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ ID_CHANNEL: Final = "weron/ip/id"
 # tunnel recovers losses itself). Compatible: the answering side takes the offerer's options.
 PACKET_CHANNEL_OPTIONS: Final = ChannelOptions(ordered=False, max_retransmits=0)
 DEFAULT_MTU: Final = 1420
+# Greeting feature: "my packet channel carries a virtio-net header and a packet, which may be a
+# TCP super-packet" (docs/wire-protocol.md#vpn-frames).
+OFFLOAD_FEATURE: Final = "vnet-hdr"
 _PROGRESS_EVERY: Final = 5.0  # seconds between claim progress lines
 
 
@@ -62,6 +69,7 @@ class VpnIpConfig:
     parallel: int = 20
     static: bool = False
     mtu: int = DEFAULT_MTU
+    offload: bool = True  # TUN offloads, with the peers that have them too
     # Where the claimed addresses are remembered, to be asked for first after a restart
     # (weron.net.remembered); empty: nowhere.
     state_file: str = ""
@@ -118,7 +126,9 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
         f"{config.community} {claims.encode(networks)}",
     )
     try:
-        device = await open_device(DeviceKind.TUN, config.dev, mtu=config.mtu)
+        device = await open_device(
+            DeviceKind.TUN, config.dev, mtu=config.mtu, offload=config.offload
+        )
     except DeviceError as exc:
         raise PeerAppError(str(exc)) from None
     routes = _Routes()
@@ -144,6 +154,7 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             config=adapter_config,
             conflicts=claims.addresses_conflict,
             choose=memory.prefer_recalled(random.choice),
+            features=[OFFLOAD_FEATURE] if device.offload else [],
         )
     except BaseException:
         device.close()
@@ -197,7 +208,8 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
         if refused:  # once per peer connection: its claim does not change
             log.warning("Refusing claimed addresses", id=peer.peer_id, refused=refused)
         try:  # "Connected to peer" was logged when its claim arrived
-            await forwarder.serve(peer.conn, keys, peer.peer_id)
+            offload = OFFLOAD_FEATURE in adapter.features(peer.peer_id)
+            await forwarder.serve(peer.conn, keys, peer.peer_id, offload=offload)
         finally:
             log.info("Disconnected from peer", id=peer.peer_id)
 

@@ -375,6 +375,14 @@ _DEVICE_MTU_HELP = (
     help=_DEVICE_MTU_HELP,
 )
 @flag(
+    "--offload",
+    type=bool,
+    default=True,
+    help="Let the TUN device hand over and take TCP super-packets of up to 64 KB (virtio-net "
+    "header, GSO), sent whole to the peers that have this on too and cut into plain packets "
+    "for the others",
+)
+@flag(
     "--state-file",
     default=str(default_state_file("vpn-ip.json")),
     help="File remembering the addresses claimed in each community and network, asked for "
@@ -391,6 +399,7 @@ def vpn_ip_command(
     parallel: int,
     static: bool,
     mtu: int,
+    offload: bool,
     state_file: str,
 ) -> None:
     """Join a layer 3 overlay network: claim an address from each --ips network, give it to a
@@ -408,6 +417,7 @@ def vpn_ip_command(
         parallel=parallel,
         static=static,
         mtu=mtu,
+        offload=offload,
         state_file=state_file,
     )
     run_peer_app(lambda engine: vpn_ip.run(config, engine), peer.backend, peer.observe)

@@ -2,7 +2,9 @@
 (pyroute2) — links, addresses, MTU, link state — rather than by shelling out to ``ip``.
 
 The device's file descriptor is non-blocking; :mod:`weron.apps.forwarding` reads and writes
-whole packets on it (no packet-information header: ``IFF_NO_PI``, as the original does).
+whole packets on it (no packet-information header: ``IFF_NO_PI``, as the original does). A TUN
+opened with ``offload`` puts a virtio-net header before each of them and takes TCP
+super-packets (:mod:`weron.net.offload`); where the kernel refuses that, the device is plain.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ _TUNSETIFF: Final = 0x400454CA
 _IFF_TUN: Final = 0x0001
 _IFF_TAP: Final = 0x0002
 _IFF_NO_PI: Final = 0x1000
+_IFF_VNET_HDR: Final = 0x4000
+_TUNSETOFFLOAD: Final = 0x400454D0
+_TUN_F_CSUM_TSO: Final = 0x01 | 0x02 | 0x04  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+_IOCTL_FAILURES: Final = (errno.EINVAL, errno.ENOTTY, errno.EOPNOTSUPP)
 _IFNAMSIZ: Final = 16
 _IFA_F_NODAD: Final = 0x02
 # rtnetlink, for address_networks()
@@ -72,6 +78,7 @@ class Device:
     index: int
     mtu: int
     mac: bytes | None = None  # TAP only
+    offload: bool = False  # a virtio-net header before each packet, super-packets allowed
 
     def close(self) -> None:
         """Closing the descriptor removes the (non-persistent) device."""
@@ -97,7 +104,8 @@ def check_device_name(name: str) -> None:
         raise DeviceError(f"device name {name!r} {reason}: choose another --dev")
 
 
-def _create(kind: DeviceKind, name: str) -> tuple[int, str]:
+def _create(kind: DeviceKind, name: str, offload: bool) -> tuple[int, str, bool]:
+    """The descriptor, the name, and whether the offloads asked for are on."""
     check_device_name(name)
     try:
         fd = os.open(_TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -108,7 +116,8 @@ def _create(kind: DeviceKind, name: str) -> tuple[int, str]:
         ) from None
     except PermissionError:
         raise DeviceError(f"opening {_TUN_PATH} {_NEEDS_ADMIN}") from None
-    request = struct.pack("16sH22x", name.encode(), kind.value | _IFF_NO_PI)
+    flags = kind.value | _IFF_NO_PI | (_IFF_VNET_HDR if offload else 0)
+    request = struct.pack("16sH22x", name.encode(), flags)
     try:
         answer = fcntl.ioctl(fd, _TUNSETIFF, request)
     except OSError as exc:
@@ -122,7 +131,18 @@ def _create(kind: DeviceKind, name: str) -> tuple[int, str]:
                 f"device {name!r} exists and is not a {kind.name} device: choose another --dev"
             ) from None
         raise DeviceError(f"creating a {kind.name} device failed: {exc.strerror}") from None
-    return fd, answer[:_IFNAMSIZ].rstrip(b"\0").decode()
+    actual = answer[:_IFNAMSIZ].rstrip(b"\0").decode()
+    if offload:
+        try:
+            fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM_TSO)
+        except OSError as exc:
+            if exc.errno not in _IOCTL_FAILURES:
+                os.close(fd)
+                raise DeviceError(f"enabling offloads on {actual} failed: {exc.strerror}") from None
+            log.info("The kernel has no TUN offloads: plain packets", dev=actual)
+            os.close(fd)
+            return _create(kind, actual if name else "", offload=False)
+    return fd, actual, offload
 
 
 def _disable_ipv6_autoconfiguration(name: str) -> None:
@@ -134,17 +154,23 @@ def _disable_ipv6_autoconfiguration(name: str) -> None:
 
 
 async def open_device(
-    kind: DeviceKind, name: str = "", *, mtu: int, mac: bytes | None = None
+    kind: DeviceKind,
+    name: str = "",
+    *,
+    mtu: int,
+    mac: bytes | None = None,
+    offload: bool = False,
 ) -> Device:
     """Create the device (the kernel names it when ``name`` is empty), set its MTU (and MAC
-    for a TAP) and bring it up."""
+    for a TAP) and bring it up; ``offload`` (TUN only): with a virtio-net header and TCP
+    super-packets, when the kernel has them (``Device.offload`` says)."""
     # pyroute2's own asyncio API needs a netlink datagram endpoint, which uvloop cannot open:
     # its blocking API runs in a worker thread instead (a few milliseconds, once).
-    return await asyncio.to_thread(_open_device, kind, name, mtu, mac)
+    return await asyncio.to_thread(_open_device, kind, name, mtu, mac, offload)
 
 
-def _open_device(kind: DeviceKind, name: str, mtu: int, mac: bytes | None) -> Device:
-    fd, actual = _create(kind, name)
+def _open_device(kind: DeviceKind, name: str, mtu: int, mac: bytes | None, offload: bool) -> Device:
+    fd, actual, offload = _create(kind, name, offload and kind is DeviceKind.TUN)
     try:
         with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=actual)[0]
@@ -165,8 +191,8 @@ def _open_device(kind: DeviceKind, name: str, mtu: int, mac: bytes | None) -> De
         os.close(fd)
         raise
     device_mac = bytes.fromhex(address.replace(":", "")) if kind is DeviceKind.TAP else None
-    log.debug("Created device", dev=actual, kind=kind.name, mtu=mtu)
-    return Device(fd, actual, kind, index, mtu, device_mac)
+    log.debug("Created device", dev=actual, kind=kind.name, mtu=mtu, offload=offload)
+    return Device(fd, actual, kind, index, mtu, device_mac, offload)
 
 
 async def set_addresses(device: Device, interfaces: Sequence[Interface]) -> None:

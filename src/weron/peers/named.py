@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Sequence
 from typing import Any, Final
 
 from weron.log import get_logger
@@ -43,6 +43,7 @@ class NamedAdapter:
         config: AdapterConfig | None = None,
         conflicts: Callable[[Iterable[str], str], bool] = negotiation.names_overlap,
         choose: Callable[[Sequence[str]], str] = negotiation.first,
+        features: Collection[str] = (),
     ) -> None:
         self._config = config if config is not None else AdapterConfig()
         self._id_channel = id_channel
@@ -65,6 +66,7 @@ class NamedAdapter:
             # The longest a rival's simultaneous claim can take to reach us: the connection to
             # it may still have been negotiating when we claimed.
             contest=max(self._config.timeout, _CONNECTIONS_WAIT) + kicks,
+            features=frozenset(features),
         )
         self._names: asyncio.Queue[str] = asyncio.Queue()
         self._accepted: asyncio.Queue[Peer] = asyncio.Queue()
@@ -279,6 +281,13 @@ class NamedAdapter:
             if claimed == name and peer_id in self._id_channels:
                 return peer_id
         return None
+
+    def features(self, name: str) -> frozenset[str]:
+        """What the connected member named ``name`` said in its greeting it can take (known
+        before its channels are handed out: its greeting comes before its claim)."""
+        peer_id = self.peer_id(name)
+        view = self._views.get(peer_id) if peer_id is not None else None
+        return view.features if view is not None else frozenset()
 
     async def until_named(self, name: str) -> str:
         """The id of the member named ``name``, once one is connected."""

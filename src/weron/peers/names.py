@@ -4,7 +4,7 @@ time, and sends its replies.
 
 Messages are JSON objects written back to back (Go's ``json.Encoder``: one per line)::
 
-    {"type":"greeting","ids":{"<name>":{}},"timestamp":<unix ns>}
+    {"type":"greeting","ids":{"<name>":{}},"timestamp":<unix ns>,"features":["<feature>"]}
     {"type":"kick","id":"<name>"}   {"type":"backoff"}   {"type":"claimed","id":"<name>"}
 """
 
@@ -21,6 +21,9 @@ MAX_GIVE_UPS = 3
 # How many names announced as claimed we remember to leave out after giving a name up: more
 # than any community holds; a member announcing name after name cannot grow our memory.
 MAX_TAKEN = 1024
+# A greeting's features kept, and their length: more than any app advertises.
+_MAX_FEATURES = 16
+_MAX_FEATURE = 64
 
 
 class NameMessageError(ValueError):
@@ -35,10 +38,12 @@ class AllNamesClaimedError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Greeting:
     """The names a member asks for (all its candidates, or the one it holds), and when it
-    started: the older greeting wins a race."""
+    started: the older greeting wins a race. ``features`` (ours): what the member's app can
+    take beyond the original's protocol; Go peers skip the field, and send none."""
 
     names: tuple[str, ...]
     timestamp: int
+    features: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +88,13 @@ def encode(message: NameMessage) -> bytes:
 
 def _wire(message: NameMessage) -> dict[str, Any]:
     match message:
-        case Greeting(names, timestamp):
-            return {"type": "greeting", "ids": {name: {} for name in names}, "timestamp": timestamp}
+        case Greeting(names, timestamp, features):
+            greeting = {
+                "type": "greeting",
+                "ids": {name: {} for name in names},
+                "timestamp": timestamp,
+            }
+            return {**greeting, "features": sorted(features)} if features else greeting
         case Kick(name):
             return {"type": "kick", "id": name}
         case Backoff():
@@ -127,7 +137,13 @@ def _read(value: object) -> NameMessage:
         ids, timestamp = value.get("ids"), value.get("timestamp")
         if not isinstance(ids, dict) or not isinstance(timestamp, int):
             raise NameMessageError("greeting without ids or timestamp")
-        return Greeting(tuple(str(name) for name in ids), timestamp)
+        features = value.get("features")
+        known = frozenset(
+            feature[:_MAX_FEATURE]
+            for feature in (features if isinstance(features, list) else ())[:_MAX_FEATURES]
+            if isinstance(feature, str)
+        )
+        return Greeting(tuple(str(name) for name in ids), timestamp, known)
     if kind in ("kick", "claimed"):
         name = value.get("id")
         if not isinstance(name, str):
@@ -156,11 +172,13 @@ class PeerNames:
 
     ``claimed``: the name it announced as ``claimed``. ``older_rival``: it greeted with an
     older timestamp and a candidate of ours, so it may tell us to back off. ``timestamp``: its
-    greeting's, which decides who keeps a name both claimed at once."""
+    greeting's, which decides who keeps a name both claimed at once. ``features``: its
+    greeting's (see :class:`Greeting`)."""
 
     claimed: str | None = None
     older_rival: bool = False
     timestamp: int | None = None
+    features: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -190,8 +208,10 @@ class NameNegotiation:
         conflicts: Callable[[Iterable[str], str], bool] = names_overlap,
         choose: Callable[[Sequence[str]], str] = first,
         contest: float = 15.0,
+        features: frozenset[str] = frozenset(),
     ) -> None:
         self.timestamp = timestamp
+        self.features = features
         self._conflicts = conflicts
         self._choose = choose
         self._contest = contest
@@ -205,15 +225,15 @@ class NameNegotiation:
     def greetings(self) -> list[NameMessage]:
         """What to send on a new id channel."""
         if self.name is None:
-            return [Greeting(tuple(self.candidates), self.timestamp)]
-        return [Greeting((self.name,), self.timestamp), Claimed(self.name)]
+            return [Greeting(tuple(self.candidates), self.timestamp, self.features)]
+        return [Greeting((self.name,), self.timestamp, self.features), Claimed(self.name)]
 
     def receive(self, message: NameMessage, peer: PeerNames, now: float) -> Reaction:
         """React to ``message`` from the peer whose id channel state is ``peer``."""
         reaction = Reaction()
         match message:
-            case Greeting(ids, timestamp):
-                peer.timestamp = timestamp
+            case Greeting(ids, timestamp, features):
+                peer.timestamp, peer.features = timestamp, features
                 rivals = any(name in self.candidates for name in ids)
                 peer.older_rival = rivals and timestamp < self.timestamp
                 if rivals and self.name is None and self.timestamp < timestamp:

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from tests.unit.fakes import FakeChannel
+from tests.unit.net.test_offload import super_packet
 from tests.unit.net.test_packets import ipv4
 
 from weron.apps.forwarding import Forwarder
-from weron.net import claims
+from weron.net import claims, offload
 from weron.net.device import Device, DeviceKind
 from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
 from weron.webrtc import ChannelClosedError
@@ -159,3 +160,78 @@ async def test_a_reconnected_peer_gets_its_addresses_when_its_old_link_ends(
     await settle()
     assert len(new.sent) == 1 and old.sent == []
     second.cancel()
+
+
+@pytest.fixture
+async def offload_wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
+    """The same with a TUN that has offloads: a virtio-net header before every packet."""
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    kernel.setblocking(False)
+    device = Device(ours.detach(), "fake0", DeviceKind.TUN, 0, 1420, offload=True)
+    forwarder = Forwarder(device, ip_destination, ip_endpoints, is_ip_multicast)
+    forwarder.local = frozenset({ME})
+    forwarder.start()
+    yield forwarder, kernel
+    forwarder.stop()
+    device.close()
+    kernel.close()
+
+
+async def test_super_packets_go_whole_to_offload_peers_and_cut_to_the_others(
+    offload_wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = offload_wire
+    to_a, to_b = FakeChannel(linger=True), FakeChannel(linger=True)
+    serving = [
+        asyncio.create_task(forwarder.serve(to_a, [A], "a", offload=True)),
+        asyncio.create_task(forwarder.serve(to_b, [B], "b")),
+    ]
+    await settle()
+    to_offload_peer = super_packet(4, bytes(2500), source="10.0.0.1", destination="10.0.0.2")
+    to_plain_peer = super_packet(4, bytes(2500), source="10.0.0.1", destination="10.0.0.3")
+    kernel.send(to_offload_peer)
+    kernel.send(to_plain_peer)
+    await settle()
+    assert to_a.sent == [to_offload_peer]
+    assert to_b.sent == offload.segments(to_plain_peer)
+    assert len(to_b.sent) == 3
+    assert (forwarder.counters.sent, forwarder.counters.cut) == (4, 1)
+    for task in serving:
+        task.cancel()
+
+
+async def test_a_super_packet_too_big_for_an_offload_peer_goes_cut_with_empty_headers(
+    offload_wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = offload_wire
+    small = FakeChannel(linger=True, max_size=2000)  # as aiortc's 64 KiB to a 64 KB one
+    serving = asyncio.create_task(forwarder.serve(small, [A], "a", offload=True))
+    await settle()
+    message = super_packet(4, bytes(2500), source="10.0.0.1", destination="10.0.0.2")
+    kernel.send(message)
+    await settle()
+    assert small.sent == [offload.PLAIN_HEADER + packet for packet in offload.segments(message)]
+    assert all(offload.refusal(sent) is None for sent in small.sent)
+    serving.cancel()
+
+
+async def test_headers_come_from_offload_peers_and_are_added_for_the_others(
+    offload_wire: tuple[Forwarder, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    forwarder, kernel = offload_wire
+    whole = super_packet(4, bytes(2500), source="10.0.0.2", destination="10.0.0.1")
+    lying = offload.VNET_HEADER.pack(offload.NEEDS_CSUM, offload.GSO_TCPV4, 0, 1000, 20, 16)
+    ping = ipv4("10.0.0.2", "10.0.0.1")
+    with caplog.at_level(logging.WARNING), pytest.raises(ChannelClosedError):
+        await forwarder.serve(
+            FakeChannel(whole, lying + ping, lying + ping), [A], "a", offload=True
+        )
+    with pytest.raises(ChannelClosedError):
+        await forwarder.serve(FakeChannel(ipv4("10.0.0.3", "10.0.0.1")), [B], "b")
+    assert kernel.recv(70_000) == whole
+    assert kernel.recv(70_000) == offload.PLAIN_HEADER + ipv4("10.0.0.3", "10.0.0.1")
+    assert (forwarder.counters.received, forwarder.counters.malformed) == (2, 2)
+    assert [record.message for record in caplog.records] == [
+        "Dropping packets with an offload header that lies"
+    ]

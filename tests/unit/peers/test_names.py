@@ -236,3 +236,20 @@ def test_names_announced_as_claimed_are_remembered_up_to_a_bound() -> None:
     for number in range(names.MAX_TAKEN + 500):
         member.receive(names.Claimed(f"name{number}"), announcer, 0.0)
     assert len(member._taken) == names.MAX_TAKEN
+
+
+def test_greeting_features_are_ours_and_optional() -> None:
+    """Go peers skip the field, so a greeting without features is the original's bytes."""
+    greeting = names.Greeting(("a",), 7, frozenset({"vnet-hdr"}))
+    assert names.encode(greeting) == (
+        b'{"type":"greeting","ids":{"a":{}},"timestamp":7,"features":["vnet-hdr"]}\n'
+    )
+    assert names.decode(names.encode(greeting)) == [greeting]
+    odd = b'{"type":"greeting","ids":{},"timestamp":1,"features":["x",3,"y"]}'
+    assert names.decode(odd) == [names.Greeting((), 1, frozenset({"x", "y"}))]
+    not_a_list = b'{"type":"greeting","ids":{},"timestamp":1,"features":"vnet-hdr"}'
+    assert names.decode(not_a_list) == [names.Greeting((), 1)]
+    negotiation = names.NameNegotiation(["a"], 1, features=frozenset({"vnet-hdr"}))
+    view = names.PeerNames()
+    names.NameNegotiation(["b"], 2).receive(negotiation.greetings()[0], view, 0.0)
+    assert view.features == {"vnet-hdr"}

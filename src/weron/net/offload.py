@@ -1,0 +1,161 @@
+"""TUN offloads without I/O: the virtio-net header a TUN opened with ``IFF_VNET_HDR`` puts
+before every packet, and TCP super-packets (GSO/TSO, up to 64 KB) cut into the plain packets a
+peer without offloads takes.
+
+With offloads on (``TUNSETOFFLOAD``: checksums and TSO for IPv4 and IPv6) the kernel hands the
+reader one TCP super-packet where it would have handed ~45 segments, with the checksum left
+for the reader to complete, and accepts such super-packets on write: one read, one
+data-channel message and one write per 64 KB instead of per segment. Only peers that
+advertised it get them whole (docs/wire-protocol.md#vpn-frames); every other peer gets
+:func:`segments`, plain IP packets with their checksums filled in.
+
+A peer's header is not trusted: :func:`refusal` says why one is refused before it reaches the
+device (the kernel checks it again, as it checks a virtual machine's).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from weron.net.packets import internet_checksum
+
+# flags, gso_type, hdr_len, gso_size, csum_start, csum_offset; the TUN's byte order is the
+# host's (no TUNSETVNETLE/BE): little-endian on every machine Linux runs weron on.
+VNET_HEADER: Final = struct.Struct("<BBHHHH")
+VNET_HEADER_SIZE: Final = VNET_HEADER.size  # 10
+PLAIN_HEADER: Final = bytes(VNET_HEADER_SIZE)  # no checksum to complete, not a super-packet
+NEEDS_CSUM: Final = 0x01
+DATA_VALID: Final = 0x02
+GSO_NONE: Final = 0
+GSO_TCPV4: Final = 1
+GSO_TCPV6: Final = 4
+_KNOWN_FLAGS: Final = NEEDS_CSUM | DATA_VALID
+_TCP: Final = 6
+_IPV6_HEADER: Final = 40
+_MAX_IP_PACKET: Final = 65_535
+_FIN_PSH: Final = 0x01 | 0x08  # only on a super-packet's last segment
+_CWR: Final = 0x80  # only on its first
+
+
+class OffloadError(ValueError):
+    """A header or super-packet that cannot be completed or cut (the message says why)."""
+
+
+def refusal(message: bytes) -> str | None:
+    """Why a peer's header and packet must not reach the device, or None. Checked: known
+    flags and GSO types only, the checksum's place inside the packet, and for a super-packet
+    an IPv4/IPv6 TCP packet of the type the header says, with a segment size."""
+    if len(message) < VNET_HEADER_SIZE + 20:
+        return "shorter than a header and an IP packet"
+    flags, gso_type, _, gso_size, csum_start, csum_offset = VNET_HEADER.unpack_from(message)
+    packet_length = len(message) - VNET_HEADER_SIZE
+    if flags & ~_KNOWN_FLAGS:
+        return f"unknown flags {flags:#x}"
+    if flags & NEEDS_CSUM and csum_start + csum_offset + 2 > packet_length:
+        return "checksum outside the packet"
+    if gso_type == GSO_NONE:
+        return None
+    version = message[VNET_HEADER_SIZE] >> 4
+    if (gso_type, version) not in ((GSO_TCPV4, 4), (GSO_TCPV6, 6)):
+        return f"GSO type {gso_type:#x} does not match an IPv{version} packet"
+    if gso_size == 0 or not flags & NEEDS_CSUM:
+        return "super-packet without a segment size or checksum to complete"
+    if packet_length > _MAX_IP_PACKET:
+        return "super-packet larger than an IP packet"
+    try:
+        _tcp_headers(memoryview(message)[VNET_HEADER_SIZE:])
+    except OffloadError as exc:
+        return str(exc)
+    return None
+
+
+def segments(message: bytes) -> list[bytes]:
+    """The plain IP packets of one header-and-packet from our TUN: the packet itself with
+    its checksum completed, or a TCP super-packet cut into ``gso_size`` segments, each with
+    its own lengths, sequence number, flags and checksums (as the kernel would cut it).
+    ``OffloadError`` for what cannot be cut."""
+    flags, gso_type, _, gso_size, csum_start, csum_offset = VNET_HEADER.unpack_from(message)
+    packet = message[VNET_HEADER_SIZE:]
+    if gso_type == GSO_NONE:
+        if flags & NEEDS_CSUM:
+            return [_complete_checksum(packet, csum_start, csum_offset)]
+        return [packet]
+    if gso_type not in (GSO_TCPV4, GSO_TCPV6) or gso_size == 0:
+        raise OffloadError(f"cannot cut GSO type {gso_type:#x}")
+    return _cut_tcp(packet, gso_size)
+
+
+def _complete_checksum(packet: bytes, start: int, offset: int) -> bytes:
+    """The kernel left the pseudo-header's sum in the checksum field (CHECKSUM_PARTIAL): the
+    checksum of everything from ``start`` on is the final one (0 written as 0xFFFF, which
+    is the same in one's complement and what UDP needs)."""
+    at = start + offset
+    if at + 2 > len(packet):
+        raise OffloadError("checksum outside the packet")
+    checksum = internet_checksum(packet[start:]) or 0xFFFF
+    return packet[:at] + checksum.to_bytes(2, "big") + packet[at + 2 :]
+
+
+def _tcp_headers(packet: memoryview | bytes) -> tuple[int, int]:
+    """The IP header's and the TCP header's lengths of a super-packet."""
+    version = packet[0] >> 4
+    if version == 4:
+        ip_length = (packet[0] & 0x0F) * 4
+        protocol = packet[9]
+        if ip_length < 20 or struct.unpack_from("!H", packet, 2)[0] != len(packet):
+            return _bad("IPv4 header or length wrong")
+    elif version == 6:
+        ip_length, protocol = _IPV6_HEADER, packet[6]
+        if (
+            len(packet) < _IPV6_HEADER
+            or struct.unpack_from("!H", packet, 4)[0] != len(packet) - _IPV6_HEADER
+        ):
+            return _bad("IPv6 length wrong")
+    else:
+        return _bad("not an IP packet")
+    if protocol != _TCP:
+        return _bad("super-packet that is not TCP (or has IPv6 extension headers)")
+    if len(packet) < ip_length + 20:
+        return _bad("TCP header cut short")
+    tcp_length = (packet[ip_length + 12] >> 4) * 4
+    if tcp_length < 20 or len(packet) < ip_length + tcp_length:
+        return _bad("TCP header length wrong")
+    return ip_length, tcp_length
+
+
+def _bad(reason: str) -> tuple[int, int]:
+    raise OffloadError(reason)
+
+
+def _cut_tcp(packet: bytes, size: int) -> list[bytes]:
+    ip_length, tcp_length = _tcp_headers(packet)
+    ip_header = bytearray(packet[:ip_length])
+    tcp_header = bytearray(packet[ip_length : ip_length + tcp_length])
+    payload = memoryview(packet)[ip_length + tcp_length :]
+    version = packet[0] >> 4
+    sequence = int.from_bytes(tcp_header[4:8], "big")
+    flags = tcp_header[13]
+    identification = int.from_bytes(ip_header[4:6], "big")  # IPv4 only
+    addresses = bytes(ip_header[12:20] if version == 4 else ip_header[8:40])
+    offsets = range(0, len(payload), size) if payload else range(1)
+    cut = []
+    for number, offset in enumerate(offsets):
+        chunk = payload[offset : offset + size]
+        segment_flags = flags if offset == offsets[-1] else flags & ~_FIN_PSH
+        tcp_header[4:8] = ((sequence + offset) & 0xFFFFFFFF).to_bytes(4, "big")
+        tcp_header[13] = segment_flags & ~_CWR if number else segment_flags
+        tcp_header[16:18] = b"\0\0"
+        length = tcp_length + len(chunk)
+        if version == 4:
+            ip_header[2:4] = (ip_length + length).to_bytes(2, "big")
+            ip_header[4:6] = ((identification + number) & 0xFFFF).to_bytes(2, "big")
+            ip_header[10:12] = b"\0\0"
+            ip_header[10:12] = internet_checksum(bytes(ip_header)).to_bytes(2, "big")
+            pseudo = addresses + bytes([0, _TCP]) + length.to_bytes(2, "big")
+        else:
+            ip_header[4:6] = length.to_bytes(2, "big")
+            pseudo = addresses + length.to_bytes(4, "big") + bytes([0, 0, 0, _TCP])
+        tcp_header[16:18] = internet_checksum(pseudo + tcp_header + chunk).to_bytes(2, "big")
+        cut.append(bytes(ip_header + tcp_header + chunk))
+    return cut

@@ -1,0 +1,81 @@
+"""`weron vpn ip` with TUN offloads: super-packets between members that both have them, plain
+packets to a member without (as to a Go peer), and a hostile member's lying header refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.netlab.conftest import Member, Network, start_hostile
+
+IPS = "10.84.0.1/24,fd00:84::1/64"
+
+
+@pytest.fixture(autouse=True)
+def _iperf3() -> None:
+    if shutil.which("iperf3") is None:
+        pytest.skip("needs iperf3 (Debian package iperf3)")
+
+
+def iperf3(network: Network, client: Member, server: Member, version: int) -> int:
+    """Bytes received by ``server`` from ``client`` in one second of iperf3 TCP, then as many
+    the other way (``-R``)."""
+    (address,) = server.addresses(version)
+    received = 0
+    for reverse in ([], ["-R"]):
+        listening = network.lab.start(server.host.namespace, ["iperf3", "-s", "-1", "-B", address])
+        while not network.lab.listening(server.host.namespace, 5201):
+            assert listening.poll() is None
+        result = network.lab.run(
+            client.host.namespace, ["iperf3", "-c", address, "-t", "1", "-J", *reverse]
+        )
+        network.lab.stop(listening)
+        report = json.loads(result.stdout)
+        assert "error" not in report, report["error"]
+        received += report["end"]["sum_received"]["bytes"]
+    return received
+
+
+def stopped(member: Member) -> dict[str, int]:
+    assert member.stop() == 0
+    return member.wait_for("Stopped")
+
+
+def test_members_with_offloads_exchange_super_packets(network: Network) -> None:
+    first = network.start("ip", "--ips", IPS, "--kicks", "1s")
+    second = network.start("ip", "--ips", IPS, "--kicks", "1s")
+    for member in (first, second):
+        member.wait_for("Connected to peer")
+    moved = iperf3(network, first, second, 4) + iperf3(network, first, second, 6)
+    assert moved > 4_000_000
+    counters = stopped(first)
+    # Whole super-packets: far fewer messages than 1,420-byte packets would take.
+    assert moved / (counters["sent"] + counters["received"]) > 3_000, counters
+    assert counters["cut"] == 0 and counters["malformed"] == 0
+
+
+def test_a_member_without_offloads_gets_plain_packets(network: Network) -> None:
+    first = network.start("ip", "--ips", IPS, "--kicks", "1s")
+    plain = network.start("ip", "--ips", IPS, "--kicks", "1s", "--offload=false")
+    for member in (first, plain):
+        member.wait_for("Connected to peer")
+    assert iperf3(network, first, plain, 4) + iperf3(network, plain, first, 6) > 4_000_000
+    counters = stopped(first)
+    assert counters["cut"] > 0 and counters["malformed"] == 0 and counters["too_big"] == 0
+
+
+def test_a_lying_offload_header_is_refused_with_a_log_line(network: Network) -> None:
+    member = network.start("ip", "--ips", "10.85.0.1/24", "--kicks", "1s")
+    member.wait_for("Connected to signaler")
+    (target,) = member.addresses(4)
+    hostile = start_hostile(
+        network, "--claim", '["10.85.0.250/24"]', "--probe", f"10.85.0.250,{target}",
+        "--lying-offload",
+    )  # fmt: skip
+    hostile.wait_for("channel")
+    member.wait_for("Dropping packets with an offload header that lies")
+    assert member.process.poll() is None
+    hostile.stop()
+    assert stopped(member)["malformed"] >= 1

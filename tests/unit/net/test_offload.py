@@ -1,0 +1,181 @@
+"""TUN offloads: completing checksums, cutting TCP super-packets, refusing lying headers."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from pathlib import Path
+
+import pytest
+
+from weron.net import offload
+
+CAPTURED = Path(__file__).with_name("offload_captured.txt")
+
+
+def ones_sum(data: bytes) -> int:
+    """A plain 16-bit one's-complement sum, written independently of the code under test."""
+    if len(data) % 2:
+        data += b"\0"
+    total = 0
+    for (word,) in struct.iter_unpack("!H", data):
+        total += word
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def tcp_sum_is_valid(packet: bytes) -> bool:
+    """Whether the IP header (IPv4) and the TCP checksum of ``packet`` verify."""
+    if packet[0] >> 4 == 4:
+        ip_length = (packet[0] & 0x0F) * 4
+        if ones_sum(packet[:ip_length]) != 0xFFFF:
+            return False
+        segment = packet[ip_length:]
+        pseudo = packet[12:20] + bytes([0, 6]) + len(segment).to_bytes(2, "big")
+    else:
+        segment = packet[40:]
+        pseudo = packet[8:40] + len(segment).to_bytes(4, "big") + bytes([0, 0, 0, 6])
+    return ones_sum(pseudo + segment) == 0xFFFF
+
+
+def partial_sum(pseudo: bytes) -> bytes:
+    """What the kernel leaves in a CHECKSUM_PARTIAL packet's field: the pseudo-header's folded
+    sum, not inverted."""
+    return ones_sum(pseudo).to_bytes(2, "big")
+
+
+def super_packet(
+    version: int,
+    payload: bytes,
+    *,
+    flags: int = 0x18,
+    mss: int = 1000,
+    source: str = "10.66.0.1",
+    destination: str = "10.66.0.2",
+) -> bytes:
+    """Header and TCP super-packet as the kernel hands them over with TSO on (the addresses:
+    IPv4 only)."""
+    tcp = bytearray(32)  # 12 bytes of options, as Linux sends (timestamps)
+    tcp[0:4] = (40000).to_bytes(2, "big") + (5201).to_bytes(2, "big")
+    tcp[4:8] = (0xFFFFFF00).to_bytes(4, "big")  # wraps around inside the super-packet
+    tcp[12] = 8 << 4
+    tcp[13] = flags
+    tcp[20:32] = bytes([1, 1, 8, 10]) + bytes(range(8))
+    length = len(tcp) + len(payload)
+    if version == 4:
+        ip = bytearray(20)
+        ip[0], ip[8], ip[9] = 0x45, 64, 6
+        ip[2:4] = (20 + length).to_bytes(2, "big")
+        ip[4:6] = (0xFFFF).to_bytes(2, "big")
+        ip[12:16] = ipaddress.IPv4Address(source).packed
+        ip[16:20] = ipaddress.IPv4Address(destination).packed
+        ip[10:12] = (~ones_sum(bytes(ip)) & 0xFFFF).to_bytes(2, "big")
+        pseudo = bytes(ip[12:20]) + bytes([0, 6]) + length.to_bytes(2, "big")
+        gso_type = offload.GSO_TCPV4
+    else:
+        ip = bytearray(40)
+        ip[0], ip[6], ip[7] = 0x60, 6, 64
+        ip[4:6] = length.to_bytes(2, "big")
+        ip[8:24] = ipaddress.IPv6Address("fd00::1").packed
+        ip[24:40] = ipaddress.IPv6Address("fd00::2").packed
+        pseudo = bytes(ip[8:40]) + length.to_bytes(4, "big") + bytes([0, 0, 0, 6])
+        gso_type = offload.GSO_TCPV6
+    tcp[16:18] = partial_sum(pseudo)
+    header = offload.VNET_HEADER.pack(
+        offload.NEEDS_CSUM, gso_type, len(ip) + len(tcp), mss, len(ip), 16
+    )
+    return header + bytes(ip) + bytes(tcp) + payload
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_super_packet_is_cut_as_the_kernel_cuts_it(version: int) -> None:
+    payload = bytes(range(256)) * 10  # 2,560 bytes: two full segments and a short one
+    message = super_packet(version, payload, flags=0x80 | 0x18 | 0x01)  # CWR, ACK+PSH, FIN
+    cut = offload.segments(message)
+    ip_length = 20 if version == 4 else 40
+    assert [len(packet) - ip_length - 32 for packet in cut] == [1000, 1000, 560]
+    assert b"".join(packet[ip_length + 32 :] for packet in cut) == payload
+    assert all(tcp_sum_is_valid(packet) for packet in cut)
+    sequences = [int.from_bytes(p[ip_length + 4 : ip_length + 8], "big") for p in cut]
+    assert sequences == [(0xFFFFFF00 + offset) & 0xFFFFFFFF for offset in (0, 1000, 2000)]
+    assert [packet[ip_length + 13] for packet in cut] == [0x80 | 0x10, 0x10, 0x18 | 0x01]
+    if version == 4:
+        assert [int.from_bytes(p[2:4], "big") for p in cut] == [1052, 1052, 612]
+        assert [int.from_bytes(p[4:6], "big") for p in cut] == [0xFFFF, 0, 1]  # ids wrap
+    else:
+        assert [int.from_bytes(p[4:6], "big") for p in cut] == [1032, 1032, 592]
+
+
+def test_a_packet_with_a_partial_checksum_gets_it_completed() -> None:
+    message = super_packet(4, b"hello", mss=0)
+    message = offload.VNET_HEADER.pack(offload.NEEDS_CSUM, 0, 0, 0, 20, 16) + message[10:]
+    (packet,) = offload.segments(message)
+    assert tcp_sum_is_valid(packet)
+    assert not tcp_sum_is_valid(message[10:])  # it was partial
+    plain = offload.PLAIN_HEADER + packet
+    assert offload.segments(plain) == [packet]  # nothing to do
+    assert offload.refusal(plain) is None
+
+
+def test_packets_the_kernel_produced_are_cut_into_valid_segments() -> None:
+    """Captured from a TUN with offloads on (tests/netlab/test_offload.py writes them)."""
+    lines = CAPTURED.read_text().split()
+    assert lines, "no captured packets"
+    kinds = set()
+    for line in lines:
+        message = bytes.fromhex(line)
+        assert offload.refusal(message) is None
+        gso_type = message[1]
+        kinds.add(gso_type)
+        cut = offload.segments(message)
+        assert all(tcp_sum_is_valid(packet) for packet in cut)  # all TCP: the flow and its SYNs
+        if gso_type != offload.GSO_NONE:
+            assert len(cut) > 1
+            assert all(len(packet) <= 1420 for packet in cut)
+    assert {offload.GSO_TCPV4, offload.GSO_TCPV6} <= kinds
+
+
+def lie(message: bytes, **fields: int) -> bytes:
+    names = ("flags", "gso_type", "hdr_len", "gso_size", "csum_start", "csum_offset")
+    values = dict(zip(names, offload.VNET_HEADER.unpack_from(message), strict=True))
+    values.update(fields)
+    return offload.VNET_HEADER.pack(*values.values()) + message[10:]
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (lie(super_packet(4, bytes(3000)), flags=0x80), "unknown flags"),
+        (lie(super_packet(4, bytes(3000)), csum_start=3040), "checksum outside"),
+        (lie(super_packet(4, bytes(3000)), gso_type=offload.GSO_TCPV6), "does not match"),
+        (lie(super_packet(4, bytes(3000)), gso_type=3), "does not match"),  # UDP
+        (lie(super_packet(6, bytes(3000)), gso_size=0), "segment size"),
+        (lie(super_packet(6, bytes(3000)), flags=0), "checksum to complete"),
+        (super_packet(4, bytes(3000))[:-1], "length wrong"),  # IPv4 length lies
+        (super_packet(6, bytes(3000)) + b"x", "length wrong"),
+        (offload.PLAIN_HEADER + b"\x45", "shorter"),
+    ],
+)
+def test_lying_headers_are_refused(message: bytes, reason: str) -> None:
+    refused = offload.refusal(message)
+    assert refused is not None and reason in refused
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        lie(super_packet(4, bytes(3000)), gso_type=3),
+        lie(super_packet(4, bytes(3000)), gso_size=0),
+        super_packet(4, bytes(3000))[:-1],
+        lie(super_packet(4, b"x"), gso_type=0, csum_start=40),
+    ],
+)
+def test_what_cannot_be_cut_raises(message: bytes) -> None:
+    with pytest.raises(offload.OffloadError):
+        offload.segments(message)
+
+
+def test_a_super_packet_that_is_not_tcp_is_refused() -> None:
+    message = bytearray(super_packet(4, bytes(3000)))
+    message[10 + 9] = 17  # UDP
+    assert "not TCP" in (offload.refusal(bytes(message)) or "")
