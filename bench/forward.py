@@ -1,7 +1,7 @@
 """Benchmark of `weron forward`: the throughput of one TCP connection through it, next to
 `weron vpn ip` and the direct path, between the same two network namespaces in one run.
 
-The lab (tests/netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
+The lab (netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
 where the signaler listens. One iperf3 server (in the second host) is reached three ways from
 the first: directly over the veths and the bridge, through `weron vpn ip` at the second
 host's overlay address, and through `weron forward` (the first host listens on 127.0.0.1,
@@ -28,7 +28,7 @@ from common import HERE, json_safe, log, number, source_revision
 from vpn import PORT, WERON, wait_connected, weron_vpn
 
 sys.path.insert(0, str(HERE.parent))
-from tests.netlab.lab import Host, Lab, lab_unavailable
+from netlab.lab import Host, Lab, lab_unavailable
 
 IPERF_PORT: Final = 5201
 LISTEN_PORT: Final = 15201

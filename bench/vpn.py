@@ -1,7 +1,7 @@
 """Benchmark of `weron vpn ip`: iperf3 TCP throughput and ping round trips across the overlay
 between two network namespaces, next to the plain veth path between the same namespaces.
 
-The lab (tests/netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
+The lab (netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
 where the signaler listens. Measured over the same path, in alternating rounds of one run (the
 machine is shared and noisy), each figure of the overlay reported as a ratio to the others:
 
@@ -58,9 +58,8 @@ from common import (
 )
 
 sys.path.insert(0, str(HERE.parent))
-from tests.netlab.lab import Host, Lab, lab_unavailable
-from tests.netlab.wglab import key_text, start_wireguard_go
-
+from netlab.lab import Host, Lab, lab_unavailable
+from netlab.wglab import key_text, start_wireguard_go
 from weron.wireguard.crypto import PrivateKey
 
 WERON: Final = [sys.executable, "-m", "weron"]

@@ -1,6 +1,6 @@
 """Benchmark of our WireGuard transport against stock wireguard-go, in the same run.
 
-A lab of two network namespaces joined by a veth pair (tests/netlab/wglab.py): on the right,
+A lab of two network namespaces joined by a veth pair (netlab/wglab.py): on the right,
 wireguard-go with a UDP counter bound to its overlay address; on the left, either our Python
 peer (``UdpOverlay`` on one asyncio UDP socket) or, as the reference, a second wireguard-go fed
 by a kernel UDP socket. Each sender blasts 1,400-byte IP packets (UDP payload 1,352 bytes over
@@ -34,8 +34,7 @@ from common import HERE, emit, json_safe, log, number, print_rows, source_revisi
 
 sys.path.insert(0, str(HERE.parent))
 
-from tests.netlab.wglab import WireGuardLab, key_text, missing_requirements
-
+from netlab.wglab import WireGuardLab, key_text, missing_requirements
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.ip import build_udp, overlay_address
 from weron.wireguard.keys import decode_key

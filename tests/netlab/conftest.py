@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.netlab.lab import Host, Lab, lab_unavailable
-from tests.netlab.natlab import NatLab, nat_lab_unavailable
+from netlab.lab import Host, Lab, lab_unavailable
+from netlab.natlab import NatLab, nat_lab_unavailable
 
 WERON = [sys.executable, "-m", "weron"]
 SIGNALER_PORT = 1337
