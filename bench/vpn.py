@@ -47,6 +47,7 @@ from typing import Final
 
 from common import (
     HERE,
+    bench_parser,
     cpu_seconds,
     emit,
     log,
@@ -230,6 +231,14 @@ def wireguard_go(lab: Lab, hosts: tuple[Host, Host], tag: str) -> Running:
     return Running(address, [process.pid for process in processes], stop)
 
 
+def start_signaler(lab: Lab, log_dir: Path) -> None:
+    """A signaler in the lab's hub, on PORT, listening once this returns."""
+    with (log_dir / "signaler.log").open("wb") as out:
+        lab.start(lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{PORT}"], log=out)
+    while not lab.listening(lab.hub, PORT):
+        time.sleep(0.05)
+
+
 def wait_connected(log_paths: list[Path], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -304,16 +313,13 @@ def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
+    parser = bench_parser(__doc__, quick="short runs, for a CI smoke test", before=True)
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick 1)")
-    parser.add_argument("--before", metavar="REV", help="also measure weron's src at REV")
     parser.add_argument(
         "--variant",
         metavar="ARGS",
         help="also measure `vpn ip` with these extra arguments (A/B of flags in one run)",
     )
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of the VPN")
     parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN devices")
     parser.add_argument(
@@ -337,12 +343,7 @@ def main() -> int:
     results: dict[str, dict[str, list[float]]] = {}
     try:
         hosts = (lab.add_host(), lab.add_host())
-        with (log_dir / "signaler.log").open("wb") as out:
-            lab.start(
-                lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{PORT}"], log=out
-            )
-        while not lab.listening(lab.hub, PORT):
-            time.sleep(0.05)
+        start_signaler(lab, log_dir)
         contenders = [
             Contender("overlay", lambda: weron_vpn(lab, hosts, log_dir, args, "overlay", {}, [])),
             Contender("reference", lambda: Running(hosts[1].address, [], lambda: None)),

@@ -18,7 +18,6 @@ document on stdout.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from common import HERE, emit, json_safe, log, number, print_rows, source_revision
+from common import HERE, bench_parser, emit, json_safe, log, number, print_rows, source_revision
 
 sys.path.insert(0, str(HERE.parent))
 
@@ -300,11 +299,9 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short CI smoke run")
+    parser = bench_parser(__doc__, quick="short CI smoke run")
     parser.add_argument("--seconds", type=float, default=5.0, help="blast time per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of ours + reference")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     parser.add_argument(
         "--profile", type=Path, help="py-spy our sender: collapsed stacks to PROFILE-<round>.txt"
     )
