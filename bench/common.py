@@ -104,8 +104,8 @@ class RunStart:
         )
 
     def head(self, benchmark: str, mode: str, **machine: Any) -> dict[str, Any]:
-        """The report's first keys, at its end: what ran, how, when, how long, on what machine
-        (``machine`` adds to what every run says of it), from which source."""
+        """The report's first keys, once the run is over: what ran, how, when, how long, on
+        what machine (``machine`` adds to what every run says of it), from which source."""
         return {
             "benchmark": benchmark,
             "mode": mode,
