@@ -1,23 +1,39 @@
-"""What the benchmarks share: progress lines, percentiles, number formatting, the report (a
-table, warnings, one JSON document), JSON safety, free ports, CPU time of processes and which
-source was measured."""
+"""What the benchmarks share: the options every one takes, progress lines, percentiles, number
+formatting, the report (its head, a table, warnings, one JSON document), JSON safety, free
+ports, CPU time of processes and which source was measured."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime
 import io
 import json
 import math
+import os
+import platform
 import socket
 import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 HERE = Path(__file__).resolve().parent
+
+
+def bench_parser(doc: str, quick: str, before: bool = False) -> argparse.ArgumentParser:
+    """A benchmark's command line with the options they all take: ``--quick`` (``quick`` says
+    what it shortens) and ``--json-out``; with ``before``, ``--before REV`` too."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    if before:
+        parser.add_argument("--before", metavar="REV", help="also measure weron's src at REV")
+    return parser
 
 
 def log(message: str) -> None:
@@ -52,6 +68,58 @@ def print_rows(rows: Sequence[Sequence[str]], left: Collection[int], out: TextIO
         print("  ".join(cells).rstrip(), file=out)
         if index == 0:
             print("  ".join("-" * width for width in widths), file=out)
+
+
+@contextlib.contextmanager
+def exit_on_signals(stopped: str, terminated: type[BaseException]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (which the benchmark turns into ``terminated``) end it with the
+    shell's statuses, 130 and 143, once the ``with`` blocks inside have stopped ``stopped``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        log(f"interrupted (SIGINT); {stopped} stopped")
+        raise SystemExit(130) from None
+    except terminated:
+        log(f"terminated (SIGTERM); {stopped} stopped")
+        raise SystemExit(143) from None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """A run as it began, taken before its first process starts: the report's head compares
+    the machine's load then and at the end, and names the source the processes loaded."""
+
+    at: datetime.datetime
+    monotonic: float
+    load: tuple[float, float, float]
+    source: dict[str, Any]
+
+    @classmethod
+    def now(cls) -> RunStart:
+        return cls(
+            datetime.datetime.now(datetime.UTC),
+            time.monotonic(),
+            os.getloadavg(),
+            source_revision(),
+        )
+
+    def head(self, benchmark: str, mode: str, **machine: Any) -> dict[str, Any]:
+        """The report's first keys, once the run is over: what ran, how, when, how long, on
+        what machine (``machine`` adds to what every run says of it), from which source."""
+        return {
+            "benchmark": benchmark,
+            "mode": mode,
+            "started": self.at.isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - self.monotonic, 1),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "loadavg_before": self.load,
+                "loadavg_after": os.getloadavg(),
+                "python": platform.python_version(),
+                **machine,
+            },
+            "source": self.source,
+        }
 
 
 def emit(report: dict[str, Any], json_out: Path | None, warnings: Sequence[str] = ()) -> int:

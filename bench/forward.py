@@ -1,7 +1,7 @@
 """Benchmark of `weron forward`: the throughput of one TCP connection through it, next to
 `weron vpn ip` and the direct path, between the same two network namespaces in one run.
 
-The lab (tests/netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
+The lab (netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
 where the signaler listens. One iperf3 server (in the second host) is reached three ways from
 the first: directly over the veths and the bridge, through `weron vpn ip` at the second
 host's overlay address, and through `weron forward` (the first host listens on 127.0.0.1,
@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Final
 
-from common import HERE, json_safe, log, number, source_revision
-from vpn import PORT, WERON, wait_connected, weron_vpn
+from common import HERE, bench_parser, emit, log, number, print_rows, source_revision
+from vpn import PORT, WERON, start_signaler, wait_connected, weron_vpn
 
 sys.path.insert(0, str(HERE.parent))
-from tests.netlab.lab import Host, Lab, lab_unavailable
+from netlab.lab import Host, Lab, lab_unavailable
 
 IPERF_PORT: Final = 5201
 LISTEN_PORT: Final = 15201
@@ -67,9 +67,7 @@ def start_forward(lab: Lab, host: Host, log_dir: Path, backend: str, *args: str)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    parser = bench_parser(__doc__, quick="short runs, for a CI smoke test")
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of both")
     args = parser.parse_args()
     reason = lab_unavailable()
@@ -83,12 +81,7 @@ def main() -> int:
     runs: dict[str, list[float]] = {way: [] for way in WAYS}
     try:
         first, second = lab.add_host(), lab.add_host()
-        with (log_dir / "signaler.log").open("wb") as out:
-            lab.start(
-                lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{PORT}"], log=out
-            )
-        while not lab.listening(lab.hub, PORT):
-            time.sleep(0.05)
+        start_signaler(lab, log_dir)
         log(f"starting vpn ip and forward ({args.backend}) in two namespaces")
         vpn = weron_vpn(
             lab,
@@ -135,15 +128,10 @@ def main() -> int:
         "ratios_to_direct": {way: figures[way] / figures["direct"] for way in WAYS},
         "logs": str(log_dir),
     }
-    print(f"{'one TCP connection':<22}{'Mbit/s':>10}{'ratio':>10}")
-    for way in WAYS:
-        ratio = number(document["ratios_to_direct"][way])
-        print(f"{way:<22}{number(figures[way]):>10}{ratio:>10}")
-    text = json.dumps(json_safe(document), indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    rows = [("one TCP connection", "Mbit/s", "ratio")]
+    rows += [(way, number(figures[way]), number(document["ratios_to_direct"][way])) for way in WAYS]
+    print_rows(rows, (0,), sys.stdout)
+    return emit(document, args.json_out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Usage: ``.venv/bin/python bench/mesh.py [--quick] [--sizes 5,10,20] [--rounds N]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -20,10 +19,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, Final
 
-from common import emit, free_port, log, number, print_rows, source_revision
+from common import bench_parser, emit, free_port, log, number, print_rows, source_revision
 
 WERON: Final = [sys.executable, "-m", "weron"]
 ID_CHANNEL: Final = "weron/chat/id"
@@ -132,11 +130,9 @@ def meshed(members: list[Member]) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 and 5 members, one round")
+    parser = bench_parser(__doc__, quick="3 and 5 members, one round")
     parser.add_argument("--sizes", default="5,10,20")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     sizes = [3, 5] if args.quick else [int(size) for size in args.sizes.split(",")]
     rounds = 1 if args.quick else args.rounds

@@ -23,24 +23,23 @@ one JSON document.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import math
 import os
-import signal
 import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
 from common import (
     HERE,
+    bench_parser,
     cpu_seconds,
     emit,
+    exit_on_signals,
     log,
     number,
     percentile,
@@ -49,7 +48,14 @@ from common import (
     source_revision,
 )
 from peers_pairs import CONNECTED, start_signaler, utility_argv
-from processes import Child, Harness, MeasurementError, Terminated, harness
+from processes import (
+    Child,
+    Harness,
+    MeasurementError,
+    Terminated,
+    harness,
+    raise_terminated_on_sigterm,
+)
 
 FLOOR: Final = (sys.executable, str(HERE / "reference_libdatachannel.py"))
 PACKET_BYTES: Final = 128
@@ -210,32 +216,25 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print_rows([header, *cells], (0, 1), sys.stdout)
 
 
-def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
-    raise Terminated
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
+    parser = bench_parser(__doc__, quick="one short round: a smoke test", before=True)
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 4, quick 1)")
-    parser.add_argument("--before", metavar="REV", help="also measure weron's src at REV")
     parser.add_argument(
         "--two-process-floor",
         action="store_true",
         help="also the floor with each connection in a process of its own, as weron's peers are",
     )
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     args = parser.parse_args()
     profile = QUICK if args.quick else FULL
     rounds = args.rounds or profile.rounds
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    raise_terminated_on_sigterm()
     started_at = datetime.datetime.now(datetime.UTC)
     revision = source_revision()
     measurements: list[dict[str, Any]] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="weron-bench-paced-") as log_dir:
         try:
-            with harness(Path(log_dir)) as h:
+            with exit_on_signals("every process", Terminated), harness(Path(log_dir)) as h:
                 _signaler, url = start_signaler(h)
                 contenders = [Contender("floor", {}, url), start_weron(h, "weron", {}, url)]
                 if args.two_process_floor:
@@ -266,12 +265,6 @@ def main() -> int:
                                     **result,
                                 }
                             )
-        except KeyboardInterrupt:
-            log("interrupted (SIGINT); every process stopped")
-            return 130
-        except Terminated:
-            log("terminated (SIGTERM); every process stopped")
-            return 143
         except MeasurementError as exc:
             log(f"could not start: {exc}")
             return 1

@@ -33,22 +33,17 @@ half, a full run about three.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import os
-import platform
-import signal
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from common import emit, log, source_revision
+from common import RunStart, bench_parser, emit, exit_on_signals, log
 from peers_connect import measure_connect
 from peers_latency import measure_latency
 from peers_pairs import (
@@ -70,7 +65,13 @@ from peers_report import (
     target_report,
 )
 from peers_throughput import measure_throughput
-from processes import Harness, MeasurementError, Terminated, harness
+from processes import (
+    Harness,
+    MeasurementError,
+    Terminated,
+    harness,
+    raise_terminated_on_sigterm,
+)
 from weron.webrtc.backends import BACKEND_NAMES, default_backend_name
 
 
@@ -187,10 +188,6 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
-    raise Terminated
-
-
 def parse_backends(text: str) -> list[str]:
     backends = [name.strip().lower() for name in text.split(",") if name.strip()]
     unknown = [name for name in backends if name not in BACKEND_NAMES]
@@ -200,9 +197,7 @@ def parse_backends(text: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    parser = bench_parser(__doc__, quick="short runs, for a CI smoke test")
     parser.add_argument(
         "--backends",
         type=parse_backends,
@@ -220,51 +215,32 @@ def main() -> int:
     backends: list[str] = args.backends
     chosen = setups(backends, args.mtu_variant)
     default_backend = default_backend_name()
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    started_at = datetime.datetime.now(datetime.UTC)
-    started = time.monotonic()
-    load_before = os.getloadavg()
-    revision = source_revision()
+    raise_terminated_on_sigterm()
+    run = RunStart.now()
     details: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="weron-bench-peers-") as log_dir:
-        try:
-            with harness(Path(log_dir)) as h:
-                try:
-                    _signaler, url = start_signaler(h)
-                except MeasurementError as exc:
-                    log(f"the signaler did not start: {exc}")
-                    return 1
-                details["reference"] = measure_reference(h, profile)
-                for setup in chosen:
-                    details[setup.label] = measure_setup(h, setup, url, profile)
-            outcomes = h.outcomes  # after the cleanup: with the signaler's
-        except KeyboardInterrupt:
-            log("interrupted (SIGINT); every process stopped")
-            return 130
-        except Terminated:
-            log("terminated (SIGTERM); every process stopped")
-            return 143
+        with exit_on_signals("every process", Terminated), harness(Path(log_dir)) as h:
+            try:
+                _signaler, url = start_signaler(h)
+            except MeasurementError as exc:
+                log(f"the signaler did not start: {exc}")
+                return 1
+            details["reference"] = measure_reference(h, profile)
+            for setup in chosen:
+                details[setup.label] = measure_setup(h, setup, url, profile)
+        outcomes = h.outcomes  # after the cleanup: with the signaler's
     figures = headline(details, [setup.label for setup in chosen], default_backend)
     warnings = problems(details, outcomes)
     report = {
-        "benchmark": "weron WebRTC peers (weron utility throughput/latency) vs plain loopback "
-        "between two Python processes (bench/reference_loopback.py)",
-        "mode": "quick" if args.quick else "full",
-        "started": started_at.isoformat(timespec="seconds"),
-        "duration_s": round(time.monotonic() - started, 1),
+        **run.head(
+            "weron WebRTC peers (weron utility throughput/latency) vs plain loopback between two "
+            "Python processes (bench/reference_loopback.py)",
+            "quick" if args.quick else "full",
+            **{name: _package_version(name) for name in ("libdatachannel-py", "aiortc", "uvloop")},
+        ),
         "backends": backends,
         "setups": [asdict(setup) for setup in chosen],
         "default_backend": default_backend,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "python": platform.python_version(),
-            "libdatachannel-py": _package_version("libdatachannel-py"),
-            "aiortc": _package_version("aiortc"),
-            "uvloop": _package_version("uvloop"),
-        },
-        "source": revision,
         "profile": asdict(profile),
         "figures": [
             {

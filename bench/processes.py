@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, Final
 
 from common import log
@@ -28,6 +29,15 @@ class MeasurementError(Exception):
 
 class Terminated(BaseException):
     """SIGTERM arrived: unwind like Ctrl-C, stopping every process on the way."""
+
+
+def raise_terminated_on_sigterm() -> None:
+    """From now on SIGTERM raises :class:`Terminated` in the main thread."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 @dataclass(slots=True)

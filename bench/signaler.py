@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import os
-import platform
 import resource
 import signal
 import sys
@@ -46,7 +44,7 @@ from typing import Any
 import bcrypt
 import uvloop
 
-from common import emit, log, source_revision
+from common import RunStart, bench_parser, emit, exit_on_signals, log
 from signaler_client import PASSWORD
 from signaler_joins import JoinRun, measure_joins
 from signaler_profile import FULL, QUICK, SCALE, Profile
@@ -123,9 +121,7 @@ def raise_nofile_limit() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, for a CI smoke run")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    parser = bench_parser(__doc__, quick="small counts, for a CI smoke run")
     parser.add_argument("--receiver-worker", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument(
         "--scale", action="store_true", help="1 vs 2 instances on PostgreSQL + Redis"
@@ -160,38 +156,24 @@ def main() -> int:
     nofile = raise_nofile_limit()
     if nofile < max(profile.relay_sizes) + 256:  # per process: the signaler, the receivers
         log(f"warning: only {nofile} file descriptors allowed")
-    started_at = datetime.datetime.now(datetime.UTC)
-    started = time.monotonic()
-    load_before = os.getloadavg()
-    revision = source_revision()  # before the servers start: the code they load
-    with tempfile.TemporaryDirectory(prefix="weron-bench-") as log_dir:
-        try:
-            with servers(Path(log_dir), args.before) as (ours, reference, before, outcomes):
-                details = uvloop.run(run_all(profile, ours, reference, before))
-        except KeyboardInterrupt:
-            log("interrupted (SIGINT); servers stopped")
-            return 130
-        except asyncio.CancelledError:  # run_all's SIGTERM handler cancels it
-            log("terminated (SIGTERM); servers stopped")
-            return 143
+    run = RunStart.now()  # before the servers start: the code they load
+    with (
+        tempfile.TemporaryDirectory(prefix="weron-bench-") as log_dir,
+        exit_on_signals("servers", asyncio.CancelledError),  # run_all's SIGTERM handler cancels
+        servers(Path(log_dir), args.before) as (ours, reference, before, outcomes),
+    ):
+        details = uvloop.run(run_all(profile, ours, reference, before))
     figures = headline(details, profile, args.before)
     warnings = problems(details, outcomes)
     report = {
-        "benchmark": "weron signaler vs minimal websockets relay (bench/reference_relay.py)",
-        "mode": "quick" if args.quick else "full",
-        "started": started_at.isoformat(timespec="seconds"),
-        "duration_s": round(time.monotonic() - started, 1),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "python": platform.python_version(),
-            "websockets": version("websockets"),
-            "uvloop": version("uvloop"),
-            "nofile_limit": nofile,
-            "bcrypt_cost10_hash_ms": bcrypt_hash_ms(),
-        },
-        "source": revision,
+        **run.head(
+            "weron signaler vs minimal websockets relay (bench/reference_relay.py)",
+            "quick" if args.quick else "full",
+            websockets=version("websockets"),
+            uvloop=version("uvloop"),
+            nofile_limit=nofile,
+            bcrypt_cost10_hash_ms=bcrypt_hash_ms(),
+        ),
         "before": args.before,
         "profile": asdict(profile),
         "figures": [

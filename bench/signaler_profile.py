@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from common import percentile
@@ -44,17 +44,15 @@ FULL: Final = Profile(
 )
 
 
-QUICK: Final = Profile(
-    join_concurrency=(20, 200),
+QUICK: Final = replace(  # FULL's scenarios, shorter
+    FULL,
     join_seconds=1.5,
     join_rounds=1,
     first_join_count=40,
     first_join_concurrency=8,
-    relay_sizes=(10, 100, 1000),
     relay_messages=60,
     relay_warmup=10,
     relay_pause_s=(0.005, 0.010),
-    relay_timeout_s=2.0,
 )
 
 
@@ -72,17 +70,14 @@ SCALE: Final = Profile(
 )
 
 
-SCALE_QUICK: Final = Profile(
+SCALE_QUICK: Final = replace(  # SCALE, smaller and shorter
+    SCALE,
     join_concurrency=(50,),
     join_seconds=1.5,
-    join_rounds=1,
-    first_join_count=0,
-    first_join_concurrency=1,
     relay_sizes=(100, 500),
     relay_messages=40,
     relay_warmup=5,
     relay_pause_s=(0.005, 0.010),
-    relay_timeout_s=3.0,
 )
 
 

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import math
 import os
-import platform
 import signal
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
 import uvloop
 
-from common import emit, log, number, print_rows, source_revision
+from common import RunStart, emit, exit_on_signals, log, number, print_rows
 from signaler_joins import measure_joins
 from signaler_profile import SCALE, SCALE_QUICK, Profile
 from signaler_relay import measure_relay
@@ -143,39 +140,25 @@ def print_scale_table(figures: list[dict[str, Any]], out: TextIO) -> None:
 
 def scale_main(args: argparse.Namespace, nofile: int) -> int:
     profile = SCALE_QUICK if args.quick else SCALE
-    started_at = datetime.datetime.now(datetime.UTC)
-    started = time.monotonic()
-    load_before = os.getloadavg()
-    revision = source_revision()
+    run = RunStart.now()
     details: dict[str, Any] = {}
     outcomes: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="weron-bench-") as log_dir:
-        try:
-            for config in SCALE_CONFIGS:
-                with start_cluster(config, args, Path(log_dir), outcomes) as cluster:
-                    details[config.name] = uvloop.run(measure_cluster(profile, cluster))
-        except KeyboardInterrupt:
-            log("interrupted (SIGINT); servers stopped")
-            return 130
-        except asyncio.CancelledError:
-            log("terminated (SIGTERM); servers stopped")
-            return 143
+    with (
+        tempfile.TemporaryDirectory(prefix="weron-bench-") as log_dir,
+        exit_on_signals("servers", asyncio.CancelledError),
+    ):
+        for config in SCALE_CONFIGS:
+            with start_cluster(config, args, Path(log_dir), outcomes) as cluster:
+                details[config.name] = uvloop.run(measure_cluster(profile, cluster))
     figures = scale_figures(details, profile)
     warnings = problems(details, outcomes)
     report = {
-        "benchmark": "weron signaler scaling out: 1 in-memory instance (reference), 1 and 2 "
-        "instances sharing PostgreSQL and Redis",
-        "mode": "scale-quick" if args.quick else "scale",
-        "started": started_at.isoformat(timespec="seconds"),
-        "duration_s": round(time.monotonic() - started, 1),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "python": platform.python_version(),
-            "nofile_limit": nofile,
-        },
-        "source": revision,
+        **run.head(
+            "weron signaler scaling out: 1 in-memory instance (reference), 1 and 2 instances "
+            "sharing PostgreSQL and Redis",
+            "scale-quick" if args.quick else "scale",
+            nofile_limit=nofile,
+        ),
         "profile": asdict(profile),
         "figures": figures,
         "problems": warnings,

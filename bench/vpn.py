@@ -1,7 +1,7 @@
 """Benchmark of `weron vpn ip`: iperf3 TCP throughput and ping round trips across the overlay
 between two network namespaces, next to the plain veth path between the same namespaces.
 
-The lab (tests/netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
+The lab (netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
 where the signaler listens. Measured over the same path, in alternating rounds of one run (the
 machine is shared and noisy), each figure of the overlay reported as a ratio to the others:
 
@@ -47,6 +47,7 @@ from typing import Final
 
 from common import (
     HERE,
+    bench_parser,
     cpu_seconds,
     emit,
     log,
@@ -58,9 +59,8 @@ from common import (
 )
 
 sys.path.insert(0, str(HERE.parent))
-from tests.netlab.lab import Host, Lab, lab_unavailable
-from tests.netlab.wglab import key_text, start_wireguard_go
-
+from netlab.lab import Host, Lab, lab_unavailable
+from netlab.wglab import key_text, start_wireguard_go
 from weron.wireguard.crypto import PrivateKey
 
 WERON: Final = [sys.executable, "-m", "weron"]
@@ -237,6 +237,14 @@ def wireguard_go(lab: Lab, hosts: tuple[Host, Host], tag: str) -> Running:
     return Running(address, [process.pid for process in processes], stop)
 
 
+def start_signaler(lab: Lab, log_dir: Path) -> None:
+    """A signaler in the lab's hub, on PORT, listening once this returns."""
+    with (log_dir / "signaler.log").open("wb") as out:
+        lab.start(lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{PORT}"], log=out)
+    while not lab.listening(lab.hub, PORT):
+        time.sleep(0.05)
+
+
 def wait_connected(log_paths: list[Path], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -311,16 +319,13 @@ def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs, for a CI smoke test")
+    parser = bench_parser(__doc__, quick="short runs, for a CI smoke test", before=True)
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick 1)")
-    parser.add_argument("--before", metavar="REV", help="also measure weron's src at REV")
     parser.add_argument(
         "--variant",
         metavar="ARGS",
         help="also measure `vpn ip` with these extra arguments (A/B of flags in one run)",
     )
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of the VPN")
     parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN devices")
     parser.add_argument(
@@ -344,12 +349,7 @@ def main() -> int:
     results: dict[str, dict[str, list[float]]] = {}
     try:
         hosts = (lab.add_host(), lab.add_host())
-        with (log_dir / "signaler.log").open("wb") as out:
-            lab.start(
-                lab.hub, [*WERON, "signaler", "--laddr", f"{lab.hub_address}:{PORT}"], log=out
-            )
-        while not lab.listening(lab.hub, PORT):
-            time.sleep(0.05)
+        start_signaler(lab, log_dir)
         contenders = [
             Contender("overlay", lambda: weron_vpn(lab, hosts, log_dir, args, "overlay", {}, [])),
             Contender("reference", lambda: Running(hosts[1].address, [], lambda: None)),

@@ -1,6 +1,6 @@
 """Benchmark of our WireGuard transport against stock wireguard-go, in the same run.
 
-A lab of two network namespaces joined by a veth pair (tests/netlab/wglab.py): on the right,
+A lab of two network namespaces joined by a veth pair (netlab/wglab.py): on the right,
 wireguard-go with a UDP counter bound to its overlay address; on the left, either our Python
 peer (``UdpOverlay`` on one asyncio UDP socket) or, as the reference, a second wireguard-go fed
 by a kernel UDP socket. Each sender blasts 1,400-byte IP packets (UDP payload 1,352 bytes over
@@ -18,7 +18,6 @@ document on stdout.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -30,12 +29,11 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from common import HERE, emit, json_safe, log, number, print_rows, source_revision
+from common import HERE, bench_parser, emit, json_safe, log, number, print_rows, source_revision
 
 sys.path.insert(0, str(HERE.parent))
 
-from tests.netlab.wglab import WireGuardLab, key_text, missing_requirements
-
+from netlab.wglab import WireGuardLab, key_text, missing_requirements
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.ip import build_udp, overlay_address
 from weron.wireguard.keys import decode_key
@@ -301,11 +299,9 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short CI smoke run")
+    parser = bench_parser(__doc__, quick="short CI smoke run")
     parser.add_argument("--seconds", type=float, default=5.0, help="blast time per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of ours + reference")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
     parser.add_argument(
         "--profile", type=Path, help="py-spy our sender: collapsed stacks to PROFILE-<round>.txt"
     )

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
+from tests import devtools
+
 HERE = Path(__file__).parent / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ("--disable-features=WebRtcHideLocalIpsWithMdns",)
+FLAGS = (*devtools.FLAGS, "--disable-features=WebRtcHideLocalIpsWithMdns")
 
 
 def browser_problem() -> str | None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.processes import WERON
+from tests.e2e.processes import WERON, json_records
 
 # The community of tests/e2e/hostile.py, so that the hostile member can join.
 COMMUNITY = ("--community", "chatroom", "--password", "pw", "--key", "mykey")
@@ -56,13 +56,7 @@ class ForwardProcess:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        return json_records(self.log_path)
 
     def find(self, message: str, **fields: object) -> list[dict[str, Any]]:
         return [

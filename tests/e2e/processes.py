@@ -55,6 +55,18 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
+def json_records(log_path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a process's log; the others (a line cut short by a kill, a traceback)
+    are passed over."""
+    records = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 @dataclass
 class SignalerProcess:
     port: int
@@ -77,13 +89,7 @@ class SignalerProcess:
         return self.log_path.read_text(errors="replace")
 
     def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.logs().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        return json_records(self.log_path)
 
     def messages(self) -> list[str]:
         return [str(record.get("message")) for record in self.log_records()]

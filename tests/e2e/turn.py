@@ -11,51 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from netlab.coturn import TURN_PASSWORD, TURN_USER, coturn_argv
 from tests.e2e.processes import free_port
-
-TURN_USER, TURN_PASSWORD = "lab", "labpass"
-
-
-def coturn_argv(
-    listen: list[str], port: int, relay_ip: str, log_dir: Path, relay_low: int
-) -> list[str]:
-    """coturn as STUN and TURN server (with two ``listen`` addresses also RFC 5780)."""
-    binary = shutil.which("turnserver")
-    if binary is None:
-        pytest.skip("coturn is not installed (Debian package coturn; ./dev.sh test installs it)")
-    return [
-        binary,
-        "-n",
-        "--no-tls",
-        "--no-dtls",
-        "--no-cli",
-        *(argument for address in listen for argument in ("-L", address)),
-        "--listening-port",
-        str(port),
-        "--relay-ip",
-        relay_ip,
-        "--min-port",
-        str(relay_low),
-        "--max-port",
-        str(relay_low + 50),
-        "--lt-cred-mech",
-        "--user",
-        f"{TURN_USER}:{TURN_PASSWORD}",
-        "--realm",
-        "weron.test",
-        "--fingerprint",
-        "--allow-loopback-peers",
-        "--log-file",
-        str(log_dir / f"coturn-{port}.log"),
-        "--simple-log",
-        "--pidfile",
-        str(log_dir / f"coturn-{port}.pid"),
-    ]
 
 
 @contextmanager
 def coturn(log_dir: Path, listen: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[str]:
     """Yield the ``--ice`` entry of a running coturn; stop it afterwards."""
+    if shutil.which("turnserver") is None:
+        pytest.skip("coturn is not installed (Debian package coturn; ./dev.sh test installs it)")
     port = free_port()
     command = coturn_argv(list(listen), port, listen[0], log_dir, 49152 + port % 10000)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

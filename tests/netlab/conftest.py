@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import subprocess
 import sys
@@ -15,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.netlab.lab import Host, Lab, lab_unavailable
-from tests.netlab.natlab import NatLab, nat_lab_unavailable
+from netlab.lab import Host, Lab, lab_unavailable
+from netlab.natlab import NatLab, nat_lab_unavailable
+from tests.e2e.processes import json_records
 
 WERON = [sys.executable, "-m", "weron"]
 SIGNALER_PORT = 1337
@@ -47,13 +46,7 @@ class Member:
     dev: str
 
     def records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        return json_records(self.log_path)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -173,13 +166,11 @@ class Hostile:
     log_path: Path
 
     def events(self, event: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                record = json.loads(line)
-                if isinstance(record, dict) and record.get("event") == event:
-                    found.append(record)
-        return found
+        return [
+            record
+            for record in json_records(self.log_path)
+            if isinstance(record, dict) and record.get("event") == event
+        ]
 
     def wait_for(self, event: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

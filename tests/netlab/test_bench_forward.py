@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from netlab.lab import lab_unavailable
 from tests.bench_runner import run_quick
-from tests.netlab.lab import lab_unavailable
 
 
 def test_quick_forward_benchmark_reports_every_figure(tmp_path: Path) -> None:

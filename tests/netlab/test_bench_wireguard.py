@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from netlab.wglab import missing_requirements
 from tests.bench_runner import run_quick
-from tests.netlab.wglab import missing_requirements
 
 
 @pytest.mark.skipif(

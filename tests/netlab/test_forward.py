@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from netlab.lab import Host
 from tests.netlab.conftest import WERON, Member, Network, signaler_url
-from tests.netlab.lab import Host
 
 ECHO_PORT = 7007
 CLOSED_PORT = 7008

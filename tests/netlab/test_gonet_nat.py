@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from netlab.natlab import EIM, SYMMETRIC, NatLab, nat_lab_unavailable
 from tests.e2e.chat import GonetProcess
 from tests.netlab.conftest import signaler_url, start_signaler
-from tests.netlab.natlab import EIM, SYMMETRIC, NatLab, nat_lab_unavailable
 
 ROOM = "home/room/secret"
 Start = Callable[..., GonetProcess]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from netlab.lab import lab_unavailable
 from tests.devtools import chromium_missing
-from tests.netlab.lab import lab_unavailable
 from weron.webrtc.backends import libdatachannel_problem
 
 _ROOT = Path(__file__).resolve().parents[2]

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.turn import TURN_PASSWORD, TURN_USER
-from tests.netlab.conftest import Member, Network
-from tests.netlab.natlab import (
+from netlab.coturn import TURN_PASSWORD, TURN_USER
+from netlab.natlab import (
     EIM,
     SECOND_ADDRESS,
     STUN_PORT,
     SYMMETRIC,
     NatLab,
 )
+from tests.netlab.conftest import Member, Network
 from tests.netlab.test_vpn_ip import IPS, connected
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from netlab.lab import Lab
 from tests.netlab.conftest import SIGNALER_PORT, WERON
-from tests.netlab.lab import Lab
 from tests.netlab.units import (
     CONTRIB,
     INSTALL_PREFIX,

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from netlab.lab import Host, Lab
 from tests.netlab.conftest import WERON, Member, Network, start_hostile
-from tests.netlab.lab import Host, Lab
 
 IPS = "10.77.0.1/24,fd00:77::1/64"
 

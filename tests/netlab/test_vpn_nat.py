@@ -7,8 +7,8 @@ import re
 import time
 from pathlib import Path
 
+from netlab.natlab import EIM, NatLab
 from tests.netlab.conftest import Network
-from tests.netlab.natlab import EIM, NatLab
 from tests.netlab.test_vpn_ip import IPS, connected
 
 REPLY = re.compile(r"^\[(?P<time>[0-9.]+)\] .* icmp_seq=(?P<seq>\d+) ")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.netlab.wglab import WireGuardGo, WireGuardLab, missing_requirements
+from netlab.wglab import WireGuardGo, WireGuardLab, missing_requirements
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import Timers, WireGuardPeer
 from weron.wireguard.ip import UdpPacket

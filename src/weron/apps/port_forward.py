@@ -23,7 +23,7 @@ import functools
 import secrets
 import socket
 import struct
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, cast
 
@@ -248,6 +248,16 @@ class _UdpFlow(asyncio.DatagramProtocol):
         log.debug("UDP socket error", error=str(exc))
 
 
+async def _udp_frames(conn: DataChannel, peer: str) -> AsyncIterator[proto.Frame]:
+    """The frames of a UDP channel until it closes; one that does not decode is logged and
+    skipped, as a datagram that fails its checksum would be."""
+    while True:
+        try:
+            yield proto.decode(await conn.receive())
+        except proto.ForwardError as exc:
+            log.info("Ignoring UDP frame", peer=peer, reason=str(exc))
+
+
 def _send_datagram(conn: DataChannel, flow: int, data: bytes, counters: Counters) -> None:
     frame = proto.datagram_frame(flow, data)
     try:
@@ -432,12 +442,7 @@ class _Forwarder:
         self.counters.served += 1
         sweeper = asyncio.create_task(_sweep_flows(flows))
         try:
-            while True:
-                try:
-                    frame = proto.decode(await conn.receive())
-                except proto.ForwardError as exc:
-                    log.info("Ignoring UDP frame", peer=peer.peer_id, reason=str(exc))
-                    continue
+            async for frame in _udp_frames(conn, peer.peer_id):
                 if not isinstance(frame, proto.Datagram):
                     continue
                 entry = flows.get(frame.flow)
@@ -683,12 +688,7 @@ class _UdpListener(asyncio.DatagramProtocol):
             _send_datagram(conn, flow, data, counters)
         self._waiting.clear()
         try:
-            while True:
-                try:
-                    frame = proto.decode(await conn.receive())
-                except proto.ForwardError as exc:
-                    log.info("Ignoring UDP frame", peer=forward.peer, reason=str(exc))
-                    continue
+            async for frame in _udp_frames(conn, forward.peer):
                 if isinstance(frame, proto.Error):
                     log.warning(
                         "Peer refused the UDP flows",

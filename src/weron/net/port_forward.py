@@ -374,7 +374,11 @@ class Stream:
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
+class HostPort:
+    """A ``HOST:PORT`` of ``--listen`` or ``--expose``: a TCP or UDP socket address on this
+    machine's side (not gonet's UDP endpoints of :mod:`weron.net.endpoints`), printed back the
+    way it is written."""
+
     host: str
     port: int
 
@@ -392,7 +396,7 @@ def _split_transport(text: str) -> tuple[str, Transport]:
         raise ForwardError(f"unknown transport {suffix!r} in {text!r} (tcp or udp)") from None
 
 
-def parse_endpoint(text: str, what: str) -> Endpoint:
+def parse_host_port(text: str, what: str) -> HostPort:
     """``HOST:PORT`` or ``[IPv6]:PORT``."""
     host, colon, port_text = text.rpartition(":")
     if not colon or not host:
@@ -409,7 +413,7 @@ def parse_endpoint(text: str, what: str) -> Endpoint:
         port = _number(port_text, "port", 65_535, 1)
     except ForwardError:
         raise ForwardError(f"bad {what} {text!r}: the port must be 1 to 65535") from None
-    return Endpoint(host, port)
+    return HostPort(host, port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +422,7 @@ class Exposed:
 
     transport: Transport
     port: int
-    target: Endpoint
+    target: HostPort
 
 
 def parse_exposed(values: Sequence[str]) -> dict[tuple[Transport, int], Exposed]:
@@ -430,9 +434,9 @@ def parse_exposed(values: Sequence[str]) -> dict[tuple[Transport, int], Exposed]
             continue
         body, transport = _split_transport(value)
         if body.isdigit():
-            target = parse_endpoint(f"127.0.0.1:{body}", "--expose")
+            target = parse_host_port(f"127.0.0.1:{body}", "--expose")
         else:
-            target = parse_endpoint(body, "--expose")
+            target = parse_host_port(body, "--expose")
         key = (transport, target.port)
         if key in exposed:
             raise ForwardError(f"--expose {value!r}: port {target.port}/{transport} twice")
@@ -445,7 +449,7 @@ class Forward:
     """``--listen`` on ``listen`` and forward to ``peer``'s exposed ``port``."""
 
     transport: Transport
-    listen: Endpoint
+    listen: HostPort
     peer: str
     port: int
 
@@ -459,10 +463,10 @@ def parse_forwards(listens: Sequence[str], targets: Sequence[str]) -> list[Forwa
             f"{len(listens)} --listen but {len(targets)} --to: give one --to per --listen"
         )
     forwards = []
-    seen: set[tuple[Transport, Endpoint]] = set()
+    seen: set[tuple[Transport, HostPort]] = set()
     for listen_text, target_text in zip(listens, targets, strict=True):
         body, transport = _split_transport(listen_text)
-        listen = parse_endpoint(body, "--listen")
+        listen = parse_host_port(body, "--listen")
         if (transport, listen) in seen:
             raise ForwardError(f"--listen {listen_text!r} twice")
         seen.add((transport, listen))

@@ -8,22 +8,12 @@
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
-const [executablePath, userDataDir, ...extraFlags] = process.argv.slice(2);
+const [executablePath, userDataDir, ...flags] = process.argv.slice(2);
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath,
   headless: true,
   viewport: { width: 1000, height: 1400 },
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    ...extraFlags,
-  ],
+  args: flags, // tests/devtools.py's FLAGS, then tests/e2e/browser.py's own
 });
 const pages = new Map();
 const consoles = new Map();

@@ -132,9 +132,9 @@ def test_a_frame_that_breaks_the_protocol_resets_the_stream(
 
 def test_exposed_ports_and_targets() -> None:
     exposed = proto.parse_exposed(["22", "10.0.0.5:80", "53/udp", "[::1]:8080/tcp"])
-    assert exposed[(Transport.TCP, 22)].target == proto.Endpoint("127.0.0.1", 22)
-    assert exposed[(Transport.TCP, 80)].target == proto.Endpoint("10.0.0.5", 80)
-    assert exposed[(Transport.UDP, 53)].target == proto.Endpoint("127.0.0.1", 53)
+    assert exposed[(Transport.TCP, 22)].target == proto.HostPort("127.0.0.1", 22)
+    assert exposed[(Transport.TCP, 80)].target == proto.HostPort("10.0.0.5", 80)
+    assert exposed[(Transport.UDP, 53)].target == proto.HostPort("127.0.0.1", 53)
     assert str(exposed[(Transport.TCP, 8080)].target) == "[::1]:8080"
     for values in (["22", "22/tcp"], ["0"], ["70000"], ["host"], ["22/sctp"], ["::1:22"]):
         with pytest.raises(proto.ForwardError):
@@ -146,8 +146,8 @@ def test_listen_and_to_pair_in_order() -> None:
         ["127.0.0.1:2222", "127.0.0.1:5353/udp"], ["home:22", "home:53"]
     )
     assert forwards == [
-        proto.Forward(Transport.TCP, proto.Endpoint("127.0.0.1", 2222), "home", 22),
-        proto.Forward(Transport.UDP, proto.Endpoint("127.0.0.1", 5353), "home", 53),
+        proto.Forward(Transport.TCP, proto.HostPort("127.0.0.1", 2222), "home", 22),
+        proto.Forward(Transport.UDP, proto.HostPort("127.0.0.1", 5353), "home", 53),
     ]
     for listens, targets in (
         (["127.0.0.1:1"], []),

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from tests.e2e.turn import TURN_PASSWORD, TURN_USER, coturn_argv
-from tests.netlab.lab import LAN_PREFIX, Host, Lab, _ip, lab_unavailable
+from netlab.coturn import TURN_PASSWORD, TURN_USER, coturn_argv
+from netlab.lab import LAN_PREFIX, Host, Lab, _ip, lab_unavailable
 
 EIM: Final = "masquerade"
 SYMMETRIC: Final = "masquerade fully-random"
