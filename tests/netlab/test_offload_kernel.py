@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.netlab.lab import Lab
-from tests.netlab.wglab import in_namespace
+from netlab.lab import Lab
+from netlab.wglab import in_namespace
 from weron.net import offload
 from weron.net.device import DeviceKind, _create
 
