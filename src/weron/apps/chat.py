@@ -15,14 +15,14 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 from weron.apps.console import Screen, console, escape_controls, next_line, until
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError
 from weron.log import get_logger
 from weron.peers import Peer
-from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
 from weron.webrtc import Backend, ChannelClosedError
 
@@ -31,15 +31,11 @@ log = get_logger(__name__)
 
 @dataclass(slots=True)
 class ChatConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     names: Sequence[str]
     channels: Sequence[str] = ("weron/chat/primary",)
     id_channel: str = "weron/chat/id"
     kicks: float = 5.0
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -63,7 +59,7 @@ class _Chat:
         self._config = config
         self._adapter = adapter
         self._screen = screen
-        self._timeout = config.adapter.timeout
+        self._timeout = config.join.adapter.timeout
         self._channels = [channel for channel in config.channels if channel.strip()]
         self._connected: dict[tuple[str, str], Peer] = {}
         self._waiting: dict[str, list[str]] = {}  # by channel: lines typed while alone
@@ -202,20 +198,20 @@ async def run(
 ) -> None:
     """Chat until stdin ends (EOF) or the task is cancelled (Ctrl-C)."""
     adapter = NamedAdapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
+        config.join.raddr,
+        config.join.community,
+        config.join.password,
+        config.join.key,
         config.channels,
         backend,
         names=config.names,
         id_channel=config.id_channel,
         kicks=config.kicks,
-        config=config.adapter,
+        config=config.join.adapter,
     )
     with console(stdin or sys.stdin, stdout or sys.stdout) as (screen, lines):
         chat = _Chat(config, adapter, screen)
-        screen.line(f".{config.raddr}")
+        screen.line(f".{config.join.raddr}")
         chat.spawn(chat.show_progress())
         await adapter.open()
         background = [

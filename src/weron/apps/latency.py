@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.apps.report import go_duration, percentile
 from weron.log import get_logger
 from weron.peers import Peer
-from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.adapter import Adapter
 from weron.webrtc import Backend, ChannelClosedError
 
 log = get_logger(__name__)
@@ -28,15 +29,11 @@ CHANNEL = "weron/latency/primary"
 
 @dataclass(slots=True)
 class LatencyConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     server: bool = False
     packet_length: int = 128
     pause: float = 1.0
     json: bool = False
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 @dataclass(slots=True)
@@ -128,14 +125,14 @@ async def run(config: LatencyConfig, backend: Backend, out: TextIO | None = None
             started = time.perf_counter()
             await peer.conn.send(payload)
             try:
-                async with asyncio.timeout(config.adapter.timeout):
+                async with asyncio.timeout(config.join.adapter.timeout):
                     reply = await peer.conn.receive()
             except TimeoutError:
                 # WebRTC takes 15-30 s to notice a vanished peer: say so at once.
                 log.warning(
                     "No echo within the timeout: is the server gone?",
                     id=peer.peer_id,
-                    timeout=config.adapter.timeout,
+                    timeout=config.join.adapter.timeout,
                 )
                 adapter.drop(peer.peer_id)
                 raise ChannelClosedError("no echo") from None
@@ -147,13 +144,13 @@ async def run(config: LatencyConfig, backend: Backend, out: TextIO | None = None
             await asyncio.sleep(config.pause)
 
     adapter = Adapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
+        config.join.raddr,
+        config.join.community,
+        config.join.password,
+        config.join.key,
         [CHANNEL],
         backend,
-        config.adapter,
+        config.join.adapter,
     )
     try:
         await serve_each_peer(adapter, echo if config.server else measure)

@@ -20,11 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Final, TextIO
 
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.apps.report import go_duration
 from weron.log import get_logger
 from weron.peers import Peer
-from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.adapter import Adapter
 from weron.webrtc import Backend
 
 log = get_logger(__name__)
@@ -36,15 +37,11 @@ _NOTHING_JSON: Final = '{"type":"totals","bytes":0,"batches":0}'
 
 @dataclass(slots=True)
 class ThroughputConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     server: bool = False
     packet_length: int = 50_000
     packet_count: int = 1_000
     json: bool = False
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 @dataclass(slots=True)
@@ -89,7 +86,7 @@ async def _receive_in_batch(peer: Peer, received: int, config: ThroughputConfig)
     """The next message of a batch, with a warning if it is long in coming: the client may
     use a smaller --packet-count (it then waits for an acknowledgement that never comes)."""
     try:
-        async with asyncio.timeout(config.adapter.timeout):
+        async with asyncio.timeout(config.join.adapter.timeout):
             return await peer.conn.receive()
     except TimeoutError:
         log.warning(
@@ -108,7 +105,7 @@ async def run(
     too: what it read)."""
     stream = out or sys.stdout
     totals = ThroughputTotals()
-    timeout = config.adapter.timeout
+    timeout = config.join.adapter.timeout
 
     async def measure(peer: Peer) -> None:
         maximum = peer.conn.max_message_size
@@ -167,13 +164,13 @@ async def run(
                 )
 
     adapter = Adapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
+        config.join.raddr,
+        config.join.community,
+        config.join.password,
+        config.join.key,
         [CHANNEL],
         backend,
-        config.adapter,
+        config.join.adapter,
     )
     try:
         await serve_each_peer(

@@ -10,17 +10,19 @@ device only if its source MAC is that peer's and its destination is ours or a gr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from weron.apps.forwarding import Forwarder, run_forwarding
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.log import get_logger
 from weron.net.device import DeviceError, DeviceKind, address_networks, open_device
 from weron.net.packets import format_mac, is_mac_group, mac_destination, mac_endpoints, parse_mac
 from weron.peers import Peer
-from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.adapter import Adapter
 from weron.webrtc import Backend, ChannelOptions
 
 log = get_logger(__name__)
@@ -33,15 +35,11 @@ DEFAULT_MTU: Final = 1420
 
 @dataclass(slots=True)
 class VpnEthernetConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     dev: str = ""
     mac: str = ""  # empty: the kernel picks a random one
     parallel: int = 20
     mtu: int = DEFAULT_MTU
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 def mac_refusal(mac: bytes, ours: Collection[bytes]) -> str | None:
@@ -71,19 +69,21 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     except DeviceError as exc:
         raise PeerAppError(str(exc)) from None
     assert device.mac is not None
-    adapter_config = config.adapter
-    adapter_config.id = format_mac(device.mac)
-    adapter_config.overlay_networks = lambda: address_networks(device)
-    adapter_config.channel_options = {
-        **adapter_config.channel_options,
-        FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS,
-    }
+    adapter_config = dataclasses.replace(
+        config.join.adapter,
+        id=format_mac(device.mac),
+        overlay_networks=lambda: address_networks(device),
+        channel_options={
+            **config.join.adapter.channel_options,
+            FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS,
+        },
+    )
     try:
         adapter = Adapter(
-            config.raddr,
-            config.community,
-            config.password,
-            config.key,
+            config.join.raddr,
+            config.join.community,
+            config.join.password,
+            config.join.key,
             [FRAME_CHANNEL],
             backend,
             adapter_config,

@@ -12,13 +12,15 @@ a broadcast or multicast (not the host's other networks).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from weron.apps.forwarding import Forwarder, run_forwarding
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.log import get_logger
 from weron.net import claims
@@ -32,7 +34,6 @@ from weron.net.device import (
 from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
 from weron.net.remembered import ClaimMemory
 from weron.peers import Peer
-from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
 from weron.signaling.names import AllNamesClaimedError
 from weron.webrtc import Backend, ChannelOptions, IpNetwork
@@ -50,10 +51,7 @@ _PROGRESS_EVERY: Final = 5.0  # seconds between claim progress lines
 
 @dataclass(slots=True)
 class VpnIpConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     ips: Sequence[str]
     dev: str = ""
     id_channel: str = ID_CHANNEL
@@ -65,7 +63,6 @@ class VpnIpConfig:
     # Where the claimed addresses are remembered, to be asked for first after a restart
     # (weron.net.remembered); empty: nowhere.
     state_file: str = ""
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 class _Routes:
@@ -115,27 +112,27 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
     overlay = claims.Overlay(networks)
     memory = ClaimMemory(
         Path(config.state_file) if config.state_file else None,
-        f"{config.community} {claims.encode(networks)}",
+        f"{config.join.community} {claims.encode(networks)}",
     )
     try:
         device = await open_device(DeviceKind.TUN, config.dev, mtu=config.mtu)
     except DeviceError as exc:
         raise PeerAppError(str(exc)) from None
     routes = _Routes()
-    adapter_config = config.adapter
-    adapter_config.overlay_networks = overlay_networks(
-        overlay, routes, lambda: address_networks(device)
+    adapter_config = dataclasses.replace(
+        config.join.adapter,
+        overlay_networks=overlay_networks(overlay, routes, lambda: address_networks(device)),
+        channel_options={
+            **config.join.adapter.channel_options,
+            PACKET_CHANNEL: PACKET_CHANNEL_OPTIONS,
+        },
     )
-    adapter_config.channel_options = {
-        **adapter_config.channel_options,
-        PACKET_CHANNEL: PACKET_CHANNEL_OPTIONS,
-    }
     try:
         adapter = NamedAdapter(
-            config.raddr,
-            config.community,
-            config.password,
-            config.key,
+            config.join.raddr,
+            config.join.community,
+            config.join.password,
+            config.join.key,
             [PACKET_CHANNEL],
             backend,
             names=names,
