@@ -123,3 +123,16 @@ class FakeAdapter:
 
     async def close(self) -> None:
         self.closed = True
+
+
+class FakeClock:
+    """A clock for apps that time things: each reading is ``step`` seconds after the last."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        now = self.now
+        self.now += self.step
+        return now
