@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from weron.apps.console import Screen, console, escape_controls, next_line, until
 from weron.apps.join import JoinConfig
@@ -52,10 +52,20 @@ async def _send(peer: Peer, lines: Sequence[str]) -> bool:
     return True
 
 
-class _Chat:
-    """Who is connected, what waits for a peer, and what the user is told about it."""
+class NamedPeers(Protocol):
+    """What the chat asks of the :class:`~weron.peers.named.NamedAdapter`: our names, and a
+    :class:`Peer` per open channel, by the peer's name."""
 
-    def __init__(self, config: ChatConfig, adapter: NamedAdapter, screen: Screen) -> None:
+    async def next_name(self) -> str: ...
+
+    def peers(self) -> AsyncIterator[Peer]: ...
+
+
+class Chat:
+    """Who is connected, what waits for a peer, and what the user is told about it. The
+    adapter and the screen come in: tests give a fake adapter and a screen on strings."""
+
+    def __init__(self, config: ChatConfig, adapter: NamedPeers, screen: Screen) -> None:
         self._config = config
         self._adapter = adapter
         self._screen = screen
@@ -210,7 +220,7 @@ async def run(
         config=config.join.adapter,
     )
     with console(stdin or sys.stdin, stdout or sys.stdout) as (screen, lines):
-        chat = _Chat(config, adapter, screen)
+        chat = Chat(config, adapter, screen)
         screen.line(f".{config.join.raddr}")
         chat.spawn(chat.show_progress())
         await adapter.open()
