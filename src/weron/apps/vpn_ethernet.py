@@ -11,6 +11,7 @@ device only if its source MAC is that peer's and its destination is ours or a gr
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
@@ -54,6 +55,27 @@ def mac_refusal(mac: bytes, ours: Collection[bytes]) -> str | None:
     return None
 
 
+async def serve(forwarder: Forwarder, peer: Peer) -> None:
+    """Route ``peer``'s MAC address (its id) to it until it leaves, unless it may not have
+    that address (:func:`mac_refusal`: then it is closed)."""
+    try:
+        peer_mac = parse_mac(peer.peer_id)
+    except ValueError:
+        log.warning("Ignoring peer whose id is not a MAC address", id=peer.peer_id[:64])
+        peer.conn.close()
+        return
+    reason = mac_refusal(peer_mac, forwarder.local)
+    if reason is not None:
+        log.warning("Ignoring peer", id=peer.peer_id, reason=reason)
+        peer.conn.close()
+        return
+    log.info("Connected to peer", id=peer.peer_id)
+    try:
+        await forwarder.serve(peer.conn, [peer_mac], peer.peer_id)
+    finally:
+        log.info("Disconnected from peer", id=peer.peer_id)
+
+
 async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     """Join the network until cancelled (Ctrl-C)."""
     try:
@@ -95,23 +117,5 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
         device, mac_destination, mac_endpoints, is_mac_group, batch=config.parallel
     )
     forwarder.local = frozenset({device.mac})
-
-    async def serve(peer: Peer) -> None:
-        try:
-            peer_mac = parse_mac(peer.peer_id)
-        except ValueError:
-            log.warning("Ignoring peer whose id is not a MAC address", id=peer.peer_id[:64])
-            peer.conn.close()
-            return
-        reason = mac_refusal(peer_mac, forwarder.local)
-        if reason is not None:
-            log.warning("Ignoring peer", id=peer.peer_id, reason=reason)
-            peer.conn.close()
-            return
-        log.info("Connected to peer", id=peer.peer_id)
-        try:
-            await forwarder.serve(peer.conn, [peer_mac], peer.peer_id)
-        finally:
-            log.info("Disconnected from peer", id=peer.peer_id)
-
-    await run_forwarding(device, forwarder, [serve_each_peer(adapter, serve, log_peers=False)])
+    serving = serve_each_peer(adapter, functools.partial(serve, forwarder), log_peers=False)
+    await run_forwarding(device, forwarder, [serving])
