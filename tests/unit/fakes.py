@@ -92,6 +92,7 @@ class FakeAdapter:
         self.arriving: asyncio.Queue[Peer] = asyncio.Queue()
         self.names: asyncio.Queue[str | BaseException] = asyncio.Queue()
         self.dropped: list[str] = []
+        self.forgotten: list[object] = []  # channels the app is done with
         self.ids: asyncio.Queue[str] = asyncio.Queue()
         self.ids.put_nowait("our-uuid")  # the signaler is reached once
         self.opened = self.closed = False
@@ -117,6 +118,9 @@ class FakeAdapter:
 
     def drop(self, peer_id: str) -> None:
         self.dropped.append(peer_id)
+
+    def forget_channel(self, channel: object) -> None:
+        self.forgotten.append(channel)
 
     def raise_if_failed(self) -> None:
         pass

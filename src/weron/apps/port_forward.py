@@ -24,9 +24,9 @@ import functools
 import secrets
 import socket
 import struct
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError
@@ -254,13 +254,26 @@ def _send_datagram(conn: DataChannel, flow: int, data: bytes, counters: Counters
         counters.dropped += 1
 
 
-class _Forwarder:
-    """Both roles of one `weron forward`: serving peers' channels, and the local listeners."""
+class ForwardPeers(Protocol):
+    """What forwarding asks of the :class:`~weron.peers.named.NamedAdapter` (a fake in tests)."""
+
+    def peers(self) -> AsyncIterator[Peer]: ...
+
+    async def until_named(self, name: str) -> str: ...
+
+    async def open_channel(self, name: str, spec: ChannelSpec) -> Peer: ...
+
+    def forget_channel(self, channel: DataChannel) -> None: ...
+
+
+class PortForwarder:
+    """Both roles of one `weron forward`: serving peers' channels, and the local listeners.
+    The adapter comes in: tests give a fake one."""
 
     def __init__(
         self,
         config: ForwardConfig,
-        adapter: NamedAdapter,
+        adapter: ForwardPeers,
         exposed: dict[tuple[proto.Transport, int], proto.Exposed],
     ) -> None:
         self._config = config
@@ -604,7 +617,7 @@ class _UdpListener(asyncio.DatagramProtocol):
     """A ``--listen .../udp`` socket: its flows (one per source address) share one channel to
     the peer, opened with the first datagram (and again after the peer went)."""
 
-    def __init__(self, forwarder: _Forwarder, forward: proto.Forward) -> None:
+    def __init__(self, forwarder: PortForwarder, forward: proto.Forward) -> None:
         self._forwarder = forwarder
         self._forward = forward
         self._transport: asyncio.DatagramTransport | None = None
@@ -740,7 +753,7 @@ async def run(config: ForwardConfig, backend: Backend) -> None:
         kicks=config.kicks,
         config=dataclasses.replace(config.join.adapter, later_labels=proto.is_forward_label),
     )
-    forwarder = _Forwarder(config, adapter, exposed)
+    forwarder = PortForwarder(config, adapter, exposed)
     for each in exposed.values():
         log.info("Exposing", port=f"{each.port}/{each.transport}", target=str(each.target))
     try:
