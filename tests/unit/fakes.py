@@ -1,10 +1,12 @@
-"""A message channel without a network, for the unit tests of what sits on channels."""
+"""Fakes for the unit tests of what sits on channels and adapters: a message channel without a
+network, an adapter without a signaler."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
+from weron.peers import Peer
 from weron.webrtc import ChannelClosedError, echo_on_loop
 
 
@@ -78,3 +80,63 @@ class FakeChannel:
         self.closed = True
         self.inbox.clear()
         self._arrived.set()
+
+
+class FakeAdapter:
+    """An adapter without a signaler or WebRTC: hands out the peers a test puts in
+    ``arriving`` and the names (or the error to raise) it puts in ``names``; records the
+    peers dropped. Stands in for an :class:`~weron.peers.adapter.Adapter` (under a
+    ``NamedAdapter``, or under an app) and for a ``NamedAdapter`` (under an app)."""
+
+    def __init__(self) -> None:
+        self.arriving: asyncio.Queue[Peer] = asyncio.Queue()
+        self.names: asyncio.Queue[str | BaseException] = asyncio.Queue()
+        self.dropped: list[str] = []
+        self.forgotten: list[object] = []  # channels the app is done with
+        self.ids: asyncio.Queue[str] = asyncio.Queue()
+        self.ids.put_nowait("our-uuid")  # the signaler is reached once
+        self.opened = self.closed = False
+
+    async def open(self) -> None:
+        self.opened = True
+
+    async def peers(self) -> AsyncIterator[Peer]:
+        while True:
+            yield await self.arriving.get()
+
+    async def next_id(self) -> str:
+        return await self.ids.get()
+
+    async def next_name(self) -> str:
+        name = await self.names.get()
+        if isinstance(name, BaseException):
+            raise name
+        return name
+
+    def negotiating(self) -> int:
+        return 0
+
+    def drop(self, peer_id: str) -> None:
+        self.dropped.append(peer_id)
+
+    def forget_channel(self, channel: object) -> None:
+        self.forgotten.append(channel)
+
+    def raise_if_failed(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeClock:
+    """A clock for apps that time things: each reading is ``step`` seconds after the last."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        now = self.now
+        self.now += self.step
+        return now

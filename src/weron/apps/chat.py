@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TextIO
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TextIO
 
 from weron.apps.console import Screen, console, escape_controls, next_line, until
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError
 from weron.log import get_logger
 from weron.peers import Peer
-from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
 from weron.webrtc import Backend, ChannelClosedError
 
@@ -31,15 +31,11 @@ log = get_logger(__name__)
 
 @dataclass(slots=True)
 class ChatConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     names: Sequence[str]
     channels: Sequence[str] = ("weron/chat/primary",)
     id_channel: str = "weron/chat/id"
     kicks: float = 5.0
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -56,14 +52,24 @@ async def _send(peer: Peer, lines: Sequence[str]) -> bool:
     return True
 
 
-class _Chat:
-    """Who is connected, what waits for a peer, and what the user is told about it."""
+class NamedPeers(Protocol):
+    """What the chat asks of the :class:`~weron.peers.named.NamedAdapter`: our names, and a
+    :class:`Peer` per open channel, by the peer's name."""
 
-    def __init__(self, config: ChatConfig, adapter: NamedAdapter, screen: Screen) -> None:
+    async def next_name(self) -> str: ...
+
+    def peers(self) -> AsyncIterator[Peer]: ...
+
+
+class Chat:
+    """Who is connected, what waits for a peer, and what the user is told about it. The
+    adapter and the screen come in: tests give a fake adapter and a screen on strings."""
+
+    def __init__(self, config: ChatConfig, adapter: NamedPeers, screen: Screen) -> None:
         self._config = config
         self._adapter = adapter
         self._screen = screen
-        self._timeout = config.adapter.timeout
+        self._timeout = config.join.adapter.timeout
         self._channels = [channel for channel in config.channels if channel.strip()]
         self._connected: dict[tuple[str, str], Peer] = {}
         self._waiting: dict[str, list[str]] = {}  # by channel: lines typed while alone
@@ -202,20 +208,20 @@ async def run(
 ) -> None:
     """Chat until stdin ends (EOF) or the task is cancelled (Ctrl-C)."""
     adapter = NamedAdapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
+        config.join.raddr,
+        config.join.community,
+        config.join.password,
+        config.join.key,
         config.channels,
         backend,
         names=config.names,
         id_channel=config.id_channel,
         kicks=config.kicks,
-        config=config.adapter,
+        config=config.join.adapter,
     )
     with console(stdin or sys.stdin, stdout or sys.stdout) as (screen, lines):
-        chat = _Chat(config, adapter, screen)
-        screen.line(f".{config.raddr}")
+        chat = Chat(config, adapter, screen)
+        screen.line(f".{config.join.raddr}")
         chat.spawn(chat.show_progress())
         await adapter.open()
         background = [

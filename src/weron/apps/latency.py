@@ -12,14 +12,16 @@ import json
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.apps.report import go_duration, percentile
 from weron.log import get_logger
 from weron.peers import Peer
-from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.adapter import Adapter
 from weron.webrtc import Backend, ChannelClosedError
 
 log = get_logger(__name__)
@@ -28,15 +30,11 @@ CHANNEL = "weron/latency/primary"
 
 @dataclass(slots=True)
 class LatencyConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     server: bool = False
     packet_length: int = 128
     pause: float = 1.0
     json: bool = False
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 @dataclass(slots=True)
@@ -108,55 +106,84 @@ class _Printer:
         self._out.flush()
 
 
+async def echo(peer: Peer) -> None:
+    """The server's side: every message goes back as it came."""
+    await peer.conn.echo()
+
+
+class LatencyClient:
+    """The client's side with one server: send ``packet_length`` random bytes, time the echo,
+    count and print it, wait ``pause``, again. The clock, the pause and the random bytes come
+    in, and so does ``drop`` (the adapter's: a server silent for ``timeout`` is dropped at once,
+    as WebRTC would take 15-30 s to notice it is gone)."""
+
+    def __init__(
+        self,
+        config: LatencyConfig,
+        totals: LatencyTotals,
+        printer: _Printer,
+        *,
+        drop: Callable[[str], None],
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._config = config
+        self._totals = totals
+        self._printer = printer
+        self._drop = drop
+        self._clock = clock
+        self._sleep = sleep
+        self._random_bytes = random_bytes
+
+    async def measure(self, peer: Peer) -> None:
+        """Round trips with ``peer`` until it is gone (``ChannelClosedError``)."""
+        length, timeout = self._config.packet_length, self._config.join.adapter.timeout
+        maximum = peer.conn.max_message_size
+        if length > maximum:
+            raise PeerAppError(
+                f"--packet-length {length} is larger than the largest message "
+                f"this connection can carry ({maximum} bytes)"
+            )
+        while True:
+            payload = self._random_bytes(length)
+            started = self._clock()
+            await peer.conn.send(payload)
+            try:
+                async with asyncio.timeout(timeout):
+                    reply = await peer.conn.receive()
+            except TimeoutError:
+                log.warning(
+                    "No echo within the timeout: is the server gone?",
+                    id=peer.peer_id,
+                    timeout=timeout,
+                )
+                self._drop(peer.peer_id)
+                raise ChannelClosedError("no echo") from None
+            round_trip = self._clock() - started
+            if len(reply) != len(payload):
+                log.warning("Echo of a different size", sent=len(payload), received=len(reply))
+            self._totals.round_trips.append(round_trip)
+            self._printer.packet(peer.peer_id, len(payload), round_trip)
+            await self._sleep(self._config.pause)
+
+
 async def run(config: LatencyConfig, backend: Backend, out: TextIO | None = None) -> LatencyTotals:
     """Measure until cancelled (Ctrl-C); the totals are printed on the way out."""
     printer = _Printer(out or sys.stdout, config.json)
     totals = LatencyTotals()
-
-    async def echo(peer: Peer) -> None:
-        await peer.conn.echo()
-
-    async def measure(peer: Peer) -> None:
-        maximum = peer.conn.max_message_size
-        if config.packet_length > maximum:
-            raise PeerAppError(
-                f"--packet-length {config.packet_length} is larger than the largest message "
-                f"this connection can carry ({maximum} bytes)"
-            )
-        while True:
-            payload = os.urandom(config.packet_length)
-            started = time.perf_counter()
-            await peer.conn.send(payload)
-            try:
-                async with asyncio.timeout(config.adapter.timeout):
-                    reply = await peer.conn.receive()
-            except TimeoutError:
-                # WebRTC takes 15-30 s to notice a vanished peer: say so at once.
-                log.warning(
-                    "No echo within the timeout: is the server gone?",
-                    id=peer.peer_id,
-                    timeout=config.adapter.timeout,
-                )
-                adapter.drop(peer.peer_id)
-                raise ChannelClosedError("no echo") from None
-            round_trip = time.perf_counter() - started
-            if len(reply) != len(payload):
-                log.warning("Echo of a different size", sent=len(payload), received=len(reply))
-            totals.round_trips.append(round_trip)
-            printer.packet(peer.peer_id, len(payload), round_trip)
-            await asyncio.sleep(config.pause)
-
     adapter = Adapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
+        config.join.raddr,
+        config.join.community,
+        config.join.password,
+        config.join.key,
         [CHANNEL],
         backend,
-        config.adapter,
+        config.join.adapter,
     )
+    client = LatencyClient(config, totals, printer, drop=adapter.drop)
     try:
-        await serve_each_peer(adapter, echo if config.server else measure)
+        await serve_each_peer(adapter, echo if config.server else client.measure)
     finally:
         printer.totals(totals)
     return totals

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import secrets
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Final, cast
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Protocol, cast
 
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError
 from weron.log import get_logger
 from weron.net import port_forward as proto
 from weron.peers import Peer
-from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
 from weron.webrtc import Backend, ChannelClosedError, ChannelOptions, ChannelSpec, DataChannel
 
@@ -50,10 +51,7 @@ _IDLE_CHANNELS: Final = 64  # idle TCP channels kept per peer for the next conne
 
 @dataclass(slots=True)
 class ForwardConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     names: Sequence[str]
     expose: Sequence[str] = ()
     listen: Sequence[str] = ()
@@ -61,7 +59,6 @@ class ForwardConfig:
     id_channel: str = proto.ID_CHANNEL
     kicks: float = 5.0
     max_connections: int = DEFAULT_MAX_CONNECTIONS
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 @dataclass(slots=True)
@@ -267,20 +264,33 @@ def _send_datagram(conn: DataChannel, flow: int, data: bytes, counters: Counters
         counters.dropped += 1
 
 
-class _Forwarder:
-    """Both roles of one `weron forward`: serving peers' channels, and the local listeners."""
+class ForwardPeers(Protocol):
+    """What forwarding asks of the :class:`~weron.peers.named.NamedAdapter` (a fake in tests)."""
+
+    def peers(self) -> AsyncIterator[Peer]: ...
+
+    async def until_named(self, name: str) -> str: ...
+
+    async def open_channel(self, name: str, spec: ChannelSpec) -> Peer: ...
+
+    def forget_channel(self, channel: DataChannel) -> None: ...
+
+
+class PortForwarder:
+    """Both roles of one `weron forward`: serving peers' channels, and the local listeners.
+    The adapter comes in: tests give a fake one."""
 
     def __init__(
         self,
         config: ForwardConfig,
-        adapter: NamedAdapter,
+        adapter: ForwardPeers,
         exposed: dict[tuple[proto.Transport, int], proto.Exposed],
     ) -> None:
         self._config = config
         self._adapter = adapter
         self._admission = proto.Admission(exposed, config.max_connections)
         self.max_flows = config.max_connections
-        self.linger = config.adapter.timeout
+        self.linger = config.join.adapter.timeout
         self.counters = Counters()
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
         # TCP channels free for a stream, by peer, each with the task that watches it.
@@ -290,7 +300,7 @@ class _Forwarder:
         self._udp: list[_UdpListener] = []
         # A member's name takes --timeout + --kicks to be claimed after it reaches the
         # signaler: a connection accepted meanwhile waits that long for it.
-        self._wait = 2 * config.adapter.timeout + config.kicks
+        self._wait = 2 * config.join.adapter.timeout + config.kicks
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
@@ -384,7 +394,7 @@ class _Forwarder:
     async def _serve_tcp(self, peer: Peer, stream: proto.Stream, exposed: proto.Exposed) -> bool:
         target = exposed.target
         try:
-            async with asyncio.timeout(self._config.adapter.timeout):
+            async with asyncio.timeout(self._config.join.adapter.timeout):
                 reader, writer = await asyncio.open_connection(target.host, target.port)
         except (OSError, TimeoutError) as exc:
             self.counters.unreachable += 1
@@ -612,7 +622,7 @@ class _UdpListener(asyncio.DatagramProtocol):
     """A ``--listen .../udp`` socket: its flows (one per source address) share one channel to
     the peer, opened with the first datagram (and again after the peer went)."""
 
-    def __init__(self, forwarder: _Forwarder, forward: proto.Forward) -> None:
+    def __init__(self, forwarder: PortForwarder, forward: proto.Forward) -> None:
         self._forwarder = forwarder
         self._forward = forward
         self._transport: asyncio.DatagramTransport | None = None
@@ -731,20 +741,19 @@ async def run(config: ForwardConfig, backend: Backend) -> None:
             "nothing to forward: set --expose (e.g. --expose 22) and/or --listen and --to "
             "(e.g. --listen 127.0.0.1:2222 --to NAME:22)"
         )
-    config.adapter.later_labels = proto.is_forward_label
     adapter = NamedAdapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
+        config.join.raddr,
+        config.join.community,
+        config.join.password,
+        config.join.key,
         [],
         backend,
         names=config.names,
         id_channel=config.id_channel,
         kicks=config.kicks,
-        config=config.adapter,
+        config=dataclasses.replace(config.join.adapter, later_labels=proto.is_forward_label),
     )
-    forwarder = _Forwarder(config, adapter, exposed)
+    forwarder = PortForwarder(config, adapter, exposed)
     for each in exposed.values():
         log.info("Exposing", port=f"{each.port}/{each.transport}", target=str(each.target))
     try:

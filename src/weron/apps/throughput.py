@@ -17,14 +17,16 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, TextIO
 
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.apps.report import go_duration
 from weron.log import get_logger
 from weron.peers import Peer
-from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.adapter import Adapter
 from weron.webrtc import Backend
 
 log = get_logger(__name__)
@@ -36,15 +38,11 @@ _NOTHING_JSON: Final = '{"type":"totals","bytes":0,"batches":0}'
 
 @dataclass(slots=True)
 class ThroughputConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     server: bool = False
     packet_length: int = 50_000
     packet_count: int = 1_000
     json: bool = False
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 @dataclass(slots=True)
@@ -70,47 +68,75 @@ def _line(out: TextIO, text: str) -> None:
     out.flush()
 
 
-async def _acknowledge(peer: Peer, config: ThroughputConfig, totals: ThroughputTotals) -> None:
-    """Acknowledge every batch; a batch lasts from the previous acknowledgement (the client
-    starts the next one at once) or, for the first, from its first message."""
-    started: float | None = None
-    while True:
-        size = len(await peer.conn.receive())
-        started = time.perf_counter() if started is None else started
-        for received in range(1, config.packet_count):
-            size += len(await _receive_in_batch(peer, received, config))
-        await peer.conn.send(bytes(ACK_LENGTH))
-        ended = time.perf_counter()
-        totals.add(size, ended - started)
-        started = ended
+class ThroughputServer:
+    """The server's side: acknowledge every batch of ``packet_count`` messages, counting what
+    was read into the totals. A batch lasts from the previous acknowledgement (the client
+    starts the next one at once) or, for the first, from its first message; the clock comes
+    in."""
 
+    def __init__(
+        self,
+        config: ThroughputConfig,
+        totals: ThroughputTotals,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._config = config
+        self._totals = totals
+        self._clock = clock
 
-async def _receive_in_batch(peer: Peer, received: int, config: ThroughputConfig) -> bytes:
-    """The next message of a batch, with a warning if it is long in coming: the client may
-    use a smaller --packet-count (it then waits for an acknowledgement that never comes)."""
-    try:
-        async with asyncio.timeout(config.adapter.timeout):
+    async def acknowledge(self, peer: Peer) -> None:
+        """Batches from ``peer`` until it is gone (``ChannelClosedError``)."""
+        started: float | None = None
+        while True:
+            size = len(await peer.conn.receive())
+            started = self._clock() if started is None else started
+            for received in range(1, self._config.packet_count):
+                size += len(await self._receive_in_batch(peer, received))
+            await peer.conn.send(bytes(ACK_LENGTH))
+            ended = self._clock()
+            self._totals.add(size, ended - started)
+            started = ended
+
+    async def _receive_in_batch(self, peer: Peer, received: int) -> bytes:
+        """The next message of a batch, with a warning if it is long in coming: the client may
+        use a smaller --packet-count (it then waits for an acknowledgement that never comes)."""
+        try:
+            async with asyncio.timeout(self._config.join.adapter.timeout):
+                return await peer.conn.receive()
+        except TimeoutError:
+            log.warning(
+                "Only part of a batch arrived: does the client use the same --packet-count?",
+                id=peer.peer_id,
+                received=received,
+                packet_count=self._config.packet_count,
+            )
             return await peer.conn.receive()
-    except TimeoutError:
-        log.warning(
-            "Only part of a batch arrived: does the client use the same --packet-count?",
-            id=peer.peer_id,
-            received=received,
-            packet_count=config.packet_count,
-        )
-        return await peer.conn.receive()
 
 
-async def run(
-    config: ThroughputConfig, backend: Backend, out: TextIO | None = None
-) -> ThroughputTotals:
-    """Measure until cancelled (Ctrl-C); the totals are printed on the way out (the server's
-    too: what it read)."""
-    stream = out or sys.stdout
-    totals = ThroughputTotals()
-    timeout = config.adapter.timeout
+class ThroughputClient:
+    """The client's side with one server: send a batch of ``packet_count`` messages, wait for
+    its acknowledgement, count and print the batch's speed, again. Checks what it can of the
+    server's ``--packet-count`` (module docstring). The clock and the random bytes come in."""
 
-    async def measure(peer: Peer) -> None:
+    def __init__(
+        self,
+        config: ThroughputConfig,
+        totals: ThroughputTotals,
+        out: TextIO,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._config = config
+        self._totals = totals
+        self._out = out
+        self._clock = clock
+        self._random_bytes = random_bytes
+
+    async def measure(self, peer: Peer) -> None:
+        """Batches to ``peer`` until it is gone (``ChannelClosedError``) or a count differs."""
+        config, timeout = self._config, self._config.join.adapter.timeout
         maximum = peer.conn.max_message_size
         if config.packet_length > maximum:
             raise PeerAppError(
@@ -118,9 +144,9 @@ async def run(
                 f"this connection can carry ({maximum} bytes)"
             )
         # Random bytes, drawn once: generating 50 MB per batch would measure os.urandom.
-        payload = os.urandom(config.packet_length)
+        payload = self._random_bytes(config.packet_length)
         while True:
-            started = time.perf_counter()
+            started = self._clock()
             acknowledged = asyncio.ensure_future(peer.conn.receive())
             try:
                 for _ in range(config.packet_count):
@@ -142,44 +168,51 @@ async def run(
                 ) from None
             finally:
                 acknowledged.cancel()
-            seconds = time.perf_counter() - started
+            seconds = self._clock() - started
             written = config.packet_length * config.packet_count
-            speed = totals.add(written, seconds)
-            if config.json:
-                _line(
-                    stream,
-                    json.dumps(
-                        {
-                            "type": "batch",
-                            "peer": peer.peer_id,
-                            "bytes": written,
-                            "seconds": round(seconds, 9),
-                            "mb_per_s": round(speed, 3),
-                        },
-                        separators=(",", ":"),
-                    ),
-                )
-            else:
-                _line(
-                    stream,
-                    f"{speed:.3f} MB/s ({speed * 8:.3f} Mb/s) "
-                    f"({written // 1_000_000} MB read in {go_duration(seconds)})",
-                )
+            self._batch(peer, written, seconds, self._totals.add(written, seconds))
 
+    def _batch(self, peer: Peer, written: int, seconds: float, speed: float) -> None:
+        if self._config.json:
+            document = {
+                "type": "batch",
+                "peer": peer.peer_id,
+                "bytes": written,
+                "seconds": round(seconds, 9),
+                "mb_per_s": round(speed, 3),
+            }
+            _line(self._out, json.dumps(document, separators=(",", ":")))
+        else:
+            _line(
+                self._out,
+                f"{speed:.3f} MB/s ({speed * 8:.3f} Mb/s) "
+                f"({written // 1_000_000} MB read in {go_duration(seconds)})",
+            )
+
+
+async def run(
+    config: ThroughputConfig, backend: Backend, out: TextIO | None = None
+) -> ThroughputTotals:
+    """Measure until cancelled (Ctrl-C); the totals are printed on the way out (the server's
+    too: what it read)."""
+    stream = out or sys.stdout
+    totals = ThroughputTotals()
     adapter = Adapter(
-        config.raddr,
-        config.community,
-        config.password,
-        config.key,
+        config.join.raddr,
+        config.join.community,
+        config.join.password,
+        config.join.key,
         [CHANNEL],
         backend,
-        config.adapter,
+        config.join.adapter,
+    )
+    handler = (
+        ThroughputServer(config, totals).acknowledge
+        if config.server
+        else ThroughputClient(config, totals, stream).measure
     )
     try:
-        await serve_each_peer(
-            adapter,
-            (lambda peer: _acknowledge(peer, config, totals)) if config.server else measure,
-        )
+        await serve_each_peer(adapter, handler)
     finally:
         _print_totals(stream, totals, config.json, "read" if config.server else "written")
     return totals

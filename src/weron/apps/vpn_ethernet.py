@@ -10,17 +10,20 @@ device only if its source MAC is that peer's and its destination is ours or a gr
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from weron.apps.forwarding import Forwarder, run_forwarding
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.log import get_logger
 from weron.net.device import DeviceError, DeviceKind, address_networks, open_device
 from weron.net.packets import format_mac, is_mac_group, mac_destination, mac_endpoints, parse_mac
 from weron.peers import Peer
-from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.adapter import Adapter
 from weron.webrtc import Backend, ChannelOptions
 
 log = get_logger(__name__)
@@ -33,15 +36,11 @@ DEFAULT_MTU: Final = 1420
 
 @dataclass(slots=True)
 class VpnEthernetConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     dev: str = ""
     mac: str = ""  # empty: the kernel picks a random one
     parallel: int = 20
     mtu: int = DEFAULT_MTU
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 def mac_refusal(mac: bytes, ours: Collection[bytes]) -> str | None:
@@ -54,6 +53,27 @@ def mac_refusal(mac: bytes, ours: Collection[bytes]) -> str | None:
     if mac in ours:
         return "its MAC address is ours"
     return None
+
+
+async def serve(forwarder: Forwarder, peer: Peer) -> None:
+    """Route ``peer``'s MAC address (its id) to it until it leaves, unless it may not have
+    that address (:func:`mac_refusal`: then it is closed)."""
+    try:
+        peer_mac = parse_mac(peer.peer_id)
+    except ValueError:
+        log.warning("Ignoring peer whose id is not a MAC address", id=peer.peer_id[:64])
+        peer.conn.close()
+        return
+    reason = mac_refusal(peer_mac, forwarder.local)
+    if reason is not None:
+        log.warning("Ignoring peer", id=peer.peer_id, reason=reason)
+        peer.conn.close()
+        return
+    log.info("Connected to peer", id=peer.peer_id)
+    try:
+        await forwarder.serve(peer.conn, [peer_mac], peer.peer_id)
+    finally:
+        log.info("Disconnected from peer", id=peer.peer_id)
 
 
 async def run(config: VpnEthernetConfig, backend: Backend) -> None:
@@ -71,19 +91,21 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     except DeviceError as exc:
         raise PeerAppError(str(exc)) from None
     assert device.mac is not None
-    adapter_config = config.adapter
-    adapter_config.id = format_mac(device.mac)
-    adapter_config.overlay_networks = lambda: address_networks(device)
-    adapter_config.channel_options = {
-        **adapter_config.channel_options,
-        FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS,
-    }
+    adapter_config = dataclasses.replace(
+        config.join.adapter,
+        id=format_mac(device.mac),
+        overlay_networks=lambda: address_networks(device),
+        channel_options={
+            **config.join.adapter.channel_options,
+            FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS,
+        },
+    )
     try:
         adapter = Adapter(
-            config.raddr,
-            config.community,
-            config.password,
-            config.key,
+            config.join.raddr,
+            config.join.community,
+            config.join.password,
+            config.join.key,
             [FRAME_CHANNEL],
             backend,
             adapter_config,
@@ -95,23 +117,5 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
         device, mac_destination, mac_endpoints, is_mac_group, batch=config.parallel
     )
     forwarder.local = frozenset({device.mac})
-
-    async def serve(peer: Peer) -> None:
-        try:
-            peer_mac = parse_mac(peer.peer_id)
-        except ValueError:
-            log.warning("Ignoring peer whose id is not a MAC address", id=peer.peer_id[:64])
-            peer.conn.close()
-            return
-        reason = mac_refusal(peer_mac, forwarder.local)
-        if reason is not None:
-            log.warning("Ignoring peer", id=peer.peer_id, reason=reason)
-            peer.conn.close()
-            return
-        log.info("Connected to peer", id=peer.peer_id)
-        try:
-            await forwarder.serve(peer.conn, [peer_mac], peer.peer_id)
-        finally:
-            log.info("Disconnected from peer", id=peer.peer_id)
-
-    await run_forwarding(device, forwarder, [serve_each_peer(adapter, serve, log_peers=False)])
+    serving = serve_each_peer(adapter, functools.partial(serve, forwarder), log_peers=False)
+    await run_forwarding(device, forwarder, [serving])

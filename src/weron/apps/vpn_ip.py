@@ -16,13 +16,16 @@ both said it exchange them whole; every other peer gets plain packets.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import random
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from weron.apps.forwarding import Forwarder, run_forwarding
+from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError, serve_each_peer
 from weron.log import get_logger
 from weron.net import claims
@@ -36,7 +39,6 @@ from weron.net.device import (
 from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
 from weron.net.remembered import ClaimMemory
 from weron.peers import Peer
-from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
 from weron.peers.names import AllNamesClaimedError
 from weron.webrtc import Backend, ChannelOptions, IpNetwork
@@ -57,10 +59,7 @@ _PROGRESS_EVERY: Final = 5.0  # seconds between claim progress lines
 
 @dataclass(slots=True)
 class VpnIpConfig:
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     ips: Sequence[str]
     dev: str = ""
     id_channel: str = ID_CHANNEL
@@ -73,7 +72,6 @@ class VpnIpConfig:
     # Where the claimed addresses are remembered, to be asked for first after a restart
     # (weron.net.remembered); empty: nowhere.
     state_file: str = ""
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 class _Routes:
@@ -113,6 +111,87 @@ async def _claim_progress() -> None:
         log.info(f"Claiming an address… ({round(loop.time() - started)} s)")
 
 
+class NameSource(Protocol):
+    """What following our claim asks of the :class:`~weron.peers.named.NamedAdapter`."""
+
+    async def next_name(self) -> str: ...
+
+
+class IpMembership:
+    """Our claim and our peers', between the name negotiation and the packet path: our
+    claimed addresses go to the routes, the forwarder, the device and the state file; a
+    peer's claim decides which addresses are routed to it. The device's addresses are set
+    and the claim remembered through the callables given, so that tests need no TUN device."""
+
+    def __init__(
+        self,
+        overlay: claims.Overlay,
+        routes: _Routes,
+        forwarder: Forwarder,
+        *,
+        set_addresses: Callable[[Sequence[claims.Interface]], Awaitable[None]],
+        remember: Callable[[str], None],
+        static_ips: Sequence[str] | None = None,  # --static: the exact --ips, else None
+        takes_offloads: Callable[[str], bool] = lambda peer_id: False,
+    ) -> None:
+        self._overlay = overlay
+        self._routes = routes
+        self._forwarder = forwarder
+        self._set_addresses = set_addresses
+        self._remember = remember
+        self._static_ips = static_ips
+        self._takes_offloads = takes_offloads  # the peer greeted with the vnet-hdr feature
+
+    async def follow_claims(self, names: NameSource) -> None:
+        """Take every name the negotiation gives us (a claim can change), until it fails."""
+        claiming = asyncio.create_task(_claim_progress())
+        while True:
+            try:
+                name = await names.next_name()
+            except AllNamesClaimedError:
+                if self._static_ips is not None:
+                    raise PeerAppError(
+                        f"the addresses {', '.join(self._static_ips)} are already claimed by "
+                        "another member (--static)"
+                    ) from None
+                raise
+            finally:
+                claiming.cancel()
+            await self._claimed(claims.Claim.of(name))
+
+    async def _claimed(self, claim: claims.Claim) -> None:
+        # Before the device has them: peers are served from now on, and must not get ours.
+        self._routes.claimed(claim)
+        self._forwarder.local = frozenset(claim.packed)
+        await self._set_addresses(claim.interfaces)
+        await asyncio.to_thread(self._remember, claim.name)
+
+    async def serve(self, peer: Peer) -> None:
+        """Route to ``peer`` the addresses of its claim it may have, until it leaves."""
+        try:
+            claim = claims.Claim.of(peer.peer_id)
+        except claims.ClaimError as exc:
+            log.warning("Ignoring peer with a malformed claim", reason=str(exc))
+            peer.conn.close()
+            return
+        keys, refused = self._overlay.admit(claim, self._forwarder.local)
+        if not keys:
+            log.warning(
+                "Ignoring peer: it may claim none of its addresses",
+                id=peer.peer_id,
+                refused=refused,
+            )
+            peer.conn.close()
+            return
+        if refused:  # once per peer connection: its claim does not change
+            log.warning("Refusing claimed addresses", id=peer.peer_id, refused=refused)
+        try:  # "Connected to peer" was logged when its claim arrived
+            offload = self._takes_offloads(peer.peer_id)
+            await self._forwarder.serve(peer.conn, keys, peer.peer_id, offload=offload)
+        finally:
+            log.info("Disconnected from peer", id=peer.peer_id)
+
+
 async def run(config: VpnIpConfig, backend: Backend) -> None:
     """Join the network until cancelled (Ctrl-C)."""
     try:
@@ -123,7 +202,7 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
     overlay = claims.Overlay(networks)
     memory = ClaimMemory(
         Path(config.state_file) if config.state_file else None,
-        f"{config.community} {claims.encode(networks)}",
+        f"{config.join.community} {claims.encode(networks)}",
     )
     try:
         device = await open_device(
@@ -132,20 +211,20 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
     except DeviceError as exc:
         raise PeerAppError(str(exc)) from None
     routes = _Routes()
-    adapter_config = config.adapter
-    adapter_config.overlay_networks = overlay_networks(
-        overlay, routes, lambda: address_networks(device)
+    adapter_config = dataclasses.replace(
+        config.join.adapter,
+        overlay_networks=overlay_networks(overlay, routes, lambda: address_networks(device)),
+        channel_options={
+            **config.join.adapter.channel_options,
+            PACKET_CHANNEL: PACKET_CHANNEL_OPTIONS,
+        },
     )
-    adapter_config.channel_options = {
-        **adapter_config.channel_options,
-        PACKET_CHANNEL: PACKET_CHANNEL_OPTIONS,
-    }
     try:
         adapter = NamedAdapter(
-            config.raddr,
-            config.community,
-            config.password,
-            config.key,
+            config.join.raddr,
+            config.join.community,
+            config.join.password,
+            config.join.key,
             [PACKET_CHANNEL],
             backend,
             names=names,
@@ -168,51 +247,20 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
         batch=config.parallel,
     )
 
-    async def follow_claims() -> None:
-        claiming = asyncio.create_task(_claim_progress())
-        while True:
-            try:
-                name = await adapter.next_name()
-            except AllNamesClaimedError:
-                if config.static:
-                    raise PeerAppError(
-                        f"the addresses {', '.join(config.ips)} are already claimed by another "
-                        "member (--static)"
-                    ) from None
-                raise
-            finally:
-                claiming.cancel()
-            claim = claims.Claim.of(name)
-            # Before the device has them: peers are served from now on, and must not get ours.
-            routes.claimed(claim)
-            forwarder.local = frozenset(claim.packed)
-            await set_addresses(device, claim.interfaces)
-            await asyncio.to_thread(memory.remember, name)
-
-    async def serve(peer: Peer) -> None:
-        try:
-            claim = claims.Claim.of(peer.peer_id)
-        except claims.ClaimError as exc:
-            log.warning("Ignoring peer with a malformed claim", reason=str(exc))
-            peer.conn.close()
-            return
-        keys, refused = overlay.admit(claim, forwarder.local)
-        if not keys:
-            log.warning(
-                "Ignoring peer: it may claim none of its addresses",
-                id=peer.peer_id,
-                refused=refused,
-            )
-            peer.conn.close()
-            return
-        if refused:  # once per peer connection: its claim does not change
-            log.warning("Refusing claimed addresses", id=peer.peer_id, refused=refused)
-        try:  # "Connected to peer" was logged when its claim arrived
-            offload = OFFLOAD_FEATURE in adapter.features(peer.peer_id)
-            await forwarder.serve(peer.conn, keys, peer.peer_id, offload=offload)
-        finally:
-            log.info("Disconnected from peer", id=peer.peer_id)
-
+    membership = IpMembership(
+        overlay,
+        routes,
+        forwarder,
+        set_addresses=functools.partial(set_addresses, device),
+        remember=memory.remember,
+        static_ips=config.ips if config.static else None,
+        takes_offloads=lambda peer_id: OFFLOAD_FEATURE in adapter.features(peer_id),
+    )
     await run_forwarding(
-        device, forwarder, [follow_claims(), serve_each_peer(adapter, serve, log_peers=False)]
+        device,
+        forwarder,
+        [
+            membership.follow_claims(adapter),
+            serve_each_peer(adapter, membership.serve, log_peers=False),
+        ],
     )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from weron.apps import chat, latency, port_forward, throughput, vpn_ethernet, vpn_ip
+from weron.apps.join import JoinConfig
 from weron.cli.nat import HostPort
 from weron.cli.options import (
     DEFAULT_ICE,
@@ -51,26 +52,12 @@ _MTU_HELP = (
 
 @dataclass(frozen=True, slots=True)
 class PeerOptions:
-    """The flags every peer command shares, checked: where and how to join."""
+    """The flags every peer command shares, checked: where and how to join (the part of every
+    app's config), the WebRTC engine and what this process shows of itself."""
 
-    raddr: str
-    community: str
-    password: str
-    key: str
+    join: JoinConfig
     backend: str | None
-    adapter: AdapterConfig
     observe: Observation  # what `weron status` and --metrics-addr show of this process
-
-    def join(self) -> dict[str, Any]:
-        """The part of every app's config (``ChatConfig``, ``VpnIpConfig``...) that says where
-        and how to join."""
-        return {
-            "raddr": self.raddr,
-            "community": self.community,
-            "password": self.password,
-            "key": self.key,
-            "adapter": self.adapter,
-        }
 
 
 def peer_flags(*, default_verbosity: int = DEFAULT_VERBOSITY) -> Callable[[F], F]:
@@ -104,7 +91,8 @@ def peer_flags(*, default_verbosity: int = DEFAULT_VERBOSITY) -> Callable[[F], F
             )
             command_name = context.command_path.split(" ", 1)[-1]  # "chat", "vpn ip"...
             observe = Observation(command_name, community, watch, metrics_addr)
-            peer = PeerOptions(raddr, community, password, key, backend, adapter, observe)
+            join = JoinConfig(raddr, community, password, key, adapter)
+            peer = PeerOptions(join, backend, observe)
             return function(*args, peer=peer, **kwargs)
 
         decorators = [
@@ -183,7 +171,7 @@ def chat_command(
     if not [name for name in names if name.strip()]:
         raise click.ClickException("missing names: set --names (e.g. --names user1,user2)")
     config = chat.ChatConfig(
-        **peer.join(),
+        peer.join,
         names=names,
         channels=channels,
         id_channel=id_channel,
@@ -251,7 +239,7 @@ def forward_command(
     if not [name for name in names if name.strip()]:
         raise click.ClickException("missing names: set --names (e.g. --names homelab)")
     config = port_forward.ForwardConfig(
-        **peer.join(),
+        peer.join,
         names=names,
         expose=expose,
         listen=listen,
@@ -287,7 +275,7 @@ def latency_command(
     """Measure the latency of the overlay network: one line per round trip, and the average,
     minimum, maximum and percentiles when stopped with Ctrl-C."""
     config = latency.LatencyConfig(
-        **peer.join(),
+        peer.join,
         server=server,
         packet_length=packet_length,
         pause=pause,
@@ -317,7 +305,7 @@ def throughput_command(
     """Measure the throughput of the overlay network: one line per batch of --packet-count
     messages, and the totals when stopped with Ctrl-C."""
     config = throughput.ThroughputConfig(
-        **peer.join(),
+        peer.join,
         server=server,
         packet_length=packet_length,
         packet_count=packet_count,
@@ -408,7 +396,7 @@ def vpn_ip_command(
     if not [value for value in ips if value.strip()]:
         raise click.ClickException("missing ips: set --ips (e.g. --ips 10.0.0.1/24,fd00::1/64)")
     config = vpn_ip.VpnIpConfig(
-        **peer.join(),
+        peer.join,
         ips=ips,
         dev=dev,
         id_channel=id_channel,
@@ -459,7 +447,7 @@ def vpn_ethernet_command(
     """Join a layer 2 overlay network: a TAP device whose frames reach every other member's
     (add addresses to it with ip addr). Needs root (or CAP_NET_ADMIN). Stop with Ctrl-C."""
     config = vpn_ethernet.VpnEthernetConfig(
-        **peer.join(),
+        peer.join,
         dev=dev,
         mac=mac,
         parallel=parallel,

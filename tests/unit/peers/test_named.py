@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
-from tests.unit.fakes import FakeChannel
+from tests.unit.fakes import FakeAdapter, FakeChannel
 
 from weron.log import configure
 from weron.peers import Peer
@@ -22,38 +21,6 @@ from weron.webrtc import Backend
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
 ID_CHANNEL = "weron/id/id"
-
-
-class FakeAdapter:
-    """Hands the named adapter the channels a test pushes, and records the peers dropped."""
-
-    def __init__(self) -> None:
-        self.arriving: asyncio.Queue[Peer] = asyncio.Queue()
-        self.dropped: list[str] = []
-        self.ids: asyncio.Queue[str] = asyncio.Queue()
-        self.ids.put_nowait("our-uuid")  # the signaler is reached once
-
-    async def open(self) -> None:
-        pass
-
-    async def peers(self) -> AsyncIterator[Peer]:
-        while True:
-            yield await self.arriving.get()
-
-    async def next_id(self) -> str:
-        return await self.ids.get()
-
-    def negotiating(self) -> int:
-        return 0
-
-    def drop(self, peer_id: str) -> None:
-        self.dropped.append(peer_id)
-
-    def raise_if_failed(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
 
 def message(*messages: negotiation.NameMessage) -> bytes:
