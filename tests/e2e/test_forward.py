@@ -6,6 +6,7 @@ a hostile member, user mistakes."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import socket
 import subprocess
@@ -96,6 +97,57 @@ def test_fifty_concurrent_connections_then_many_more_one_after_another(
             sent, received = echo_transfer(listen, 100)
             assert sent == received
         assert not server.find("Refusing a forward channel")
+
+
+def _short_echo(port: int, together: threading.Barrier | None = None) -> bool:
+    """One short connection through the forwarder: a line sent and echoed, then (once all of
+    ``together`` got theirs: so many streams at once) a half-close whose end comes back;
+    whether the echo is the line and nothing followed it. A failure breaks ``together``."""
+    line = os.urandom(8).hex().encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(line)
+            echoed = b""
+            while len(echoed) < len(line) and (data := connection.recv(100)):
+                echoed += data
+            if together is not None:
+                together.wait()
+            connection.shutdown(socket.SHUT_WR)
+            while data := connection.recv(100):
+                echoed += data
+    except (OSError, threading.BrokenBarrierError):
+        if together is not None:
+            together.abort()
+        return False
+    return echoed == line
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [("libdatachannel", "libdatachannel"), ("aiortc", "libdatachannel")],
+    ids=["libdatachannel", "aiortc-serves"],
+)
+def test_two_thousand_short_connections_in_bursts_wider_than_the_idle_pool(
+    forward_factory: StartForward, backends: tuple[str, str]
+) -> None:
+    """A day of SSH or web traffic in a minute: bursts of 200 connections at once (more than
+    the 64 idle channels kept per peer, so channels are closed as well as reused), then one
+    after another. Channels that are closed must give their SCTP stream back on both sides:
+    a peer connection has 512 per side, and these bursts close more than that."""
+    with echo_server() as echo:
+        server, client, listen = pair(forward_factory, echo, backends=backends)
+        done = 0
+        with concurrent.futures.ThreadPoolExecutor(200) as pool:
+            for _ in range(4):
+                together = threading.Barrier(200, timeout=60)
+                burst = [pool.submit(_short_echo, listen, together) for _ in range(200)]
+                assert all(each.result() for each in burst), done
+                done += 200
+        while done < 2000:
+            assert _short_echo(listen), done
+            done += 1
+        assert not server.find("Refusing a forward channel")
+        assert not client.find("Cannot forward: unknown peer or peer gone")
 
 
 def test_a_port_not_exposed_is_refused(forward_factory: StartForward) -> None:

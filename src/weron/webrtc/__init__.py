@@ -117,8 +117,9 @@ class DataChannel(Protocol):
         loop (a round trip at a user's pace pays for each thread it wakes)."""
 
     def close(self) -> None:
-        """No more messages either way, from now on. The remote peer sees the close at once
-        (aiortc) or when the connection closes (libdatachannel: see its module)."""
+        """No more messages either way, from now on. The remote peer sees the close, and both
+        sides free the channel's SCTP stream, at once (aiortc) or once nothing arrived on it
+        for a moment (libdatachannel: see its module)."""
 
 
 class PeerEvents(Protocol):
