@@ -356,6 +356,54 @@ def test_a_reader_that_does_not_read_stops_the_writer_and_nothing_is_lost(
         reader.close()
 
 
+def test_a_reader_that_does_not_read_never_stops_the_other_direction(
+    forward_factory: StartForward,
+) -> None:
+    """The target sends 20 MB the local program does not read yet, while the local program
+    uploads 20 MB that the target reads: the upload goes through (the peer's WINDOWs for it
+    keep coming while the download waits), then the download arrives whole."""
+    size = 20 * MB
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(60)
+        target = listener.getsockname()[1]
+        listen = free_port()
+        forward_factory("server", "--expose", str(target))
+        client = forward_factory(
+            "client", "--listen", f"127.0.0.1:{listen}", "--to", f"server:{target}"
+        )
+        client.wait_connected("server")
+        local = socket.create_connection(("127.0.0.1", listen), timeout=30)
+        remote, _ = listener.accept()
+        remote.settimeout(60)
+        uploaded = 0
+
+        def download() -> None:
+            remote.sendall(bytes(size))
+            remote.shutdown(socket.SHUT_WR)
+
+        def count_upload() -> None:
+            nonlocal uploaded
+            while data := remote.recv(1 << 20):
+                uploaded += len(data)
+
+        threads = [threading.Thread(target=each, daemon=True) for each in (download, count_upload)]
+        for thread in threads:
+            thread.start()
+        local.sendall(bytes(size))  # a stall of 30 s raises TimeoutError
+        local.shutdown(socket.SHUT_WR)
+        threads[1].join(60)
+        assert uploaded == size
+        downloaded = 0
+        while data := local.recv(1 << 20):
+            downloaded += len(data)
+        assert downloaded == size
+        threads[0].join(60)
+        local.close()
+        remote.close()
+
+
 def test_a_connection_to_an_unknown_name_is_reset_with_a_warning(
     forward_factory: StartForward,
 ) -> None:

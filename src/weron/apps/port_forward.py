@@ -7,12 +7,13 @@ negotiation on ``weron/forward/id``. Each TCP connection has a data channel to i
 the existing peer connection, or an idle one reused: see weron.net.port_forward); the UDP flows
 to one port of one peer share an unordered channel.
 
-Backpressure both ways without a queue of ours: nothing more is read from a socket while the
-channel's send buffer is full or the peer's window is used up (TCP then slows the local
-sender); nothing more is received from the channel while the socket's ``drain`` waits for a
-slow local reader, and the window it grants back grows only as bytes reach the socket (so the
-peer stops sending long before the engine's queue of unread messages stalls its threads). UDP
-drops datagrams when a buffer is full, as a congested link would.
+Backpressure both ways, each direction on its own: nothing more is read from a socket while
+the channel's send buffer is full or the peer's window is used up (TCP then slows the local
+sender); the peer's bytes wait for a slow local reader in a queue that the window bounds, and
+the window granted back grows only as bytes reach the socket (so the peer stops sending long
+before the engine's queue of unread messages could stall its threads). Frames are received
+as they come, so a reader that does not read in one direction never holds back the WINDOWs
+of the other. UDP drops datagrams when a buffer is full, as a congested link would.
 """
 
 from __future__ import annotations
@@ -126,12 +127,18 @@ async def splice(
 ) -> Outcome:
     """Carry a TCP connection over its channel both ways until both CLOSEs went through, then
     close the socket (with a reset if the stream was aborted either way). Raises
-    ``ChannelClosedError`` when the peer is gone (the caller resets the socket)."""
+    ``ChannelClosedError`` when the peer is gone (the caller resets the socket).
+
+    Three tasks: socket to channel, channel to socket, and this one, which receives every
+    frame as it comes. So a local reader that does not read stops only the peer's sender (we
+    grant no WINDOW), never our own: the peer's WINDOWs keep arriving. What waits for the
+    socket is bounded by the window."""
     outcome = Outcome()
     lock = asyncio.Lock()  # frames leave in the order the stream made them
     chunk = max(1, min(conn.max_message_size - 1, _CHUNK))
     socket_gone = False
     credit = asyncio.Event()  # a WINDOW came
+    pending: asyncio.Queue[bytes | None] = asyncio.Queue()  # the peer's DATA; None: its END
 
     async def send(frames: list[bytes]) -> None:
         async with lock:
@@ -163,49 +170,60 @@ async def splice(
                 raise
             await send(local_failure(exc))
 
-    async def stop_upstream() -> None:
-        """Before an abort's frames: nothing of ours may follow them."""
-        if not up.done():
-            up.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await up
+    async def downstream() -> None:
+        while (payload := await pending.get()) is not None:
+            try:
+                writer.write(payload)
+                await writer.drain()
+            except OSError as exc:
+                await _stop(up)  # before an abort's frames: nothing of ours may follow them
+                await send(local_failure(exc))
+                return
+            await send(stream.written(len(payload)))
+        if writer.can_write_eof():
+            with contextlib.suppress(OSError):
+                writer.write_eof()
 
     up = asyncio.create_task(upstream())
+    down = asyncio.create_task(downstream())
     try:
         while not stream.done:
             _raise_from(up)  # the peer gone while we were sending
+            _raise_from(down)
             if socket_gone:
                 outcome.reusable = await finish(conn, stream, linger)
                 return outcome
-            reaction = stream.receive(await _receive_or_fail(conn, up))
+            reaction = stream.receive(await _receive_or_fail(conn, (up, down)))
             if reaction.reset is not None:
                 outcome.error = reaction.reset
-                await stop_upstream()
+                await _stop(up)
+                await _stop(down)
                 socket_gone = True
                 _reset(writer)
             await send(reaction.send)
             if reaction.credit:
                 credit.set()
             if reaction.write:
-                try:
-                    writer.write(reaction.write)
-                    await writer.drain()
-                except OSError as exc:
-                    await stop_upstream()
-                    await send(local_failure(exc))
-                else:
-                    await send(stream.written(len(reaction.write)))
-            if reaction.shutdown and writer.can_write_eof():
-                with contextlib.suppress(OSError):
-                    writer.write_eof()
+                pending.put_nowait(reaction.write)
+            if reaction.shutdown:
+                pending.put_nowait(None)
+        await down  # what the peer sent reaches the socket before it closes
         outcome.reusable = True
     finally:
-        await stop_upstream()
+        await _stop(up)
+        await _stop(down)
     if not socket_gone:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
     return outcome
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _raise_from(task: asyncio.Task[None]) -> None:
@@ -214,16 +232,20 @@ def _raise_from(task: asyncio.Task[None]) -> None:
         raise exc
 
 
-async def _receive_or_fail(conn: DataChannel, up: asyncio.Task[None]) -> bytes:
-    """The next message, or the upstream's failure (the channel closed under it) if first."""
-    if up.done():
-        return await conn.receive()
+async def _receive_or_fail(conn: DataChannel, tasks: tuple[asyncio.Task[None], ...]) -> bytes:
+    """The next message, or the failure of one of ``tasks`` (the channel closed under it) if
+    first."""
     receiving = asyncio.ensure_future(conn.receive())
-    await asyncio.wait({receiving, up}, return_when=asyncio.FIRST_COMPLETED)
-    if receiving.done():
-        return receiving.result()
-    _raise_from(up)
-    return await receiving
+    try:
+        while True:
+            running = {task for task in tasks if not task.done()}
+            await asyncio.wait({receiving, *running}, return_when=asyncio.FIRST_COMPLETED)
+            if receiving.done():
+                return receiving.result()
+            for task in tasks:
+                _raise_from(task)
+    finally:
+        receiving.cancel()
 
 
 def _replier(conn: DataChannel, flow: int, counters: Counters) -> Callable[[bytes], None]:
