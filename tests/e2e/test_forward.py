@@ -1,7 +1,8 @@
 """`weron forward` between real processes over real WebRTC on loopback, through our signaler:
-a transfer keeps its sha256, many connections at once, a port not exposed is refused, a
-serving peer killed mid-way resets the connection and the listening side serves again, UDP,
-a hostile member, user mistakes."""
+a transfer keeps its sha256, many connections at once, 2,000 short ones on one peer
+connection, a port not exposed is refused, a serving peer killed mid-way resets the connection
+and the listening side serves again, UDP, a hostile member, user mistakes, each direction's
+backpressure on its own."""
 
 from __future__ import annotations
 
@@ -83,19 +84,12 @@ def test_a_transfer_arrives_with_the_same_sha256(
     assert client.find("Stopped")[0]["forwarded"] >= 1
 
 
-def test_fifty_concurrent_connections_then_many_more_one_after_another(
-    forward_factory: StartForward,
-) -> None:
+def test_fifty_concurrent_transfers(forward_factory: StartForward) -> None:
     with echo_server() as echo:
         server, _, listen = pair(forward_factory, echo)
         with concurrent.futures.ThreadPoolExecutor(50) as pool:
             results = list(pool.map(lambda _: echo_transfer(listen, 200_000), range(50)))
         assert all(sent == received for sent, received in results)
-        # Channels are reused once a connection is over: a peer connection has a few
-        # hundred at most, and this goes past that.
-        for _ in range(600):
-            sent, received = echo_transfer(listen, 100)
-            assert sent == received
         assert not server.find("Refusing a forward channel")
 
 

@@ -18,11 +18,14 @@ Python. Hence:
   which ``send`` takes; a sender waiting for room polls ``buffered_amount`` (an atomic);
 - a channel's ``close()`` ends it for us at once (later arrivals are discarded), and closes
   the library's channel (an SCTP stream reset, RFC 8831 §6.7: the remote peer sees the close
-  and both sides free the stream id) only once it has been quiet for ``_QUIET``: the
-  library's ``close`` resets the channel's callbacks, taking the lock of each, which a worker
-  holds while it waits for the GIL to report an arrival. A channel whose peer keeps writing
-  stays discarding (its stream held) until the connection closes. The remote peer's reset
-  closes the channel on a worker, which takes no lock of ours;
+  and both sides free the stream id) only once it has been quiet for ``_QUIET`` (no arrival
+  reported, none queued): the library's ``close`` resets the channel's callbacks, taking the
+  lock of each, which a worker holds while it waits for the GIL to report an arrival. A
+  channel whose peer keeps writing stays discarding (its stream held) until the connection
+  closes; one that writes again in the very microseconds of the close, after a quiet
+  ``_QUIET``, could still deadlock (an honest forward peer never writes after its CLOSE).
+  The remote peer's reset closes the channel on a worker; our close then finds it closed and
+  takes no lock;
 - callbacks are registered only where none of that object's can run yet: a connection in its
   constructor, a channel we create before negotiating (auto-negotiation off), and a channel the
   remote peer opened, on the worker that announces it (``on_data_channel``);
