@@ -7,6 +7,7 @@ backpressure on its own."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -124,10 +125,10 @@ def _short_echo(port: int, together: threading.Barrier | None = None) -> bool:
 def test_two_thousand_short_connections_in_bursts_wider_than_the_idle_pool(
     forward_factory: StartForward, backends: tuple[str, str]
 ) -> None:
-    """A day of SSH or web traffic in a minute: bursts of 200 connections at once (more than
-    the 64 idle channels kept per peer, so channels are closed as well as reused), then one
-    after another. Channels that are closed must give their SCTP stream back on both sides:
-    a peer connection has 512 per side, and these bursts close more than that."""
+    """A day of SSH or web traffic in a minute: bursts of 200 connections at once, then one
+    after another. A peer connection has 512 channels per side (libdatachannel frees a closed
+    one's stream only when the connection closes), and these connections are four times that:
+    every channel is kept for the next connection, so 200 or so carry them all."""
     with echo_server() as echo:
         server, client, listen = pair(forward_factory, echo, backends=backends)
         done = 0
@@ -142,6 +143,46 @@ def test_two_thousand_short_connections_in_bursts_wider_than_the_idle_pool(
             done += 1
         assert not server.find("Refusing a forward channel")
         assert not client.find("Cannot forward: unknown peer or peer gone")
+
+
+def test_connections_beyond_the_channels_of_a_peer_connection_fail_each_alone(
+    forward_factory: StartForward,
+) -> None:
+    """A libdatachannel connection has 512 channels per side: of 530 connections open at
+    once, those beyond fail each on its own (reset, logged with the limit), the others are
+    carried, and once they are over their channels carry the next connections."""
+    count = 530
+    with echo_server() as echo:
+        listen = free_port()
+        server = forward_factory("server", "--expose", str(echo), "--max-connections", "1000")
+        client = forward_factory(
+            "client", "--listen", f"127.0.0.1:{listen}", "--to", f"server:{echo}"
+        )
+        client.wait_connected("server")
+        wait_forwarding(listen, "server", echo)
+        connections: list[socket.socket] = []
+        answered = 0
+        try:
+            for number in range(count):
+                connections.append(socket.create_connection(("127.0.0.1", listen), timeout=60))
+                connections[-1].sendall(b"line %d" % number)
+            for number, connection in enumerate(connections):
+                with contextlib.suppress(OSError):
+                    answered += connection.recv(100) == b"line %d" % number
+        finally:
+            for connection in connections:
+                connection.close()
+        assert 500 < answered < count
+        refused = client.find("Cannot forward: no data channel left on the connection to the peer")
+        assert len(refused) == count - answered
+        assert "512 a side" in refused[0]["reason"]
+        deadline = time.monotonic() + 30  # while the streams end, their channels are not free
+        while not _short_echo(listen):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        for _ in range(50):
+            assert _short_echo(listen)
+        assert not server.find("Refusing a forward channel")
 
 
 def test_a_port_not_exposed_is_refused(forward_factory: StartForward) -> None:

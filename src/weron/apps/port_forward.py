@@ -34,7 +34,14 @@ from weron.net import port_forward as proto
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
 from weron.peers.named import NamedAdapter
-from weron.webrtc import Backend, ChannelClosedError, ChannelOptions, ChannelSpec, DataChannel
+from weron.webrtc import (
+    Backend,
+    ChannelClosedError,
+    ChannelLimitError,
+    ChannelOptions,
+    ChannelSpec,
+    DataChannel,
+)
 
 log = get_logger(__name__)
 
@@ -46,7 +53,6 @@ UDP_CHANNEL: Final = ChannelOptions(ordered=False, max_retransmits=0)
 _CHUNK: Final = 65_535  # bytes read from a socket at a time: one DATA frame
 _UDP_WAITING: Final = 64  # datagrams kept while the UDP channel opens
 _FAREWELL: Final = 5.0  # seconds a last frame gets to leave before its channel closes
-_IDLE_CHANNELS: Final = 64  # idle TCP channels kept per peer for the next connections
 
 
 @dataclass(slots=True)
@@ -104,9 +110,10 @@ async def _say_last(conn: DataChannel, frame: bytes) -> None:
             await conn.drain()
 
 
-async def finish(conn: DataChannel, stream: proto.Stream, linger: float) -> bool:
+async def finish(conn: DataChannel, stream: proto.Stream, linger: float | None) -> bool:
     """Read the rest of a stream whose local side is gone, up to the peer's CLOSE; whether it
-    came within ``linger`` (else the channel cannot be reused)."""
+    came within ``linger`` (None: for as long as the channel is open; else the channel cannot
+    be reused)."""
     try:
         async with asyncio.timeout(linger):
             while not stream.done:
@@ -123,7 +130,7 @@ async def splice(
     stream: proto.Stream,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    linger: float,
+    linger: float | None,
 ) -> Outcome:
     """Carry a TCP connection over its channel both ways until both CLOSEs went through, then
     close the socket (with a reset if the stream was aborted either way). Raises
@@ -292,6 +299,9 @@ class _Forwarder:
         self._adapter = adapter
         self._admission = proto.Admission(exposed, config.max_connections)
         self.max_flows = config.max_connections
+        # How long the opener waits for the peer's CLOSE once its socket is gone, before it
+        # gives the channel up (the exposing side waits as long as the channel is open: the
+        # opener may keep it for its next connection, and a close from us may not reach it).
         self.linger = config.adapter.timeout
         self.counters = Counters()
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
@@ -320,6 +330,8 @@ class _Forwarder:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def done_with(self, conn: DataChannel) -> None:
+        """Close a channel that cannot carry another stream; never one that is merely free
+        (with libdatachannel a closed channel keeps its stream until the connection closes)."""
         conn.close()
         self._adapter.forget_channel(conn)
 
@@ -391,7 +403,7 @@ class _Forwarder:
     ) -> bool:
         for frame in stream.local_error(code, reason):
             await conn.send(frame)
-        return await finish(conn, stream, self.linger)
+        return await finish(conn, stream, None)
 
     async def _serve_tcp(self, peer: Peer, stream: proto.Stream, exposed: proto.Exposed) -> bool:
         target = exposed.target
@@ -405,7 +417,7 @@ class _Forwarder:
             return await self._refuse(peer.conn, stream, proto.ErrorCode.UNREACHABLE, reason)
         self.counters.served += 1
         log.debug("Serving a connection", peer=peer.peer_id, target=str(target))
-        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer)
+        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer, None)
         return outcome.reusable
 
     async def _carry(
@@ -415,10 +427,11 @@ class _Forwarder:
         stream: proto.Stream,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        linger: float | None,
     ) -> Outcome:
         """Splice; a peer gone resets the socket."""
         try:
-            outcome = await splice(conn, stream, reader, writer, self.linger)
+            outcome = await splice(conn, stream, reader, writer, linger)
         except BaseException as exc:
             _reset(writer)
             if isinstance(exc, ChannelClosedError):
@@ -537,10 +550,11 @@ class _Forwarder:
             return
         peer, conn = opened
         stream = proto.Stream()
-        outcome = await self._carry(peer, conn, stream, reader, writer)
-        idle = self._idle.setdefault(peer, {})
-        if outcome.reusable and len(idle) < _IDLE_CHANNELS:
-            idle[conn] = self.spawn(self._watch_idle(peer, conn))
+        outcome = await self._carry(peer, conn, stream, reader, writer, self.linger)
+        if outcome.reusable:
+            # Every free channel is kept, however many: a peer connection then has as many
+            # as the most connections ever open to the peer at once.
+            self._idle.setdefault(peer, {})[conn] = self.spawn(self._watch_idle(peer, conn))
         else:
             self.done_with(conn)
         error = outcome.error
@@ -601,6 +615,15 @@ class _Forwarder:
                 await self._adapter.until_named(forward.peer)
         try:
             peer = await self._adapter.open_channel(forward.peer, spec)
+        except ChannelLimitError as exc:
+            self.counters.failed += 1
+            log.warning(
+                "Cannot forward: no data channel left on the connection to the peer",
+                peer=forward.peer,
+                port=forward.port,
+                reason=str(exc),
+            )
+            return None
         except ConnectionError as exc:
             self.counters.failed += 1
             log.warning(

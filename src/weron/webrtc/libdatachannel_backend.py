@@ -16,16 +16,15 @@ Python. Hence:
   (``weron.webrtc.certificate``): the constructor parses it and nothing waits for the pool;
 - no ``on_buffered_amount_low``: the library calls it holding the connection's SCTP send lock,
   which ``send`` takes; a sender waiting for room polls ``buffered_amount`` (an atomic);
-- a channel's ``close()`` ends it for us at once (later arrivals are discarded), and closes
-  the library's channel (an SCTP stream reset, RFC 8831 §6.7: the remote peer sees the close
-  and both sides free the stream id) only once it has been quiet for ``_QUIET`` (no arrival
-  reported, none queued): the library's ``close`` resets the channel's callbacks, taking the
-  lock of each, which a worker holds while it waits for the GIL to report an arrival. A
-  channel whose peer keeps writing stays discarding (its stream held) until the connection
-  closes; one that writes again in the very microseconds of the close, after a quiet
-  ``_QUIET``, could still deadlock (an honest forward peer never writes after its CLOSE).
-  The remote peer's reset closes the channel on a worker; our close then finds it closed and
-  takes no lock;
+- only ``PeerConnection.close`` (which releases the GIL) closes the library's channels:
+  closing one resets its callbacks, taking the lock of each, which a worker holds while it
+  waits for the GIL to report an arrival, so a message arriving as we close would deadlock the
+  process (and any peer may send one then). A channel's ``close()`` ends it for us at once
+  (later arrivals are discarded) and for the remote peer with the connection; its SCTP stream
+  stays taken until then (512 per side: the library then refuses another channel, raised as
+  ``ChannelLimitError``), so an app that opens many channels reuses them. A remote peer's
+  close (a stream reset) is done by the library on a worker, which holds no GIL: the channel
+  then ends here too, and the connection stops holding it;
 - callbacks are registered only where none of that object's can run yet: a connection in its
   constructor, a channel we create before negotiating (auto-negotiation off), and a channel the
   remote peer opened, on the worker that announces it (``on_data_channel``);
@@ -68,6 +67,7 @@ import libdatachannel as rtc
 from weron.log import get_logger
 from weron.webrtc import (
     ChannelClosedError,
+    ChannelLimitError,
     ChannelSpec,
     ConnectionState,
     IceServer,
@@ -90,9 +90,8 @@ _HIGH_WATER: Final = 1 << 20
 _ROOM_POLL: Final = (0.001, 0.008)
 # Arrivals closer together than this mark a busy channel, whose receiver is run on the loop.
 _BUSY_GAP: Final = 0.0005
-# A channel closed by us is closed in the library once nothing arrived on it for this long:
-# no worker can then be reporting an arrival (and holding its callback's lock) as we do.
-_QUIET: Final = 0.25
+# SCTP streams a side may open channels on (libdatachannel negotiates 1,024, odd or even ids).
+_CHANNELS_PER_SIDE: Final = 512
 _POOL_THREADS: Final = frozenset({"RTC worker"})  # where libdatachannel runs callbacks
 # libdatachannel aborts the whole process ("terminate called without an active exception")
 # when the interpreter exits with a connection still up: close whatever is left at exit.
@@ -170,8 +169,7 @@ class LibdatachannelChannel:
         self._pump_arrived = False  # for the thread that holds the lock: look again
         self._echo_full = False  # the send buffer was full: the loop echoes once there is room
         self._last_arrival = 0.0  # when on_available last ran (monotonic)
-        self._arrivals = 0  # on_available calls: a closed channel is reset once this stays put
-        self.ended = False  # the library closed the channel (either side's reset)
+        self.ended = False  # the library closed the channel (the remote peer's reset)
         channel.on_available(self._on_available)
         channel.on_closed(lambda: _post(loop, self._on_closed))
         # Replayed at once if the channel is already open.
@@ -198,7 +196,6 @@ class LibdatachannelChannel:
         here each arrival would pass the GIL back and forth with the loop (measured: 12 %
         more CPU per GB through the VPN)."""
         _keep_thread_state()
-        self._arrivals += 1
         if self._pump is not None and not self._discard:
             now = time.monotonic()
             busy, self._last_arrival = now - self._last_arrival < _BUSY_GAP, now
@@ -332,24 +329,14 @@ class LibdatachannelChannel:
             self._reader_waits = False
 
     def close(self) -> None:
-        """Closed for us now (later arrivals are discarded); for the remote peer, and its
-        stream id freed, once quiet (see the module docstring)."""
+        """Closed for us now; for the remote peer when the connection closes (see the module
+        docstring). Later arrivals are discarded."""
         if not self._discard:
             self._closed = self._discard = True
             self._readable.set()
             if self._channel.available_amount() and not self._drain_scheduled:
                 self._drain_scheduled = True
                 self._loop.call_soon(self._drain)
-            self._loop.call_later(_QUIET, self._close_when_quiet, self._arrivals)
-
-    def _close_when_quiet(self, arrivals: int) -> None:
-        if self.ended:
-            return
-        if arrivals != self._arrivals or self._channel.available_amount():
-            self._loop.call_later(_QUIET, self._close_when_quiet, self._arrivals)
-            return
-        self.ended = True
-        self._channel.close()
 
 
 class LibdatachannelPeerConnection:
@@ -397,8 +384,8 @@ class LibdatachannelPeerConnection:
         _post(self._loop, self._keep, wrapped)
 
     def _keep(self, channel: LibdatachannelChannel) -> None:
-        """Hold a channel until the connection closes, or until it ended (closed in the
-        library by either side: a forwarder opens thousands in a day)."""
+        """Hold a channel until the connection closes (dropped, it would be closed by its
+        destructor, under the GIL), or until the remote peer closed it in the library."""
         self._channels = [each for each in self._channels if not each.ended]
         self._channels.append(channel)
 
@@ -426,7 +413,15 @@ class LibdatachannelPeerConnection:
         reliability.unordered = not spec.options.ordered
         reliability.max_retransmits = spec.options.max_retransmits
         init.reliability = reliability
-        channel = self._pc.create_data_channel(spec.label, init)
+        try:
+            channel = self._pc.create_data_channel(spec.label, init)
+        except RuntimeError as exc:
+            if "Too many DataChannels" not in str(exc):
+                raise
+            raise ChannelLimitError(
+                f"no data channel left on this connection ({_CHANNELS_PER_SIDE} a side, "
+                f"closed ones included until it closes): {exc}"
+            ) from None
         wrapped = LibdatachannelChannel(channel, self._loop, self._events)
         self._keep(wrapped)
         return wrapped
