@@ -140,9 +140,9 @@ class _CloseSpy:
 
 async def test_a_closed_channel_drops_its_arrivals_and_closes_with_the_connection() -> None:
     """Closing the library's channel from Python could deadlock with a worker reporting an
-    arrival (see the module docstring), so nothing does: ours ends at once and drops what
-    still comes, through pauses longer than any quiet period, and the remote peer's ends when
-    the connection closes."""
+    arrival (see the module docstring), so nothing does, not even once the channel seems
+    quiet (a peer can time a message for that moment): ours ends at once and drops what still
+    comes, in bursts and pauses, and the remote peer's ends when the connection closes."""
     async with pairs.channel_pair(rtc_backend.LibdatachannelBackend()) as (ours, theirs, pair):
         assert isinstance(theirs, rtc_backend.LibdatachannelChannel)
         spy = _CloseSpy(theirs._channel)
