@@ -4,6 +4,7 @@ that honours half-close, a transfer that checks its sha256, a UDP echo."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -167,16 +168,63 @@ def wait_forwarding(port: int, peer: str, remote_port: int, timeout: float = 90.
         time.sleep(0.5)
 
 
+def udp_echo(port: int) -> None:
+    """Answer every datagram to 127.0.0.1:``port`` with the same bytes in upper case, for
+    ever."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as echo:
+        echo.bind(("127.0.0.1", port))
+        print("ready", flush=True)
+        while True:
+            data, address = echo.recvfrom(65_535)
+            echo.sendto(data.upper(), address)
+
+
+def udp_pings(port: int, sources: int, timeout: float = 60.0) -> dict[str, int]:
+    """From ``sources`` sockets, ping 127.0.0.1:``port`` (sent again every 0.2 s until
+    answered, as UDP may lose the first while the channel opens); how many got their own
+    ping back in upper case, and how many got anything else."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(sources)]
+    answered: set[int] = set()
+    wrong = 0
+    try:
+        deadline = time.monotonic() + timeout
+        while len(answered) < sources and time.monotonic() < deadline:
+            for number, source in enumerate(sockets):
+                if number not in answered:
+                    source.sendto(f"ping {number}".encode(), ("127.0.0.1", port))
+            time.sleep(0.2)
+            for number, source in enumerate(sockets):
+                source.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        data = source.recv(100)
+                        if data == f"PING {number}".encode():
+                            answered.add(number)
+                        else:
+                            wrong += 1
+    finally:
+        for source in sockets:
+            source.close()
+    return {"answered": len(answered), "wrong": wrong}
+
+
 def main() -> None:
     """For the namespace lab, where the sockets must live inside a namespace:
     ``python -m tests.e2e.forward echo PORT`` serves an echo until killed (printing "ready");
     ``python -m tests.e2e.forward transfer PORT SIZE COUNT`` runs COUNT transfers at once and
-    prints one JSON line: how many kept their sha256, and the errors of the others."""
+    prints one JSON line: how many kept their sha256, and the errors of the others;
+    ``udp-echo PORT`` and ``udp-pings PORT SOURCES`` are :func:`udp_echo` and
+    :func:`udp_pings` (its outcome as a JSON line)."""
     command, port = sys.argv[1], int(sys.argv[2])
     if command == "echo":
         with echo_server(port):
             print("ready", flush=True)
             threading.Event().wait()
+    if command == "udp-echo":
+        udp_echo(port)
+    if command == "udp-pings":
+        print(json.dumps(udp_pings(port, int(sys.argv[3]))))
+        return
     size, count = int(sys.argv[3]), int(sys.argv[4])
 
     def one(_: int) -> str:

@@ -1,11 +1,14 @@
 """`weron forward` between real processes over real WebRTC on loopback, through our signaler:
-a transfer keeps its sha256, many connections at once, a port not exposed is refused, a
-serving peer killed mid-way resets the connection and the listening side serves again, UDP,
-a hostile member, user mistakes."""
+a transfer keeps its sha256, many connections at once, 2,000 short ones on one peer
+connection, a port not exposed is refused, a serving peer killed mid-way resets the connection
+and the listening side serves again, UDP, a hostile member, user mistakes, each direction's
+backpressure on its own."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -82,19 +85,103 @@ def test_a_transfer_arrives_with_the_same_sha256(
     assert client.find("Stopped")[0]["forwarded"] >= 1
 
 
-def test_fifty_concurrent_connections_then_many_more_one_after_another(
-    forward_factory: StartForward,
-) -> None:
+def test_fifty_concurrent_transfers(forward_factory: StartForward) -> None:
     with echo_server() as echo:
         server, _, listen = pair(forward_factory, echo)
         with concurrent.futures.ThreadPoolExecutor(50) as pool:
             results = list(pool.map(lambda _: echo_transfer(listen, 200_000), range(50)))
         assert all(sent == received for sent, received in results)
-        # Channels are reused once a connection is over: a peer connection has a few
-        # hundred at most, and this goes past that.
-        for _ in range(600):
-            sent, received = echo_transfer(listen, 100)
-            assert sent == received
+        assert not server.find("Refusing a forward channel")
+
+
+def _short_echo(port: int, together: threading.Barrier | None = None) -> bool:
+    """One short connection through the forwarder: a line sent and echoed, then (once all of
+    ``together`` got theirs: so many streams at once) a half-close whose end comes back;
+    whether the echo is the line and nothing followed it. A failure breaks ``together``."""
+    line = os.urandom(8).hex().encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(line)
+            echoed = b""
+            while len(echoed) < len(line) and (data := connection.recv(100)):
+                echoed += data
+            if together is not None:
+                together.wait()
+            connection.shutdown(socket.SHUT_WR)
+            while data := connection.recv(100):
+                echoed += data
+    except (OSError, threading.BrokenBarrierError):
+        if together is not None:
+            together.abort()
+        return False
+    return echoed == line
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [("libdatachannel", "libdatachannel"), ("aiortc", "libdatachannel")],
+    ids=["libdatachannel", "aiortc-serves"],
+)
+def test_two_thousand_short_connections_in_bursts_wider_than_the_idle_pool(
+    forward_factory: StartForward, backends: tuple[str, str]
+) -> None:
+    """A day of SSH or web traffic in a minute: bursts of 200 connections at once, then one
+    after another. A peer connection has 512 channels per side (libdatachannel frees a closed
+    one's stream only when the connection closes), and these connections are four times that:
+    every channel is kept for the next connection, so 200 or so carry them all."""
+    with echo_server() as echo:
+        server, client, listen = pair(forward_factory, echo, backends=backends)
+        done = 0
+        with concurrent.futures.ThreadPoolExecutor(200) as pool:
+            for _ in range(4):
+                together = threading.Barrier(200, timeout=60)
+                burst = [pool.submit(_short_echo, listen, together) for _ in range(200)]
+                assert all(each.result() for each in burst), done
+                done += 200
+        while done < 2000:
+            assert _short_echo(listen), done
+            done += 1
+        assert not server.find("Refusing a forward channel")
+        assert not client.find("Cannot forward: unknown peer or peer gone")
+
+
+def test_connections_beyond_the_channels_of_a_peer_connection_fail_each_alone(
+    forward_factory: StartForward,
+) -> None:
+    """A libdatachannel connection has 512 channels per side: of 530 connections open at
+    once, those beyond fail each on its own (reset, logged with the limit), the others are
+    carried, and once they are over their channels carry the next connections."""
+    count = 530
+    with echo_server() as echo:
+        listen = free_port()
+        server = forward_factory("server", "--expose", str(echo), "--max-connections", "1000")
+        client = forward_factory(
+            "client", "--listen", f"127.0.0.1:{listen}", "--to", f"server:{echo}"
+        )
+        client.wait_connected("server")
+        wait_forwarding(listen, "server", echo)
+        connections: list[socket.socket] = []
+        answered = 0
+        try:
+            for number in range(count):
+                connections.append(socket.create_connection(("127.0.0.1", listen), timeout=60))
+                connections[-1].sendall(b"line %d" % number)
+            for number, connection in enumerate(connections):
+                with contextlib.suppress(OSError):
+                    answered += connection.recv(100) == b"line %d" % number
+        finally:
+            for connection in connections:
+                connection.close()
+        assert 500 < answered < count
+        refused = client.find("Cannot forward: no data channel left on the connection to the peer")
+        assert len(refused) == count - answered
+        assert "512 a side" in refused[0]["reason"]
+        deadline = time.monotonic() + 30  # while the streams end, their channels are not free
+        while not _short_echo(listen):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        for _ in range(50):
+            assert _short_echo(listen)
         assert not server.find("Refusing a forward channel")
 
 
@@ -302,6 +389,54 @@ def test_a_reader_that_does_not_read_stops_the_writer_and_nothing_is_lost(
         assert received == written + len(chunk)
         writer.close()
         reader.close()
+
+
+def test_a_reader_that_does_not_read_never_stops_the_other_direction(
+    forward_factory: StartForward,
+) -> None:
+    """The target sends 20 MB the local program does not read yet, while the local program
+    uploads 20 MB that the target reads: the upload goes through (the peer's WINDOWs for it
+    keep coming while the download waits), then the download arrives whole."""
+    size = 20 * MB
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(60)
+        target = listener.getsockname()[1]
+        listen = free_port()
+        forward_factory("server", "--expose", str(target))
+        client = forward_factory(
+            "client", "--listen", f"127.0.0.1:{listen}", "--to", f"server:{target}"
+        )
+        client.wait_connected("server")
+        local = socket.create_connection(("127.0.0.1", listen), timeout=30)
+        remote, _ = listener.accept()
+        remote.settimeout(60)
+        uploaded = 0
+
+        def download() -> None:
+            remote.sendall(bytes(size))
+            remote.shutdown(socket.SHUT_WR)
+
+        def count_upload() -> None:
+            nonlocal uploaded
+            while data := remote.recv(1 << 20):
+                uploaded += len(data)
+
+        threads = [threading.Thread(target=each, daemon=True) for each in (download, count_upload)]
+        for thread in threads:
+            thread.start()
+        local.sendall(bytes(size))  # a stall of 30 s raises TimeoutError
+        local.shutdown(socket.SHUT_WR)
+        threads[1].join(60)
+        assert uploaded == size
+        downloaded = 0
+        while data := local.recv(1 << 20):
+            downloaded += len(data)
+        assert downloaded == size
+        threads[0].join(60)
+        local.close()
+        remote.close()
 
 
 def test_a_connection_to_an_unknown_name_is_reset_with_a_warning(

@@ -1,6 +1,8 @@
 """`weron forward` between two namespaces of the lab, as issue 17 asks: a 50 MB transfer keeps
 its sha256, 50 connections at once, a port not exposed is refused, the serving member killed
-mid-way resets the connection and the listening member serves again once it is back."""
+mid-way resets the connection and the listening member serves again once it is back; UDP
+datagrams from several sources go to the other namespace's port and their answers come back
+to each."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ ECHO_PORT = 7007
 CLOSED_PORT = 7008
 LISTEN_PORT = 2222
 REFUSED_LISTEN_PORT = 2223
+UDP_ECHO_PORT = 7009
+UDP_LISTEN_PORT = 2224
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = [sys.executable, "-m", "tests.e2e.forward"]
 
@@ -93,3 +97,28 @@ def test_forward_between_namespaces(network: Network) -> None:
     lab.stop(echo)
     assert client.stop() == 0
     assert "Traceback" not in client.output()
+
+
+def test_udp_forwarded_between_namespaces(network: Network) -> None:
+    lab = network.lab
+    laptop, homelab = lab.add_host(), lab.add_host()
+    with (network.log_dir / "udp-echo.log").open("wb") as log:
+        echo = lab.start(
+            homelab.namespace,
+            ["env", "-C", str(ROOT), *HELPER, "udp-echo", str(UDP_ECHO_PORT)],
+            log=log,
+        )
+    server = start_forward(network, homelab, "homelab", "--expose", f"{UDP_ECHO_PORT}/udp")
+    client = start_forward(
+        network, laptop, "laptop",
+        "--listen", f"127.0.0.1:{UDP_LISTEN_PORT}/udp", "--to", f"homelab:{UDP_ECHO_PORT}",
+    )  # fmt: skip
+    client.wait_for("Connected to peer", timeout=60)
+    argv = [*HELPER, "udp-pings", str(UDP_LISTEN_PORT), "5"]
+    result = lab.run(laptop.namespace, ["env", "-C", str(ROOT), *argv], timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == {"answered": 5, "wrong": 0}
+    lab.stop(echo)
+    for member in (client, server):
+        assert member.stop() == 0
+        assert "Traceback" not in member.output()

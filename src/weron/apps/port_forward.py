@@ -7,12 +7,13 @@ negotiation on ``weron/forward/id``. Each TCP connection has a data channel to i
 the existing peer connection, or an idle one reused: see weron.net.port_forward); the UDP flows
 to one port of one peer share an unordered channel.
 
-Backpressure both ways without a queue of ours: nothing more is read from a socket while the
-channel's send buffer is full or the peer's window is used up (TCP then slows the local
-sender); nothing more is received from the channel while the socket's ``drain`` waits for a
-slow local reader, and the window it grants back grows only as bytes reach the socket (so the
-peer stops sending long before the engine's queue of unread messages stalls its threads). UDP
-drops datagrams when a buffer is full, as a congested link would.
+Backpressure both ways, each direction on its own: nothing more is read from a socket while
+the channel's send buffer is full or the peer's window is used up (TCP then slows the local
+sender); the peer's bytes wait for a slow local reader in a queue that the window bounds, and
+the window granted back grows only as bytes reach the socket (so the peer stops sending long
+before the engine's queue of unread messages could stall its threads). Frames are received
+as they come, so a reader that does not read in one direction never holds back the WINDOWs
+of the other. UDP drops datagrams when a buffer is full, as a congested link would.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from weron.log import get_logger
 from weron.net import port_forward as proto
 from weron.peers import Peer
 from weron.peers.named import NamedAdapter
-from weron.webrtc import Backend, ChannelClosedError, ChannelOptions, ChannelSpec, DataChannel
+from weron.webrtc import (
+    Backend,
+    ChannelClosedError,
+    ChannelLimitError,
+    ChannelOptions,
+    ChannelSpec,
+    DataChannel,
+)
 
 log = get_logger(__name__)
 
@@ -46,7 +54,6 @@ UDP_CHANNEL: Final = ChannelOptions(ordered=False, max_retransmits=0)
 _CHUNK: Final = 65_535  # bytes read from a socket at a time: one DATA frame
 _UDP_WAITING: Final = 64  # datagrams kept while the UDP channel opens
 _FAREWELL: Final = 5.0  # seconds a last frame gets to leave before its channel closes
-_IDLE_CHANNELS: Final = 64  # idle TCP channels kept per peer for the next connections
 
 
 @dataclass(slots=True)
@@ -100,9 +107,10 @@ async def _say_last(conn: DataChannel, frame: bytes) -> None:
             await conn.drain()
 
 
-async def finish(conn: DataChannel, stream: proto.Stream, linger: float) -> bool:
+async def finish(conn: DataChannel, stream: proto.Stream, linger: float | None) -> bool:
     """Read the rest of a stream whose local side is gone, up to the peer's CLOSE; whether it
-    came within ``linger`` (else the channel cannot be reused)."""
+    came within ``linger`` (None: for as long as the channel is open; else the channel cannot
+    be reused)."""
     try:
         async with asyncio.timeout(linger):
             while not stream.done:
@@ -119,16 +127,22 @@ async def splice(
     stream: proto.Stream,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    linger: float,
+    linger: float | None,
 ) -> Outcome:
     """Carry a TCP connection over its channel both ways until both CLOSEs went through, then
     close the socket (with a reset if the stream was aborted either way). Raises
-    ``ChannelClosedError`` when the peer is gone (the caller resets the socket)."""
+    ``ChannelClosedError`` when the peer is gone (the caller resets the socket).
+
+    Three tasks: socket to channel, channel to socket, and this one, which receives every
+    frame as it comes. So a local reader that does not read stops only the peer's sender (we
+    grant no WINDOW), never our own: the peer's WINDOWs keep arriving. What waits for the
+    socket is bounded by the window."""
     outcome = Outcome()
     lock = asyncio.Lock()  # frames leave in the order the stream made them
     chunk = max(1, min(conn.max_message_size - 1, _CHUNK))
     socket_gone = False
     credit = asyncio.Event()  # a WINDOW came
+    pending: asyncio.Queue[bytes | None] = asyncio.Queue()  # the peer's DATA; None: its END
 
     async def send(frames: list[bytes]) -> None:
         async with lock:
@@ -160,49 +174,60 @@ async def splice(
                 raise
             await send(local_failure(exc))
 
-    async def stop_upstream() -> None:
-        """Before an abort's frames: nothing of ours may follow them."""
-        if not up.done():
-            up.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await up
+    async def downstream() -> None:
+        while (payload := await pending.get()) is not None:
+            try:
+                writer.write(payload)
+                await writer.drain()
+            except OSError as exc:
+                await _stop(up)  # before an abort's frames: nothing of ours may follow them
+                await send(local_failure(exc))
+                return
+            await send(stream.written(len(payload)))
+        if writer.can_write_eof():
+            with contextlib.suppress(OSError):
+                writer.write_eof()
 
     up = asyncio.create_task(upstream())
+    down = asyncio.create_task(downstream())
     try:
         while not stream.done:
             _raise_from(up)  # the peer gone while we were sending
+            _raise_from(down)
             if socket_gone:
                 outcome.reusable = await finish(conn, stream, linger)
                 return outcome
-            reaction = stream.receive(await _receive_or_fail(conn, up))
+            reaction = stream.receive(await _receive_or_fail(conn, (up, down)))
             if reaction.reset is not None:
                 outcome.error = reaction.reset
-                await stop_upstream()
+                await _stop(up)
+                await _stop(down)
                 socket_gone = True
                 _reset(writer)
             await send(reaction.send)
             if reaction.credit:
                 credit.set()
             if reaction.write:
-                try:
-                    writer.write(reaction.write)
-                    await writer.drain()
-                except OSError as exc:
-                    await stop_upstream()
-                    await send(local_failure(exc))
-                else:
-                    await send(stream.written(len(reaction.write)))
-            if reaction.shutdown and writer.can_write_eof():
-                with contextlib.suppress(OSError):
-                    writer.write_eof()
+                pending.put_nowait(reaction.write)
+            if reaction.shutdown:
+                pending.put_nowait(None)
+        await down  # what the peer sent reaches the socket before it closes
         outcome.reusable = True
     finally:
-        await stop_upstream()
+        await _stop(up)
+        await _stop(down)
     if not socket_gone:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
     return outcome
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _raise_from(task: asyncio.Task[None]) -> None:
@@ -211,16 +236,20 @@ def _raise_from(task: asyncio.Task[None]) -> None:
         raise exc
 
 
-async def _receive_or_fail(conn: DataChannel, up: asyncio.Task[None]) -> bytes:
-    """The next message, or the upstream's failure (the channel closed under it) if first."""
-    if up.done():
-        return await conn.receive()
+async def _receive_or_fail(conn: DataChannel, tasks: tuple[asyncio.Task[None], ...]) -> bytes:
+    """The next message, or the failure of one of ``tasks`` (the channel closed under it) if
+    first."""
     receiving = asyncio.ensure_future(conn.receive())
-    await asyncio.wait({receiving, up}, return_when=asyncio.FIRST_COMPLETED)
-    if receiving.done():
-        return receiving.result()
-    _raise_from(up)
-    return await receiving
+    try:
+        while True:
+            running = {task for task in tasks if not task.done()}
+            await asyncio.wait({receiving, *running}, return_when=asyncio.FIRST_COMPLETED)
+            if receiving.done():
+                return receiving.result()
+            for task in tasks:
+                _raise_from(task)
+    finally:
+        receiving.cancel()
 
 
 def _replier(conn: DataChannel, flow: int, counters: Counters) -> Callable[[bytes], None]:
@@ -290,6 +319,9 @@ class PortForwarder:
         self._adapter = adapter
         self._admission = proto.Admission(exposed, config.max_connections)
         self.max_flows = config.max_connections
+        # How long the opener waits for the peer's CLOSE once its socket is gone, before it
+        # gives the channel up (the exposing side waits as long as the channel is open: the
+        # opener may keep it for its next connection, and a close from us may not reach it).
         self.linger = config.join.adapter.timeout
         self.counters = Counters()
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
@@ -318,6 +350,8 @@ class PortForwarder:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def done_with(self, conn: DataChannel) -> None:
+        """Close a channel that cannot carry another stream; never one that is merely free
+        (with libdatachannel a closed channel keeps its stream until the connection closes)."""
         conn.close()
         self._adapter.forget_channel(conn)
 
@@ -389,7 +423,7 @@ class PortForwarder:
     ) -> bool:
         for frame in stream.local_error(code, reason):
             await conn.send(frame)
-        return await finish(conn, stream, self.linger)
+        return await finish(conn, stream, None)
 
     async def _serve_tcp(self, peer: Peer, stream: proto.Stream, exposed: proto.Exposed) -> bool:
         target = exposed.target
@@ -403,7 +437,7 @@ class PortForwarder:
             return await self._refuse(peer.conn, stream, proto.ErrorCode.UNREACHABLE, reason)
         self.counters.served += 1
         log.debug("Serving a connection", peer=peer.peer_id, target=str(target))
-        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer)
+        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer, None)
         return outcome.reusable
 
     async def _carry(
@@ -413,10 +447,11 @@ class PortForwarder:
         stream: proto.Stream,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        linger: float | None,
     ) -> Outcome:
         """Splice; a peer gone resets the socket."""
         try:
-            outcome = await splice(conn, stream, reader, writer, self.linger)
+            outcome = await splice(conn, stream, reader, writer, linger)
         except BaseException as exc:
             _reset(writer)
             if isinstance(exc, ChannelClosedError):
@@ -530,10 +565,11 @@ class PortForwarder:
             return
         peer, conn = opened
         stream = proto.Stream()
-        outcome = await self._carry(peer, conn, stream, reader, writer)
-        idle = self._idle.setdefault(peer, {})
-        if outcome.reusable and len(idle) < _IDLE_CHANNELS:
-            idle[conn] = self.spawn(self._watch_idle(peer, conn))
+        outcome = await self._carry(peer, conn, stream, reader, writer, self.linger)
+        if outcome.reusable:
+            # Every free channel is kept, however many: a peer connection then has as many
+            # as the most connections ever open to the peer at once.
+            self._idle.setdefault(peer, {})[conn] = self.spawn(self._watch_idle(peer, conn))
         else:
             self.done_with(conn)
         error = outcome.error
@@ -594,6 +630,15 @@ class PortForwarder:
                 await self._adapter.until_named(forward.peer)
         try:
             peer = await self._adapter.open_channel(forward.peer, spec)
+        except ChannelLimitError as exc:
+            self.counters.failed += 1
+            log.warning(
+                "Cannot forward: no data channel left on the connection to the peer",
+                peer=forward.peer,
+                port=forward.port,
+                reason=str(exc),
+            )
+            return None
         except ConnectionError as exc:
             self.counters.failed += 1
             log.warning(

@@ -4,11 +4,11 @@ who is admitted.
 
 TCP: a reliable, ordered channel ``weron/forward/tcp/<serial>`` carries one forwarded connection
 after another. Each starts with ``OPEN`` (the port) and ends when both sides have sent and
-received ``CLOSE``; then the channel's creator may open the next one on it. Channels are reused
-because closing one does not reach the other side with every engine (libdatachannel tells it
-when the peer connection closes) and a peer connection has a few hundred of them at most. The
-end of a stream travels in band: ``END`` is a half-close (TCP FIN), ``ERROR`` a reset with a
-reason (TCP RST), ``CLOSE`` "nothing more from me in this stream".
+received ``CLOSE``; then the channel's creator may open the next one on it. Channels are
+reused, never closed to be freed: libdatachannel frees a closed channel's stream only when the
+peer connection closes, and a peer connection has 512 per side. The end of a stream travels in
+band: ``END`` is a half-close (TCP FIN), ``ERROR`` a reset with a reason (TCP RST), ``CLOSE``
+"nothing more from me in this stream".
 
 UDP: an unordered channel without retransmissions ``weron/forward/udp/<port>`` per peer and
 port carries ``DATAGRAM`` frames; a flow id tells the opener's local sources apart.

@@ -384,7 +384,8 @@ class Adapter:
     async def open_channel(self, peer_id: str, spec: ChannelSpec) -> DataChannel:
         """Open a channel on the connection to ``peer_id`` (its newest connected one) and
         return it once open; ``ConnectionError`` if there is no such connection, it closes,
-        or the channel is not open within ``timeout``."""
+        or the channel is not open within ``timeout``; ``ChannelLimitError`` (one) if the
+        connection has no stream left for it."""
         timeout = self.config.timeout
         links = [
             link
@@ -403,7 +404,7 @@ class Adapter:
             raise ConnectionError(f"channel {spec.label!r} not open after {timeout:g}s") from None
         except ConnectionError:
             raise
-        except Exception as exc:  # the engine refused (e.g. out of streams)
+        except Exception as exc:  # the engine refused
             raise ConnectionError(f"{type(exc).__name__}: {exc}"[:200]) from None
         finally:
             if not opening.done():

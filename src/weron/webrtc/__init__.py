@@ -24,6 +24,12 @@ class ChannelClosedError(ConnectionError):
     """The data channel is closed: nothing more can be sent, everything received was read."""
 
 
+class ChannelLimitError(ConnectionError):
+    """The connection has no SCTP stream left for another channel: the engine's limit of
+    channels at a time (libdatachannel: 512 opened by each side, closed ones included until
+    the connection closes)."""
+
+
 class ConnectionState(enum.StrEnum):
     NEW = "new"
     CONNECTING = "connecting"
@@ -117,8 +123,9 @@ class DataChannel(Protocol):
         loop (a round trip at a user's pace pays for each thread it wakes)."""
 
     def close(self) -> None:
-        """No more messages either way, from now on. The remote peer sees the close at once
-        (aiortc) or when the connection closes (libdatachannel: see its module)."""
+        """No more messages either way, from now on. The remote peer sees the close, and the
+        channel's SCTP stream is free again, at once (aiortc) or when the connection closes
+        (libdatachannel: see its module)."""
 
 
 class PeerEvents(Protocol):
@@ -177,7 +184,8 @@ class PeerConnection(Protocol):
     def create_channel(self, spec: ChannelSpec) -> DataChannel:
         """Create a channel; this same object is reported through ``on_channel`` once open
         (so that its creator tells it from a channel the remote peer opened with the same
-        label). Before negotiating, or later on a connected connection."""
+        label). Before negotiating, or later on a connected connection;
+        :class:`ChannelLimitError` if the connection has no stream left for it."""
 
     async def create_offer(self) -> str:
         """Set and return the local offer SDP."""

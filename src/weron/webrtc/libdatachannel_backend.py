@@ -18,8 +18,13 @@ Python. Hence:
   which ``send`` takes; a sender waiting for room polls ``buffered_amount`` (an atomic);
 - only ``PeerConnection.close`` (which releases the GIL) closes the library's channels:
   closing one resets its callbacks, taking the lock of each, which a worker holds while it
-  waits for the GIL to report an arrival. A channel's ``close()`` ends it for us at once
-  (later arrivals are discarded) and for the remote peer with the connection;
+  waits for the GIL to report an arrival, so a message arriving as we close would deadlock the
+  process (and any peer may send one then). A channel's ``close()`` ends it for us at once
+  (later arrivals are discarded) and for the remote peer with the connection; its SCTP stream
+  stays taken until then (512 per side: the library then refuses another channel, raised as
+  ``ChannelLimitError``), so an app that opens many channels reuses them. A remote peer's
+  close (a stream reset) is done by the library on a worker, which holds no GIL: the channel
+  then ends here too, and the connection stops holding it;
 - callbacks are registered only where none of that object's can run yet: a connection in its
   constructor, a channel we create before negotiating (auto-negotiation off), and a channel the
   remote peer opened, on the worker that announces it (``on_data_channel``);
@@ -62,6 +67,7 @@ import libdatachannel as rtc
 from weron.log import get_logger
 from weron.webrtc import (
     ChannelClosedError,
+    ChannelLimitError,
     ChannelSpec,
     ConnectionState,
     IceServer,
@@ -84,6 +90,8 @@ _HIGH_WATER: Final = 1 << 20
 _ROOM_POLL: Final = (0.001, 0.008)
 # Arrivals closer together than this mark a busy channel, whose receiver is run on the loop.
 _BUSY_GAP: Final = 0.0005
+# SCTP streams a side may open channels on (libdatachannel negotiates 1,024, odd or even ids).
+_CHANNELS_PER_SIDE: Final = 512
 _POOL_THREADS: Final = frozenset({"RTC worker"})  # where libdatachannel runs callbacks
 # libdatachannel aborts the whole process ("terminate called without an active exception")
 # when the interpreter exits with a connection still up: close whatever is left at exit.
@@ -161,6 +169,7 @@ class LibdatachannelChannel:
         self._pump_arrived = False  # for the thread that holds the lock: look again
         self._echo_full = False  # the send buffer was full: the loop echoes once there is room
         self._last_arrival = 0.0  # when on_available last ran (monotonic)
+        self.ended = False  # the library closed the channel (the remote peer's reset)
         channel.on_available(self._on_available)
         channel.on_closed(lambda: _post(loop, self._on_closed))
         # Replayed at once if the channel is already open.
@@ -267,7 +276,7 @@ class LibdatachannelChannel:
                 self._pump_lock.release()
 
     def _on_closed(self) -> None:
-        self._closed = True
+        self._closed = self.ended = True
         self._readable.set()
 
     async def send(self, message: bytes) -> None:
@@ -372,7 +381,13 @@ class LibdatachannelPeerConnection:
         """On a library thread: a channel the remote peer created."""
         _keep_thread_state()
         wrapped = LibdatachannelChannel(channel, self._loop, self._events)
-        _post(self._loop, self._channels.append, wrapped)
+        _post(self._loop, self._keep, wrapped)
+
+    def _keep(self, channel: LibdatachannelChannel) -> None:
+        """Hold a channel until the connection closes (dropped, it would be closed by its
+        destructor, under the GIL), or until the remote peer closed it in the library."""
+        self._channels = [each for each in self._channels if not each.ended]
+        self._channels.append(channel)
 
     def stats(self) -> LinkStats:
         """The library's own figures: the selected pair (libjuice's agent lock, which its
@@ -398,9 +413,17 @@ class LibdatachannelPeerConnection:
         reliability.unordered = not spec.options.ordered
         reliability.max_retransmits = spec.options.max_retransmits
         init.reliability = reliability
-        channel = self._pc.create_data_channel(spec.label, init)
+        try:
+            channel = self._pc.create_data_channel(spec.label, init)
+        except RuntimeError as exc:
+            if "Too many DataChannels" not in str(exc):
+                raise
+            raise ChannelLimitError(
+                f"no data channel left on this connection ({_CHANNELS_PER_SIDE} a side, "
+                f"closed ones included until it closes): {exc}"
+            ) from None
         wrapped = LibdatachannelChannel(channel, self._loop, self._events)
-        self._channels.append(wrapped)
+        self._keep(wrapped)
         return wrapped
 
     async def create_offer(self) -> str:

@@ -14,7 +14,13 @@ import pytest
 from tests.unit.webrtc import pairs
 from tests.unit.webrtc.pairs import WAIT
 
-from weron.webrtc import ChannelClosedError, DataChannel, PeerConfig
+from weron.webrtc import (
+    ChannelClosedError,
+    ChannelLimitError,
+    ChannelSpec,
+    DataChannel,
+    PeerConfig,
+)
 
 pytest.importorskip("libdatachannel", reason="needs the libdatachannel-py wheel")
 from weron.webrtc import libdatachannel_backend as rtc_backend
@@ -118,20 +124,86 @@ def test_other_threads_are_left_alone() -> None:
     assert thread.ident not in kept_threads()
 
 
-async def test_a_closed_channel_ends_here_at_once_and_there_with_its_connection() -> None:
-    """Closing the library's channel from Python could deadlock (see the module docstring):
-    it closes with the connection, and ours ends at once."""
+class _CloseSpy:
+    """A library channel that counts the ``close`` calls made on it from Python."""
+
+    def __init__(self, channel: object) -> None:
+        self._channel = channel
+        self.closes = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._channel, name)
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+async def test_a_closed_channel_drops_its_arrivals_and_closes_with_the_connection() -> None:
+    """Closing the library's channel from Python could deadlock with a worker reporting an
+    arrival (see the module docstring), so nothing does, not even once the channel seems
+    quiet (a peer can time a message for that moment): ours ends at once and drops what still
+    comes, in bursts and pauses, and the remote peer's ends when the connection closes."""
     async with pairs.channel_pair(rtc_backend.LibdatachannelBackend()) as (ours, theirs, pair):
+        assert isinstance(theirs, rtc_backend.LibdatachannelChannel)
+        spy = _CloseSpy(theirs._channel)
+        theirs._channel = spy  # type: ignore[assignment]
         theirs.close()
         with pytest.raises(ChannelClosedError):
             await theirs.receive()
         with pytest.raises(ChannelClosedError):
             await theirs.send(b"late")
-        await ours.send(b"dropped over there")
+        for _ in range(3):
+            for _ in range(100):
+                await ours.send(b"dropped over there")
+            await asyncio.sleep(0.5)
+        assert spy.available_amount() == 0  # type: ignore[operator]
+        assert spy.closes == 0
+        await ours.send(b"still open over here")
         await pair.answerer.close()
         async with asyncio.timeout(WAIT):
             with pytest.raises(ChannelClosedError):
                 await ours.receive()
+        assert spy.closes == 0
+
+
+async def test_a_channel_beyond_the_streams_left_is_refused_and_the_others_still_work() -> None:
+    """Closed channels keep their stream until the connection closes: the one past the limit
+    raises ChannelLimitError, which names it, and the connection carries on."""
+    async with pairs.channel_pair(rtc_backend.LibdatachannelBackend()) as (ours, theirs, pair):
+        opened = 1  # the pair's own channel
+        with pytest.raises(ChannelLimitError, match="512 a side"):
+            while opened <= 512:
+                pair.offerer.create_channel(ChannelSpec(f"test/{opened}")).close()
+                opened += 1
+        assert opened == 512
+        await ours.send(b"after")
+        async with asyncio.timeout(WAIT):
+            assert await theirs.receive() == b"after"
+
+
+async def test_a_channel_the_remote_peer_reset_ends_here_and_is_not_held() -> None:
+    """A remote peer's close (aiortc's stream reset; here the library's own, made by the test
+    with nothing in flight) is done on a worker: ours ends, and the connection stops holding
+    it once the next channel comes (a peer may open and close channels all day)."""
+    async with pairs.channel_pair(rtc_backend.LibdatachannelBackend()) as (_, _, pair):
+        answerer = pair.answerer
+        assert isinstance(answerer, rtc_backend.LibdatachannelPeerConnection)
+        mine = pair.offerer.create_channel(ChannelSpec("test/reset"))
+        async with asyncio.timeout(WAIT):
+            assert await pair.offering.channels.get() is mine
+            theirs = await pair.answering.channels.get()
+        assert isinstance(mine, rtc_backend.LibdatachannelChannel)
+        assert isinstance(theirs, rtc_backend.LibdatachannelChannel)
+        mine._channel.close()
+        async with asyncio.timeout(WAIT):
+            with pytest.raises(ChannelClosedError):
+                await theirs.receive()
+        assert theirs.ended
+        assert theirs in answerer._channels
+        pair.offerer.create_channel(ChannelSpec("test/next"))
+        async with asyncio.timeout(WAIT):
+            await pair.answering.channels.get()
+        assert theirs not in answerer._channels
 
 
 @pytest.mark.parametrize("high_water", [rtc_backend._HIGH_WATER, 1])
