@@ -10,6 +10,8 @@ import io
 import os
 from collections.abc import AsyncIterator, Callable
 
+from tests.unit.fakes import until
+
 from weron.apps.console import Screen
 from weron.apps.delivery import FIRST_RETRY
 from weron.apps.gonet import (
@@ -417,9 +419,3 @@ async def test_chats_over_real_tunnels_meet_and_talk_and_another_psk_is_never_sh
     finally:
         for member in (alice, bob, mallory):
             await member.tunnels.close()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.005)
