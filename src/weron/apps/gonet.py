@@ -126,7 +126,9 @@ def _rendezvous(config: GonetConfig, secrets: RoomSecrets, card: Card) -> Rendez
         from weron.rendezvous.dht import DhtRendezvous  # libtorrent only when asked for
 
         return DhtRendezvous(secrets, card, bootstrap=config.dht_bootstrap)
-    return SignalerRendezvous(config.raddr, secrets, card, timeout=config.signaler_timeout)
+    return SignalerRendezvous.to_signaler(
+        config.raddr, secrets, card, timeout=config.signaler_timeout
+    )
 
 
 def _meeting_hosts(config: GonetConfig) -> list[str]:
