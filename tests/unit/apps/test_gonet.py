@@ -20,6 +20,7 @@ from weron.apps.gonet import (
     GonetConfig,
     MemberRouteHandler,
     WireGuardTunnels,
+    host_endpoints,
 )
 from weron.apps.roster import (
     Ack,
@@ -419,3 +420,10 @@ async def test_chats_over_real_tunnels_meet_and_talk_and_another_psk_is_never_sh
     finally:
         for member in (alice, bob, mallory):
             await member.tunnels.close()
+
+
+def test_host_candidates_are_the_bound_address_or_ours_toward_the_meeting_hosts() -> None:
+    assert host_endpoints(("192.0.2.7", 4000), ["127.0.0.1"]) == [("192.0.2.7", 4000)]
+    # A wildcard socket: our address toward each host, once (routing is asked, nothing sent).
+    assert host_endpoints(("0.0.0.0", 4000), ["127.0.0.1", "127.0.0.1"]) == [("127.0.0.1", 4000)]
+    assert host_endpoints(("0.0.0.0", 4000), []) == [("127.0.0.1", 4000)]  # nothing better
