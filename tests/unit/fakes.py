@@ -1,5 +1,5 @@
 """Fakes for the unit tests of what sits on channels and adapters: a message channel without a
-network, an adapter without a signaler."""
+network, an adapter without a signaler; and the wait for what they make happen."""
 
 from __future__ import annotations
 
@@ -140,3 +140,10 @@ class FakeClock:
         now = self.now
         self.now += self.step
         return now
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition``: what a fake was given has been handled (a hang fails at 5 s)."""
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.005)

@@ -10,6 +10,10 @@ hence same PSK) are ever shown.
 
 Paths through NATs are ``weron.wireguard.nat``'s: STUN and TURN on the WireGuard socket,
 candidates in the cards, hole punching, relay fallback.
+
+:class:`GonetChat` is the chat's logic over what it is given: the :class:`Tunnels` to the
+members (:class:`WireGuardTunnels` in :func:`run`), a :class:`Rendezvous`, a screen and a
+clock; :func:`run` only builds the real ones and ties them together.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import contextlib
 import importlib
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TextIO
+from typing import Final, Protocol, TextIO
 
 from weron.apps.ascii import is_printable_ascii
 from weron.apps.console import (
@@ -60,7 +64,7 @@ from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.device import WireGuardPeer
 from weron.wireguard.ip import UdpPacket
 from weron.wireguard.nat.paths import Candidate, Route
-from weron.wireguard.nat.traversal import Traversal
+from weron.wireguard.nat.traversal import CandidatesHandler, Traversal
 from weron.wireguard.nat.turn import TurnServer
 from weron.wireguard.overlay import UdpOverlay
 
@@ -122,7 +126,9 @@ def _rendezvous(config: GonetConfig, secrets: RoomSecrets, card: Card) -> Rendez
         from weron.rendezvous.dht import DhtRendezvous  # libtorrent only when asked for
 
         return DhtRendezvous(secrets, card, bootstrap=config.dht_bootstrap)
-    return SignalerRendezvous(config.raddr, secrets, card, timeout=config.signaler_timeout)
+    return SignalerRendezvous.to_signaler(
+        config.raddr, secrets, card, timeout=config.signaler_timeout
+    )
 
 
 def _meeting_hosts(config: GonetConfig) -> list[str]:
@@ -137,37 +143,155 @@ def _meeting_hosts(config: GonetConfig) -> list[str]:
     return hosts
 
 
-class _Room:
-    """The chat: roster, screen and overlay tied together."""
+def _ignore(*_event: object) -> None:
+    """What the tunnels report before the chat listens: nothing is met yet, nothing to tell."""
 
-    def __init__(self, config: GonetConfig, screen: Screen, psk: bytes) -> None:
-        self._config = config
-        self._screen = screen
+
+ChatDatagramHandler = Callable[[bytes, bytes], None]  # the member's public key, the payload
+MemberRouteHandler = Callable[[bytes, Route | None], None]
+
+
+class Tunnels(Protocol):
+    """What the chat asks of its transport: a tunnel to each member met, by public key, that
+    carries chat datagrams both ways. It reports through the ``on_`` handlers the chat sets:
+    a member's datagram, a change of the route to a member, new candidates of our own."""
+
+    on_datagram: ChatDatagramHandler
+    on_route: MemberRouteHandler
+    on_candidates: CandidatesHandler
+
+    def add(self, card: Card) -> None:
+        """Open a tunnel to the card's member (or, open already, try its new candidates)."""
+
+    def remove(self, public_key: bytes) -> None: ...
+
+    def send(self, public_key: bytes, data: bytes) -> None: ...
+
+    def route(self, public_key: bytes) -> Route | None: ...
+
+
+class WireGuardTunnels:
+    """The chat's tunnels: a WireGuard peer per member (under the room's pre-shared key) on
+    one UDP socket, through NATs by :class:`Traversal`, chat datagrams on ``CHAT_PORT``."""
+
+    def __init__(self, config: GonetConfig, psk: bytes) -> None:
         self._psk = psk
-        self.roster = Roster(config.private_key.public, config.name)
         self.overlay = UdpOverlay(config.private_key, self._datagram)
         self.traversal = Traversal(
-            self.overlay.endpoint, stun=config.stun, turn=config.turn, on_route=self._route
+            self.overlay.endpoint,
+            stun=config.stun,
+            turn=config.turn,
+            on_route=self._route,
+            on_candidates=self._candidates,
         )
-        self.peers: dict[bytes, WireGuardPeer] = {}
+        self._peers: dict[bytes, WireGuardPeer] = {}
+        self.on_datagram: ChatDatagramHandler = _ignore
+        self.on_route: MemberRouteHandler = _ignore
+        self.on_candidates: CandidatesHandler = _ignore
+
+    async def open(self, host: str, port: int) -> Endpoint:
+        return await self.overlay.open(host, port)
+
+    async def start(self, host: Sequence[Endpoint]) -> tuple[Candidate, ...]:
+        """Our candidates (``host``: our socket's own addresses), once learnt."""
+        return await self.traversal.start(host)
+
+    def add(self, card: Card) -> None:
+        peer = self.overlay.add_peer(card.public_key, psk=self._psk)
+        self.traversal.add(peer, card.candidates)
+        self._peers[card.public_key] = peer
+
+    def remove(self, public_key: bytes) -> None:
+        """No more heartbeats nor handshakes toward the member."""
+        peer = self._peers.pop(public_key, None)
+        if peer is not None:
+            self.traversal.remove(peer)
+        self.overlay.remove_peer(public_key)
+
+    def send(self, public_key: bytes, data: bytes) -> None:
+        peer = self._peers.get(public_key)
+        if peer is not None:
+            self.overlay.sendto(data, peer, CHAT_PORT)
+
+    def route(self, public_key: bytes) -> Route | None:
+        peer = self._peers.get(public_key)
+        return None if peer is None else self.traversal.route(peer)
+
+    def _datagram(self, peer: WireGuardPeer, datagram: UdpPacket) -> None:
+        if datagram.destination_port != CHAT_PORT:
+            log.debug("Dropped datagram for another port", port=datagram.destination_port)
+            return
+        self.on_datagram(peer.public_key, datagram.payload)
+
+    def _route(self, peer: WireGuardPeer, route: Route | None) -> None:
+        self.on_route(peer.public_key, route)
+
+    def _candidates(self, candidates: tuple[Candidate, ...]) -> None:
+        self.on_candidates(candidates)
+
+    async def close(self) -> None:
+        await self.traversal.close()
+        self.overlay.close()
+
+
+class GonetChat:
+    """The chat: who is in the room (only members whose hello came through a tunnel, hence
+    whose handshake proved the room's key), what they say, what we say to them and whether
+    it arrived, on the screen. Tunnels, rendezvous, screen and clock come in: the unit tests
+    give fakes, :func:`run` the real ones."""
+
+    def __init__(
+        self,
+        config: GonetConfig,
+        tunnels: Tunnels,
+        rendezvous: Rendezvous,
+        screen: Screen,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._tunnels = tunnels
+        self._rendezvous = rendezvous
+        self._screen = screen
+        self._clock = clock
+        self.roster = Roster(config.private_key.public, config.name)
+        self.met: set[bytes] = set()  # members whose card came: a tunnel is open to each
         self.delivery = Delivery(config.timeout)
-        self.changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
-        self.settled = asyncio.Event()  # no line waits for acks
-        self.settled.set()
+        self._changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
+        self._settled = asyncio.Event()  # no line waits for acks
+        self._settled.set()
         self._joined = False  # no name is shown as ours before the rendezvous let us in
+        self._announcements: set[asyncio.Task[None]] = set()
+        tunnels.on_datagram = self.received
+        tunnels.on_route = self.route_changed
+        tunnels.on_candidates = self._announce
 
-    @property
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+    async def converse(self, lines: asyncio.Queue[str | None]) -> None:
+        """Meet the members the rendezvous brings and say the lines typed until the end of
+        input; then what was said is delivered or reported before leaving is announced
+        (announced as well when cancelled or failed)."""
+        loops = (self._meet(), self._beat(), self._send_due())
+        background = [asyncio.create_task(loop) for loop in loops]
+        joining = asyncio.create_task(self.join())
+        try:
+            while (line := await next_line(lines, background)) is not None:
+                self.say(line)
+            await until(self._settled.wait(), background)
+        finally:
+            joining.cancel()
+            self.leave()
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
-    async def join(self, rendezvous: Rendezvous) -> None:
+    async def join(self) -> None:
         """Progress on the prompt line until the rendezvous let us in, then our name."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        joined = asyncio.ensure_future(rendezvous.joined())
+        started = self._clock()
+        joined = asyncio.ensure_future(self._rendezvous.joined())
         try:
             while not joined.done():
-                self._screen.prompt = f"joining… ({round(loop.time() - started)} s) "
+                self._screen.prompt = f"joining… ({round(self._clock() - started)} s) "
                 await asyncio.wait({joined}, timeout=1)
         finally:
             joined.cancel()
@@ -180,21 +304,33 @@ class _Room:
             self._screen.prompt = f"{shown}> "
             self._screen.line(f"{shown}!")
 
+    async def _meet(self) -> None:
+        async for card in self._rendezvous.members():
+            self.meet(card)
+
     def meet(self, card: Card) -> None:
+        """A card from the rendezvous: a tunnel to its member, and our hello through it. A
+        card without candidates, or with our own key, is no member to meet."""
         if not card.candidates or card.public_key == self._config.private_key.public:
             return
-        peer = self.overlay.add_peer(card.public_key, psk=self._psk)
-        self.traversal.add(peer, card.candidates)
-        self.peers[card.public_key] = peer
+        self._tunnels.add(card)
+        self.met.add(card.public_key)
         for message in self._hello():
-            self.overlay.sendto(encode_chat(message), peer, CHAT_PORT)
+            self._tunnels.send(card.public_key, encode_chat(message))
+
+    def _announce(self, candidates: tuple[Candidate, ...]) -> None:
+        """Our candidates changed (our NAT moved us): our new card out, members reconnect."""
+        card = Card(self._config.private_key.public, candidates)
+        task = asyncio.create_task(self._rendezvous.announce(card))
+        self._announcements.add(task)
+        task.add_done_callback(self._announcements.discard)
 
     def _hello(self) -> tuple[ChatMessage, ...]:
         return Hello(self._config.name), Version(VERSION)
 
-    def _route(self, peer: WireGuardPeer, route: Route | None) -> None:
-        if route is not None and peer.public_key in self.roster:
-            self._screen.line(f"~{self.roster.display(peer.public_key)} {route}")
+    def route_changed(self, public_key: bytes, route: Route | None) -> None:
+        if route is not None and public_key in self.roster:
+            self._screen.line(f"~{self.roster.display(public_key)} {route}")
 
     def say(self, text: str) -> None:
         if not text:
@@ -202,16 +338,24 @@ class _Room:
         if not is_printable_ascii(text) or len(text) > MAX_TEXT:
             self._screen.line(f"!not sent: only printable ASCII, at most {MAX_TEXT} characters")
             return
-        sends = self.delivery.say(text, self.peers, self._now)
+        sends = self.delivery.say(text, self.met, self._clock())
         if sends is None:
             self._screen.line(f"!not sent: {self.delivery.waiting} lines still wait for acks")
             return
         self._send(sends)
         self._delivery_changed()
 
+    async def _send_due(self) -> None:
+        while True:
+            deadline = self.send_due()
+            self._changed.clear()
+            delay = None if deadline is None else deadline - self._clock()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), delay)
+
     def send_due(self) -> float | None:
         """Send the copies due, report the lines given up on; when to come back."""
-        sends, failures = self.delivery.tick(self._now)
+        sends, failures = self.delivery.tick(self._clock())
         self._send(sends)
         for failure in failures:
             self._failed(self.roster.display(failure.member), failure)
@@ -219,16 +363,22 @@ class _Room:
         return self.delivery.next_deadline()
 
     def _delivery_changed(self) -> None:
-        self.changed.set()
+        self._changed.set()
         if self.delivery.waiting:
-            self.settled.clear()
+            self._settled.clear()
         else:
-            self.settled.set()
+            self._settled.set()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.timeout / 3)
+            self.heartbeat()
 
     def heartbeat(self) -> None:
+        """Our hello to every member met; members silent for the timeout have left."""
         for message in self._hello():
             self._broadcast(encode_chat(message))
-        for key, shown in self.roster.expire(self._now, self._config.timeout):
+        for key, shown in self.roster.expire(self._clock(), self._config.timeout):
             self._forget(key, shown)
         self.show_own_name()
 
@@ -236,39 +386,35 @@ class _Room:
         self._broadcast(encode_chat(Bye()))
 
     def _broadcast(self, data: bytes) -> None:
-        for peer in self.peers.values():
-            self.overlay.sendto(data, peer, CHAT_PORT)
+        for key in self.met:
+            self._tunnels.send(key, data)
 
     def _send(self, sends: list[Send]) -> None:
         for send in sends:
-            peer = self.peers.get(send.to)
-            if peer is not None:
-                self.overlay.sendto(encode_chat(send.message), peer, CHAT_PORT)
+            if send.to in self.met:
+                self._tunnels.send(send.to, encode_chat(send.message))
 
     def _failed(self, shown: str, failure: Failure) -> None:
         self._screen.line(f"!not delivered to {shown}: {escape(failure.text)}")
 
-    def _datagram(self, peer: WireGuardPeer, datagram: UdpPacket) -> None:
-        if datagram.destination_port != CHAT_PORT:
-            log.debug("Dropped datagram for another port", port=datagram.destination_port)
-            return
+    def received(self, key: bytes, payload: bytes) -> None:
+        """A datagram through a member's tunnel: ``key`` is the one its handshake proved."""
         try:
-            message = decode_chat(datagram.payload)
+            message = decode_chat(payload)
         except ChatMessageError as exc:
             log.debug("Dropped malformed chat message", reason=str(exc))
             return
-        key = peer.public_key
         if isinstance(message, Hello):
-            if self.roster.hello(key, message.name, self._now):
+            if self.roster.hello(key, message.name, self._clock()):
                 self._screen.line(f"+{self.roster.display(key)}")
-                self._route(peer, self.traversal.route(peer))
+                self.route_changed(key, self._tunnels.route(key))
                 self.show_own_name()
         elif key not in self.roster:
             log.debug("Dropped chat message from a member that did not say hello")
         elif isinstance(message, Version):
             self.delivery.version(key, message.number)
         elif isinstance(message, Line | Posted):
-            self.roster.seen(key, self._now)
+            self.roster.seen(key, self._clock())
             show = True
             if isinstance(message, Posted):
                 ack, show = self.delivery.received(key, message)
@@ -276,8 +422,8 @@ class _Room:
             if show:
                 self._screen.line(f"{self.roster.display(key)}: {escape(message.text)}")
         elif isinstance(message, Ack):
-            self.roster.seen(key, self._now)
-            self.delivery.acked(key, message, self._now)
+            self.roster.seen(key, self._clock())
+            self.delivery.acked(key, message, self._clock())
             self._delivery_changed()
         else:
             shown = self.roster.leave(key)
@@ -286,16 +432,14 @@ class _Room:
                 self.show_own_name()
 
     def _forget(self, key: bytes, shown: str) -> None:
-        """A member left: said, with the lines it did not acknowledge; no more heartbeats nor
-        handshakes toward it (if it comes back, the rendezvous hands us its card again)."""
+        """A member left: said, with the lines it did not acknowledge; its tunnel closed (if
+        it comes back, the rendezvous hands us its card again)."""
         self._screen.line(f"-{shown}")
         for failure in self.delivery.forget(key):
             self._failed(shown, failure)
         self._delivery_changed()
-        peer = self.peers.pop(key, None)
-        if peer is not None:
-            self.traversal.remove(peer)
-        self.overlay.remove_peer(key)
+        self.met.discard(key)
+        self._tunnels.remove(key)
 
 
 async def run(
@@ -308,72 +452,18 @@ async def run(
             importlib.import_module("libtorrent")
     secrets = await asyncio.to_thread(derive, config.room)
     with console(stdin or sys.stdin, stdout or sys.stdout) as (screen, lines):
-        room = _Room(config, screen, secrets.psk)
-        bound = await room.overlay.open(config.host, config.port)
+        tunnels = WireGuardTunnels(config, secrets.psk)
+        bound = await tunnels.open(config.host, config.port)
+        rendezvous: Rendezvous | None = None
         try:
             host = await asyncio.to_thread(host_endpoints, bound, _meeting_hosts(config))
-            candidates = await room.traversal.start(host)
+            candidates = await tunnels.start(host)
             rendezvous = _rendezvous(config, secrets, Card(config.private_key.public, candidates))
-        except BaseException:
-            await room.traversal.close()
-            room.overlay.close()
-            raise
-        log.info("Joining room", candidates=[c.encode() for c in candidates])
-        screen.line("." + ("dht" if config.dht else redact_url(config.raddr)))
-        await _chat(config, room, rendezvous, lines)
-
-
-async def _chat(
-    config: GonetConfig,
-    room: _Room,
-    rendezvous: Rendezvous,
-    lines: asyncio.Queue[str | None],
-) -> None:
-    announcements: set[asyncio.Task[None]] = set()
-
-    def announce(candidates: tuple[Candidate, ...]) -> None:
-        task = asyncio.create_task(rendezvous.announce(Card(config.private_key.public, candidates)))
-        announcements.add(task)
-        task.add_done_callback(announcements.discard)
-
-    room.traversal.on_candidates = announce
-
-    async def meet() -> None:
-        async for card in rendezvous.members():
-            room.meet(card)
-
-    async def heartbeat() -> None:
-        while True:
-            await asyncio.sleep(config.timeout / 3)
-            room.heartbeat()
-
-    async def send_due() -> None:
-        while True:
-            deadline = room.send_due()
-            room.changed.clear()
-            delay = None if deadline is None else deadline - asyncio.get_running_loop().time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(room.changed.wait(), delay)
-
-    tasks = (meet(), heartbeat(), send_due())
-    background = [asyncio.create_task(task) for task in tasks]
-    joining = asyncio.create_task(room.join(rendezvous))
-    try:
-        while True:
-            line = await next_line(lines, background)
-            if line is None:
-                break
-            room.say(line)
-        # End of input: what was said is delivered or reported first.
-        await until(room.settled.wait(), background)
-    finally:
-        joining.cancel()
-        room.leave()
-        for task in background:
-            task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await rendezvous.close()
-        await room.traversal.close()
-        room.overlay.close()
+            log.info("Joining room", candidates=[c.encode() for c in candidates])
+            screen.line("." + ("dht" if config.dht else redact_url(config.raddr)))
+            chat = GonetChat(config, tunnels, rendezvous, screen, asyncio.get_running_loop().time)
+            await chat.converse(lines)
+        finally:
+            if rendezvous is not None:
+                await rendezvous.close()
+            await tunnels.close()

@@ -11,30 +11,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from websockets.exceptions import ConnectionClosed
 
 from weron.log import get_logger
 from weron.rendezvous.card import Card, CardError, decode_card
 from weron.rendezvous.room import RoomSecrets
-from weron.signaler_client.client import SignalingClient, SignalingSession
-from weron.signaler_client.messages import Exchange, Introduction, MessageType
+from weron.signaler_client.client import SignalingClient
+from weron.signaler_client.messages import Exchange, Introduction, MessageType, SignalingMessage
 
 log = get_logger(__name__)
 
 
-class SignalerRendezvous:
-    """Our card out, the other members' cards in, over one signaler community."""
+class Session(Protocol):
+    """One connection to the signaler, as :class:`SignalingSession` offers it."""
 
-    def __init__(
-        self, raddr: str, secrets: RoomSecrets, card: Card, *, timeout: float = 10.0
-    ) -> None:
-        self._client = SignalingClient(
+    async def send(self, message: SignalingMessage) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[SignalingMessage]: ...
+
+
+class Sessions(Protocol):
+    """What the rendezvous asks of a :class:`SignalingClient`: a session per connection."""
+
+    def sessions(self) -> AsyncIterator[Session]: ...
+
+    async def close(self) -> None: ...
+
+
+class SignalerRendezvous:
+    """Our card out, the other members' cards in, over one signaler community (the client
+    comes in: tests give fake sessions, :meth:`to_signaler` a real client)."""
+
+    def __init__(self, client: Sessions, card: Card) -> None:
+        self._client = client
+        self._card = card
+        self._session: Session | None = None
+        self._joined = asyncio.Event()
+
+    @classmethod
+    def to_signaler(
+        cls, raddr: str, secrets: RoomSecrets, card: Card, *, timeout: float = 10.0
+    ) -> SignalerRendezvous:
+        """Over the room's community on the signaler at ``raddr``."""
+        client = SignalingClient(
             raddr, secrets.community, secrets.password, secrets.signaling_key, timeout=timeout
         )
-        self._card = card
-        self._session: SignalingSession | None = None
-        self._joined = asyncio.Event()
+        return cls(client, card)
 
     async def joined(self) -> None:
         """Return once the signaler let us in and our introduction is out."""

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
 
 import pytest
-from tests.unit.fakes import FakeAdapter, FakeChannel
+from tests.unit.fakes import FakeAdapter, FakeChannel, until
 
 from weron.apps.chat import Chat, ChatConfig
 from weron.apps.console import Screen
@@ -45,12 +44,6 @@ class Room:
         for task in self.background:
             task.cancel()
         self.chat.cancel()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def test_lines_typed_while_alone_wait_for_the_first_peer_on_each_channel() -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 import pytest
-from tests.unit.fakes import FakeAdapter, FakeChannel
+from tests.unit.fakes import FakeAdapter, FakeChannel, until
 
 from weron.apps import port_forward
 from weron.apps.join import JoinConfig
@@ -59,12 +59,6 @@ async def serving() -> AsyncIterator[Callable[..., Serving]]:
     for each, accepting in made:
         accepting.cancel()
         await each.forwarder.close()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 def frames(channel: FakeChannel) -> list[proto.Frame]:

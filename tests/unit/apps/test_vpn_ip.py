@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
-from tests.unit.fakes import FakeAdapter, FakeChannel
+from tests.unit.fakes import FakeAdapter, FakeChannel, until
 
 from weron.apps import vpn_ip
 from weron.apps.forwarding import Forwarder
@@ -62,12 +62,6 @@ async def member() -> AsyncIterator[Member]:
     yield Member(routes, forwarder, FakeAdapter())
     device.close()
     kernel.close()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def test_each_claim_of_ours_reaches_routes_forwarder_device_and_state_file(

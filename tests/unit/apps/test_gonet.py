@@ -1,0 +1,429 @@
+"""gonet's chat without WireGuard or a rendezvous server (``GonetChat`` over fake tunnels and a
+fake rendezvous, a screen on strings, a clock the test moves): who is in the room and under
+which name, joins and leaves, which member gets which line and what is reported, cards that
+are no member or carry another member's key, members and candidates that come back."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import AsyncIterator, Callable
+
+from tests.unit.fakes import until
+
+from weron.apps.console import Screen
+from weron.apps.delivery import FIRST_RETRY
+from weron.apps.gonet import (
+    ChatDatagramHandler,
+    GonetChat,
+    GonetConfig,
+    MemberRouteHandler,
+    WireGuardTunnels,
+    host_endpoints,
+)
+from weron.apps.roster import (
+    Ack,
+    Bye,
+    ChatMessage,
+    Hello,
+    Line,
+    Posted,
+    Version,
+    decode_chat,
+    encode_chat,
+    tag,
+)
+from weron.rendezvous.card import Card
+from weron.rendezvous.room import Room as RoomName
+from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.nat.paths import Candidate, Kind, Route
+from weron.wireguard.nat.traversal import CandidatesHandler
+
+TIMEOUT = 10.0
+
+
+def nothing(*_event: object) -> None:
+    """Until the chat sets its handlers."""
+
+
+class FakeTunnels:
+    """Tunnels without WireGuard: records the cards added (a tunnel open per key), the keys
+    removed and the chat messages sent; routes are what the test puts in ``routes``."""
+
+    def __init__(self) -> None:
+        self.on_datagram: ChatDatagramHandler = nothing
+        self.on_route: MemberRouteHandler = nothing
+        self.on_candidates: CandidatesHandler = nothing
+        self.open: dict[bytes, Card] = {}
+        self.removed: list[bytes] = []
+        self.sent: list[tuple[bytes, ChatMessage]] = []
+        self.routes: dict[bytes, Route] = {}
+
+    def add(self, card: Card) -> None:
+        self.open[card.public_key] = card
+
+    def remove(self, public_key: bytes) -> None:
+        self.open.pop(public_key, None)
+        self.removed.append(public_key)
+
+    def send(self, public_key: bytes, data: bytes) -> None:
+        assert public_key in self.open, "sent through a tunnel that is not open"
+        self.sent.append((public_key, decode_chat(data)))
+
+    def route(self, public_key: bytes) -> Route | None:
+        return self.routes.get(public_key)
+
+    def to(self, public_key: bytes) -> list[ChatMessage]:
+        """What was sent to one member, in order."""
+        return [message for key, message in self.sent if key == public_key]
+
+
+class FakeRendezvous:
+    """Hands out the cards a test puts in ``cards``; lets us in once ``let_in`` is set;
+    records the cards we announce."""
+
+    def __init__(self) -> None:
+        self.cards: asyncio.Queue[Card] = asyncio.Queue()
+        self.let_in = asyncio.Event()
+        self.announced: list[Card] = []
+
+    async def members(self) -> AsyncIterator[Card]:
+        while True:
+            yield await self.cards.get()
+
+    async def joined(self) -> None:
+        await self.let_in.wait()
+
+    async def announce(self, card: Card) -> None:
+        self.announced.append(card)
+
+    async def close(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def card(key: bytes, *hosts: str) -> Card:
+    return Card(key, tuple(Candidate(Kind.HOST, (host, 51820)) for host in hosts))
+
+
+class Room:
+    """Alice's chat over fake tunnels; ``bob`` and ``carol`` are members' public keys."""
+
+    def __init__(self, timeout: float = TIMEOUT, clock: Callable[[], float] | None = None) -> None:
+        self.key = PrivateKey.generate()
+        self.config = GonetConfig("ws://unused", RoomName("a", "b", "c"), "alice", self.key)
+        self.config.timeout = timeout
+        self.tunnels = FakeTunnels()
+        self.rendezvous = FakeRendezvous()
+        self.out = io.StringIO()
+        self.clock = Clock()
+        self.chat = GonetChat(
+            self.config,
+            self.tunnels,
+            self.rendezvous,
+            Screen(self.out, io.StringIO()),
+            clock or self.clock,
+        )
+        self.bob = PrivateKey.generate().public
+        self.carol = PrivateKey.generate().public
+
+    def shown(self) -> list[str]:
+        return self.out.getvalue().splitlines()
+
+    def arrive(self, key: bytes, *messages: ChatMessage) -> None:
+        """Datagrams through ``key``'s tunnel, as the tunnels report them."""
+        for message in messages:
+            self.tunnels.on_datagram(key, encode_chat(message))
+
+    def join(self, key: bytes, name: str, *, version: int = 2) -> None:
+        """``key``'s card comes, then its hello (and version, unless it speaks version 1)."""
+        self.chat.meet(card(key, "192.0.2.1"))
+        self.arrive(key, Hello(name), *([Version(version)] if version > 1 else []))
+
+
+def test_a_member_is_in_the_room_once_its_hello_comes_through_its_tunnel() -> None:
+    room = Room()
+    room.chat.meet(card(room.bob, "192.0.2.1"))
+    assert set(room.tunnels.open) == {room.bob}
+    assert room.tunnels.to(room.bob) == [Hello("alice"), Version(2)]  # our hello goes first
+    assert room.bob not in room.chat.roster and room.shown() == []  # a card alone is nobody
+
+    room.tunnels.routes[room.bob] = Route.DIRECT
+    room.arrive(room.bob, Hello("bob"))
+    assert room.bob in room.chat.roster
+    assert room.shown() == ["+bob", "~bob direct"]
+    room.arrive(room.bob, Hello("bob"))  # a heartbeat: no second join line
+    assert room.shown() == ["+bob", "~bob direct"]
+
+
+def test_routes_are_shown_for_members_in_the_room_only() -> None:
+    room = Room()
+    room.chat.meet(card(room.bob, "192.0.2.1"))
+    room.tunnels.on_route(room.bob, Route.DIRECT)  # punched before its hello: not shown
+    room.arrive(room.bob, Hello("bob"))
+    room.tunnels.on_route(room.bob, Route.RELAY)
+    room.tunnels.on_route(room.bob, None)  # lost: said by the next route, not by a line
+    assert room.shown() == ["+bob", "~bob relay"]
+
+
+def test_a_card_without_candidates_or_with_our_own_key_opens_no_tunnel() -> None:
+    room = Room()
+    room.chat.meet(Card(room.bob, ()))
+    room.chat.meet(card(room.key.public, "192.0.2.66"))  # our key: someone posing as us
+    assert room.tunnels.open == {} and room.tunnels.sent == []
+    assert room.chat.met == set()
+
+
+def test_a_card_in_another_members_name_only_gives_its_tunnel_new_candidates() -> None:
+    """The tunnel is the member's key: a card with bob's key and someone else's addresses
+    adds no member and no name; whatever answers there must still prove bob's key."""
+    room = Room()
+    room.join(room.bob, "bob")
+    room.chat.meet(card(room.bob, "198.51.100.66"))
+    assert room.tunnels.open == {room.bob: card(room.bob, "198.51.100.66")}
+    assert room.chat.met == {room.bob}
+    room.arrive(room.bob, Line("still me"))
+    assert room.shown() == ["+bob", "bob: still me"]
+
+
+def test_datagrams_from_a_member_that_did_not_say_hello_or_that_are_no_chat_are_dropped() -> None:
+    room = Room()
+    room.chat.meet(card(room.bob, "192.0.2.1"))
+    room.arrive(room.bob, Line("who am I?"), Posted("0" * 16, 1, "numbered"), Version(2))
+    room.tunnels.on_datagram(room.bob, b"HELLO not a name!\n")
+    room.tunnels.on_datagram(room.bob, b"MSG \x1b[2J\n")
+    assert room.shown() == []
+    assert room.tunnels.to(room.bob) == [Hello("alice"), Version(2)]  # no ack either
+
+
+async def test_members_sharing_a_name_are_told_apart_by_tags_ours_included() -> None:
+    room = Room()
+    room.join(room.bob, "bob")
+    room.join(room.carol, "bob")  # carol takes bob's name: both shown with their tags
+    room.arrive(room.bob, Line("I am bob"))
+    room.arrive(room.carol, Line("no, I am"))
+    bob, carol = f"bob#{tag(room.bob)}", f"bob#{tag(room.carol)}"
+    assert room.shown() == ["+bob", f"+{carol}", f"{bob}: I am bob", f"{carol}: no, I am"]
+
+    room.out.truncate(0), room.out.seek(0)
+    room.rendezvous.let_in.set()
+    await room.chat.join()
+    dave = PrivateKey.generate().public
+    room.join(dave, "alice")  # our name: ours is shown with our tag too, until dave leaves
+    room.arrive(dave, Bye())
+    ours, theirs = f"alice#{tag(room.key.public)}", f"alice#{tag(dave)}"
+    assert room.shown() == ["alice!", f"+{theirs}", f"{ours}!", f"-{theirs}", "alice!"]
+
+
+def test_a_line_goes_to_every_member_met_numbered_to_those_that_acknowledge() -> None:
+    room = Room()
+    room.join(room.bob, "bob")  # version 2: acknowledges
+    room.join(room.carol, "carol", version=1)  # an older member: plain lines
+    room.tunnels.sent.clear()
+    room.chat.say("hello all")
+    assert dict(room.tunnels.sent) == {
+        room.bob: Posted(room.chat.delivery.epoch, 1, "hello all"),
+        room.carol: Line("hello all"),
+    }
+    assert room.chat.delivery.waiting == 1
+    room.arrive(room.bob, Ack(room.chat.delivery.epoch, 1))
+    assert room.chat.delivery.waiting == 0
+
+
+def test_a_line_not_acknowledged_is_sent_again_then_reported() -> None:
+    room = Room()
+    room.join(room.bob, "bob")
+    room.join(room.carol, "carol")
+    room.tunnels.sent.clear()
+    room.chat.say("anyone?")
+    epoch = room.chat.delivery.epoch
+    room.arrive(room.bob, Ack(epoch, 1))
+    room.clock.now += FIRST_RETRY
+    room.chat.send_due()
+    assert room.tunnels.to(room.carol) == [Posted(epoch, 1, "anyone?")] * 2  # carol's again
+    assert room.tunnels.to(room.bob) == [Posted(epoch, 1, "anyone?")]
+    room.clock.now += TIMEOUT
+    room.arrive(room.carol, Hello("carol"))  # still here, but the line did not reach it
+    room.chat.send_due()
+    assert room.shown()[-1] == "!not delivered to carol: anyone?"
+    assert room.chat.delivery.waiting == 0
+
+
+def test_a_line_that_comes_twice_is_shown_once_and_acknowledged_twice() -> None:
+    room = Room()
+    room.join(room.bob, "bob")
+    room.tunnels.sent.clear()
+    copy = Posted("ab" * 8, 7, "hi")
+    room.arrive(room.bob, copy, copy)
+    assert room.shown() == ["+bob", "bob: hi"]
+    assert room.tunnels.to(room.bob) == [Ack("ab" * 8, 7)] * 2
+
+
+def test_a_line_that_cannot_be_sent_is_said_and_goes_nowhere() -> None:
+    room = Room()
+    room.join(room.bob, "bob")
+    room.tunnels.sent.clear()
+    room.chat.say("")
+    room.chat.say("caf\u00e9")
+    room.chat.say("x" * 1001)
+    assert room.tunnels.sent == []
+    assert room.shown()[1:] == ["!not sent: only printable ASCII, at most 1000 characters"] * 2
+    for number in range(256):
+        room.chat.say(f"line {number}")
+    room.chat.say("one too many")
+    assert room.shown()[-1] == "!not sent: 256 lines still wait for acks"
+    assert Posted(room.chat.delivery.epoch, 257, "one too many") not in room.tunnels.to(room.bob)
+
+
+def test_a_member_saying_bye_leaves_with_the_lines_it_did_not_acknowledge() -> None:
+    room = Room()
+    room.join(room.bob, "bob")
+    room.join(room.carol, "carol")
+    room.chat.say("bye bob")
+    room.arrive(room.carol, Ack(room.chat.delivery.epoch, 1))
+    room.arrive(room.bob, Bye())
+    assert room.shown()[-2:] == ["-bob", "!not delivered to bob: bye bob"]
+    assert room.tunnels.removed == [room.bob] and room.chat.met == {room.carol}
+    room.arrive(room.bob, Bye())  # once only
+    room.chat.leave()
+    assert room.tunnels.to(room.carol)[-1] == Bye()
+    assert room.shown()[-2:] == ["-bob", "!not delivered to bob: bye bob"]
+
+
+def test_a_silent_member_leaves_after_the_timeout_others_get_our_heartbeat() -> None:
+    room = Room()
+    room.join(room.bob, "bob")
+    room.join(room.carol, "carol")
+    room.clock.now += TIMEOUT - 1
+    room.arrive(room.carol, Line("still here"))
+    room.tunnels.sent.clear()
+    room.clock.now += 1
+    room.chat.heartbeat()
+    assert room.shown()[-1] == "-bob"
+    assert room.tunnels.removed == [room.bob]
+    assert room.tunnels.to(room.carol) == [Hello("alice"), Version(2)]
+
+
+def test_a_member_that_left_and_comes_back_is_met_and_announced_again() -> None:
+    room = Room()
+    room.join(room.bob, "bob")
+    room.arrive(room.bob, Bye())
+    room.arrive(room.bob, Hello("bob"))  # through no tunnel of ours any more: in tests only
+    room.tunnels.sent.clear()
+    room.chat.meet(card(room.bob, "192.0.2.2"))  # the rendezvous hands its card again
+    assert room.tunnels.open == {room.bob: card(room.bob, "192.0.2.2")}
+    assert room.tunnels.to(room.bob) == [Hello("alice"), Version(2)]
+    room.arrive(room.bob, Bye(), Hello("bob"))
+    assert room.shown() == ["+bob", "-bob", "+bob", "-bob", "+bob"]
+
+
+async def test_the_chat_meets_the_rendezvous_cards_says_the_lines_and_waits_for_acks() -> None:
+    """The whole conversation on the event loop's clock: no name before the rendezvous let
+    us in, the cards it brings met, our new candidates announced through it, the end of
+    input waits for the acks, then our goodbye."""
+    loop = asyncio.get_running_loop()
+    room = Room(timeout=1.0, clock=loop.time)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    conversation = asyncio.create_task(room.chat.converse(lines))
+    room.rendezvous.cards.put_nowait(card(room.bob, "192.0.2.1"))
+    await until(lambda: room.bob in room.tunnels.open)
+    room.arrive(room.bob, Hello("bob"), Version(2))
+    assert room.shown() == ["+bob"]  # not let in yet: no name of ours
+    room.rendezvous.let_in.set()
+    await until(lambda: room.shown() == ["+bob", "alice!"])
+
+    candidates = (Candidate(Kind.SRFLX, ("203.0.113.5", 40000)),)
+    room.tunnels.on_candidates(candidates)
+    await until(lambda: room.rendezvous.announced == [Card(room.key.public, candidates)])
+
+    lines.put_nowait("hi bob")
+    lines.put_nowait(None)
+    await until(lambda: Posted(room.chat.delivery.epoch, 1, "hi bob") in room.tunnels.to(room.bob))
+    await asyncio.sleep(FIRST_RETRY * 1.5)  # unacknowledged: sent again, and we stay
+    assert room.tunnels.to(room.bob).count(Posted(room.chat.delivery.epoch, 1, "hi bob")) == 2
+    assert not conversation.done()
+    room.arrive(room.bob, Ack(room.chat.delivery.epoch, 1))
+    await asyncio.wait_for(conversation, 5)
+    assert room.tunnels.to(room.bob)[-1] == Bye()
+    assert room.shown() == ["+bob", "alice!"]
+
+
+async def test_the_end_of_input_waits_until_an_unacknowledged_line_is_reported() -> None:
+    loop = asyncio.get_running_loop()
+    room = Room(timeout=0.3, clock=loop.time)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    room.join(room.bob, "bob")
+    conversation = asyncio.create_task(room.chat.converse(lines))
+    lines.put_nowait("lost")
+    lines.put_nowait(None)
+    await asyncio.wait_for(conversation, 5)
+    assert "!not delivered to bob: lost" in room.shown()
+
+
+class Member:
+    """A chat over real tunnels on a loopback socket, met through a fake rendezvous."""
+
+    def __init__(self, name: str, psk: bytes) -> None:
+        self.key = PrivateKey.generate()
+        config = GonetConfig("ws://unused", RoomName("a", "b", "c"), name, self.key)
+        self.tunnels = WireGuardTunnels(config, psk)
+        self.out = io.StringIO()
+        self.card = Card(self.key.public, ())
+        self.chat: GonetChat | None = None
+        self._screen = Screen(self.out, io.StringIO())
+        self._config = config
+
+    async def start(self) -> GonetChat:
+        bound = await self.tunnels.open("127.0.0.1", 0)
+        self.card = Card(self.key.public, await self.tunnels.start([bound]))
+        loop = asyncio.get_running_loop()
+        self.chat = GonetChat(self._config, self.tunnels, FakeRendezvous(), self._screen, loop.time)
+        return self.chat
+
+    def shown(self) -> list[str]:
+        return self.out.getvalue().splitlines()
+
+
+async def test_chats_over_real_tunnels_meet_and_talk_and_another_psk_is_never_shown() -> None:
+    """The real tunnels under the chat: a WireGuard handshake per card met, chat datagrams on
+    the chat port only, and a member under another pre-shared key never in the room."""
+    psk = os.urandom(32)
+    alice, bob, mallory = (
+        Member("alice", psk),
+        Member("bob", psk),
+        Member("mallory", os.urandom(32)),
+    )
+    try:
+        chats = {member: await member.start() for member in (alice, bob, mallory)}
+        for one, other in ((alice, bob), (bob, alice), (alice, mallory), (mallory, alice)):
+            chats[one].meet(other.card)
+        await until(lambda: "+bob" in alice.shown() and "+alice" in bob.shown())
+        chats[alice].say("hi bob")
+        await until(lambda: "alice: hi bob" in bob.shown())
+        peer = bob.tunnels.overlay.device.peer(alice.key.public)
+        assert peer is not None
+        bob.tunnels.overlay.sendto(b"MSG another port\n", peer, 4576)
+        bob.tunnels.send(alice.key.public, b"MSG the chat port\n")
+        await until(lambda: "bob: the chat port" in alice.shown())
+        await until(lambda: chats[alice].delivery.waiting == 0)  # bob's ack came back
+        assert not any("another port" in line for line in alice.shown())
+        assert not any("mallory" in line for line in alice.shown())
+        assert mallory.shown() == []
+    finally:
+        for member in (alice, bob, mallory):
+            await member.tunnels.close()
+
+
+def test_host_candidates_are_the_bound_address_or_ours_toward_the_meeting_hosts() -> None:
+    assert host_endpoints(("192.0.2.7", 4000), ["127.0.0.1"]) == [("192.0.2.7", 4000)]
+    # A wildcard socket: our address toward each host, once (routing is asked, nothing sent).
+    assert host_endpoints(("0.0.0.0", 4000), ["127.0.0.1", "127.0.0.1"]) == [("127.0.0.1", 4000)]
+    assert host_endpoints(("0.0.0.0", 4000), []) == [("127.0.0.1", 4000)]  # nothing better
