@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.bench_runner import run_quick
+
+pytestmark = pytest.mark.solo  # measures: run alone
 
 
 def test_quick_signaler_benchmark_reports_every_figure(tmp_path: Path) -> None:

@@ -250,6 +250,7 @@ def test_terminal_controls_from_a_peer_are_shown_escaped(
     assert "\x1b" not in "".join(second.lines)
 
 
+@pytest.mark.solo  # times itself, or loads both cores: run alone
 @pytest.mark.parametrize("attempt", [1, 2])
 def test_ten_members_started_together_reach_a_full_mesh(
     signaler: SignalerProcess, chat_factory: StartChat, attempt: int

@@ -76,6 +76,7 @@ async def dribble(port: int, head: bytes) -> bytes:
     return await response
 
 
+@pytest.mark.solo  # times itself, or loads both cores: run alone
 async def test_half_open_flood_from_one_source_does_not_lock_out_others(
     signaler_factory: StartSignaler,
 ) -> None:
@@ -144,6 +145,7 @@ def bcrypt_seconds() -> float:
     return sorted(times)[1]
 
 
+@pytest.mark.solo  # times itself, or loads both cores: run alone
 async def test_bcrypt_flood_from_one_source_does_not_starve_others(
     signaler_factory: StartSignaler, postgres_url: str
 ) -> None:

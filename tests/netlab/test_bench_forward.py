@@ -10,6 +10,8 @@ import pytest
 from netlab.lab import lab_unavailable
 from tests.bench_runner import run_quick
 
+pytestmark = pytest.mark.solo  # measures: run alone
+
 
 def test_quick_forward_benchmark_reports_every_figure(tmp_path: Path) -> None:
     if (reason := lab_unavailable()) is not None or shutil.which("iperf3") is None:

@@ -9,6 +9,8 @@ import pytest
 from netlab.wglab import missing_requirements
 from tests.bench_runner import run_quick
 
+pytestmark = pytest.mark.solo  # measures: run alone
+
 
 @pytest.mark.skipif(
     missing_requirements() is not None, reason=f"WireGuard lab: {missing_requirements()}"

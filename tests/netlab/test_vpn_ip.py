@@ -311,6 +311,7 @@ def test_claims_outside_the_networks_and_packets_to_the_underlay_are_refused(
     assert len([r for r in first.records() if r["message"] == "Refusing claimed addresses"]) == 1
 
 
+@pytest.mark.solo  # times itself, or loads both cores: run alone
 def test_ten_members_started_together_reach_a_full_mesh(network: Network) -> None:
     """Ten hosts at once: every member gets its own address and sees the nine others."""
     start = network.start

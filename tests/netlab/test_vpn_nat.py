@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from netlab.natlab import EIM, NatLab
 from tests.netlab.conftest import Network
 from tests.netlab.test_vpn_ip import IPS, connected
@@ -29,6 +31,7 @@ def outages(sequence_numbers: list[int], sent: int) -> list[tuple[int, int]]:
     return runs
 
 
+@pytest.mark.solo  # times itself, or loads both cores: run alone
 def test_a_ten_second_uplink_cut_heals_within_three_seconds(natlab: NatLab, tmp_path: Path) -> None:
     network = Network(natlab, tmp_path)
     network.start_signaler()
