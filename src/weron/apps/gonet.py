@@ -70,6 +70,10 @@ from weron.wireguard.overlay import UdpOverlay
 
 log = get_logger(__name__)
 IPV6_PROBE: Final = "2001:db8::1"  # any global address: only the route to it is looked up
+# Tunnels open to cards whose member has not said hello yet (its handshake may still be under
+# way, through NATs or TURN): beyond this many the oldest is closed, so cards with made-up
+# keys (anyone with the room's key can hand out cards) cannot pile up tunnels and probes.
+MAX_SILENT_TUNNELS: Final = 64
 
 
 @dataclass(slots=True)
@@ -255,6 +259,7 @@ class GonetChat:
         self._clock = clock
         self.roster = Roster(config.private_key.public, config.name)
         self.met: set[bytes] = set()  # members whose card came: a tunnel is open to each
+        self._silent: dict[bytes, None] = {}  # of those, not said hello yet: oldest card first
         self.delivery = Delivery(config.timeout)
         self._changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
         self._settled = asyncio.Event()  # no line waits for acks
@@ -315,6 +320,19 @@ class GonetChat:
             return
         self._tunnels.add(card)
         self.met.add(card.public_key)
+        if card.public_key not in self.roster:
+            self._silent.pop(card.public_key, None)
+            self._silent[card.public_key] = None
+            if len(self._silent) > MAX_SILENT_TUNNELS:
+                oldest = next(iter(self._silent))
+                log.warning(
+                    "Closing the tunnel to a card whose member never said hello",
+                    silent=len(self._silent),
+                    limit=MAX_SILENT_TUNNELS,
+                )
+                del self._silent[oldest]
+                self.met.discard(oldest)
+                self._tunnels.remove(oldest)
         for message in self._hello():
             self._tunnels.send(card.public_key, encode_chat(message))
 
@@ -405,6 +423,7 @@ class GonetChat:
             log.debug("Dropped malformed chat message", reason=str(exc))
             return
         if isinstance(message, Hello):
+            self._silent.pop(key, None)
             if self.roster.hello(key, message.name, self._clock()):
                 self._screen.line(f"+{self.roster.display(key)}")
                 self.route_changed(key, self._tunnels.route(key))
@@ -439,6 +458,7 @@ class GonetChat:
             self._failed(shown, failure)
         self._delivery_changed()
         self.met.discard(key)
+        self._silent.pop(key, None)
         self._tunnels.remove(key)
 
 

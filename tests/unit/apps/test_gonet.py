@@ -15,6 +15,7 @@ from tests.unit.fakes import until
 from weron.apps.console import Screen
 from weron.apps.delivery import FIRST_RETRY
 from weron.apps.gonet import (
+    MAX_SILENT_TUNNELS,
     ChatDatagramHandler,
     GonetChat,
     GonetConfig,
@@ -192,6 +193,24 @@ def test_a_card_in_another_members_name_only_gives_its_tunnel_new_candidates() -
     assert room.chat.met == {room.bob}
     room.arrive(room.bob, Line("still me"))
     assert room.shown() == ["+bob", "bob: still me"]
+
+
+def test_cards_whose_members_never_say_hello_cannot_pile_up_tunnels() -> None:
+    """A hostile member hands out cards with made-up keys: past MAX_SILENT_TUNNELS the
+    oldest silent one is closed; members who said hello (and cards met again) are kept."""
+    room = Room()
+    room.join(room.bob, "bob")
+    made_up = [PrivateKey.generate().public for _ in range(MAX_SILENT_TUNNELS + 10)]
+    room.chat.meet(card(room.carol, "192.0.2.3"))  # honest, its handshake under way
+    for key in made_up:
+        room.chat.meet(card(key, "203.0.113.9"))
+        room.chat.meet(card(room.carol, "192.0.2.3"))  # carol's card again: newest again
+    assert len(room.tunnels.open) == 1 + MAX_SILENT_TUNNELS
+    assert room.bob in room.tunnels.open and room.carol in room.tunnels.open
+    assert set(room.tunnels.removed) == set(made_up[: len(made_up) - MAX_SILENT_TUNNELS + 1])
+    assert room.chat.met == set(room.tunnels.open)
+    room.arrive(room.carol, Hello("carol"))  # carol is in the room, silent no more
+    assert room.shown() == ["+bob", "+carol"]
 
 
 def test_datagrams_from_a_member_that_did_not_say_hello_or_that_are_no_chat_are_dropped() -> None:
