@@ -47,8 +47,8 @@ async def ask(path: Path, request: bytes, *, close: bool = False) -> dict[str, o
     return document
 
 
-async def test_answers_and_refusals(tmp_path: Path, logs: io.StringIO) -> None:
-    path = paths.ensure_runtime_dir(tmp_path / "weron") / paths.socket_name(1, "chat", "room")
+async def test_answers_and_refusals(runtime: Path, logs: io.StringIO) -> None:
+    path = paths.ensure_runtime_dir(runtime / "weron") / paths.socket_name(1, "chat", "room")
     path.touch()  # left by an earlier process with our pid
     server = ControlServer(path, snapshot)
     await server.start()
@@ -67,10 +67,10 @@ async def test_answers_and_refusals(tmp_path: Path, logs: io.StringIO) -> None:
 
 
 async def test_a_silent_client_gets_an_error_after_the_deadline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runtime: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("weron.status.server._READ_DEADLINE", 0.1)
-    path = paths.ensure_runtime_dir(tmp_path / "weron") / "1.chat.room.sock"
+    path = paths.ensure_runtime_dir(runtime / "weron") / "1.chat.room.sock"
     server = ControlServer(path, snapshot)
     await server.start()
     try:
@@ -82,8 +82,8 @@ async def test_a_silent_client_gets_an_error_after_the_deadline(
         await server.close()
 
 
-async def test_stale_sockets_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    directory = paths.ensure_runtime_dir(tmp_path / "weron")
+async def test_stale_sockets_are_removed_and_live_ones_kept(runtime: Path) -> None:
+    directory = paths.ensure_runtime_dir(runtime / "weron")
     dead = await asyncio.create_subprocess_exec("true")
     await dead.wait()
     stale = directory / paths.socket_name(dead.pid, "chat", "room")
@@ -99,10 +99,10 @@ async def test_stale_sockets_are_removed_and_live_ones_kept(tmp_path: Path) -> N
         assert not stale.exists() and (directory / "unrelated.txt").exists()
     finally:
         await live.close()
-    assert client.find_sockets(tmp_path / "missing") == []
+    assert client.find_sockets(runtime / "missing") == []
 
 
-async def test_metrics_endpoint(tmp_path: Path) -> None:
+async def test_metrics_endpoint(runtime: Path) -> None:
     server = MetricsServer("127.0.0.1", 0, snapshot)
     await server.start()
     try:
@@ -124,24 +124,24 @@ async def test_metrics_endpoint(tmp_path: Path) -> None:
         await server.close()
 
 
-async def test_observed_runs_the_app_with_its_socket(tmp_path: Path) -> None:
-    observation = Observation("utility latency", "room", runtime_dir=tmp_path / "weron")
+async def test_observed_runs_the_app_with_its_socket(runtime: Path) -> None:
+    observation = Observation("utility latency", "room", runtime_dir=runtime / "weron")
 
     async def app() -> str:
-        (found,) = client.find_sockets(tmp_path / "weron")
+        (found,) = client.find_sockets(runtime / "weron")
         status = await client.query(found.path)
         assert status.command == "utility latency" and status.pid == os.getpid()
         return "done"
 
     assert await observed(observation, app()) == "done"
-    assert client.find_sockets(tmp_path / "weron") == []
+    assert client.find_sockets(runtime / "weron") == []
 
 
 async def test_observed_without_a_usable_runtime_dir_still_runs(
-    tmp_path: Path, logs: io.StringIO
+    runtime: Path, logs: io.StringIO
 ) -> None:
-    (tmp_path / "weron").write_text("a file where the directory should be")
-    observation = Observation("chat", "room", runtime_dir=tmp_path / "weron")
+    (runtime / "weron").write_text("a file where the directory should be")
+    observation = Observation("chat", "room", runtime_dir=runtime / "weron")
 
     async def app() -> int:
         return 7
@@ -150,13 +150,13 @@ async def test_observed_without_a_usable_runtime_dir_still_runs(
     assert "No control socket" in logs.getvalue()
 
 
-async def test_a_taken_metrics_address_is_an_error_before_the_app_runs(tmp_path: Path) -> None:
+async def test_a_taken_metrics_address_is_an_error_before_the_app_runs(runtime: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         observation = Observation(
-            "chat", "room", metrics_addr=("127.0.0.1", port), runtime_dir=tmp_path / "weron"
+            "chat", "room", metrics_addr=("127.0.0.1", port), runtime_dir=runtime / "weron"
         )
         ran = False
 
