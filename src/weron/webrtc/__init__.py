@@ -123,9 +123,10 @@ class DataChannel(Protocol):
         loop (a round trip at a user's pace pays for each thread it wakes)."""
 
     def close(self) -> None:
-        """No more messages either way, from now on. The remote peer sees the close, and the
-        channel's SCTP stream is free again, at once (aiortc) or when the connection closes
-        (libdatachannel: see its module)."""
+        """No more messages either way, from now on; what had arrived is still read (a peer's
+        last messages before its connection ended are not lost). The remote peer sees the
+        close, and the channel's SCTP stream is free again, at once (aiortc) or when the
+        connection closes (libdatachannel: see its module)."""
 
 
 class PeerEvents(Protocol):

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
 import threading
 import time
@@ -159,6 +160,10 @@ class LibdatachannelChannel:
         self._reader_waits = False  # the loop is woken for arrivals only while a reader waits
         self._closed = False  # nothing more to send; readers end once the queue is drained
         self._discard = False  # closed by us: whatever arrives is dropped
+        # What had arrived, unread, when we closed: still readable (as with aiortc). A peer's
+        # last words come just before its connection ends, and closing our side of it must
+        # not lose them; out of the library's queue, so that a full one stalls no worker.
+        self._arrived: collections.deque[bytes] = collections.deque()
         self._receiver: Callable[[bytes], None] | None = None
         self._drain_scheduled = False
         # What a library thread does with each arrival itself: echo it, or hand it to a
@@ -315,6 +320,8 @@ class LibdatachannelChannel:
             self._readable.clear()
             await self._readable.wait()  # only the close wakes us: messages go to the receiver
         while True:
+            if self._arrived:
+                return self._arrived.popleft()
             message = None if self._receiver or self._discard else self._channel.receive()
             if message is not None:
                 return message_bytes(message)
@@ -330,9 +337,12 @@ class LibdatachannelChannel:
 
     def close(self) -> None:
         """Closed for us now; for the remote peer when the connection closes (see the module
-        docstring). Later arrivals are discarded."""
+        docstring). What had arrived is still read; later arrivals are discarded."""
         if not self._discard:
             self._closed = self._discard = True
+            if self._receiver is None:
+                while (message := self._channel.receive()) is not None:
+                    self._arrived.append(message_bytes(message))
             self._readable.set()
             if self._channel.available_amount() and not self._drain_scheduled:
                 self._drain_scheduled = True
