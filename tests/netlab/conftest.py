@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -65,6 +66,16 @@ class Member:
                 break
             time.sleep(0.1)
         raise AssertionError(f"no {message!r} within {timeout}s:\n{self.output()[-3000:]}")
+
+    def wait_for_claimed_addresses(self, timeout: float = 15.0) -> None:
+        """Until the device holds the addresses of our first claim: they are set just after
+        the claim, and "Connected to peer" (a peer's claim) can come first."""
+        claim = json.loads(self.wait_for("Connected to signaler")["id"])
+        wanted = {address.split("/")[0] for address in claim}
+        deadline = time.monotonic() + timeout
+        while not wanted <= set(self.addresses(4) + self.addresses(6)):
+            assert time.monotonic() < deadline, f"{self.dev} lacks some of {sorted(wanted)}"
+            time.sleep(0.1)
 
     def addresses(self, version: int) -> list[str]:
         output = self.lab.run(

@@ -20,6 +20,8 @@ def connected(*members: Member, peers: int) -> None:
     for member in members:
         member.wait_for("Connected to signaler")
         member.wait_for("Connected to peer", count=peers)
+    for member in members:
+        member.wait_for_claimed_addresses()
 
 
 def test_two_members_ping_both_ways_over_ipv4_and_ipv6_and_carry_iperf3(

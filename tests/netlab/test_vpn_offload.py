@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from tests.netlab.conftest import Member, Network, start_hostile
+from tests.netlab.test_vpn_ip import connected
 
 IPS = "10.84.0.1/24,fd00:84::1/64"
 
@@ -46,8 +47,7 @@ def stopped(member: Member) -> dict[str, int]:
 def test_members_with_offloads_exchange_super_packets(network: Network) -> None:
     first = network.start("ip", "--ips", IPS, "--kicks", "1s")
     second = network.start("ip", "--ips", IPS, "--kicks", "1s")
-    for member in (first, second):
-        member.wait_for("Connected to peer")
+    connected(first, second, peers=1)
     moved = iperf3(network, first, second, 4) + iperf3(network, first, second, 6)
     assert moved > 4_000_000
     counters = stopped(first)
@@ -59,8 +59,7 @@ def test_members_with_offloads_exchange_super_packets(network: Network) -> None:
 def test_a_member_without_offloads_gets_plain_packets(network: Network) -> None:
     first = network.start("ip", "--ips", IPS, "--kicks", "1s")
     plain = network.start("ip", "--ips", IPS, "--kicks", "1s", "--offload=false")
-    for member in (first, plain):
-        member.wait_for("Connected to peer")
+    connected(first, plain, peers=1)
     assert iperf3(network, first, plain, 4) + iperf3(network, plain, first, 6) > 4_000_000
     counters = stopped(first)
     assert counters["cut"] > 0 and counters["malformed"] == 0 and counters["too_big"] == 0
@@ -68,7 +67,7 @@ def test_a_member_without_offloads_gets_plain_packets(network: Network) -> None:
 
 def test_a_lying_offload_header_is_refused_with_a_log_line(network: Network) -> None:
     member = network.start("ip", "--ips", "10.85.0.1/24", "--kicks", "1s")
-    member.wait_for("Connected to signaler")
+    member.wait_for_claimed_addresses()
     (target,) = member.addresses(4)
     hostile = start_hostile(
         network, "--claim", '["10.85.0.250/24"]', "--probe", f"10.85.0.250,{target}",
