@@ -76,7 +76,14 @@ def interrupt_after(
     """Ctrl-C (or SIGTERM) after ``seconds``: the client prints its totals and exits."""
     time.sleep(seconds)
     process.send_signal(signum)
-    out, err = process.communicate(timeout=20)
+    try:
+        out, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()  # a client that ignored the signal must not outlive the test
+        out, err = process.communicate()
+        raise AssertionError(
+            f"still running 20 s after {signum!r}: {out[-500:]} {err[-1500:]}"
+        ) from None
     assert "Traceback" not in err, err
     return out, err
 
