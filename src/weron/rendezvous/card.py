@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
+from weron.json_object import json_object
 from weron.wireguard.keys import KeyFormatError, decode_key, encode_key
 from weron.wireguard.nat.paths import Candidate
 
@@ -41,12 +42,7 @@ def _candidate(text: object) -> Candidate:
 
 
 def decode_card(payload: bytes) -> Card:
-    try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CardError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise CardError("not a JSON object")
+    document = json_object(payload, "card", CardError)
     key = document.get("publicKey")
     candidates = document.get("candidates")
     if not isinstance(key, str) or not isinstance(candidates, list):

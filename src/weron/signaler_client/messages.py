@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from weron.json_object import json_object
+
 
 class SignalingMessageError(ValueError):
     """A decrypted message is not a signaling message we understand."""
@@ -76,12 +78,7 @@ def _string_field(document: dict[str, Any], name: str) -> str:
 
 def decode_message(data: bytes) -> SignalingMessage:
     """Parse JSON bytes into a message; any deviation raises :class:`SignalingMessageError`."""
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SignalingMessageError(f"not a JSON document: {exc}") from None
-    if not isinstance(document, dict):
-        raise SignalingMessageError(f"expected a JSON object, got {type(document).__name__}")
+    document = json_object(data, "signaling message", SignalingMessageError)
     kind = _string_field(document, "type")
     try:
         message_type = MessageType(kind)
@@ -115,12 +112,7 @@ def encode_session_description(kind: MessageType, sdp: str) -> bytes:
 
 def decode_session_description(payload: bytes) -> tuple[MessageType, str]:
     """Inverse of :func:`encode_session_description`, with clear errors."""
-    try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SignalingMessageError(f"session description is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise SignalingMessageError("session description must be a JSON object")
+    document = json_object(payload, "session description", SignalingMessageError)
     kind = _string_field(document, "type")
     if kind not in (MessageType.OFFER.value, MessageType.ANSWER.value):
         raise SignalingMessageError(

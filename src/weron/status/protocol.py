@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from weron.json_object import json_object
 from weron.status.model import ProcessStatus, StatusFormatError, from_json, to_json
 
 MAX_REQUEST: Final = 1024  # bytes, newline included
@@ -31,12 +32,7 @@ def parse_request(line: bytes) -> Request:
     """``{"get": "status"}``; :class:`RequestError` for anything else."""
     if len(line) > MAX_REQUEST:
         raise RequestError(f"request longer than {MAX_REQUEST} bytes")
-    try:
-        document = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise RequestError("request is not JSON") from None
-    if not isinstance(document, dict):
-        raise RequestError("request is not a JSON object")
+    document = json_object(line, "request", RequestError)
     get = document.get("get")
     if not isinstance(get, str) or get not in REQUESTS:
         raise RequestError(f"unknown request: expected {{'get': one of {sorted(REQUESTS)}}}")
@@ -61,12 +57,7 @@ def _line(document: dict[str, Any]) -> bytes:
 
 def parse_reply(line: bytes) -> ProcessStatus:
     """A reply to a status request; :class:`StatusFormatError` for an error reply or garbage."""
-    try:
-        document = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise StatusFormatError("reply is not JSON") from None
-    if not isinstance(document, dict):
-        raise StatusFormatError("reply is not a JSON object")
+    document = json_object(line, "reply", StatusFormatError)
     if document.get("ok") is not True:
         error = document.get("error")
         raise StatusFormatError(f"the process refused: {str(error)[:200]}")

@@ -83,11 +83,11 @@ def test_null_or_missing_payload_is_empty(payload: str) -> None:
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (b"not json", "not a JSON document"),
-        (b"", "not a JSON document"),
-        (b'{"type":"introduction","from":"\xff"}', "not a JSON document"),
-        (b'["introduction","a"]', "expected a JSON object"),
-        (b'"introduction"', "expected a JSON object"),
+        (b"not json", "signaling message is not JSON"),
+        (b"", "signaling message is not JSON"),
+        (b'{"type":"introduction","from":"\xff"}', "signaling message is not JSON"),
+        (b'["introduction","a"]', "signaling message is not a JSON object"),
+        (b'"introduction"', "signaling message is not a JSON object"),
         (b'{"from":"a"}', "'type' must be a string"),
         (b'{"type":"hello","from":"a"}', "unknown message type"),
         (b'{"type":"Offer","from":"a","to":"b"}', "unknown message type"),

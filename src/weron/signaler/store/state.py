@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from weron.json_object import json_object
+
 _VERSION: Final = 1
 
 
@@ -63,11 +65,8 @@ def _bytes(value: object, what: str) -> bytes:
 
 def decode_state(data: bytes) -> State:
     """The state in ``data``; :class:`StateFileError` (naming no content) if it is not one."""
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateFileError(f"not JSON ({type(exc).__name__})") from None
-    if not isinstance(document, dict) or document.get("version") != _VERSION:
+    document = json_object(data, "state file", StateFileError)
+    if document.get("version") != _VERSION:
         raise StateFileError(f"not a version {_VERSION} weron signaler state")
     secret = _bytes(document.get("secret"), "the key")
     entries = document.get("communities")
