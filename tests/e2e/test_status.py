@@ -181,7 +181,7 @@ def test_the_control_socket_is_not_a_way_in(
     too_long = exchange(path, b'{"get": "' + b"a" * 5000 + b'"}\n')
     assert too_long["ok"] is False and "longer than" in too_long["error"]
     garbage = exchange(path, b"\xff\xfe not json\n")
-    assert garbage == {"ok": False, "version": 1, "error": "request is not JSON"}
+    assert garbage["ok"] is False and garbage["error"].startswith("request is not JSON (")
     unknown = exchange(path, b'{"get": "secrets"}\n')
     assert unknown["ok"] is False and "unknown request" in unknown["error"]
     not_object = exchange(path, b"[1, 2]\n")
