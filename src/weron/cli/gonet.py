@@ -23,6 +23,7 @@ from weron.cli.options import (
 )
 from weron.cli.runtime import run_app
 from weron.extras import MissingExtraError
+from weron.rendezvous import RendezvousError
 from weron.rendezvous.room import Room, RoomError
 from weron.signaler_client.client import SignalingError
 from weron.wireguard.crypto import PrivateKey
@@ -160,7 +161,7 @@ def gonet_command(
     )
     try:
         run_app(gonet.run(config))
-    except (SignalingError, TurnError, OSError, MissingExtraError) as exc:
+    except (SignalingError, TurnError, OSError, MissingExtraError, RendezvousError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

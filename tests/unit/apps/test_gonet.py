@@ -10,6 +10,7 @@ import io
 import os
 from collections.abc import AsyncIterator, Callable
 
+import pytest
 from tests.unit.fakes import until
 
 from weron.apps.console import Screen
@@ -35,6 +36,7 @@ from weron.apps.roster import (
     encode_chat,
     tag,
 )
+from weron.rendezvous import RendezvousError
 from weron.rendezvous.card import Card
 from weron.rendezvous.room import Room as RoomName
 from weron.wireguard.crypto import PrivateKey
@@ -81,13 +83,19 @@ class FakeTunnels:
 
 
 class FakeRendezvous:
-    """Hands out the cards a test puts in ``cards``; lets us in once ``let_in`` is set;
-    records the cards we announce."""
+    """Hands out the cards a test puts in ``cards``; lets us in once ``let_in`` is set (or
+    raises ``failure`` then); records the cards we announce, each once ``announcing`` is set
+    (while it is not, the announcement waits in ``pending``)."""
 
     def __init__(self) -> None:
         self.cards: asyncio.Queue[Card] = asyncio.Queue()
         self.let_in = asyncio.Event()
+        self.failure: Exception | None = None
         self.announced: list[Card] = []
+        self.announcing = asyncio.Event()
+        self.announcing.set()
+        self.pending: list[Card] = []
+        self.interrupted: list[Card] = []
 
     async def members(self) -> AsyncIterator[Card]:
         while True:
@@ -95,8 +103,18 @@ class FakeRendezvous:
 
     async def joined(self) -> None:
         await self.let_in.wait()
+        if self.failure is not None:
+            raise self.failure
 
     async def announce(self, card: Card) -> None:
+        self.pending.append(card)
+        try:
+            await self.announcing.wait()
+        except asyncio.CancelledError:
+            self.interrupted.append(card)
+            raise
+        finally:
+            self.pending.remove(card)
         self.announced.append(card)
 
     async def close(self) -> None:
@@ -446,3 +464,49 @@ def test_host_candidates_are_the_bound_address_or_ours_toward_the_meeting_hosts(
     # A wildcard socket: our address toward each host, once (routing is asked, nothing sent).
     assert host_endpoints(("0.0.0.0", 4000), ["127.0.0.1", "127.0.0.1"]) == [("127.0.0.1", 4000)]
     assert host_endpoints(("0.0.0.0", 4000), []) == [("127.0.0.1", 4000)]  # nothing better
+
+
+async def test_a_rendezvous_that_cannot_let_us_in_ends_the_chat_saying_why() -> None:
+    room = Room()
+    room.rendezvous.failure = OSError("no DHT node answers")
+    room.rendezvous.let_in.set()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()  # input still open: no end of input
+    before = asyncio.all_tasks()
+    with pytest.raises(RendezvousError, match=r"^cannot join the room: no DHT node answers$"):
+        await asyncio.wait_for(room.chat.converse(lines), 5)
+    assert "alice!" not in room.shown()  # no name of ours: we never joined
+    assert asyncio.all_tasks() == before
+
+
+async def test_announcements_go_out_one_at_a_time_newest_last_and_end_with_the_chat() -> None:
+    """Our candidates change twice while an announcement is under way: the newest card is
+    announced next (the one between is outdated already), never an older one after it; at
+    the end the announcement under way is ended, no task is left behind."""
+    room = Room(timeout=1.0, clock=asyncio.get_running_loop().time)
+    room.rendezvous.announcing.clear()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    before = asyncio.all_tasks()
+    conversation = asyncio.create_task(room.chat.converse(lines))
+    first, second, third = (
+        (Candidate(Kind.SRFLX, ("203.0.113.5", port)),) for port in (40000, 40001, 40002)
+    )
+    ours = room.key.public
+    room.tunnels.on_candidates(first)
+    await until(lambda: room.rendezvous.pending == [Card(ours, first)])
+    room.tunnels.on_candidates(second)
+    room.tunnels.on_candidates(third)
+    await asyncio.sleep(0.05)
+    assert room.rendezvous.pending == [Card(ours, first)]  # one at a time
+    room.rendezvous.announcing.set()
+    await until(lambda: room.rendezvous.announced == [Card(ours, first), Card(ours, third)])
+
+    room.rendezvous.announcing.clear()
+    room.tunnels.on_candidates(second)
+    await until(lambda: room.rendezvous.pending == [Card(ours, second)])
+    lines.put_nowait(None)
+    await asyncio.wait_for(conversation, 5)
+    assert room.rendezvous.interrupted == [Card(ours, second)]
+    assert asyncio.all_tasks() == before  # no "Task was destroyed but it is pending"
+    room.tunnels.on_candidates(first)  # after the chat: nothing starts
+    await asyncio.sleep(0.05)
+    assert asyncio.all_tasks() == before and room.rendezvous.pending == []
