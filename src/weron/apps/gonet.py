@@ -3,7 +3,9 @@ WireGuard session (full mesh), members found through a weron signaler or the DHT
 
 Lines typed on stdin go to every member as UDP datagrams inside the tunnels, acknowledged and
 sent again while a path heals (``weron.apps.delivery``); what members send is printed as
-``name: text``, joins as ``+name``, leaves as ``-name``, a line a member did not acknowledge
+``name: text``, joins as ``+name``, leaves as ``-name``, a member now shown under another
+name (it said another name, or shares its name with a member who came or left) as
+``*old is now new``, a line a member did not acknowledge
 in time as ``!not delivered to name: text``, and the path to a member as ``~name direct`` or
 ``~name relay`` whenever it changes. Only members whose handshake completed (same room key,
 hence same PSK) are ever shown.
@@ -422,9 +424,10 @@ class GonetChat:
         """Our hello to every member met; members silent for the timeout have left."""
         for message in self._hello():
             self._broadcast(encode_chat(message))
+        before = self.roster.displays()
         for key, shown in self.roster.expire(self._clock(), self._config.timeout):
             self._forget(key, shown)
-        self.show_own_name()
+        self._show_renames(before)
 
     def leave(self) -> None:
         self._broadcast(encode_chat(Bye()))
@@ -450,10 +453,11 @@ class GonetChat:
             return
         if isinstance(message, Hello):
             self._silent.pop(key, None)
+            before = self.roster.displays()
             if self.roster.hello(key, message.name, self._clock()):
                 self._screen.line(f"+{self.roster.display(key)}")
                 self.route_changed(key, self._tunnels.route(key))
-                self.show_own_name()
+            self._show_renames(before)
         elif key not in self.roster:
             log.debug("Dropped chat message from a member that did not say hello")
         elif isinstance(message, Version):
@@ -471,10 +475,19 @@ class GonetChat:
             self.delivery.acked(key, message, self._clock())
             self._delivery_changed()
         else:
+            before = self.roster.displays()
             shown = self.roster.leave(key)
             if shown is not None:
                 self._forget(key, shown)
-                self.show_own_name()
+                self._show_renames(before)
+
+    def _show_renames(self, before: dict[bytes, str]) -> None:
+        """Members shown under another name than ``before`` (a member said another name, or
+        a name stopped or started being shared): ``*old is now new``; ours on the prompt."""
+        for key, shown in self.roster.displays().items():
+            if before.get(key, shown) != shown:
+                self._screen.line(f"*{before[key]} is now {shown}")
+        self.show_own_name()
 
     def _forget(self, key: bytes, shown: str) -> None:
         """A member left: said, with the lines it did not acknowledge; its tunnel closed (if

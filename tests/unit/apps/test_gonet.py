@@ -248,7 +248,13 @@ async def test_members_sharing_a_name_are_told_apart_by_tags_ours_included() -> 
     room.arrive(room.bob, Line("I am bob"))
     room.arrive(room.carol, Line("no, I am"))
     bob, carol = f"bob#{tag(room.bob)}", f"bob#{tag(room.carol)}"
-    assert room.shown() == ["+bob", f"+{carol}", f"{bob}: I am bob", f"{carol}: no, I am"]
+    assert room.shown() == [
+        "+bob",
+        f"+{carol}",
+        f"*bob is now {bob}",  # who spoke as bob so far is told apart from now on
+        f"{bob}: I am bob",
+        f"{carol}: no, I am",
+    ]
 
     room.out.truncate(0), room.out.seek(0)
     room.rendezvous.let_in.set()
@@ -258,6 +264,40 @@ async def test_members_sharing_a_name_are_told_apart_by_tags_ours_included() -> 
     room.arrive(dave, Bye())
     ours, theirs = f"alice#{tag(room.key.public)}", f"alice#{tag(dave)}"
     assert room.shown() == ["alice!", f"+{theirs}", f"{ours}!", f"-{theirs}", "alice!"]
+
+
+def test_a_member_that_says_another_name_is_announced_under_both() -> None:
+    """A rename mid-session (a member restarted with its --identity and another --name, or
+    one that changes its hello): said, never silent, and names shared or freed by it too."""
+    room = Room()
+    room.join(room.bob, "bob")
+    room.join(room.carol, "carol")
+    room.arrive(room.bob, Hello("robert"))
+    room.arrive(room.bob, Hello("robert"))  # its next heartbeat: nothing new
+    room.arrive(room.bob, Line("call me robert"))
+    room.arrive(room.bob, Hello("carol"))  # carol's name: both are told apart
+    bob, carol = f"carol#{tag(room.bob)}", f"carol#{tag(room.carol)}"
+    room.arrive(room.bob, Bye())  # carol's name is carol's alone again
+    assert room.shown() == [
+        "+bob",
+        "+carol",
+        "*bob is now robert",
+        "robert: call me robert",
+        f"*robert is now {bob}",
+        f"*carol is now {carol}",
+        f"-{bob}",
+        f"*{carol} is now carol",
+    ]
+
+
+async def test_a_member_taking_our_name_shows_ours_with_its_tag() -> None:
+    room = Room()
+    room.rendezvous.let_in.set()
+    await room.chat.join()
+    room.join(room.bob, "bob")
+    room.arrive(room.bob, Hello("alice"))
+    ours, theirs = f"alice#{tag(room.key.public)}", f"alice#{tag(room.bob)}"
+    assert room.shown() == ["alice!", "+bob", f"*bob is now {theirs}", f"{ours}!"]
 
 
 def test_a_line_goes_to_every_member_met_numbered_to_those_that_acknowledge() -> None:
