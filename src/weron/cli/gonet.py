@@ -129,8 +129,8 @@ def gonet_command(
     """Chat with everyone in LOBBY/ROOM who holds KEY, over peer-to-peer WireGuard.
 
     Lines read from stdin go to every member; messages are printed as NAME: TEXT, joins as
-    +NAME, leaves as -NAME, and the path to a member as ~NAME direct or ~NAME relay. Stop with
-    Ctrl-C or end of input.
+    +NAME, leaves as -NAME, a member shown under another name as *OLD is now NEW, and the
+    path to a member as ~NAME direct or ~NAME relay. Stop with Ctrl-C or end of input.
 
     Behind NATs, give a --stun server (and a --turn server for NATs that punching cannot
     pass); `gonet nat --stun HOST:PORT` tells what kind of NAT this host is behind.
