@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from tests.unit.fakes import until
+from tests.unit.fakes import FakeDht, key_preferring, until
 
 from weron.apps.console import Screen
 from weron.apps.delivery import FIRST_RETRY
@@ -36,9 +38,11 @@ from weron.apps.roster import (
     encode_chat,
     tag,
 )
-from weron.rendezvous import RendezvousError
+from weron.rendezvous import Rendezvous, RendezvousError, slots
 from weron.rendezvous.card import Card
+from weron.rendezvous.dht import DhtRendezvous, RoomKeys, seal_record
 from weron.rendezvous.room import Room as RoomName
+from weron.rendezvous.room import RoomSecrets
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.nat.paths import Candidate, Kind, Route
 from weron.wireguard.nat.traversal import CandidatesHandler
@@ -446,10 +450,11 @@ async def test_the_end_of_input_waits_until_an_unacknowledged_line_is_reported()
 
 
 class Member:
-    """A chat over real tunnels on a loopback socket, met through a fake rendezvous."""
+    """A chat over real tunnels on a loopback socket, met through a fake rendezvous (or the
+    one ``meeting`` makes of our card)."""
 
-    def __init__(self, name: str, psk: bytes) -> None:
-        self.key = PrivateKey.generate()
+    def __init__(self, name: str, psk: bytes, key: PrivateKey | None = None) -> None:
+        self.key = key or PrivateKey.generate()
         config = GonetConfig("ws://unused", RoomName("a", "b", "c"), name, self.key)
         self.tunnels = WireGuardTunnels(config, psk)
         self.out = io.StringIO()
@@ -458,11 +463,12 @@ class Member:
         self._screen = Screen(self.out, io.StringIO())
         self._config = config
 
-    async def start(self) -> GonetChat:
+    async def start(self, meeting: Callable[[Card], Rendezvous] | None = None) -> GonetChat:
         bound = await self.tunnels.open("127.0.0.1", 0)
         self.card = Card(self.key.public, await self.tunnels.start([bound]))
         loop = asyncio.get_running_loop()
-        self.chat = GonetChat(self._config, self.tunnels, FakeRendezvous(), self._screen, loop.time)
+        rendezvous = FakeRendezvous() if meeting is None else meeting(self.card)
+        self.chat = GonetChat(self._config, self.tunnels, rendezvous, self._screen, loop.time)
         return self.chat
 
     def shown(self) -> list[str]:
@@ -497,6 +503,49 @@ async def test_chats_over_real_tunnels_meet_and_talk_and_another_psk_is_never_sh
     finally:
         for member in (alice, bob, mallory):
             await member.tunnels.close()
+
+
+async def test_members_meet_through_dht_records_forged_around_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A member with the room key wrote cards with alice's and bob's keys and addresses of its
+    own (sockets held here) in the slots on both sides of theirs: read in slot order, each
+    member's cards come forged, genuine, forged. Real tunnels, the DHT rendezvous over a
+    dict: every card is tried, so they meet (a card used to replace the one before it, and
+    both punched only the forged addresses, for ever)."""
+    monkeypatch.setattr(slots, "POLL_MEETING", 0.1)
+    secrets = RoomSecrets("c", "p", "s", os.urandom(32), os.urandom(32), os.urandom(32))
+    keys = RoomKeys.derive(secrets)
+    dht = FakeDht()
+    alice = Member("alice", secrets.psk, key_preferring(2))
+    bob = Member("bob", secrets.psk, key_preferring(5))
+    forged: list[socket.socket] = []
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    conversations: list[asyncio.Task[None]] = []
+    try:
+        for member, own in ((alice, 2), (bob, 5)):
+            for slot in (own - 1, own + 1):
+                forged.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                forged[-1].bind(("127.0.0.1", 0))
+                card = Card(member.key.public, (Candidate(Kind.HOST, forged[-1].getsockname()),))
+                dht.values[keys.salts[slot]] = seal_record(keys, slot, card, time.time())
+
+        def meeting(card: Card) -> DhtRendezvous:
+            rendezvous = DhtRendezvous(secrets, card)
+            rendezvous._dht = dht  # type: ignore[assignment]  # no libtorrent session
+            return rendezvous
+
+        for member in (alice, bob):
+            conversations.append(asyncio.create_task((await member.start(meeting)).converse(lines)))
+        await until(lambda: "+bob" in alice.shown() and "+alice" in bob.shown())
+    finally:
+        for task in conversations:
+            task.cancel()
+        await asyncio.gather(*conversations, return_exceptions=True)
+        for member in (alice, bob):
+            await member.tunnels.close()
+        for sock in forged:
+            sock.close()
 
 
 def test_host_candidates_are_the_bound_address_or_ours_toward_the_meeting_hosts() -> None:

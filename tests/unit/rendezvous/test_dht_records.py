@@ -8,7 +8,7 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tests.unit.fakes import until
+from tests.unit.fakes import FakeDht, until
 
 from weron.rendezvous import slots
 from weron.rendezvous.card import Card
@@ -49,26 +49,6 @@ def test_the_libtorrent_key_form_is_the_clamped_seed_hash(keys: RoomKeys) -> Non
     assert len(expanded) == 64 and expanded[0] & 7 == 0 and expanded[31] & 0xC0 == 0x40
     public = Ed25519PrivateKey.from_private_bytes(keys.seed).public_key().public_bytes_raw()
     assert public == keys.public_key
-
-
-class FakeDht:
-    """The DHT items of a room in a dict: gets and puts answer at once, reads are counted."""
-
-    def __init__(self) -> None:
-        self.values: dict[bytes, bytes] = {}
-        self.gets = 0
-
-    async def get(self, public_key: bytes, salt: bytes) -> bytes:
-        self.gets += 1
-        await asyncio.sleep(0)
-        return self.values.get(salt, b"")
-
-    async def put(self, keys: RoomKeys, salt: bytes, value: bytes) -> int:
-        self.values[salt] = value
-        return 1
-
-    async def close(self) -> None:
-        pass
 
 
 async def test_records_naming_one_key_are_each_handed_on_once(
