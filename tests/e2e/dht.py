@@ -6,10 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.e2e.processes import free_udp_port
+
+if TYPE_CHECKING:
+    from weron.rendezvous.card import Card
 
 
 @contextmanager
@@ -54,28 +58,41 @@ def dht_nodes(count: int = 4) -> Iterator[list[tuple[str, int]]]:
 def write_fake_records(nodes: list[tuple[str, int]], room: str, published: list[float]) -> None:
     """The insider lock: a member with the room key fills the room's slots with records of
     members that do not exist (slot N published at ``published[N]``), then leaves."""
-    import asyncio
-
     from weron.rendezvous.card import Card
-    from weron.rendezvous.dht import DhtSession, RoomKeys, seal_record
-    from weron.rendezvous.room import Room, derive
     from weron.wireguard.crypto import PrivateKey
     from weron.wireguard.nat.paths import Candidate, Kind
+
+    fake = (Candidate(Kind.HOST, ("192.0.2.9", 9)),)
+    write_records(
+        nodes,
+        room,
+        {slot: (Card(PrivateKey.generate().public, fake), at) for slot, at in enumerate(published)},
+    )
+
+
+def write_records(
+    nodes: list[tuple[str, int]], room: str, records: dict[int, tuple[Card, float]]
+) -> None:
+    """What a member with the room key may write: in each slot given, a card of its choice
+    published when it says."""
+    import asyncio
+
+    from weron.rendezvous.dht import DhtSession, RoomKeys, seal_record
+    from weron.rendezvous.room import Room, derive
 
     keys = RoomKeys.derive(derive(Room.parse(room)))
 
     async def write() -> None:
         session = DhtSession(nodes)
         try:
-            for slot, moment in enumerate(published):
-                fake = Card(PrivateKey.generate().public, (Candidate(Kind.HOST, ("192.0.2.9", 9)),))
-                value = seal_record(keys, slot, fake, moment)
+            for slot, (card, published) in records.items():
+                value = seal_record(keys, slot, card, published)
                 for _ in range(10):  # until the routing table knows the nodes
                     if await session.put(keys, keys.salts[slot], value) > 0:
                         break
                     await asyncio.sleep(1)
                 else:
-                    raise AssertionError(f"fake record {slot} was stored on no node")
+                    raise AssertionError(f"record {slot} was stored on no node")
         finally:
             await session.close()
 

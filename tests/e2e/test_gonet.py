@@ -84,6 +84,24 @@ def test_a_member_rejoining_with_its_identity_is_announced_again(
     assert [line for line in alice.output() if line == "+bob"] == ["+bob", "+bob"]
 
 
+def test_a_member_back_under_another_name_is_announced_as_renamed(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet, tmp_path: Path
+) -> None:
+    """Bob is killed (no goodbye) and comes back with his identity and another name before
+    alice's --timeout: his key is the same member's, shown under its new name."""
+    signaler = signaler_factory()
+    identity = tmp_path / "bob.key"
+    alice = gonet_factory(signaler.ws_url, ROOM, "--name", "alice", "--timeout", "60s")
+    bob = gonet_factory(signaler.ws_url, ROOM, "--name", "bob", "--identity", str(identity))
+    alice.wait_for("+bob")
+    bob.kill()
+    robert = gonet_factory(signaler.ws_url, ROOM, "--name", "robert", "--identity", str(identity))
+    alice.wait_for("*bob is now robert")
+    robert.say("call me robert")
+    alice.wait_for("robert: call me robert")
+    assert "-bob" not in alice.output()
+
+
 def test_an_unusable_identity_file_is_a_clear_error(tmp_path: Path) -> None:
     identity = tmp_path / "identity"
     identity.write_text("this is not a key\n")

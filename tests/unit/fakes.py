@@ -1,5 +1,6 @@
 """Fakes for the unit tests of what sits on channels and adapters: a message channel without a
-network, an adapter without a signaler; and the wait for what they make happen."""
+network, an adapter without a signaler, a DHT without libtorrent; and the wait for what they
+make happen."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from weron.peers import Peer
+from weron.rendezvous.dht import RoomKeys
+from weron.rendezvous.slots import preferred_slot
 from weron.webrtc import ChannelClosedError, echo_on_loop
+from weron.wireguard.crypto import PrivateKey
 
 
 class FakeChannel:
@@ -147,3 +151,30 @@ async def until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(5):
         while not condition():
             await asyncio.sleep(0.005)
+
+
+class FakeDht:
+    """The DHT items of a room in a dict: gets and puts answer at once, reads are counted."""
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes] = {}
+        self.gets = 0
+
+    async def get(self, public_key: bytes, salt: bytes) -> bytes:
+        self.gets += 1
+        await asyncio.sleep(0)
+        return self.values.get(salt, b"")
+
+    async def put(self, keys: RoomKeys, salt: bytes, value: bytes) -> int:
+        self.values[salt] = value
+        return 1
+
+    async def close(self) -> None:
+        pass
+
+
+def key_preferring(slot: int) -> PrivateKey:
+    """A WireGuard key whose DHT record goes to ``slot`` while that slot is free."""
+    while preferred_slot((key := PrivateKey.generate()).public) != slot:
+        pass
+    return key

@@ -3,7 +3,9 @@ WireGuard session (full mesh), members found through a weron signaler or the DHT
 
 Lines typed on stdin go to every member as UDP datagrams inside the tunnels, acknowledged and
 sent again while a path heals (``weron.apps.delivery``); what members send is printed as
-``name: text``, joins as ``+name``, leaves as ``-name``, a line a member did not acknowledge
+``name: text``, joins as ``+name``, leaves as ``-name``, a member now shown under another
+name (it said another name, or shares its name with a member who came or left) as
+``*old is now new``, a line a member did not acknowledge
 in time as ``!not delivered to name: text``, and the path to a member as ``~name direct`` or
 ``~name relay`` whenever it changes. Only members whose handshake completed (same room key,
 hence same PSK) are ever shown.
@@ -55,7 +57,7 @@ from weron.apps.roster import (
 from weron.extras import needs_extra
 from weron.log import get_logger, redact_url
 from weron.net.endpoints import Endpoint
-from weron.rendezvous import Rendezvous
+from weron.rendezvous import Rendezvous, RendezvousError
 from weron.rendezvous.card import Card
 from weron.rendezvous.room import Room, RoomSecrets, derive
 from weron.rendezvous.via_server import SignalerRendezvous
@@ -265,7 +267,8 @@ class GonetChat:
         self._settled = asyncio.Event()  # no line waits for acks
         self._settled.set()
         self._joined = False  # no name is shown as ours before the rendezvous let us in
-        self._announcements: set[asyncio.Task[None]] = set()
+        self._card: Card | None = None  # our newest card, while not announced yet
+        self._to_announce = asyncio.Event()
         tunnels.on_datagram = self.received
         tunnels.on_route = self.route_changed
         tunnels.on_candidates = self._announce
@@ -273,16 +276,15 @@ class GonetChat:
     async def converse(self, lines: asyncio.Queue[str | None]) -> None:
         """Meet the members the rendezvous brings and say the lines typed until the end of
         input; then what was said is delivered or reported before leaving is announced
-        (announced as well when cancelled or failed)."""
-        loops = (self._meet(), self._beat(), self._send_due())
+        (announced as well when cancelled or failed). A rendezvous that cannot let us in
+        raises :class:`RendezvousError`. Every task started here has ended on return."""
+        loops = (self._join(), self._meet(), self._beat(), self._send_due(), self._announcing())
         background = [asyncio.create_task(loop) for loop in loops]
-        joining = asyncio.create_task(self.join())
         try:
             while (line := await next_line(lines, background)) is not None:
                 self.say(line)
             await until(self._settled.wait(), background)
         finally:
-            joining.cancel()
             self.leave()
             for task in background:
                 task.cancel()
@@ -291,7 +293,8 @@ class GonetChat:
                     await task
 
     async def join(self) -> None:
-        """Progress on the prompt line until the rendezvous let us in, then our name."""
+        """Progress on the prompt line until the rendezvous let us in, then our name; if it
+        cannot, :class:`RendezvousError` says why (and no name is shown as ours)."""
         started = self._clock()
         joined = asyncio.ensure_future(self._rendezvous.joined())
         try:
@@ -300,8 +303,21 @@ class GonetChat:
                 await asyncio.wait({joined}, timeout=1)
         finally:
             joined.cancel()
+        if not joined.cancelled() and (failure := joined.exception()) is not None:
+            self._screen.prompt = ""
+            if isinstance(failure, RendezvousError):
+                raise failure
+            log.debug("The rendezvous failed", exc_info=failure)
+            reason = str(failure) or type(failure).__name__
+            raise RendezvousError(f"cannot join the room: {reason}") from failure
         self._joined = True
         self.show_own_name()
+
+    async def _join(self) -> None:
+        """:meth:`join`, then stay: run as a background loop, so that a rendezvous that
+        cannot let us in ends the chat as a failing loop does."""
+        await self.join()
+        await asyncio.Event().wait()
 
     def show_own_name(self) -> None:
         shown = self.roster.own_display
@@ -338,10 +354,22 @@ class GonetChat:
 
     def _announce(self, candidates: tuple[Candidate, ...]) -> None:
         """Our candidates changed (our NAT moved us): our new card out, members reconnect."""
-        card = Card(self._config.private_key.public, candidates)
-        task = asyncio.create_task(self._rendezvous.announce(card))
-        self._announcements.add(task)
-        task.add_done_callback(self._announcements.discard)
+        self._card = Card(self._config.private_key.public, candidates)
+        self._to_announce.set()
+
+    async def _announcing(self) -> None:
+        """Our cards out one at a time, newest only: an older card never goes out after a
+        newer one, and no announcement outlives the chat (it is one of its loops)."""
+        while True:
+            await self._to_announce.wait()
+            self._to_announce.clear()
+            card, self._card = self._card, None
+            if card is None:
+                continue
+            try:
+                await self._rendezvous.announce(card)
+            except Exception as exc:  # the chat goes on: the next change announces again
+                log.warning("Could not announce our new candidates", reason=str(exc))
 
     def _hello(self) -> tuple[ChatMessage, ...]:
         return Hello(self._config.name), Version(VERSION)
@@ -396,9 +424,10 @@ class GonetChat:
         """Our hello to every member met; members silent for the timeout have left."""
         for message in self._hello():
             self._broadcast(encode_chat(message))
+        before = self.roster.displays()
         for key, shown in self.roster.expire(self._clock(), self._config.timeout):
             self._forget(key, shown)
-        self.show_own_name()
+        self._show_renames(before)
 
     def leave(self) -> None:
         self._broadcast(encode_chat(Bye()))
@@ -424,10 +453,11 @@ class GonetChat:
             return
         if isinstance(message, Hello):
             self._silent.pop(key, None)
+            before = self.roster.displays()
             if self.roster.hello(key, message.name, self._clock()):
                 self._screen.line(f"+{self.roster.display(key)}")
                 self.route_changed(key, self._tunnels.route(key))
-                self.show_own_name()
+            self._show_renames(before)
         elif key not in self.roster:
             log.debug("Dropped chat message from a member that did not say hello")
         elif isinstance(message, Version):
@@ -445,10 +475,19 @@ class GonetChat:
             self.delivery.acked(key, message, self._clock())
             self._delivery_changed()
         else:
+            before = self.roster.displays()
             shown = self.roster.leave(key)
             if shown is not None:
                 self._forget(key, shown)
-                self.show_own_name()
+                self._show_renames(before)
+
+    def _show_renames(self, before: dict[bytes, str]) -> None:
+        """Members shown under another name than ``before`` (a member said another name, or
+        a name stopped or started being shared): ``*old is now new``; ours on the prompt."""
+        for key, shown in self.roster.displays().items():
+            if before.get(key, shown) != shown:
+                self._screen.line(f"*{before[key]} is now {shown}")
+        self.show_own_name()
 
     def _forget(self, key: bytes, shown: str) -> None:
         """A member left: said, with the lines it did not acknowledge; its tunnel closed (if

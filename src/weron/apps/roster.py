@@ -142,6 +142,10 @@ class Roster:
         clashes = (name == self.own_name) + sum(m.name == name for m in self._members.values())
         return f"{name}#{tag(public_key)}" if clashes > 1 else name
 
+    def displays(self) -> dict[bytes, str]:
+        """Every member's shown name (ours aside): compare two to see who is shown anew."""
+        return {key: self.display(key) for key in self._members}
+
     @property
     def own_display(self) -> str:
         return self.display(self.own_key)

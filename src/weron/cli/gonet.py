@@ -23,6 +23,7 @@ from weron.cli.options import (
 )
 from weron.cli.runtime import run_app
 from weron.extras import MissingExtraError
+from weron.rendezvous import RendezvousError
 from weron.rendezvous.room import Room, RoomError
 from weron.signaler_client.client import SignalingError
 from weron.wireguard.crypto import PrivateKey
@@ -128,8 +129,8 @@ def gonet_command(
     """Chat with everyone in LOBBY/ROOM who holds KEY, over peer-to-peer WireGuard.
 
     Lines read from stdin go to every member; messages are printed as NAME: TEXT, joins as
-    +NAME, leaves as -NAME, and the path to a member as ~NAME direct or ~NAME relay. Stop with
-    Ctrl-C or end of input.
+    +NAME, leaves as -NAME, a member shown under another name as *OLD is now NEW, and the
+    path to a member as ~NAME direct or ~NAME relay. Stop with Ctrl-C or end of input.
 
     Behind NATs, give a --stun server (and a --turn server for NATs that punching cannot
     pass); `gonet nat --stun HOST:PORT` tells what kind of NAT this host is behind.
@@ -160,7 +161,7 @@ def gonet_command(
     )
     try:
         run_app(gonet.run(config))
-    except (SignalingError, TurnError, OSError, MissingExtraError) as exc:
+    except (SignalingError, TurnError, OSError, MissingExtraError, RendezvousError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

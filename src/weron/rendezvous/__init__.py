@@ -11,13 +11,18 @@ from typing import Protocol
 from weron.rendezvous.card import Card
 
 
+class RendezvousError(Exception):
+    """The rendezvous could not let us into the room: said to the user, no traceback."""
+
+
 class Rendezvous(Protocol):
     """Where members meet: our card out, theirs in."""
 
     def members(self) -> AsyncIterator[Card]: ...
 
     async def joined(self) -> None:
-        """Return once our card is out (the signaler let us in, our DHT record is stored)."""
+        """Return once our card is out (the signaler let us in, our DHT record is stored);
+        raise if that cannot happen."""
 
     async def announce(self, card: Card) -> None: ...
 

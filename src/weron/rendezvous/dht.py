@@ -313,10 +313,13 @@ class DhtRendezvous:
         return record is not None and record.card == self._card
 
     async def members(self) -> AsyncIterator[Card]:
-        """Cards of the members found (again whenever one changes); runs until cancelled.
-        Our record is published from the same loop: one read of the slots serves both, and
-        a refresh between two reads goes to the slot the last read left us."""
-        seen: dict[bytes, Card] = {}
+        """Cards of the members found (each card once while it stays in the slots; a member
+        whose card changed is handed the new one); runs until cancelled. Several records may
+        name one key (a member with the room's key can write any card): each is handed on
+        once, not one after the other at every read, and the paths try them all. Our record
+        is published from the same loop: one read of the slots serves both, and a refresh
+        between two reads goes to the slot the last read left us."""
+        seen: set[Card] = set()  # the live cards of the last read
         own = self._card.public_key
         schedule = PollSchedule(time.time())
         while True:
@@ -327,13 +330,16 @@ class DhtRendezvous:
             if changed or now - self._published >= REFRESH:
                 self._changed.clear()
                 await self._publish(choose_slot(records, own, self._slot, now), now)
-            for record in records:
-                if record is None or not record.live(now) or record.card.public_key == own:
-                    continue
-                if seen.get(record.card.public_key) != record.card:
-                    seen[record.card.public_key] = record.card
-                    changed = True
-                    yield record.card
+            live = [
+                record.card
+                for record in records
+                if record is not None and record.live(now) and record.card.public_key != own
+            ]
+            fresh = [card for card in dict.fromkeys(live) if card not in seen]
+            seen = set(live)
+            for card in fresh:
+                changed = True
+                yield card
             schedule.read(time.time(), changed=changed)
             while (now := time.time()) < schedule.due:
                 if now >= self._published + REFRESH:

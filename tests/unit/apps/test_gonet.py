@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
 
-from tests.unit.fakes import until
+import pytest
+from tests.unit.fakes import FakeDht, key_preferring, until
 
 from weron.apps.console import Screen
 from weron.apps.delivery import FIRST_RETRY
@@ -35,8 +38,11 @@ from weron.apps.roster import (
     encode_chat,
     tag,
 )
+from weron.rendezvous import Rendezvous, RendezvousError, slots
 from weron.rendezvous.card import Card
+from weron.rendezvous.dht import DhtRendezvous, RoomKeys, seal_record
 from weron.rendezvous.room import Room as RoomName
+from weron.rendezvous.room import RoomSecrets
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.nat.paths import Candidate, Kind, Route
 from weron.wireguard.nat.traversal import CandidatesHandler
@@ -81,13 +87,19 @@ class FakeTunnels:
 
 
 class FakeRendezvous:
-    """Hands out the cards a test puts in ``cards``; lets us in once ``let_in`` is set;
-    records the cards we announce."""
+    """Hands out the cards a test puts in ``cards``; lets us in once ``let_in`` is set (or
+    raises ``failure`` then); records the cards we announce, each once ``announcing`` is set
+    (while it is not, the announcement waits in ``pending``)."""
 
     def __init__(self) -> None:
         self.cards: asyncio.Queue[Card] = asyncio.Queue()
         self.let_in = asyncio.Event()
+        self.failure: Exception | None = None
         self.announced: list[Card] = []
+        self.announcing = asyncio.Event()
+        self.announcing.set()
+        self.pending: list[Card] = []
+        self.interrupted: list[Card] = []
 
     async def members(self) -> AsyncIterator[Card]:
         while True:
@@ -95,8 +107,18 @@ class FakeRendezvous:
 
     async def joined(self) -> None:
         await self.let_in.wait()
+        if self.failure is not None:
+            raise self.failure
 
     async def announce(self, card: Card) -> None:
+        self.pending.append(card)
+        try:
+            await self.announcing.wait()
+        except asyncio.CancelledError:
+            self.interrupted.append(card)
+            raise
+        finally:
+            self.pending.remove(card)
         self.announced.append(card)
 
     async def close(self) -> None:
@@ -230,7 +252,13 @@ async def test_members_sharing_a_name_are_told_apart_by_tags_ours_included() -> 
     room.arrive(room.bob, Line("I am bob"))
     room.arrive(room.carol, Line("no, I am"))
     bob, carol = f"bob#{tag(room.bob)}", f"bob#{tag(room.carol)}"
-    assert room.shown() == ["+bob", f"+{carol}", f"{bob}: I am bob", f"{carol}: no, I am"]
+    assert room.shown() == [
+        "+bob",
+        f"+{carol}",
+        f"*bob is now {bob}",  # who spoke as bob so far is told apart from now on
+        f"{bob}: I am bob",
+        f"{carol}: no, I am",
+    ]
 
     room.out.truncate(0), room.out.seek(0)
     room.rendezvous.let_in.set()
@@ -240,6 +268,40 @@ async def test_members_sharing_a_name_are_told_apart_by_tags_ours_included() -> 
     room.arrive(dave, Bye())
     ours, theirs = f"alice#{tag(room.key.public)}", f"alice#{tag(dave)}"
     assert room.shown() == ["alice!", f"+{theirs}", f"{ours}!", f"-{theirs}", "alice!"]
+
+
+def test_a_member_that_says_another_name_is_announced_under_both() -> None:
+    """A rename mid-session (a member restarted with its --identity and another --name, or
+    one that changes its hello): said, never silent, and names shared or freed by it too."""
+    room = Room()
+    room.join(room.bob, "bob")
+    room.join(room.carol, "carol")
+    room.arrive(room.bob, Hello("robert"))
+    room.arrive(room.bob, Hello("robert"))  # its next heartbeat: nothing new
+    room.arrive(room.bob, Line("call me robert"))
+    room.arrive(room.bob, Hello("carol"))  # carol's name: both are told apart
+    bob, carol = f"carol#{tag(room.bob)}", f"carol#{tag(room.carol)}"
+    room.arrive(room.bob, Bye())  # carol's name is carol's alone again
+    assert room.shown() == [
+        "+bob",
+        "+carol",
+        "*bob is now robert",
+        "robert: call me robert",
+        f"*robert is now {bob}",
+        f"*carol is now {carol}",
+        f"-{bob}",
+        f"*{carol} is now carol",
+    ]
+
+
+async def test_a_member_taking_our_name_shows_ours_with_its_tag() -> None:
+    room = Room()
+    room.rendezvous.let_in.set()
+    await room.chat.join()
+    room.join(room.bob, "bob")
+    room.arrive(room.bob, Hello("alice"))
+    ours, theirs = f"alice#{tag(room.key.public)}", f"alice#{tag(room.bob)}"
+    assert room.shown() == ["alice!", "+bob", f"*bob is now {theirs}", f"{ours}!"]
 
 
 def test_a_line_goes_to_every_member_met_numbered_to_those_that_acknowledge() -> None:
@@ -388,10 +450,11 @@ async def test_the_end_of_input_waits_until_an_unacknowledged_line_is_reported()
 
 
 class Member:
-    """A chat over real tunnels on a loopback socket, met through a fake rendezvous."""
+    """A chat over real tunnels on a loopback socket, met through a fake rendezvous (or the
+    one ``meeting`` makes of our card)."""
 
-    def __init__(self, name: str, psk: bytes) -> None:
-        self.key = PrivateKey.generate()
+    def __init__(self, name: str, psk: bytes, key: PrivateKey | None = None) -> None:
+        self.key = key or PrivateKey.generate()
         config = GonetConfig("ws://unused", RoomName("a", "b", "c"), name, self.key)
         self.tunnels = WireGuardTunnels(config, psk)
         self.out = io.StringIO()
@@ -400,11 +463,12 @@ class Member:
         self._screen = Screen(self.out, io.StringIO())
         self._config = config
 
-    async def start(self) -> GonetChat:
+    async def start(self, meeting: Callable[[Card], Rendezvous] | None = None) -> GonetChat:
         bound = await self.tunnels.open("127.0.0.1", 0)
         self.card = Card(self.key.public, await self.tunnels.start([bound]))
         loop = asyncio.get_running_loop()
-        self.chat = GonetChat(self._config, self.tunnels, FakeRendezvous(), self._screen, loop.time)
+        rendezvous = FakeRendezvous() if meeting is None else meeting(self.card)
+        self.chat = GonetChat(self._config, self.tunnels, rendezvous, self._screen, loop.time)
         return self.chat
 
     def shown(self) -> list[str]:
@@ -441,8 +505,97 @@ async def test_chats_over_real_tunnels_meet_and_talk_and_another_psk_is_never_sh
             await member.tunnels.close()
 
 
+async def test_members_meet_through_dht_records_forged_around_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A member with the room key wrote cards with alice's and bob's keys and addresses of its
+    own (sockets held here) in the slots on both sides of theirs: read in slot order, each
+    member's cards come forged, genuine, forged. Real tunnels, the DHT rendezvous over a
+    dict: every card is tried, so they meet (a card used to replace the one before it, and
+    both punched only the forged addresses, for ever)."""
+    monkeypatch.setattr(slots, "POLL_MEETING", 0.1)
+    secrets = RoomSecrets("c", "p", "s", os.urandom(32), os.urandom(32), os.urandom(32))
+    keys = RoomKeys.derive(secrets)
+    dht = FakeDht()
+    alice = Member("alice", secrets.psk, key_preferring(2))
+    bob = Member("bob", secrets.psk, key_preferring(5))
+    forged: list[socket.socket] = []
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    conversations: list[asyncio.Task[None]] = []
+    try:
+        for member, own in ((alice, 2), (bob, 5)):
+            for slot in (own - 1, own + 1):
+                forged.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                forged[-1].bind(("127.0.0.1", 0))
+                card = Card(member.key.public, (Candidate(Kind.HOST, forged[-1].getsockname()),))
+                dht.values[keys.salts[slot]] = seal_record(keys, slot, card, time.time())
+
+        def meeting(card: Card) -> DhtRendezvous:
+            rendezvous = DhtRendezvous(secrets, card)
+            rendezvous._dht = dht  # type: ignore[assignment]  # no libtorrent session
+            return rendezvous
+
+        for member in (alice, bob):
+            conversations.append(asyncio.create_task((await member.start(meeting)).converse(lines)))
+        await until(lambda: "+bob" in alice.shown() and "+alice" in bob.shown())
+    finally:
+        for task in conversations:
+            task.cancel()
+        await asyncio.gather(*conversations, return_exceptions=True)
+        for member in (alice, bob):
+            await member.tunnels.close()
+        for sock in forged:
+            sock.close()
+
+
 def test_host_candidates_are_the_bound_address_or_ours_toward_the_meeting_hosts() -> None:
     assert host_endpoints(("192.0.2.7", 4000), ["127.0.0.1"]) == [("192.0.2.7", 4000)]
     # A wildcard socket: our address toward each host, once (routing is asked, nothing sent).
     assert host_endpoints(("0.0.0.0", 4000), ["127.0.0.1", "127.0.0.1"]) == [("127.0.0.1", 4000)]
     assert host_endpoints(("0.0.0.0", 4000), []) == [("127.0.0.1", 4000)]  # nothing better
+
+
+async def test_a_rendezvous_that_cannot_let_us_in_ends_the_chat_saying_why() -> None:
+    room = Room()
+    room.rendezvous.failure = OSError("no DHT node answers")
+    room.rendezvous.let_in.set()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()  # input still open: no end of input
+    before = asyncio.all_tasks()
+    with pytest.raises(RendezvousError, match=r"^cannot join the room: no DHT node answers$"):
+        await asyncio.wait_for(room.chat.converse(lines), 5)
+    assert "alice!" not in room.shown()  # no name of ours: we never joined
+    assert asyncio.all_tasks() == before
+
+
+async def test_announcements_go_out_one_at_a_time_newest_last_and_end_with_the_chat() -> None:
+    """Our candidates change twice while an announcement is under way: the newest card is
+    announced next (the one between is outdated already), never an older one after it; at
+    the end the announcement under way is ended, no task is left behind."""
+    room = Room(timeout=1.0, clock=asyncio.get_running_loop().time)
+    room.rendezvous.announcing.clear()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    before = asyncio.all_tasks()
+    conversation = asyncio.create_task(room.chat.converse(lines))
+    first, second, third = (
+        (Candidate(Kind.SRFLX, ("203.0.113.5", port)),) for port in (40000, 40001, 40002)
+    )
+    ours = room.key.public
+    room.tunnels.on_candidates(first)
+    await until(lambda: room.rendezvous.pending == [Card(ours, first)])
+    room.tunnels.on_candidates(second)
+    room.tunnels.on_candidates(third)
+    await asyncio.sleep(0.05)
+    assert room.rendezvous.pending == [Card(ours, first)]  # one at a time
+    room.rendezvous.announcing.set()
+    await until(lambda: room.rendezvous.announced == [Card(ours, first), Card(ours, third)])
+
+    room.rendezvous.announcing.clear()
+    room.tunnels.on_candidates(second)
+    await until(lambda: room.rendezvous.pending == [Card(ours, second)])
+    lines.put_nowait(None)
+    await asyncio.wait_for(conversation, 5)
+    assert room.rendezvous.interrupted == [Card(ours, second)]
+    assert asyncio.all_tasks() == before  # no "Task was destroyed but it is pending"
+    room.tunnels.on_candidates(first)  # after the chat: nothing starts
+    await asyncio.sleep(0.05)
+    assert asyncio.all_tasks() == before and room.rendezvous.pending == []

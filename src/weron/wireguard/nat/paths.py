@@ -17,7 +17,7 @@ candidates, which a NAT that changed our mapping made stale).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -30,7 +30,8 @@ DIRECT_BOUND: Final = 5.0
 BACKGROUND_INTERVAL: Final = 5.0
 KEEPALIVE: Final = 2.0  # persistent keepalive: NAT mappings stay, silence means loss
 DEAD_AFTER: Final = 6.0
-MAX_CANDIDATES: Final = 8
+MAX_CANDIDATES: Final = 8  # tried of each card
+MAX_CARDS: Final = 4  # distinct cards in one peer's name whose candidates are all tried
 
 
 class Kind(StrEnum):
@@ -69,28 +70,51 @@ def _ipv4(endpoint: Endpoint) -> bool:
     return ":" not in endpoint[0]
 
 
-@dataclass
 class PeerPaths:
     """Path finding toward one peer: feed it the time and the WireGuard state, get where to
-    probe, whether the path was just lost, and the route in use."""
+    probe, whether the path was just lost, and the route in use.
 
-    candidates: tuple[Candidate, ...]
-    started: float  # when punching (re)started
-    alive: bool = False
-    last_probe: float = -float("inf")
-    _relay_endpoints: frozenset[Endpoint] = field(default=frozenset(), init=False)
+    Cards come from the rendezvous, where anyone with the room's key can write one in the
+    peer's name. So a card only adds candidates: those of the last ``MAX_CARDS`` distinct
+    cards are all tried, and so is the endpoint the peer's authenticated packets came from
+    (``proven``), which no card takes away. A forged card costs a few probes, never the path.
+    """
 
-    def __post_init__(self) -> None:
-        self.update(self.candidates, self.started)
+    def __init__(self, candidates: tuple[Candidate, ...], started: float) -> None:
+        self.cards: list[tuple[Candidate, ...]] = []  # newest first
+        self.candidates: tuple[Candidate, ...] = ()  # of every card, interleaved
+        self.proven: Endpoint | None = None
+        self.started = started  # when punching (re)started
+        self.alive = False
+        self.last_probe = -float("inf")
+        self._relay_endpoints: frozenset[Endpoint] = frozenset()
+        self.update(candidates, started)
 
-    def update(self, candidates: tuple[Candidate, ...], now: float) -> None:
-        """New candidates from the rendezvous: punch again."""
-        self.candidates = candidates[:MAX_CANDIDATES]
+    def update(self, candidates: tuple[Candidate, ...], now: float) -> bool:
+        """A card from the rendezvous: its candidates join those of the cards before it;
+        punching starts again if the card is new. Whether it was."""
+        card = candidates[:MAX_CANDIDATES]
+        new = card not in self.cards
+        if not new:
+            self.cards.remove(card)
+        self.cards.insert(0, card)
+        if len(self.cards) > MAX_CARDS:
+            # The oldest card goes, unless it holds the proven path: then the oldest other.
+            unproven = [c for c in self.cards if all(x.endpoint != self.proven for x in c)]
+            self.cards.remove(unproven[-1] if unproven else self.cards[-1])
+        merged: dict[Endpoint, Candidate] = {}
+        for rank in range(MAX_CANDIDATES):  # each card's first candidates first
+            for held in self.cards:
+                if rank < len(held):
+                    merged.setdefault(held[rank].endpoint, held[rank])
+        self.candidates = tuple(merged.values())
         self._relay_endpoints = frozenset(
             c.endpoint for c in self.candidates if c.kind is Kind.RELAY
         )
-        self.started = now
-        self.last_probe = -float("inf")
+        if new:
+            self.started = now
+            self.last_probe = -float("inf")
+        return new
 
     def route(self, endpoint: Endpoint | None) -> Route | None:
         """How packets to ``endpoint`` travel: through a relay (ours, or the peer's relayed
@@ -114,6 +138,8 @@ class PeerPaths:
             self.last_probe = -float("inf")
         self.alive = alive
         direct = [c.endpoint for c in self.candidates]
+        if alive and endpoint is not None and not isinstance(endpoint, Relayed):
+            self.proven = endpoint  # where the peer's authenticated packets come from
         if alive:
             if self.route(endpoint) is Route.DIRECT:
                 return [], lost
@@ -125,6 +151,8 @@ class PeerPaths:
         if now - self.last_probe < interval:
             return [], lost
         self.last_probe = now
+        if self.proven is not None:  # first: the path most likely to come back
+            direct = [self.proven, *(e for e in direct if e != self.proven)]
         if relay and now - self.started >= DIRECT_BOUND:
             direct += [
                 Relayed(*c.endpoint)

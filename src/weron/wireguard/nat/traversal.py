@@ -120,12 +120,12 @@ class Traversal:
     # -- peers -----------------------------------------------------------------------------
 
     def add(self, peer: WireGuardPeer, candidates: tuple[Candidate, ...]) -> None:
-        """Find a path to ``peer`` (again, when its candidates changed)."""
+        """Find a path to ``peer`` (again, with the candidates of a card not seen yet: they
+        add to those known, see :class:`PeerPaths`)."""
         now = self._wg.now
         known = self._paths.get(peer.public_key)
         if known is not None:
-            if known[1].candidates != candidates:
-                known[1].update(candidates, now)
+            known[1].update(candidates, now)
             return
         paths = PeerPaths(candidates, now)
         self._paths[peer.public_key] = (peer, paths)

@@ -10,6 +10,7 @@ from weron.wireguard.nat.paths import (
     BACKGROUND_INTERVAL,
     DEAD_AFTER,
     DIRECT_BOUND,
+    MAX_CARDS,
     PUNCH_INTERVAL,
     SLOW_AFTER,
     SLOW_PUNCH_INTERVAL,
@@ -116,3 +117,40 @@ def test_silence_loses_the_path_once_and_punching_starts_again() -> None:
     assert paths.step(1.0 + DEAD_AFTER + PUNCH_INTERVAL, 1.0, None, relay=False)[1] is False
     paths.update((SRFLX, RELAY), 20.0)  # new candidates: a fresh bound before the relay
     assert len(paths.step(20.0, 1.0, None, relay=True)[0]) == 2
+
+
+FORGED = Candidate(Kind.HOST, ("203.0.113.66", 6666))
+
+
+def test_a_forged_card_adds_candidates_and_never_takes_the_path_away() -> None:
+    """A hostile member hands out a card with the peer's key and its own addresses: while the
+    path works nothing is probed, the route stays, and once the path is lost the proven
+    endpoint and the genuine card's candidates are punched along with the forged one."""
+    paths = PeerPaths((HOST, SRFLX), 0.0)
+    assert paths.step(1.0, 1.0, SRFLX.endpoint, relay=False) == ([], False)  # direct, alive
+    paths.update((FORGED,), 2.0)
+    assert paths.step(2.0, 2.0, SRFLX.endpoint, relay=False) == ([], False)
+    assert paths.route(SRFLX.endpoint) is Route.DIRECT
+    targets, lost = paths.step(2.0 + DEAD_AFTER, 2.0, SRFLX.endpoint, relay=False)
+    assert lost and set(targets) == {FORGED.endpoint, HOST.endpoint, SRFLX.endpoint}
+    assert targets[0] == SRFLX.endpoint  # where the peer's authenticated packets came from
+
+
+def test_cards_in_one_name_are_all_tried_bounded_and_the_proven_one_is_kept() -> None:
+    genuine = (HOST, SRFLX)
+    paths = PeerPaths(genuine, 0.0)
+    paths.step(1.0, 1.0, SRFLX.endpoint, relay=False)  # its path proven
+    forged = [(Candidate(Kind.HOST, ("203.0.113.66", 7000 + n)),) for n in range(MAX_CARDS)]
+    for card in forged:
+        assert paths.update(card, 2.0)
+    assert not paths.update(forged[-1], 3.0)  # a card held already: punching goes on
+    assert len(paths.cards) == MAX_CARDS and genuine in paths.cards  # the oldest forged went
+    assert forged[0] not in paths.cards
+    targets, _ = paths.step(2.0 + DEAD_AFTER, 1.0, SRFLX.endpoint, relay=False)
+    assert HOST.endpoint in targets and SRFLX.endpoint in targets
+    assert len(targets) == 1 + MAX_CARDS  # bounded: one each of the forged ones kept
+    # Without a proven path every card is alike: the oldest goes, the genuine one included.
+    fresh = PeerPaths(genuine, 0.0)
+    for card in forged:
+        fresh.update(card, 1.0)
+    assert genuine not in fresh.cards and len(fresh.cards) == MAX_CARDS
