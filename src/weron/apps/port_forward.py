@@ -107,17 +107,16 @@ async def _say_last(conn: DataChannel, frame: bytes) -> None:
             await conn.drain()
 
 
-async def finish(conn: DataChannel, stream: proto.Stream, linger: float | None) -> bool:
-    """Read the rest of a stream whose local side is gone, up to the peer's CLOSE; whether it
-    came within ``linger`` (None: for as long as the channel is open; else the channel cannot
-    be reused)."""
+async def finish(conn: DataChannel, stream: proto.Stream) -> bool:
+    """Read the rest of a stream whose local side is gone, up to the peer's CLOSE, however
+    late it comes (the channel then carries the next stream: closing it would free nothing
+    with libdatachannel); False if the channel closed first."""
     try:
-        async with asyncio.timeout(linger):
-            while not stream.done:
-                reaction = stream.receive(await conn.receive())
-                for frame in reaction.send:
-                    await conn.send(frame)
-    except (TimeoutError, ChannelClosedError):
+        while not stream.done:
+            reaction = stream.receive(await conn.receive())
+            for frame in reaction.send:
+                await conn.send(frame)
+    except ChannelClosedError:
         return False
     return True
 
@@ -127,7 +126,6 @@ async def splice(
     stream: proto.Stream,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    linger: float | None,
 ) -> Outcome:
     """Carry a TCP connection over its channel both ways until both CLOSEs went through, then
     close the socket (with a reset if the stream was aborted either way). Raises
@@ -195,7 +193,7 @@ async def splice(
             _raise_from(up)  # the peer gone while we were sending
             _raise_from(down)
             if socket_gone:
-                outcome.reusable = await finish(conn, stream, linger)
+                outcome.reusable = await finish(conn, stream)
                 return outcome
             reaction = stream.receive(await _receive_or_fail(conn, (up, down)))
             if reaction.reset is not None:
@@ -300,7 +298,9 @@ class ForwardPeers(Protocol):
 
     async def until_named(self, name: str) -> str: ...
 
-    async def open_channel(self, name: str, spec: ChannelSpec) -> Peer: ...
+    async def open_channel(
+        self, name: str, spec: ChannelSpec, late: Callable[[DataChannel], None] | None = None
+    ) -> Peer: ...
 
     def forget_channel(self, channel: DataChannel) -> None: ...
 
@@ -319,10 +319,8 @@ class PortForwarder:
         self._adapter = adapter
         self._admission = proto.Admission(exposed, config.max_connections)
         self.max_flows = config.max_connections
-        # How long the opener waits for the peer's CLOSE once its socket is gone, before it
-        # gives the channel up (the exposing side waits as long as the channel is open: the
-        # opener may keep it for its next connection, and a close from us may not reach it).
-        self.linger = config.join.adapter.timeout
+        # How long a UDP listener drops datagrams after the peer refused its flows.
+        self.refusal_pause = config.join.adapter.timeout
         self.counters = Counters()
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
         # TCP channels free for a stream, by peer, each with the task that watches it.
@@ -423,7 +421,7 @@ class PortForwarder:
     ) -> bool:
         for frame in stream.local_error(code, reason):
             await conn.send(frame)
-        return await finish(conn, stream, None)
+        return await finish(conn, stream)
 
     async def _serve_tcp(self, peer: Peer, stream: proto.Stream, exposed: proto.Exposed) -> bool:
         target = exposed.target
@@ -437,7 +435,7 @@ class PortForwarder:
             return await self._refuse(peer.conn, stream, proto.ErrorCode.UNREACHABLE, reason)
         self.counters.served += 1
         log.debug("Serving a connection", peer=peer.peer_id, target=str(target))
-        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer, None)
+        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer)
         return outcome.reusable
 
     async def _carry(
@@ -447,11 +445,10 @@ class PortForwarder:
         stream: proto.Stream,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        linger: float | None,
     ) -> Outcome:
         """Splice; a peer gone resets the socket."""
         try:
-            outcome = await splice(conn, stream, reader, writer, linger)
+            outcome = await splice(conn, stream, reader, writer)
         except BaseException as exc:
             _reset(writer)
             if isinstance(exc, ChannelClosedError):
@@ -565,11 +562,9 @@ class PortForwarder:
             return
         peer, conn = opened
         stream = proto.Stream()
-        outcome = await self._carry(peer, conn, stream, reader, writer, self.linger)
+        outcome = await self._carry(peer, conn, stream, reader, writer)
         if outcome.reusable:
-            # Every free channel is kept, however many: a peer connection then has as many
-            # as the most connections ever open to the peer at once.
-            self._idle.setdefault(peer, {})[conn] = self.spawn(self._watch_idle(peer, conn))
+            self._keep(peer, conn)
         else:
             self.done_with(conn)
         error = outcome.error
@@ -596,7 +591,8 @@ class PortForwarder:
                 continue
             self.counters.forwarded += 1
             return forward.peer, conn
-        peer = await self.open(forward, ChannelSpec(self._next_tcp_label()))
+        late = functools.partial(self._opened_late, forward.peer)
+        peer = await self.open(forward, ChannelSpec(self._next_tcp_label()), late)
         if peer is None:
             return None
         try:
@@ -606,6 +602,18 @@ class PortForwarder:
             self.done_with(peer.conn)
             return None
         return forward.peer, peer.conn
+
+    def _keep(self, peer: str, conn: DataChannel) -> None:
+        """Keep a free channel for the next stream to ``peer``. Every one is kept, however
+        many: a peer connection then has as many as the most connections ever open to the
+        peer at once (at most 512 a side, the engines' limit)."""
+        self._idle.setdefault(peer, {})[conn] = self.spawn(self._watch_idle(peer, conn))
+
+    def _opened_late(self, peer: str, conn: DataChannel) -> None:
+        """A TCP channel that opened after its connection gave up waiting (reset, logged):
+        unused, it is free for the next one."""
+        log.debug("A forward channel opened late: kept for the next connection", peer=peer)
+        self._keep(peer, conn)
 
     async def _watch_idle(self, peer: str, conn: DataChannel) -> None:
         """An idle channel carries nothing until our next OPEN: a peer that writes on it
@@ -622,14 +630,17 @@ class PortForwarder:
         self._serial += 1
         return proto.tcp_label(self._serial)
 
-    async def open(self, forward: proto.Forward, spec: ChannelSpec) -> Peer | None:
+    async def open(
+        self, forward: proto.Forward, spec: ChannelSpec, late: Callable[[DataChannel], None]
+    ) -> Peer | None:
         """A channel to the peer named in ``forward``, waiting for it to be connected (at
-        startup); None, with a warning, if it does not come or the channel does not open."""
+        startup); None, with a warning, if it does not come or the channel does not open in
+        time (``late`` then takes it if it opens later)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._wait):
                 await self._adapter.until_named(forward.peer)
         try:
-            peer = await self._adapter.open_channel(forward.peer, spec)
+            peer = await self._adapter.open_channel(forward.peer, spec, late)
         except ChannelLimitError as exc:
             self.counters.failed += 1
             log.warning(
@@ -726,19 +737,35 @@ class _UdpListener(asyncio.DatagramProtocol):
             self._forwarder.spawn(self._relay())
 
     async def _relay(self) -> None:
-        """Open the channel, send what waited, then hand the peer's datagrams to their
-        sources until the channel closes or the peer refuses."""
-        forward, counters = self._forward, self._forwarder.counters
+        """Open the channel, then carry the flows on it."""
+        forward = self._forward
         try:
             peer = await self._forwarder.open(
-                forward, ChannelSpec(proto.udp_label(forward.port), UDP_CHANNEL)
+                forward,
+                ChannelSpec(proto.udp_label(forward.port), UDP_CHANNEL),
+                self._opened_late,
             )
         finally:
             self._opening = False
         if peer is None:
             self._waiting.clear()
             return
-        self._conn = conn = peer.conn
+        self._conn = peer.conn
+        await self._carry(peer.conn)
+
+    def _opened_late(self, conn: DataChannel) -> None:
+        """A channel that opened after we gave up waiting: it carries the flows if no other
+        channel does or is opening (else it is closed)."""
+        if self._conn is not None or self._opening:
+            self._forwarder.done_with(conn)
+            return
+        self._conn = conn
+        self._forwarder.spawn(self._carry(conn))
+
+    async def _carry(self, conn: DataChannel) -> None:
+        """Send what waited, then hand the peer's datagrams to their sources until the channel
+        closes or the peer refuses."""
+        forward, counters = self._forward, self._forwarder.counters
         for flow, data in self._waiting:
             _send_datagram(conn, flow, data, counters)
         self._waiting.clear()
@@ -752,7 +779,8 @@ class _UdpListener(asyncio.DatagramProtocol):
                         code=frame.code.name.lower(),
                         reason=frame.reason,
                     )
-                    self._refused_until = asyncio.get_running_loop().time() + self._forwarder.linger
+                    pause = self._forwarder.refusal_pause
+                    self._refused_until = asyncio.get_running_loop().time() + pause
                     return
                 if isinstance(frame, proto.Datagram):
                     source = self._sources.get(frame.flow)

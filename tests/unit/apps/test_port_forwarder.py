@@ -1,7 +1,8 @@
-"""`weron forward`'s serving side without WebRTC (``PortForwarder`` over a fake adapter): what
-a peer's channel gets for a label or a port it may not use, for an exposed port nobody listens
-on, and for a connection carried to a local TCP server. The frames themselves are
-weron.net.port_forward's (tests/unit/net/test_port_forward.py)."""
+"""`weron forward` without WebRTC (``PortForwarder`` over a fake adapter). Serving: what a
+peer's channel gets for a label or a port it may not use, for an exposed port nobody listens
+on, and for a connection carried to a local TCP server. Listening: a channel that comes late
+(its open, or the peer's CLOSE after a reset) is kept for the next connection. The frames
+themselves are weron.net.port_forward's (tests/unit/net/test_port_forward.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from weron.apps.join import JoinConfig
 from weron.net import port_forward as proto
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
+from weron.webrtc import ChannelSpec, DataChannel
 
 
 def free_port() -> int:
@@ -122,3 +124,93 @@ async def test_a_connection_is_carried_to_the_exposed_local_server_and_back(
     assert home.forwarder.counters.served == 1
     server.close()
     await server.wait_closed()
+
+
+class OpeningAdapter:
+    """Opens the channels a test hands it (``channels``); with ``late``, the next open times
+    out instead (as the adapter's does) and the channel goes to ``late`` when the test says."""
+
+    def __init__(self) -> None:
+        self.channels: list[FakeChannel] = []
+        self.opened: list[str] = []
+        self.late: list[Callable[[DataChannel], None]] = []
+        self.time_out = False
+        self.forgotten: list[DataChannel] = []
+
+    async def until_named(self, name: str) -> str:
+        return "bob-id"
+
+    async def open_channel(
+        self, name: str, spec: ChannelSpec, late: Callable[[DataChannel], None] | None = None
+    ) -> Peer:
+        self.opened.append(spec.label)
+        if self.time_out:
+            assert late is not None
+            self.late.append(late)
+            raise ConnectionError(f"channel {spec.label!r} not open after 0.2s")
+        return Peer(name, spec.label, self.channels.pop(0))
+
+    def forget_channel(self, channel: DataChannel) -> None:
+        self.forgotten.append(channel)
+
+
+@pytest.fixture
+async def listening() -> AsyncIterator[tuple[port_forward.PortForwarder, OpeningAdapter, int]]:
+    """A forwarder listening on a free port for bob's port 22: it, its adapter, the port."""
+    join = JoinConfig("ws://unused", "c", "p", "k", AdapterConfig(timeout=0.2))
+    port = free_port()
+    listen = [f"127.0.0.1:{port}"]
+    config = port_forward.ForwardConfig(join, names=["laptop"], listen=listen, to=["bob:22"])
+    adapter = OpeningAdapter()
+    forwarder = port_forward.PortForwarder(config, cast(port_forward.ForwardPeers, adapter), {})
+    await forwarder.listen(proto.parse_forwards(config.listen, config.to))
+    yield forwarder, adapter, port
+    await forwarder.close()
+
+
+async def reset_by_peer(port: int) -> None:
+    """A local connection that the peer resets."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    with pytest.raises(ConnectionResetError):
+        await reader.read()
+    writer.close()
+
+
+async def test_a_channel_that_opens_after_its_connection_gave_up_carries_the_next(
+    listening: tuple[port_forward.PortForwarder, OpeningAdapter, int],
+) -> None:
+    forwarder, adapter, port = listening
+    adapter.time_out = True
+    await reset_by_peer(port)  # the channel did not open within --timeout
+    assert forwarder.counters.failed == 1
+    late = FakeChannel(linger=True)
+    adapter.late[0](late)  # now it opens
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    await until(lambda: bool(late.sent))
+    assert frames(late) == [proto.Open(22)]  # no new channel: the late one
+    assert len(adapter.opened) == 1
+    assert not late.closed
+    writer.close()
+
+
+async def test_a_channel_whose_close_comes_after_the_timeout_carries_the_next(
+    listening: tuple[port_forward.PortForwarder, OpeningAdapter, int],
+) -> None:
+    """The peer resets the connection; its CLOSE comes well after --timeout (a slow peer):
+    the channel is kept for the next connection, not closed (libdatachannel would hold its
+    stream until the connection closes)."""
+    _, adapter, port = listening
+    channel = FakeChannel(linger=True)
+    adapter.channels.append(channel)
+    resetting = asyncio.create_task(reset_by_peer(port))
+    await until(lambda: bool(channel.sent))
+    channel.push(proto.error_frame(proto.ErrorCode.RESET, "target gone"))
+    await resetting
+    await until(lambda: proto.Close() in frames(channel))  # ours
+    await asyncio.sleep(0.4)  # twice --timeout
+    channel.push(proto.CLOSE_FRAME)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    await until(lambda: frames(channel)[-1] == proto.Open(22))
+    assert len(adapter.opened) == 1
+    assert not channel.closed and not adapter.forgotten
+    writer.close()
