@@ -482,15 +482,25 @@ class PortForwarder:
         loop = asyncio.get_running_loop()
         flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]] = {}
         self.counters.served += 1
-        sweeper = asyncio.create_task(_sweep_flows(flows))
+        release = functools.partial(self._admission.release_flow, peer.peer_id)
+        sweeper = asyncio.create_task(_sweep_flows(flows, release))
+        told = False
         try:
             async for frame in _udp_frames(conn, peer.peer_id):
                 if not isinstance(frame, proto.Datagram):
                     continue
                 entry = flows.get(frame.flow)
                 if entry is None:
-                    if len(flows) >= self.max_flows:
+                    if not self._admission.admit_flow(peer.peer_id):
                         self.counters.dropped += 1
+                        if not told:  # once per channel: the peer chooses how often
+                            told = True
+                            log.warning(
+                                "Dropping new UDP flows: too many from the peer",
+                                peer=peer.peer_id,
+                                port=port,
+                                most=self.max_flows,
+                            )
                         continue
                     try:
                         entry = await loop.create_datagram_endpoint(
@@ -498,6 +508,7 @@ class PortForwarder:
                             remote_addr=(target.host, target.port),
                         )
                     except OSError as exc:
+                        release()
                         self.counters.unreachable += 1
                         log.warning(
                             "Exposed port unreachable",
@@ -512,6 +523,7 @@ class PortForwarder:
             sweeper.cancel()
             for transport, _ in flows.values():
                 transport.close()
+                release()
             self._admission.release(peer.peer_id)
 
     # Listening: local connections and flows to a named peer's port
@@ -663,8 +675,10 @@ class PortForwarder:
         return peer
 
 
-async def _sweep_flows(flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]]) -> None:
-    """End the flows idle for UDP_IDLE."""
+async def _sweep_flows(
+    flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]], release: Callable[[], None]
+) -> None:
+    """End the flows idle for UDP_IDLE, each ``release``d."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(UDP_IDLE / 4)
@@ -672,6 +686,7 @@ async def _sweep_flows(flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlo
             if loop.time() - protocol.last > UDP_IDLE:
                 transport.close()
                 del flows[flow]
+                release()
 
 
 class _UdpListener(asyncio.DatagramProtocol):

@@ -7,6 +7,8 @@ themselves are weron.net.port_forward's (tests/unit/net/test_port_forward.py).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import cast
@@ -32,9 +34,11 @@ def free_port() -> int:
 class Serving:
     """A forwarder exposing ``expose``; peers arrive through its fake adapter."""
 
-    def __init__(self, *expose: str) -> None:
+    def __init__(self, *expose: str, most: int = port_forward.DEFAULT_MAX_CONNECTIONS) -> None:
         join = JoinConfig("ws://unused", "c", "p", "k", AdapterConfig(timeout=0.2))
-        config = port_forward.ForwardConfig(join, names=["home"], expose=expose)
+        config = port_forward.ForwardConfig(
+            join, names=["home"], expose=expose, max_connections=most
+        )
         self.adapter = FakeAdapter()
         self.forwarder = port_forward.PortForwarder(
             config,
@@ -52,8 +56,8 @@ class Serving:
 async def serving() -> AsyncIterator[Callable[..., Serving]]:
     made: list[tuple[Serving, asyncio.Task[None]]] = []
 
-    def make(*expose: str) -> Serving:
-        each = Serving(*expose)
+    def make(*expose: str, most: int = port_forward.DEFAULT_MAX_CONNECTIONS) -> Serving:
+        each = Serving(*expose, most=most)
         made.append((each, asyncio.create_task(each.forwarder.accept_peers())))
         return each
 
@@ -124,6 +128,36 @@ async def test_a_connection_is_carried_to_the_exposed_local_server_and_back(
     assert home.forwarder.counters.served == 1
     server.close()
     await server.wait_closed()
+
+
+async def test_a_peer_gets_at_most_max_connections_udp_flows_over_all_its_channels(
+    serving: Callable[..., Serving], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A socket per flow: a member with 3 allowed and 4 flows on each of 2 channels to the
+    same port gets 3 sockets (it used to get 3 per channel, up to --max-connections²)."""
+    caplog.set_level(logging.WARNING)
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind(("127.0.0.1", 0))
+    target.setblocking(False)
+    port = target.getsockname()[1]
+    home = serving(f"{port}/udp", most=3)
+    channels = [
+        home.arrive(
+            proto.udp_label(port),
+            *(proto.datagram_frame(flow, b"hi") for flow in range(4 * number, 4 * number + 4)),
+        )
+        for number in range(2)
+    ]
+    await until(lambda: home.forwarder.counters.dropped == 5)
+    sources = set()
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sources.add(target.recvfrom(10)[1])
+    assert len(sources) == 3
+    assert "Dropping new UDP flows: too many from the peer" in caplog.text
+    for channel in channels:
+        channel.close()
+    target.close()
 
 
 class OpeningAdapter:
