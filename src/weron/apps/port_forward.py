@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 import secrets
 import socket
 import struct
@@ -31,7 +32,7 @@ from typing import Any, Final, Protocol, cast
 
 from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError
-from weron.log import get_logger
+from weron.log import LogQuota, get_logger
 from weron.net import port_forward as proto
 from weron.peers import Peer
 from weron.peers.named import NamedAdapter
@@ -272,14 +273,27 @@ class _UdpFlow(asyncio.DatagramProtocol):
         log.debug("UDP socket error", error=str(exc))
 
 
-async def _udp_frames(conn: DataChannel, peer: str) -> AsyncIterator[proto.Frame]:
+def _peer_log(
+    quota: LogQuota, level: int, message: str, peer: str, kind: object = None, **fields: Any
+) -> None:
+    """A line that a peer's messages cause, within ``quota`` for the peer, the message and its
+    ``kind`` (lines held back are counted)."""
+    held = quota.take((peer, message, kind), asyncio.get_running_loop().time())
+    if held is None:
+        return
+    if held:
+        fields["held_back"] = held
+    log.at(level, message, peer=peer, **fields)
+
+
+async def _udp_frames(conn: DataChannel, peer: str, quota: LogQuota) -> AsyncIterator[proto.Frame]:
     """The frames of a UDP channel until it closes; one that does not decode is logged and
     skipped, as a datagram that fails its checksum would be."""
     while True:
         try:
             yield proto.decode(await conn.receive())
         except proto.ForwardError as exc:
-            log.info("Ignoring UDP frame", peer=peer, reason=str(exc))
+            _peer_log(quota, logging.INFO, "Ignoring UDP frame", peer, reason=str(exc))
 
 
 def _send_datagram(conn: DataChannel, flow: int, data: bytes, counters: Counters) -> None:
@@ -322,6 +336,7 @@ class PortForwarder:
         # How long a UDP listener drops datagrams after the peer refused its flows.
         self.refusal_pause = config.join.adapter.timeout
         self.counters = Counters()
+        self.quota = LogQuota()  # of the lines a peer's messages cause
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
         # TCP channels free for a stream, by peer, each with the task that watches it.
         self._idle: dict[str, dict[DataChannel, asyncio.Task[None]]] = {}
@@ -375,13 +390,13 @@ class PortForwarder:
         finally:
             self.done_with(peer.conn)
 
+    def _warn(self, message: str, peer: str, kind: object = None, **fields: Any) -> None:
+        _peer_log(self.quota, logging.WARNING, message, peer, kind, **fields)
+
     def _refuse_channel(self, peer: Peer, reason: str) -> None:
         self.counters.refused += 1
-        log.warning(
-            "Refusing a forward channel",
-            peer=peer.peer_id,
-            channel=peer.channel_id[:80],
-            reason=reason,
+        self._warn(
+            "Refusing a forward channel", peer.peer_id, channel=peer.channel_id[:80], reason=reason
         )
         self.done_with(peer.conn)
 
@@ -401,9 +416,10 @@ class PortForwarder:
             exposed = self._admission.admit(peer.peer_id, proto.Transport.TCP, frame.port)
             if isinstance(exposed, proto.Refusal):
                 self.counters.refused += 1
-                log.warning(
+                self._warn(
                     "Refusing a connection",
-                    peer=peer.peer_id,
+                    peer.peer_id,
+                    exposed.code,
                     port=frame.port,
                     reason=exposed.reason,
                 )
@@ -431,7 +447,7 @@ class PortForwarder:
         except (OSError, TimeoutError) as exc:
             self.counters.unreachable += 1
             reason = f"cannot connect to {target}: {exc or 'timed out'}"
-            log.warning("Exposed port unreachable", peer=peer.peer_id, reason=reason)
+            self._warn("Exposed port unreachable", peer.peer_id, reason=reason)
             return await self._refuse(peer.conn, stream, proto.ErrorCode.UNREACHABLE, reason)
         self.counters.served += 1
         log.debug("Serving a connection", peer=peer.peer_id, target=str(target))
@@ -473,9 +489,7 @@ class PortForwarder:
         exposed = self._admission.admit(peer.peer_id, proto.Transport.UDP, port)
         if isinstance(exposed, proto.Refusal):
             self.counters.refused += 1
-            log.warning(
-                "Refusing a UDP channel", peer=peer.peer_id, port=port, reason=exposed.reason
-            )
+            self._warn("Refusing a UDP channel", peer.peer_id, port=port, reason=exposed.reason)
             await _say_last(peer.conn, proto.error_frame(exposed.code, exposed.reason))
             return
         conn, target = peer.conn, exposed.target
@@ -484,23 +498,20 @@ class PortForwarder:
         self.counters.served += 1
         release = functools.partial(self._admission.release_flow, peer.peer_id)
         sweeper = asyncio.create_task(_sweep_flows(flows, release))
-        told = False
         try:
-            async for frame in _udp_frames(conn, peer.peer_id):
+            async for frame in _udp_frames(conn, peer.peer_id, self.quota):
                 if not isinstance(frame, proto.Datagram):
                     continue
                 entry = flows.get(frame.flow)
                 if entry is None:
                     if not self._admission.admit_flow(peer.peer_id):
                         self.counters.dropped += 1
-                        if not told:  # once per channel: the peer chooses how often
-                            told = True
-                            log.warning(
-                                "Dropping new UDP flows: too many from the peer",
-                                peer=peer.peer_id,
-                                port=port,
-                                most=self.max_flows,
-                            )
+                        self._warn(
+                            "Dropping new UDP flows: too many from the peer",
+                            peer.peer_id,
+                            port=port,
+                            most=self.max_flows,
+                        )
                         continue
                     try:
                         entry = await loop.create_datagram_endpoint(
@@ -510,9 +521,9 @@ class PortForwarder:
                     except OSError as exc:
                         release()
                         self.counters.unreachable += 1
-                        log.warning(
+                        self._warn(
                             "Exposed port unreachable",
-                            peer=peer.peer_id,
+                            peer.peer_id,
                             reason=f"cannot reach {target}: {exc}",
                         )
                         continue
@@ -632,7 +643,7 @@ class PortForwarder:
         breaks the protocol (and, unread, would fill the engine's queue), so it goes."""
         try:
             await conn.receive()
-            log.warning("Dropping a forward channel the peer wrote on between streams", peer=peer)
+            self._warn("Dropping a forward channel the peer wrote on between streams", peer)
         except ChannelClosedError:
             pass
         self._idle.get(peer, {}).pop(conn, None)
@@ -785,7 +796,7 @@ class _UdpListener(asyncio.DatagramProtocol):
             _send_datagram(conn, flow, data, counters)
         self._waiting.clear()
         try:
-            async for frame in _udp_frames(conn, forward.peer):
+            async for frame in _udp_frames(conn, forward.peer, self._forwarder.quota):
                 if isinstance(frame, proto.Error):
                     log.warning(
                         "Peer refused the UDP flows",

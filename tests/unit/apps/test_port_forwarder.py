@@ -160,6 +160,18 @@ async def test_a_peer_gets_at_most_max_connections_udp_flows_over_all_its_channe
     target.close()
 
 
+async def test_a_peer_refused_again_and_again_gets_a_few_lines_not_one_each(
+    serving: Callable[..., Serving], caplog: pytest.LogCaptureFixture
+) -> None:
+    """OPEN and CLOSE to a port not exposed, a hundred times without waiting: each is
+    refused, ten are logged (the peer's messages must not decide how much we write)."""
+    caplog.set_level(logging.WARNING)
+    home = serving("22")
+    home.arrive(proto.tcp_label(1), *[proto.open_frame(23), proto.CLOSE_FRAME] * 100)
+    await until(lambda: home.forwarder.counters.refused == 100)
+    assert caplog.text.count("Refusing a connection") == 10
+
+
 class OpeningAdapter:
     """Opens the channels a test hands it (``channels``); with ``late``, the next open times
     out instead (as the adapter's does) and the channel goes to ``late`` when the test says."""
