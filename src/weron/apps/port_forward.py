@@ -55,6 +55,9 @@ UDP_CHANNEL: Final = ChannelOptions(ordered=False, max_retransmits=0)
 _CHUNK: Final = 65_535  # bytes read from a socket at a time: one DATA frame
 _UDP_WAITING: Final = 64  # datagrams kept while the UDP channel opens
 _FAREWELL: Final = 5.0  # seconds a last frame gets to leave before its channel closes
+# Frames a peer may have sent on a TCP channel that we have not handled yet: the window's DATA
+# (512 at most) and as many others; a peer with more breaks the protocol.
+_UNHANDLED: Final = 2 * proto.WINDOW // proto.MIN_COST
 
 
 @dataclass(slots=True)
@@ -91,6 +94,68 @@ class Outcome:
     reusable: bool = False
 
 
+class ReadAhead:
+    """A TCP channel read as its frames arrive, whatever its user is doing (connecting to the
+    exposed target, or sending to a peer that does not read): unread, they would pile up in
+    aiortc's queue without bound, or stall libdatachannel's worker threads, which every
+    connection shares, past 1,024. A peer that has more than _UNHANDLED frames waiting breaks
+    the protocol: the channel is closed (logged)."""
+
+    def __init__(self, channel: DataChannel, peer: str, log_quota: LogQuota) -> None:
+        self.channel = channel
+        self._peer = peer
+        self._quota = log_quota
+        self._frames: asyncio.Queue[bytes | None] = asyncio.Queue()  # None: the channel closed
+
+    async def read(self) -> None:
+        """Until the channel closes (run as a task)."""
+        try:
+            while True:
+                message = await self.channel.receive()
+                if self._frames.qsize() >= _UNHANDLED:
+                    _peer_log(
+                        self._quota,
+                        logging.WARNING,
+                        "Closing a forward channel: the peer sent more than the protocol allows",
+                        self._peer,
+                        waiting=_UNHANDLED,
+                    )
+                    self.channel.close()
+                    break
+                self._frames.put_nowait(message)
+        except ChannelClosedError:
+            pass
+        finally:
+            self._frames.put_nowait(None)
+
+    @property
+    def label(self) -> str:
+        return self.channel.label
+
+    @property
+    def max_message_size(self) -> int:
+        return self.channel.max_message_size
+
+    async def send(self, message: bytes) -> None:
+        await self.channel.send(message)
+
+    async def drain(self) -> None:
+        await self.channel.drain()
+
+    def send_nowait(self, message: bytes) -> bool:
+        return self.channel.send_nowait(message)
+
+    async def receive(self) -> bytes:
+        message = await self._frames.get()
+        if message is None:
+            self._frames.put_nowait(None)  # every later receive() sees the end too
+            raise ChannelClosedError(f"channel {self.label!r} is closed")
+        return message
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close the local socket with a reset (RST), so that its user sees the failure."""
     sock = writer.get_extra_info("socket")
@@ -108,7 +173,7 @@ async def _say_last(conn: DataChannel, frame: bytes) -> None:
             await conn.drain()
 
 
-async def finish(conn: DataChannel, stream: proto.Stream) -> bool:
+async def finish(conn: ReadAhead, stream: proto.Stream) -> bool:
     """Read the rest of a stream whose local side is gone, up to the peer's CLOSE, however
     late it comes (the channel then carries the next stream: closing it would free nothing
     with libdatachannel); False if the channel closed first."""
@@ -123,7 +188,7 @@ async def finish(conn: DataChannel, stream: proto.Stream) -> bool:
 
 
 async def splice(
-    conn: DataChannel,
+    conn: ReadAhead,
     stream: proto.Stream,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -235,7 +300,7 @@ def _raise_from(task: asyncio.Task[None]) -> None:
         raise exc
 
 
-async def _receive_or_fail(conn: DataChannel, tasks: tuple[asyncio.Task[None], ...]) -> bytes:
+async def _receive_or_fail(conn: ReadAhead, tasks: tuple[asyncio.Task[None], ...]) -> bytes:
     """The next message, or the failure of one of ``tasks`` (the channel closed under it) if
     first."""
     receiving = asyncio.ensure_future(conn.receive())
@@ -339,7 +404,7 @@ class PortForwarder:
         self.quota = LogQuota()  # of the lines a peer's messages cause
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
         # TCP channels free for a stream, by peer, each with the task that watches it.
-        self._idle: dict[str, dict[DataChannel, asyncio.Task[None]]] = {}
+        self._idle: dict[str, dict[ReadAhead, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[_UdpListener] = []
@@ -362,11 +427,17 @@ class PortForwarder:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def done_with(self, conn: DataChannel) -> None:
+    def done_with(self, conn: DataChannel | ReadAhead) -> None:
         """Close a channel that cannot carry another stream; never one that is merely free
         (with libdatachannel a closed channel keeps its stream until the connection closes)."""
         conn.close()
-        self._adapter.forget_channel(conn)
+        self._adapter.forget_channel(conn.channel if isinstance(conn, ReadAhead) else conn)
+
+    def read_ahead(self, peer: str, channel: DataChannel) -> ReadAhead:
+        """A TCP channel, read from now on as its frames arrive (see ReadAhead)."""
+        reading = ReadAhead(channel, peer, self.quota)
+        self.spawn(reading.read())
+        return reading
 
     # Serving: channels peers open to our exposed ports
 
@@ -382,7 +453,7 @@ class PortForwarder:
             return
         try:
             if request.transport is proto.Transport.TCP:
-                await self._serve_streams(peer)
+                await self._serve_streams(peer, self.read_ahead(peer.peer_id, peer.conn))
             else:
                 await self._serve_datagrams(peer, request.number)
         except ChannelClosedError:
@@ -400,9 +471,8 @@ class PortForwarder:
         )
         self.done_with(peer.conn)
 
-    async def _serve_streams(self, peer: Peer) -> None:
+    async def _serve_streams(self, peer: Peer, conn: ReadAhead) -> None:
         """One stream after another on a peer's TCP channel, until it closes."""
-        conn = peer.conn
         while True:
             message = await conn.receive()
             try:
@@ -426,20 +496,22 @@ class PortForwarder:
                 reusable = await self._refuse(conn, stream, exposed.code, exposed.reason)
             else:
                 try:
-                    reusable = await self._serve_tcp(peer, stream, exposed)
+                    reusable = await self._serve_tcp(peer.peer_id, conn, stream, exposed)
                 finally:
                     self._admission.release(peer.peer_id)
             if not reusable:
                 return
 
     async def _refuse(
-        self, conn: DataChannel, stream: proto.Stream, code: proto.ErrorCode, reason: str
+        self, conn: ReadAhead, stream: proto.Stream, code: proto.ErrorCode, reason: str
     ) -> bool:
         for frame in stream.local_error(code, reason):
             await conn.send(frame)
         return await finish(conn, stream)
 
-    async def _serve_tcp(self, peer: Peer, stream: proto.Stream, exposed: proto.Exposed) -> bool:
+    async def _serve_tcp(
+        self, peer: str, conn: ReadAhead, stream: proto.Stream, exposed: proto.Exposed
+    ) -> bool:
         target = exposed.target
         try:
             async with asyncio.timeout(self._config.join.adapter.timeout):
@@ -447,17 +519,17 @@ class PortForwarder:
         except (OSError, TimeoutError) as exc:
             self.counters.unreachable += 1
             reason = f"cannot connect to {target}: {exc or 'timed out'}"
-            self._warn("Exposed port unreachable", peer.peer_id, reason=reason)
-            return await self._refuse(peer.conn, stream, proto.ErrorCode.UNREACHABLE, reason)
+            self._warn("Exposed port unreachable", peer, reason=reason)
+            return await self._refuse(conn, stream, proto.ErrorCode.UNREACHABLE, reason)
         self.counters.served += 1
-        log.debug("Serving a connection", peer=peer.peer_id, target=str(target))
-        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer)
+        log.debug("Serving a connection", peer=peer, target=str(target))
+        outcome = await self._carry(peer, conn, stream, reader, writer)
         return outcome.reusable
 
     async def _carry(
         self,
         peer: str,
-        conn: DataChannel,
+        conn: ReadAhead,
         stream: proto.Stream,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
@@ -600,7 +672,7 @@ class PortForwarder:
                 reason=error.reason,
             )
 
-    async def _start_stream(self, forward: proto.Forward) -> tuple[str, DataChannel] | None:
+    async def _start_stream(self, forward: proto.Forward) -> tuple[str, ReadAhead] | None:
         """A channel to the peer named in ``forward`` with our OPEN sent on it: an idle one,
         else a new one; None (with a warning) if the peer is unknown or gone."""
         idle = self._idle.get(forward.peer, {})
@@ -618,15 +690,16 @@ class PortForwarder:
         peer = await self.open(forward, ChannelSpec(self._next_tcp_label()), late)
         if peer is None:
             return None
+        conn = self.read_ahead(forward.peer, peer.conn)
         try:
-            await peer.conn.send(proto.open_frame(forward.port))
+            await conn.send(proto.open_frame(forward.port))
         except ChannelClosedError:
             self.counters.failed += 1
-            self.done_with(peer.conn)
+            self.done_with(conn)
             return None
-        return forward.peer, peer.conn
+        return forward.peer, conn
 
-    def _keep(self, peer: str, conn: DataChannel) -> None:
+    def _keep(self, peer: str, conn: ReadAhead) -> None:
         """Keep a free channel for the next stream to ``peer``. Every one is kept, however
         many: a peer connection then has as many as the most connections ever open to the
         peer at once (at most 512 a side, the engines' limit)."""
@@ -636,9 +709,9 @@ class PortForwarder:
         """A TCP channel that opened after its connection gave up waiting (reset, logged):
         unused, it is free for the next one."""
         log.debug("A forward channel opened late: kept for the next connection", peer=peer)
-        self._keep(peer, conn)
+        self._keep(peer, self.read_ahead(peer, conn))
 
-    async def _watch_idle(self, peer: str, conn: DataChannel) -> None:
+    async def _watch_idle(self, peer: str, conn: ReadAhead) -> None:
         """An idle channel carries nothing until our next OPEN: a peer that writes on it
         breaks the protocol (and, unread, would fill the engine's queue), so it goes."""
         try:

@@ -21,7 +21,7 @@ from weron.apps.join import JoinConfig
 from weron.net import port_forward as proto
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
-from weron.webrtc import ChannelSpec, DataChannel
+from weron.webrtc import ChannelClosedError, ChannelSpec, DataChannel
 
 
 def free_port() -> int:
@@ -170,6 +170,34 @@ async def test_a_peer_refused_again_and_again_gets_a_few_lines_not_one_each(
     home.arrive(proto.tcp_label(1), *[proto.open_frame(23), proto.CLOSE_FRAME] * 100)
     await until(lambda: home.forwarder.counters.refused == 100)
     assert caplog.text.count("Refusing a connection") == 10
+
+
+class Unread(FakeChannel):
+    """A channel whose peer reads nothing: every send waits until the channel closes."""
+
+    async def send(self, message: bytes) -> None:
+        while not self.closed:
+            await asyncio.sleep(0.01)
+        raise ChannelClosedError("closed")
+
+
+async def test_a_peer_that_floods_a_stream_we_cannot_answer_gets_its_channel_closed(
+    serving: Callable[..., Serving], caplog: pytest.LogCaptureFixture
+) -> None:
+    """It reads nothing and breaks the window: our ERROR cannot leave, so the stream waits
+    to send it; meanwhile its frames are still read, and past what the protocol allows
+    waiting (1,024) the channel is closed. They used to wait unread: in aiortc's queue
+    without bound, in libdatachannel's stalling the worker threads every connection shares."""
+    caplog.set_level(logging.WARNING)
+    server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    home = serving(str(port))
+    channel = Unread(proto.open_frame(port), *[proto.data_frame(b"")] * 5000, linger=True)
+    home.adapter.arriving.put_nowait(Peer("bob", proto.tcp_label(1), channel))
+    await until(lambda: channel.closed)
+    assert "the peer sent more than the protocol allows" in caplog.text
+    await until(lambda: channel in home.adapter.forgotten)
+    server.close()
 
 
 class OpeningAdapter:
