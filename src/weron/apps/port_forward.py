@@ -240,15 +240,21 @@ async def splice(
 
     async def downstream() -> None:
         while (payload := await pending.get()) is not None:
+            if socket_gone:  # upstream told the failure (it may be sending it): nothing to add
+                return
             try:
+                if writer.transport.is_closing():  # uvloop raises RuntimeError on a write
+                    raise ConnectionResetError("the connection closed")
                 writer.write(payload)
                 await writer.drain()
             except OSError as exc:
+                if socket_gone:
+                    return
                 await _stop(up)  # before an abort's frames: nothing of ours may follow them
                 await send(local_failure(exc))
                 return
             await send(stream.written(len(payload)))
-        if writer.can_write_eof():
+        if writer.can_write_eof() and not writer.transport.is_closing():
             with contextlib.suppress(OSError):
                 writer.write_eof()
 

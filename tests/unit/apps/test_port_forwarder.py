@@ -18,6 +18,7 @@ from tests.unit.fakes import FakeAdapter, FakeChannel, until
 
 from weron.apps import port_forward
 from weron.apps.join import JoinConfig
+from weron.log import LogQuota
 from weron.net import port_forward as proto
 from weron.peers import Peer
 from weron.peers.adapter import AdapterConfig
@@ -170,6 +171,39 @@ async def test_a_peer_refused_again_and_again_gets_a_few_lines_not_one_each(
     home.arrive(proto.tcp_label(1), *[proto.open_frame(23), proto.CLOSE_FRAME] * 100)
     await until(lambda: home.forwarder.counters.refused == 100)
     assert caplog.text.count("Refusing a connection") == 10
+
+
+def test_data_for_a_socket_closed_under_the_stream_resets_it_and_keeps_the_channel() -> None:
+    """On uvloop (as the CLI runs), writing to a closed transport raises RuntimeError, not an
+    OSError: the peer's DATA for a socket that closed under the stream (its reset seen by the
+    other direction first) killed the stream's task, and the exposing member closed the
+    channel without a word to the opener, which then sent its next OPEN into the void (seen:
+    iperf3's second run through `weron forward` hung). Now the stream is reset (ERROR), and
+    the channel carries the next one."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[port_forward.Outcome, list[proto.Frame]]:
+        server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        channel = FakeChannel(linger=True)
+        conn = port_forward.ReadAhead(channel, "bob", LogQuota())
+        reading = asyncio.create_task(conn.read())
+        splicing = asyncio.create_task(port_forward.splice(conn, proto.Stream(), reader, writer))
+        try:
+            writer.transport.abort()  # closed under the stream
+            await until(lambda: proto.End() in frames(channel))  # the reader's EOF
+            channel.push(proto.data_frame(b"too late"))
+            await until(lambda: proto.Close() in frames(channel) or splicing.done())
+            channel.push(proto.CLOSE_FRAME)
+            async with asyncio.timeout(5):
+                return await splicing, frames(channel)
+        finally:
+            reading.cancel()
+            server.close()
+
+    outcome, sent = asyncio.Runner(loop_factory=uvloop.new_event_loop).run(scenario())
+    assert outcome.reusable
+    assert [type(frame) for frame in sent] == [proto.End, proto.Error, proto.Close]
 
 
 class Unread(FakeChannel):
