@@ -108,25 +108,29 @@ class ReadAhead:
         self._frames: asyncio.Queue[bytes | None] = asyncio.Queue()  # None: the channel closed
 
     async def read(self) -> None:
-        """Until the channel closes (run as a task)."""
+        """Until the channel closes (run as a task). The engine hands over each frame as it
+        arrives (a burst at one wake-up of the loop); only the close comes through receive()."""
+        self.channel.set_receiver(self._arrived)
         try:
             while True:
-                message = await self.channel.receive()
-                if self._frames.qsize() >= _UNHANDLED:
-                    _peer_log(
-                        self._quota,
-                        logging.WARNING,
-                        "Closing a forward channel: the peer sent more than the protocol allows",
-                        self._peer,
-                        waiting=_UNHANDLED,
-                    )
-                    self.channel.close()
-                    break
-                self._frames.put_nowait(message)
+                await self.channel.receive()
         except ChannelClosedError:
             pass
         finally:
             self._frames.put_nowait(None)
+
+    def _arrived(self, message: bytes) -> None:
+        if self._frames.qsize() < _UNHANDLED:
+            self._frames.put_nowait(message)
+            return
+        _peer_log(
+            self._quota,
+            logging.WARNING,
+            "Closing a forward channel: the peer sent more than the protocol allows",
+            self._peer,
+            waiting=_UNHANDLED,
+        )
+        self.channel.close()  # later arrivals are discarded
 
     @property
     def label(self) -> str:
