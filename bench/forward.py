@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,6 +100,7 @@ def main() -> int:
     lab = Lab()
     ways = (*WAYS, "forward_before") if args.before else WAYS
     runs: dict[str, list[float]] = {way: [] for way in ways}
+    hung = dict.fromkeys(ways, 0)  # iperf3 runs that did not end
     try:
         first, second = lab.add_host(), lab.add_host()
         start_signaler(lab, log_dir)
@@ -146,10 +148,14 @@ def main() -> int:
             for way in ways:
                 log(f"round {round_number}/{rounds}: {way} iperf3 {seconds:g} s, one stream")
                 address, port = targets[way]
-                runs[way].append(iperf3(lab, first, second, address, port, seconds))
+                try:
+                    runs[way].append(iperf3(lab, first, second, address, port, seconds))
+                except subprocess.TimeoutExpired:  # the next rounds still tell the others
+                    log(f"{way}: iperf3 hung")
+                    hung[way] += 1
     finally:
         lab.close()
-    figures = {way: statistics.median(values) for way, values in runs.items()}
+    figures = {way: statistics.median(values) if values else 0.0 for way, values in runs.items()}
     document = {
         "benchmark": "forward",
         "backend": args.backend,
@@ -160,11 +166,15 @@ def main() -> int:
         "before": args.before,
         "iperf3_mbits": figures,
         "runs_mbits": runs,
+        "hung": hung,
         "ratios_to_direct": {way: figures[way] / figures["direct"] for way in ways},
         "logs": str(log_dir),
     }
-    rows = [("one TCP connection", "Mbit/s", "ratio")]
-    rows += [(way, number(figures[way]), number(document["ratios_to_direct"][way])) for way in ways]
+    rows = [("one TCP connection", "Mbit/s", "ratio", "hung")]
+    rows += [
+        (way, number(figures[way]), number(document["ratios_to_direct"][way]), str(hung[way]))
+        for way in ways
+    ]
     print_rows(rows, (0,), sys.stdout)
     return emit(document, args.json_out)
 
