@@ -55,9 +55,11 @@ UDP_CHANNEL: Final = ChannelOptions(ordered=False, max_retransmits=0)
 _CHUNK: Final = 65_535  # bytes read from a socket at a time: one DATA frame
 _UDP_WAITING: Final = 64  # datagrams kept while the UDP channel opens
 _FAREWELL: Final = 5.0  # seconds a last frame gets to leave before its channel closes
-# Frames a peer may have sent on a TCP channel that we have not handled yet: the window's DATA
-# (512 at most) and as many others; a peer with more breaks the protocol.
-_UNHANDLED: Final = 2 * proto.WINDOW // proto.MIN_COST
+# What a peer may have sent on a TCP channel that we have not handled yet: the window's DATA
+# (2 MiB in 512 frames at most) and as much again of others; a peer with more breaks the
+# protocol.
+_UNHANDLED: Final = 2 * proto.WINDOW // proto.MIN_COST  # frames
+_UNHANDLED_BYTES: Final = 2 * proto.WINDOW
 
 
 @dataclass(slots=True)
@@ -98,14 +100,15 @@ class ReadAhead:
     """A TCP channel read as its frames arrive, whatever its user is doing (connecting to the
     exposed target, or sending to a peer that does not read): unread, they would pile up in
     aiortc's queue without bound, or stall libdatachannel's worker threads, which every
-    connection shares, past 1,024. A peer that has more than _UNHANDLED frames waiting breaks
-    the protocol: the channel is closed (logged)."""
+    connection shares, past 1,024. A peer that has more than _UNHANDLED frames or
+    _UNHANDLED_BYTES waiting breaks the protocol: the channel is closed (logged)."""
 
     def __init__(self, channel: DataChannel, peer: str, log_quota: LogQuota) -> None:
         self.channel = channel
         self._peer = peer
         self._quota = log_quota
         self._frames: asyncio.Queue[bytes | None] = asyncio.Queue()  # None: the channel closed
+        self._bytes = 0  # in _frames
 
     async def read(self) -> None:
         """Until the channel closes (run as a task). The engine hands over each frame as it
@@ -120,7 +123,8 @@ class ReadAhead:
             self._frames.put_nowait(None)
 
     def _arrived(self, message: bytes) -> None:
-        if self._frames.qsize() < _UNHANDLED:
+        if self._frames.qsize() < _UNHANDLED and self._bytes + len(message) <= _UNHANDLED_BYTES:
+            self._bytes += len(message)
             self._frames.put_nowait(message)
             return
         _peer_log(
@@ -128,7 +132,8 @@ class ReadAhead:
             logging.WARNING,
             "Closing a forward channel: the peer sent more than the protocol allows",
             self._peer,
-            waiting=_UNHANDLED,
+            frames=self._frames.qsize(),
+            bytes=self._bytes,
         )
         self.channel.close()  # later arrivals are discarded
 
@@ -154,6 +159,7 @@ class ReadAhead:
         if message is None:
             self._frames.put_nowait(None)  # every later receive() sees the end too
             raise ChannelClosedError(f"channel {self.label!r} is closed")
+        self._bytes -= len(message)
         return message
 
     def close(self) -> None:

@@ -234,6 +234,23 @@ async def test_a_peer_that_floods_a_stream_we_cannot_answer_gets_its_channel_clo
     server.close()
 
 
+async def test_big_frames_are_held_back_by_bytes_as_well(
+    serving: Callable[..., Serving], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same with frames of 256 KiB (libdatachannel's largest): 17 of them pass what the
+    window allows twice over (4 MiB), long before 1,024 frames would."""
+    caplog.set_level(logging.WARNING)
+    server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    home = serving(str(port))
+    big = proto.data_frame(b"x" * (256 << 10))
+    channel = Unread(proto.open_frame(port), proto.END_FRAME, *[big] * 17, linger=True)
+    home.adapter.arriving.put_nowait(Peer("bob", proto.tcp_label(1), channel))
+    await until(lambda: channel.closed)
+    assert "the peer sent more than the protocol allows" in caplog.text
+    server.close()
+
+
 class OpeningAdapter:
     """Opens the channels a test hands it (``channels``); with ``late``, the next open times
     out instead (as the adapter's does) and the channel goes to ``late`` when the test says."""
