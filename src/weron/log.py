@@ -13,6 +13,8 @@ import json
 import logging
 import sys
 import urllib.parse
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
 TRACE: Final = 5
@@ -127,6 +129,47 @@ class Logger:
 
 def get_logger(name: str) -> Logger:
     return Logger(name)
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    written: int = 1
+    held: int = 0
+
+
+class LogQuota:
+    """How many lines of one kind (a key: a peer and a message) are written: at most ``burst``
+    each ``period`` seconds; those held back meanwhile are counted, and the count goes with
+    the next line written. A member's messages must not decide how much we write (a refused
+    request, a malformed frame: one line each otherwise). Pure: ``now`` comes in."""
+
+    def __init__(self, burst: int = 10, period: float = 60.0, keys: int = 4096) -> None:
+        self._burst = burst
+        self._period = period
+        self._keys = keys
+        self._windows: dict[Hashable, _Window] = {}
+
+    def take(self, key: Hashable, now: float) -> int | None:
+        """None: hold this line back; else write it, saying how many were held back before."""
+        window = self._windows.get(key)
+        if window is None or now - window.start >= self._period:
+            if window is None and len(self._windows) >= self._keys:
+                self._forget(now)
+            self._windows[key] = _Window(now)
+            return window.held if window is not None else 0
+        if window.written < self._burst:
+            window.written += 1
+            return 0
+        window.held += 1
+        return None
+
+    def _forget(self, now: float) -> None:
+        """Forget the keys whose window is over (their held-back count with them): keys come
+        from peers, so there may be any number of them."""
+        for key, window in list(self._windows.items()):
+            if now - window.start >= self._period:
+                del self._windows[key]
 
 
 def configure(

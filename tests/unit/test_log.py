@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from weron.log import WIRE_LOGGER, configure, get_logger, redact_url
+from weron.log import WIRE_LOGGER, LogQuota, configure, get_logger, redact_url
 
 log = get_logger("weron.tests.log")
 
@@ -159,3 +159,14 @@ def test_text_lines_stay_one_line_and_escape_what_peers_send() -> None:
     first, second = stream.getvalue().splitlines()
     assert first.endswith(' "Peer said\\u001b[2J" name="evil\\nINFO forged" empty=""')
     assert second.endswith(' ERROR failed error="a=b"')
+
+
+def test_a_log_quota_writes_a_burst_per_period_and_counts_what_it_held_back() -> None:
+    quota = LogQuota(burst=2, period=60.0, keys=2)
+    assert [quota.take("a", 0.0) for _ in range(5)] == [0, 0, None, None, None]
+    assert quota.take("b", 1.0) == 0  # each key its own
+    assert quota.take("a", 59.0) is None
+    assert quota.take("a", 60.0) == 4  # a new period, with the count of those held back
+    assert quota.take("a", 61.0) == 0
+    assert quota.take("c", 62.0) == 0  # a third key: "b"'s period is over, it is forgotten
+    assert set(quota._windows) == {"a", "c"}

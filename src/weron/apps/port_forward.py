@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 import secrets
 import socket
 import struct
@@ -31,7 +32,7 @@ from typing import Any, Final, Protocol, cast
 
 from weron.apps.join import JoinConfig
 from weron.apps.peering import PeerAppError
-from weron.log import get_logger
+from weron.log import LogQuota, get_logger
 from weron.net import port_forward as proto
 from weron.peers import Peer
 from weron.peers.named import NamedAdapter
@@ -54,6 +55,11 @@ UDP_CHANNEL: Final = ChannelOptions(ordered=False, max_retransmits=0)
 _CHUNK: Final = 65_535  # bytes read from a socket at a time: one DATA frame
 _UDP_WAITING: Final = 64  # datagrams kept while the UDP channel opens
 _FAREWELL: Final = 5.0  # seconds a last frame gets to leave before its channel closes
+# What a peer may have sent on a TCP channel that we have not handled yet: the window's DATA
+# (2 MiB in 512 frames at most) and as much again of others; a peer with more breaks the
+# protocol.
+_UNHANDLED: Final = 2 * proto.WINDOW // proto.MIN_COST  # frames
+_UNHANDLED_BYTES: Final = 2 * proto.WINDOW
 
 
 @dataclass(slots=True)
@@ -90,6 +96,76 @@ class Outcome:
     reusable: bool = False
 
 
+class ReadAhead:
+    """A TCP channel read as its frames arrive, whatever its user is doing (connecting to the
+    exposed target, or sending to a peer that does not read): unread, they would pile up in
+    aiortc's queue without bound, or stall libdatachannel's worker threads, which every
+    connection shares, past 1,024. A peer that has more than _UNHANDLED frames or
+    _UNHANDLED_BYTES waiting breaks the protocol: the channel is closed (logged)."""
+
+    def __init__(self, channel: DataChannel, peer: str, log_quota: LogQuota) -> None:
+        self.channel = channel
+        self._peer = peer
+        self._quota = log_quota
+        self._frames: asyncio.Queue[bytes | None] = asyncio.Queue()  # None: the channel closed
+        self._bytes = 0  # in _frames
+
+    async def read(self) -> None:
+        """Until the channel closes (run as a task). The engine hands over each frame as it
+        arrives (a burst at one wake-up of the loop); only the close comes through receive()."""
+        self.channel.set_receiver(self._arrived)
+        try:
+            while True:
+                await self.channel.receive()
+        except ChannelClosedError:
+            pass
+        finally:
+            self._frames.put_nowait(None)
+
+    def _arrived(self, message: bytes) -> None:
+        if self._frames.qsize() < _UNHANDLED and self._bytes + len(message) <= _UNHANDLED_BYTES:
+            self._bytes += len(message)
+            self._frames.put_nowait(message)
+            return
+        _peer_log(
+            self._quota,
+            logging.WARNING,
+            "Closing a forward channel: the peer sent more than the protocol allows",
+            self._peer,
+            frames=self._frames.qsize(),
+            bytes=self._bytes,
+        )
+        self.channel.close()  # later arrivals are discarded
+
+    @property
+    def label(self) -> str:
+        return self.channel.label
+
+    @property
+    def max_message_size(self) -> int:
+        return self.channel.max_message_size
+
+    async def send(self, message: bytes) -> None:
+        await self.channel.send(message)
+
+    async def drain(self) -> None:
+        await self.channel.drain()
+
+    def send_nowait(self, message: bytes) -> bool:
+        return self.channel.send_nowait(message)
+
+    async def receive(self) -> bytes:
+        message = await self._frames.get()
+        if message is None:
+            self._frames.put_nowait(None)  # every later receive() sees the end too
+            raise ChannelClosedError(f"channel {self.label!r} is closed")
+        self._bytes -= len(message)
+        return message
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close the local socket with a reset (RST), so that its user sees the failure."""
     sock = writer.get_extra_info("socket")
@@ -107,27 +183,25 @@ async def _say_last(conn: DataChannel, frame: bytes) -> None:
             await conn.drain()
 
 
-async def finish(conn: DataChannel, stream: proto.Stream, linger: float | None) -> bool:
-    """Read the rest of a stream whose local side is gone, up to the peer's CLOSE; whether it
-    came within ``linger`` (None: for as long as the channel is open; else the channel cannot
-    be reused)."""
+async def finish(conn: ReadAhead, stream: proto.Stream) -> bool:
+    """Read the rest of a stream whose local side is gone, up to the peer's CLOSE, however
+    late it comes (the channel then carries the next stream: closing it would free nothing
+    with libdatachannel); False if the channel closed first."""
     try:
-        async with asyncio.timeout(linger):
-            while not stream.done:
-                reaction = stream.receive(await conn.receive())
-                for frame in reaction.send:
-                    await conn.send(frame)
-    except (TimeoutError, ChannelClosedError):
+        while not stream.done:
+            reaction = stream.receive(await conn.receive())
+            for frame in reaction.send:
+                await conn.send(frame)
+    except ChannelClosedError:
         return False
     return True
 
 
 async def splice(
-    conn: DataChannel,
+    conn: ReadAhead,
     stream: proto.Stream,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    linger: float | None,
 ) -> Outcome:
     """Carry a TCP connection over its channel both ways until both CLOSEs went through, then
     close the socket (with a reset if the stream was aborted either way). Raises
@@ -176,15 +250,21 @@ async def splice(
 
     async def downstream() -> None:
         while (payload := await pending.get()) is not None:
+            if socket_gone:  # upstream told the failure (it may be sending it): nothing to add
+                return
             try:
+                if writer.transport.is_closing():  # uvloop raises RuntimeError on a write
+                    raise ConnectionResetError("the connection closed")
                 writer.write(payload)
                 await writer.drain()
             except OSError as exc:
+                if socket_gone:
+                    return
                 await _stop(up)  # before an abort's frames: nothing of ours may follow them
                 await send(local_failure(exc))
                 return
             await send(stream.written(len(payload)))
-        if writer.can_write_eof():
+        if writer.can_write_eof() and not writer.transport.is_closing():
             with contextlib.suppress(OSError):
                 writer.write_eof()
 
@@ -195,7 +275,7 @@ async def splice(
             _raise_from(up)  # the peer gone while we were sending
             _raise_from(down)
             if socket_gone:
-                outcome.reusable = await finish(conn, stream, linger)
+                outcome.reusable = await finish(conn, stream)
                 return outcome
             reaction = stream.receive(await _receive_or_fail(conn, (up, down)))
             if reaction.reset is not None:
@@ -236,7 +316,7 @@ def _raise_from(task: asyncio.Task[None]) -> None:
         raise exc
 
 
-async def _receive_or_fail(conn: DataChannel, tasks: tuple[asyncio.Task[None], ...]) -> bytes:
+async def _receive_or_fail(conn: ReadAhead, tasks: tuple[asyncio.Task[None], ...]) -> bytes:
     """The next message, or the failure of one of ``tasks`` (the channel closed under it) if
     first."""
     receiving = asyncio.ensure_future(conn.receive())
@@ -274,14 +354,27 @@ class _UdpFlow(asyncio.DatagramProtocol):
         log.debug("UDP socket error", error=str(exc))
 
 
-async def _udp_frames(conn: DataChannel, peer: str) -> AsyncIterator[proto.Frame]:
+def _peer_log(
+    quota: LogQuota, level: int, message: str, peer: str, kind: object = None, **fields: Any
+) -> None:
+    """A line that a peer's messages cause, within ``quota`` for the peer, the message and its
+    ``kind`` (lines held back are counted)."""
+    held = quota.take((peer, message, kind), asyncio.get_running_loop().time())
+    if held is None:
+        return
+    if held:
+        fields["held_back"] = held
+    log.at(level, message, peer=peer, **fields)
+
+
+async def _udp_frames(conn: DataChannel, peer: str, quota: LogQuota) -> AsyncIterator[proto.Frame]:
     """The frames of a UDP channel until it closes; one that does not decode is logged and
     skipped, as a datagram that fails its checksum would be."""
     while True:
         try:
             yield proto.decode(await conn.receive())
         except proto.ForwardError as exc:
-            log.info("Ignoring UDP frame", peer=peer, reason=str(exc))
+            _peer_log(quota, logging.INFO, "Ignoring UDP frame", peer, reason=str(exc))
 
 
 def _send_datagram(conn: DataChannel, flow: int, data: bytes, counters: Counters) -> None:
@@ -300,7 +393,9 @@ class ForwardPeers(Protocol):
 
     async def until_named(self, name: str) -> str: ...
 
-    async def open_channel(self, name: str, spec: ChannelSpec) -> Peer: ...
+    async def open_channel(
+        self, name: str, spec: ChannelSpec, late: Callable[[DataChannel], None] | None = None
+    ) -> Peer: ...
 
     def forget_channel(self, channel: DataChannel) -> None: ...
 
@@ -319,14 +414,13 @@ class PortForwarder:
         self._adapter = adapter
         self._admission = proto.Admission(exposed, config.max_connections)
         self.max_flows = config.max_connections
-        # How long the opener waits for the peer's CLOSE once its socket is gone, before it
-        # gives the channel up (the exposing side waits as long as the channel is open: the
-        # opener may keep it for its next connection, and a close from us may not reach it).
-        self.linger = config.join.adapter.timeout
+        # How long a UDP listener drops datagrams after the peer refused its flows.
+        self.refusal_pause = config.join.adapter.timeout
         self.counters = Counters()
+        self.quota = LogQuota()  # of the lines a peer's messages cause
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
         # TCP channels free for a stream, by peer, each with the task that watches it.
-        self._idle: dict[str, dict[DataChannel, asyncio.Task[None]]] = {}
+        self._idle: dict[str, dict[ReadAhead, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[_UdpListener] = []
@@ -349,11 +443,17 @@ class PortForwarder:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def done_with(self, conn: DataChannel) -> None:
+    def done_with(self, conn: DataChannel | ReadAhead) -> None:
         """Close a channel that cannot carry another stream; never one that is merely free
         (with libdatachannel a closed channel keeps its stream until the connection closes)."""
         conn.close()
-        self._adapter.forget_channel(conn)
+        self._adapter.forget_channel(conn.channel if isinstance(conn, ReadAhead) else conn)
+
+    def read_ahead(self, peer: str, channel: DataChannel) -> ReadAhead:
+        """A TCP channel, read from now on as its frames arrive (see ReadAhead)."""
+        reading = ReadAhead(channel, peer, self.quota)
+        self.spawn(reading.read())
+        return reading
 
     # Serving: channels peers open to our exposed ports
 
@@ -369,7 +469,7 @@ class PortForwarder:
             return
         try:
             if request.transport is proto.Transport.TCP:
-                await self._serve_streams(peer)
+                await self._serve_streams(peer, self.read_ahead(peer.peer_id, peer.conn))
             else:
                 await self._serve_datagrams(peer, request.number)
         except ChannelClosedError:
@@ -377,19 +477,18 @@ class PortForwarder:
         finally:
             self.done_with(peer.conn)
 
+    def _warn(self, message: str, peer: str, kind: object = None, **fields: Any) -> None:
+        _peer_log(self.quota, logging.WARNING, message, peer, kind, **fields)
+
     def _refuse_channel(self, peer: Peer, reason: str) -> None:
         self.counters.refused += 1
-        log.warning(
-            "Refusing a forward channel",
-            peer=peer.peer_id,
-            channel=peer.channel_id[:80],
-            reason=reason,
+        self._warn(
+            "Refusing a forward channel", peer.peer_id, channel=peer.channel_id[:80], reason=reason
         )
         self.done_with(peer.conn)
 
-    async def _serve_streams(self, peer: Peer) -> None:
+    async def _serve_streams(self, peer: Peer, conn: ReadAhead) -> None:
         """One stream after another on a peer's TCP channel, until it closes."""
-        conn = peer.conn
         while True:
             message = await conn.receive()
             try:
@@ -403,29 +502,32 @@ class PortForwarder:
             exposed = self._admission.admit(peer.peer_id, proto.Transport.TCP, frame.port)
             if isinstance(exposed, proto.Refusal):
                 self.counters.refused += 1
-                log.warning(
+                self._warn(
                     "Refusing a connection",
-                    peer=peer.peer_id,
+                    peer.peer_id,
+                    exposed.code,
                     port=frame.port,
                     reason=exposed.reason,
                 )
                 reusable = await self._refuse(conn, stream, exposed.code, exposed.reason)
             else:
                 try:
-                    reusable = await self._serve_tcp(peer, stream, exposed)
+                    reusable = await self._serve_tcp(peer.peer_id, conn, stream, exposed)
                 finally:
                     self._admission.release(peer.peer_id)
             if not reusable:
                 return
 
     async def _refuse(
-        self, conn: DataChannel, stream: proto.Stream, code: proto.ErrorCode, reason: str
+        self, conn: ReadAhead, stream: proto.Stream, code: proto.ErrorCode, reason: str
     ) -> bool:
         for frame in stream.local_error(code, reason):
             await conn.send(frame)
-        return await finish(conn, stream, None)
+        return await finish(conn, stream)
 
-    async def _serve_tcp(self, peer: Peer, stream: proto.Stream, exposed: proto.Exposed) -> bool:
+    async def _serve_tcp(
+        self, peer: str, conn: ReadAhead, stream: proto.Stream, exposed: proto.Exposed
+    ) -> bool:
         target = exposed.target
         try:
             async with asyncio.timeout(self._config.join.adapter.timeout):
@@ -433,25 +535,24 @@ class PortForwarder:
         except (OSError, TimeoutError) as exc:
             self.counters.unreachable += 1
             reason = f"cannot connect to {target}: {exc or 'timed out'}"
-            log.warning("Exposed port unreachable", peer=peer.peer_id, reason=reason)
-            return await self._refuse(peer.conn, stream, proto.ErrorCode.UNREACHABLE, reason)
+            self._warn("Exposed port unreachable", peer, reason=reason)
+            return await self._refuse(conn, stream, proto.ErrorCode.UNREACHABLE, reason)
         self.counters.served += 1
-        log.debug("Serving a connection", peer=peer.peer_id, target=str(target))
-        outcome = await self._carry(peer.peer_id, peer.conn, stream, reader, writer, None)
+        log.debug("Serving a connection", peer=peer, target=str(target))
+        outcome = await self._carry(peer, conn, stream, reader, writer)
         return outcome.reusable
 
     async def _carry(
         self,
         peer: str,
-        conn: DataChannel,
+        conn: ReadAhead,
         stream: proto.Stream,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        linger: float | None,
     ) -> Outcome:
         """Splice; a peer gone resets the socket."""
         try:
-            outcome = await splice(conn, stream, reader, writer, linger)
+            outcome = await splice(conn, stream, reader, writer)
         except BaseException as exc:
             _reset(writer)
             if isinstance(exc, ChannelClosedError):
@@ -476,24 +577,29 @@ class PortForwarder:
         exposed = self._admission.admit(peer.peer_id, proto.Transport.UDP, port)
         if isinstance(exposed, proto.Refusal):
             self.counters.refused += 1
-            log.warning(
-                "Refusing a UDP channel", peer=peer.peer_id, port=port, reason=exposed.reason
-            )
+            self._warn("Refusing a UDP channel", peer.peer_id, port=port, reason=exposed.reason)
             await _say_last(peer.conn, proto.error_frame(exposed.code, exposed.reason))
             return
         conn, target = peer.conn, exposed.target
         loop = asyncio.get_running_loop()
         flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]] = {}
         self.counters.served += 1
-        sweeper = asyncio.create_task(_sweep_flows(flows))
+        release = functools.partial(self._admission.release_flow, peer.peer_id)
+        sweeper = asyncio.create_task(_sweep_flows(flows, release))
         try:
-            async for frame in _udp_frames(conn, peer.peer_id):
+            async for frame in _udp_frames(conn, peer.peer_id, self.quota):
                 if not isinstance(frame, proto.Datagram):
                     continue
                 entry = flows.get(frame.flow)
                 if entry is None:
-                    if len(flows) >= self.max_flows:
+                    if not self._admission.admit_flow(peer.peer_id):
                         self.counters.dropped += 1
+                        self._warn(
+                            "Dropping new UDP flows: too many from the peer",
+                            peer.peer_id,
+                            port=port,
+                            most=self.max_flows,
+                        )
                         continue
                     try:
                         entry = await loop.create_datagram_endpoint(
@@ -501,10 +607,11 @@ class PortForwarder:
                             remote_addr=(target.host, target.port),
                         )
                     except OSError as exc:
+                        release()
                         self.counters.unreachable += 1
-                        log.warning(
+                        self._warn(
                             "Exposed port unreachable",
-                            peer=peer.peer_id,
+                            peer.peer_id,
                             reason=f"cannot reach {target}: {exc}",
                         )
                         continue
@@ -515,6 +622,7 @@ class PortForwarder:
             sweeper.cancel()
             for transport, _ in flows.values():
                 transport.close()
+                release()
             self._admission.release(peer.peer_id)
 
     # Listening: local connections and flows to a named peer's port
@@ -565,11 +673,9 @@ class PortForwarder:
             return
         peer, conn = opened
         stream = proto.Stream()
-        outcome = await self._carry(peer, conn, stream, reader, writer, self.linger)
+        outcome = await self._carry(peer, conn, stream, reader, writer)
         if outcome.reusable:
-            # Every free channel is kept, however many: a peer connection then has as many
-            # as the most connections ever open to the peer at once.
-            self._idle.setdefault(peer, {})[conn] = self.spawn(self._watch_idle(peer, conn))
+            self._keep(peer, conn)
         else:
             self.done_with(conn)
         error = outcome.error
@@ -582,7 +688,7 @@ class PortForwarder:
                 reason=error.reason,
             )
 
-    async def _start_stream(self, forward: proto.Forward) -> tuple[str, DataChannel] | None:
+    async def _start_stream(self, forward: proto.Forward) -> tuple[str, ReadAhead] | None:
         """A channel to the peer named in ``forward`` with our OPEN sent on it: an idle one,
         else a new one; None (with a warning) if the peer is unknown or gone."""
         idle = self._idle.get(forward.peer, {})
@@ -596,23 +702,37 @@ class PortForwarder:
                 continue
             self.counters.forwarded += 1
             return forward.peer, conn
-        peer = await self.open(forward, ChannelSpec(self._next_tcp_label()))
+        late = functools.partial(self._opened_late, forward.peer)
+        peer = await self.open(forward, ChannelSpec(self._next_tcp_label()), late)
         if peer is None:
             return None
+        conn = self.read_ahead(forward.peer, peer.conn)
         try:
-            await peer.conn.send(proto.open_frame(forward.port))
+            await conn.send(proto.open_frame(forward.port))
         except ChannelClosedError:
             self.counters.failed += 1
-            self.done_with(peer.conn)
+            self.done_with(conn)
             return None
-        return forward.peer, peer.conn
+        return forward.peer, conn
 
-    async def _watch_idle(self, peer: str, conn: DataChannel) -> None:
+    def _keep(self, peer: str, conn: ReadAhead) -> None:
+        """Keep a free channel for the next stream to ``peer``. Every one is kept, however
+        many: a peer connection then has as many as the most connections ever open to the
+        peer at once (at most 512 a side, the engines' limit)."""
+        self._idle.setdefault(peer, {})[conn] = self.spawn(self._watch_idle(peer, conn))
+
+    def _opened_late(self, peer: str, conn: DataChannel) -> None:
+        """A TCP channel that opened after its connection gave up waiting (reset, logged):
+        unused, it is free for the next one."""
+        log.debug("A forward channel opened late: kept for the next connection", peer=peer)
+        self._keep(peer, self.read_ahead(peer, conn))
+
+    async def _watch_idle(self, peer: str, conn: ReadAhead) -> None:
         """An idle channel carries nothing until our next OPEN: a peer that writes on it
         breaks the protocol (and, unread, would fill the engine's queue), so it goes."""
         try:
             await conn.receive()
-            log.warning("Dropping a forward channel the peer wrote on between streams", peer=peer)
+            self._warn("Dropping a forward channel the peer wrote on between streams", peer)
         except ChannelClosedError:
             pass
         self._idle.get(peer, {}).pop(conn, None)
@@ -622,14 +742,17 @@ class PortForwarder:
         self._serial += 1
         return proto.tcp_label(self._serial)
 
-    async def open(self, forward: proto.Forward, spec: ChannelSpec) -> Peer | None:
+    async def open(
+        self, forward: proto.Forward, spec: ChannelSpec, late: Callable[[DataChannel], None]
+    ) -> Peer | None:
         """A channel to the peer named in ``forward``, waiting for it to be connected (at
-        startup); None, with a warning, if it does not come or the channel does not open."""
+        startup); None, with a warning, if it does not come or the channel does not open in
+        time (``late`` then takes it if it opens later)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._wait):
                 await self._adapter.until_named(forward.peer)
         try:
-            peer = await self._adapter.open_channel(forward.peer, spec)
+            peer = await self._adapter.open_channel(forward.peer, spec, late)
         except ChannelLimitError as exc:
             self.counters.failed += 1
             log.warning(
@@ -652,8 +775,10 @@ class PortForwarder:
         return peer
 
 
-async def _sweep_flows(flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]]) -> None:
-    """End the flows idle for UDP_IDLE."""
+async def _sweep_flows(
+    flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlow]], release: Callable[[], None]
+) -> None:
+    """End the flows idle for UDP_IDLE, each ``release``d."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(UDP_IDLE / 4)
@@ -661,6 +786,7 @@ async def _sweep_flows(flows: dict[int, tuple[asyncio.DatagramTransport, _UdpFlo
             if loop.time() - protocol.last > UDP_IDLE:
                 transport.close()
                 del flows[flow]
+                release()
 
 
 class _UdpListener(asyncio.DatagramProtocol):
@@ -726,24 +852,40 @@ class _UdpListener(asyncio.DatagramProtocol):
             self._forwarder.spawn(self._relay())
 
     async def _relay(self) -> None:
-        """Open the channel, send what waited, then hand the peer's datagrams to their
-        sources until the channel closes or the peer refuses."""
-        forward, counters = self._forward, self._forwarder.counters
+        """Open the channel, then carry the flows on it."""
+        forward = self._forward
         try:
             peer = await self._forwarder.open(
-                forward, ChannelSpec(proto.udp_label(forward.port), UDP_CHANNEL)
+                forward,
+                ChannelSpec(proto.udp_label(forward.port), UDP_CHANNEL),
+                self._opened_late,
             )
         finally:
             self._opening = False
         if peer is None:
             self._waiting.clear()
             return
-        self._conn = conn = peer.conn
+        self._conn = peer.conn
+        await self._carry(peer.conn)
+
+    def _opened_late(self, conn: DataChannel) -> None:
+        """A channel that opened after we gave up waiting: it carries the flows if no other
+        channel does or is opening (else it is closed)."""
+        if self._conn is not None or self._opening:
+            self._forwarder.done_with(conn)
+            return
+        self._conn = conn
+        self._forwarder.spawn(self._carry(conn))
+
+    async def _carry(self, conn: DataChannel) -> None:
+        """Send what waited, then hand the peer's datagrams to their sources until the channel
+        closes or the peer refuses."""
+        forward, counters = self._forward, self._forwarder.counters
         for flow, data in self._waiting:
             _send_datagram(conn, flow, data, counters)
         self._waiting.clear()
         try:
-            async for frame in _udp_frames(conn, forward.peer):
+            async for frame in _udp_frames(conn, forward.peer, self._forwarder.quota):
                 if isinstance(frame, proto.Error):
                     log.warning(
                         "Peer refused the UDP flows",
@@ -752,7 +894,8 @@ class _UdpListener(asyncio.DatagramProtocol):
                         code=frame.code.name.lower(),
                         reason=frame.reason,
                     )
-                    self._refused_until = asyncio.get_running_loop().time() + self._forwarder.linger
+                    pause = self._forwarder.refusal_pause
+                    self._refused_until = asyncio.get_running_loop().time() + pause
                     return
                 if isinstance(frame, proto.Datagram):
                     source = self._sources.get(frame.flow)

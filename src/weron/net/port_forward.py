@@ -493,12 +493,14 @@ class Refusal:
 class Admission:
     """What the serving peer answers: exposed ports only, at most ``per_peer`` streams and UDP
     channels open at a time from one peer (a member opening stream after stream gets
-    refusals, not a socket each)."""
+    refusals, not a socket each), and at most ``per_peer`` UDP flows (a socket each) over all
+    of its UDP channels."""
 
     def __init__(self, exposed: dict[tuple[Transport, int], Exposed], per_peer: int) -> None:
         self._exposed = exposed
         self._per_peer = per_peer
         self._open: dict[str, int] = {}
+        self._flows: dict[str, int] = {}
 
     def admit(self, peer: str, transport: Transport, port: int) -> Exposed | Refusal:
         """The target, counted as open until :meth:`release`; or why not."""
@@ -511,11 +513,27 @@ class Admission:
         return target
 
     def release(self, peer: str) -> None:
-        count = self._open.get(peer, 0) - 1
-        if count > 0:
-            self._open[peer] = count
-        else:
-            self._open.pop(peer, None)
+        _count_down(self._open, peer)
 
     def open_count(self, peer: str) -> int:
         return self._open.get(peer, 0)
+
+    def admit_flow(self, peer: str) -> bool:
+        """Whether one more UDP flow of ``peer``'s may have a socket (counted until
+        :meth:`release_flow`)."""
+        if self._flows.get(peer, 0) >= self._per_peer:
+            return False
+        self._flows[peer] = self._flows.get(peer, 0) + 1
+        return True
+
+    def release_flow(self, peer: str) -> None:
+        _count_down(self._flows, peer)
+
+
+def _count_down(counts: dict[str, int], peer: str) -> None:
+    """One less for ``peer``; a peer with none left is forgotten."""
+    count = counts.get(peer, 0) - 1
+    if count > 0:
+        counts[peer] = count
+    else:
+        counts.pop(peer, None)

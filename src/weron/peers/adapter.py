@@ -43,6 +43,8 @@ from weron.webrtc.mdns_resolver import MdnsResolver
 
 log = get_logger(__name__)
 
+Late = Callable[[DataChannel], None]  # takes a channel that opened after its opener gave up
+
 
 @dataclass(slots=True)
 class AdapterConfig:
@@ -85,7 +87,9 @@ class _Link:
         self.lookups: set[asyncio.Task[None]] = set()
         self.closed = False
         self.connected = False
-        self.opening: dict[DataChannel, asyncio.Future[DataChannel]] = {}  # opened later
+        # Channels we asked for, until open: the opener's future, and who takes the channel
+        # if it opens after the opener gave up (None: nobody, it is closed).
+        self.opening: dict[DataChannel, tuple[asyncio.Future[DataChannel], Late | None]] = {}
         self.watch = adapter.config.watch
         if action.initiator:
             for label in adapter.labels:
@@ -106,11 +110,15 @@ class _Link:
     def on_channel(self, channel: DataChannel) -> None:
         opening = self.opening.pop(channel, None)
         if opening is not None and not self.closed:
-            self.channels.append(channel)
-            if opening.done():  # the opener gave up waiting
-                channel.close()
+            future, late = opening
+            if not future.done():
+                self.channels.append(channel)
+                future.set_result(channel)
+            elif late is not None:  # the opener gave up waiting: its app may still use it
+                self.channels.append(channel)
+                late(channel)
             else:
-                opening.set_result(channel)
+                channel.close()
             return
         later = self.adapter.config.later_labels
         wanted = channel.label in self.adapter.labels or (
@@ -205,7 +213,7 @@ class _Link:
         if self.watch is not None:
             self.watch.closed(self)
         self.worker.cancel()
-        for opening in self.opening.values():
+        for opening, _ in self.opening.values():
             if not opening.done():
                 opening.set_exception(ConnectionError("the peer connection closed"))
         for lookup in list(self.lookups):
@@ -381,11 +389,15 @@ class Adapter:
         """How many connections are being negotiated now (not yet connected)."""
         return self.core.negotiating()
 
-    async def open_channel(self, peer_id: str, spec: ChannelSpec) -> DataChannel:
+    async def open_channel(
+        self, peer_id: str, spec: ChannelSpec, late: Late | None = None
+    ) -> DataChannel:
         """Open a channel on the connection to ``peer_id`` (its newest connected one) and
         return it once open; ``ConnectionError`` if there is no such connection, it closes,
         or the channel is not open within ``timeout``; ``ChannelLimitError`` (one) if the
-        connection has no stream left for it."""
+        connection has no stream left for it. A channel that opens after ``timeout`` goes to
+        ``late`` if given, else it is closed (with libdatachannel its stream stays taken
+        until the connection closes: an app that reuses channels takes it)."""
         timeout = self.config.timeout
         links = [
             link
@@ -397,7 +409,7 @@ class Adapter:
         link = max(links, key=lambda each: each.number)
         opening: asyncio.Future[DataChannel] = asyncio.get_running_loop().create_future()
         try:
-            link.opening[link.pc.create_channel(spec)] = opening
+            link.opening[link.pc.create_channel(spec)] = (opening, late)
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(opening)
         except TimeoutError:
@@ -408,7 +420,7 @@ class Adapter:
             raise ConnectionError(f"{type(exc).__name__}: {exc}"[:200]) from None
         finally:
             if not opening.done():
-                opening.cancel()  # on_channel closes the channel if it opens later
+                opening.cancel()  # on_channel hands it to ``late`` if it opens later
 
     def forget_channel(self, channel: DataChannel) -> None:
         """A channel we are done with is closed: its connection no longer holds it (apps that

@@ -16,7 +16,7 @@ from typing import Any, Final
 from weron.log import get_logger
 from weron.peers import Peer, next_announcement, next_peer
 from weron.peers import names as negotiation
-from weron.peers.adapter import Adapter, AdapterConfig
+from weron.peers.adapter import Adapter, AdapterConfig, Late
 from weron.webrtc import Backend, ChannelClosedError, ChannelSpec, DataChannel
 
 log = get_logger(__name__)
@@ -295,13 +295,14 @@ class NamedAdapter:
             await self._naming.wait()
         return peer_id
 
-    async def open_channel(self, name: str, spec: ChannelSpec) -> Peer:
-        """Open a channel to the member named ``name`` (see Adapter.open_channel);
-        ``ConnectionError`` if no connected member has that name."""
+    async def open_channel(self, name: str, spec: ChannelSpec, late: Late | None = None) -> Peer:
+        """Open a channel to the member named ``name`` (see Adapter.open_channel, which hands
+        ``late`` a channel that opens too late); ``ConnectionError`` if no connected member
+        has that name."""
         peer_id = self.peer_id(name)
         if peer_id is None:
             raise ConnectionError(f"no connected member is named {name!r}")
-        channel = await self._adapter.open_channel(peer_id, spec)
+        channel = await self._adapter.open_channel(peer_id, spec, late)
         return Peer(name, spec.label, channel)
 
     def forget_channel(self, channel: DataChannel) -> None:

@@ -25,9 +25,9 @@ class ChannelClosedError(ConnectionError):
 
 
 class ChannelLimitError(ConnectionError):
-    """The connection has no SCTP stream left for another channel: the engine's limit of
-    channels at a time (libdatachannel: 512 opened by each side, closed ones included until
-    the connection closes)."""
+    """The connection has no SCTP stream left for another channel: 512 opened by each side at
+    a time with either engine (libdatachannel: closed ones included until the connection
+    closes; aiortc: until their stream is reset both ways)."""
 
 
 class ConnectionState(enum.StrEnum):

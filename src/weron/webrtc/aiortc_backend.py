@@ -3,6 +3,14 @@
 aiortc gathers every candidate before it produces an offer or answer, so its candidates travel
 inside the SDP (nothing is trickled out); trickled candidates from the other side are accepted.
 
+Channels: aiortc offers 65,535 SCTP streams and numbers a new channel past the negotiated count
+without a word (libdatachannel, offering 1,024, drops what comes on such a stream, so the channel
+stays "connecting" for ever), nor does it check the streams of a remote peer's channels. So the
+connection offers 1,024 streams, as libdatachannel does, and holds each side to half of them:
+512 of ours at a time (``create_channel`` raises ``ChannelLimitError`` for the next one, at
+once) and a remote channel on a stream beyond the count is closed. aiortc frees a closed
+channel's stream once both directions are reset.
+
 Excluded networks (``PeerConfig.excluded_networks``): aioice binds one socket per local
 address and pairs remote candidates with each, so a candidate on an excluded address is removed
 from its connection (socket closed) right after gathering, before the description is made and
@@ -31,6 +39,7 @@ from aiortc.sdp import candidate_from_sdp
 from weron.log import get_logger
 from weron.webrtc import (
     ChannelClosedError,
+    ChannelLimitError,
     ChannelSpec,
     ConnectionState,
     LinkStats,
@@ -49,6 +58,7 @@ _HIGH_WATER: Final = 1 << 20  # bytes buffered in SCTP before send() waits
 _LOW_WATER: Final = 256 << 10
 _DRAIN_POLL: Final = (0.001, 0.05)  # first and longest pause between looks at the queues
 _MID: Final = re.compile(r"^a=mid:(\S+)", re.MULTILINE)
+_STREAMS: Final = 1024  # SCTP streams offered each way: libdatachannel's count
 
 
 @dataclass(slots=True)
@@ -83,6 +93,8 @@ class AiortcChannel:
         return self._max_message_size
 
     def _on_message(self, message: bytes | str) -> None:
+        if self._closed:  # aiortc reports arrivals until the peer resets its stream too
+            return
         data = message_bytes(message)
         self._counted.received += len(data)
         if self._receiver is not None:
@@ -165,8 +177,9 @@ class AiortcPeerConnection:
         self._excluded = config.excluded_networks
         self._remote_mid = "0"
         self._counted = _Counted()
+        self._ours: list[RTCDataChannel] = []  # channels we created, closed ones pruned
         self._pc.on("connectionstatechange", self._on_state)
-        self._pc.on("datachannel", self._watch)
+        self._pc.on("datachannel", self._on_remote_channel)
 
     def _on_state(self) -> None:
         try:
@@ -179,6 +192,30 @@ class AiortcPeerConnection:
         sctp = self._pc.sctp
         size = getattr(sctp, "_remote_max_message_size", 0) if sctp is not None else 0
         return int(size) if size else 65536
+
+    def _limit_streams(self) -> None:
+        """Offer _STREAMS streams each way: private attributes, which the association sends
+        in its INIT or INIT ACK (set as soon as the transport exists, before it starts)."""
+        sctp = self._pc.sctp
+        if sctp is not None:
+            sctp._inbound_streams_max = min(sctp._inbound_streams_max, _STREAMS)
+            sctp._outbound_streams_count = min(sctp._outbound_streams_count, _STREAMS)
+
+    def _per_side(self) -> int:
+        sctp = self._pc.sctp
+        streams = sctp.maxChannels if sctp is not None else None
+        return min(streams or _STREAMS, _STREAMS) // 2
+
+    def _on_remote_channel(self, channel: RTCDataChannel) -> None:
+        if channel.id is not None and channel.id >= 2 * self._per_side():
+            log.warning(
+                "Closing a channel beyond the connection's streams",
+                channel=channel.label[:80],
+                stream=channel.id,
+            )
+            channel.close()
+            return
+        self._watch(channel)
 
     def _watch(self, channel: RTCDataChannel) -> AiortcChannel:
         wrapped = AiortcChannel(channel, self._max_message_size(), self._counted)
@@ -207,9 +244,17 @@ class AiortcPeerConnection:
         )
 
     def create_channel(self, spec: ChannelSpec) -> AiortcChannel:
+        self._ours = [channel for channel in self._ours if channel.readyState != "closed"]
+        if len(self._ours) >= (per_side := self._per_side()):
+            raise ChannelLimitError(
+                f"no data channel left on this connection ({per_side} a side, "
+                "closed ones included until their stream is reset)"
+            )
         channel = self._pc.createDataChannel(
             spec.label, ordered=spec.options.ordered, maxRetransmits=spec.options.max_retransmits
         )
+        self._limit_streams()
+        self._ours.append(channel)
         return self._watch(channel)
 
     async def create_offer(self) -> str:
@@ -256,6 +301,7 @@ class AiortcPeerConnection:
     async def _set_remote(self, sdp: str, kind: str) -> None:
         sdp = candidates.remote_description(sdp, self._excluded)
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        self._limit_streams()
         if match := _MID.search(sdp):
             self._remote_mid = match.group(1)
 

@@ -6,6 +6,7 @@ import pytest
 from tests.unit.fakes import FakeChannel
 
 from weron.apps.port_forward import _udp_frames
+from weron.log import LogQuota
 from weron.net import port_forward as proto
 from weron.webrtc import ChannelClosedError
 
@@ -19,6 +20,6 @@ async def test_udp_frames_skip_what_does_not_decode_and_end_with_the_channel() -
     )
     frames = []
     with pytest.raises(ChannelClosedError):
-        async for frame in _udp_frames(conn, "peer"):
+        async for frame in _udp_frames(conn, "peer", LogQuota()):
             frames.append(frame)
     assert frames == [proto.Datagram(1, b"first"), proto.Datagram(2, b"second")]

@@ -176,6 +176,16 @@ def test_admission_exposes_only_the_allow_list_and_caps_each_peer() -> None:
     assert isinstance(admission.admit("mallory", Transport.TCP, 22), proto.Exposed)
 
 
+def test_admission_caps_the_udp_flows_of_each_peer_over_all_its_channels() -> None:
+    admission = proto.Admission(proto.parse_exposed(["53/udp"]), per_peer=2)
+    assert admission.admit_flow("mallory") and admission.admit_flow("mallory")
+    assert not admission.admit_flow("mallory")
+    assert admission.admit_flow("alice")
+    admission.release_flow("mallory")
+    assert admission.admit_flow("mallory")
+    assert not admission.admit_flow("mallory")
+
+
 def test_the_window_stops_the_sender_until_the_receiver_writes() -> None:
     sender, receiver = Stream(), Stream()
     chunk = b"x" * 65_536
