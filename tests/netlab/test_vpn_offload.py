@@ -1,5 +1,6 @@
-"""`weron vpn ip` with TUN offloads: super-packets between members that both have them, plain
-packets to a member without (as to a Go peer), and a hostile member's lying header refused."""
+"""`weron vpn ip` with TUN offloads and `weron vpn ethernet` with TAP offloads: super-packets
+(super-frames) between members that both have them, plain packets to a member without (as to a
+Go peer), and a hostile member's lying header refused."""
 
 from __future__ import annotations
 
@@ -71,6 +72,52 @@ def test_a_lying_offload_header_is_refused_with_a_log_line(network: Network) -> 
     (target,) = member.addresses(4)
     hostile = start_hostile(
         network, "--claim", '["10.85.0.250/24"]', "--probe", f"10.85.0.250,{target}",
+        "--lying-offload",
+    )  # fmt: skip
+    hostile.wait_for("channel")
+    member.wait_for("Dropping packets with an offload header that lies")
+    assert member.process.poll() is None
+    hostile.stop()
+    assert stopped(member)["malformed"] >= 1
+
+
+def ethernet_members(network: Network, *second: str) -> tuple[Member, Member]:
+    """Two vpn ethernet members on tap5 (10.86.0.1-2/24, fd00:86::1-2/64) that reach each
+    other; ``second``: the second one's flags."""
+    first_member = network.start("ethernet", dev="tap5")
+    second_member = network.start("ethernet", *second, dev="tap5")
+    members = (first_member, second_member)
+    for number, member in enumerate(members, start=1):
+        member.wait_for("Connected to peer")
+        for address in (f"10.86.0.{number}/24", f"fd00:86::{number}/64"):
+            argv = ["ip", "addr", "add", address, "dev", "tap5", "nodad"]
+            assert network.lab.run(member.host.namespace, argv).returncode == 0
+    assert first_member.ping("10.86.0.2") and first_member.ping("fd00:86::2")
+    return members
+
+
+def test_ethernet_members_with_offloads_exchange_super_frames(network: Network) -> None:
+    first, second = ethernet_members(network)
+    moved = iperf3(network, first, second, 4) + iperf3(network, second, first, 6)
+    assert moved > 4_000_000
+    counters = stopped(first)
+    assert moved / (counters["sent"] + counters["received"]) > 3_000, counters
+    assert counters["cut"] == 0 and counters["malformed"] == 0
+
+
+def test_an_ethernet_member_without_offloads_gets_plain_frames(network: Network) -> None:
+    first, plain = ethernet_members(network, "--offload=false")
+    assert iperf3(network, first, plain, 4) + iperf3(network, plain, first, 6) > 4_000_000
+    counters = stopped(first)
+    assert counters["cut"] > 0 and counters["malformed"] == 0 and counters["too_big"] == 0
+    assert stopped(plain)["malformed"] == 0
+
+
+def test_a_lying_offload_header_on_a_frame_is_refused_with_a_log_line(network: Network) -> None:
+    member = network.start("ethernet", "--mac", "3a:f8:de:7b:ef:71", dev="tap6")
+    member.wait_for("Connected to signaler")
+    hostile = start_hostile(
+        network, "--id", "3a:f8:de:7b:ef:72", "--probe", "3a:f8:de:7b:ef:72,3a:f8:de:7b:ef:71",
         "--lying-offload",
     )  # fmt: skip
     hostile.wait_for("channel")

@@ -63,7 +63,10 @@ class FakeChannel:
         await echo_on_loop(self)
 
     def push(self, message: bytes) -> None:
-        """A message that arrives while the channel is open."""
+        """A message that arrives while the channel is open (to the receiver, if one is set)."""
+        if self.receiver is not None:
+            self.receiver(message)
+            return
         self.inbox.append(message)
         self._arrived.set()
 

@@ -4,7 +4,9 @@ source check → device (docs/architecture.md#hot-paths: no copies, no task per 
 With TUN offloads (:mod:`weron.net.offload`) what is read is a virtio-net header and a packet,
 often a TCP super-packet of up to 64 KB: it goes whole, header and all, to peers that take
 offloads, and cut into plain packets to the others (Go peers); a plain peer's packets get an
-empty header on their way to the device, and an offload peer's header is checked first.
+empty header on their way to the device, and an offload peer's header is checked first. A TAP's
+super-frames go the same way (vpn ethernet), on a second channel of the peer's: see
+:meth:`Forwarder.serve_offloads`.
 
 The device is read in the event loop's reader callback, up to ``batch`` packets per wake-up;
 a packet goes to the peer that owns its destination key (a claimed IP address, a MAC), or to
@@ -26,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from weron.log import get_logger
-from weron.net.device import Device
+from weron.net.device import Device, DeviceKind
 from weron.net.offload import PLAIN_HEADER, VNET_HEADER_SIZE, OffloadError, refusal, segments
 from weron.net.routes import RouteTable
 from weron.webrtc import ChannelClosedError, DataChannel
@@ -36,6 +38,10 @@ log = get_logger(__name__)
 # The largest IP packet, in an Ethernet frame or after a virtio-net header.
 _READ_SIZE: Final = VNET_HEADER_SIZE + 65_535 + 14
 _ADDRESSES_WITHIN: Final = 40  # bytes of a packet that hold its addresses (an IPv6 header)
+# Said on an offload channel (serve_offloads) to tell the peer we read it: shorter than any
+# header and frame, so never taken for one.
+OFFLOAD_HELLO: Final = b"vnet-hdr"
+_OFFLOAD_LINK_WAIT: Final = 30.0  # seconds an offload channel waits for its peer's link
 
 
 @dataclass(slots=True)
@@ -60,10 +66,14 @@ class Counters:
 @dataclass(slots=True, eq=False)
 class _Link:
     peer: str
-    channel: DataChannel
+    channel: DataChannel  # what we send on: the packet channel, or its offload channel
     max_size: int
     keys: tuple[bytes, ...]
-    offload: bool  # it takes, and sends, virtio-net headers and super-packets
+    offload: bool  # ``channel`` takes virtio-net headers and super-packets
+    primary: DataChannel  # the packet channel
+
+    def send_on(self, channel: DataChannel, offload: bool) -> None:
+        self.channel, self.max_size, self.offload = channel, channel.max_message_size, offload
 
 
 def _everywhere(_key: bytes) -> bool:
@@ -96,6 +106,9 @@ class Forwarder:
         self._table = RouteTable[_Link]()
         self._routes = self._table.current
         self._links: list[_Link] = []
+        self._by_peer: dict[str, _Link] = {}  # the newest link of each peer id
+        self._linked = asyncio.Condition()
+        self._ethernet = device.kind is DeviceKind.TAP  # frames, for offload.refusal/segments
         self.local: frozenset[bytes] = frozenset()
         self.counters = Counters()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,7 +164,7 @@ class Forwarder:
         super-packet larger than an offload peer's largest message (aiortc's 64 KiB), whose
         segments then go with an empty header each."""
         try:
-            packets = segments(message)
+            packets = segments(message, ethernet=self._ethernet)
         except OffloadError as exc:
             self.counters.malformed += 1
             log.debug("Could not cut a packet from the device", error=str(exc))
@@ -181,7 +194,7 @@ class Forwarder:
         may send from them) only once every earlier holder left. ``offload``: the peer said
         it takes offloads (used only if our device has them on)."""
         offload = offload and self._device.offload
-        link = _Link(peer, channel, channel.max_message_size, tuple(keys), offload)
+        link = _Link(peer, channel, channel.max_message_size, tuple(keys), offload, channel)
         waiting = self._table.add(link, link.keys)
         if waiting:
             holders = sorted({self._routes[key].peer for key in waiting})
@@ -192,16 +205,69 @@ class Forwarder:
                 holders=holders,
             )
         self._links.append(link)
-        channel.set_receiver(self._receiver(link), any_thread=True)
+        self._by_peer[peer] = link
+        async with self._linked:
+            self._linked.notify_all()
+        channel.set_receiver(self._receiver(link, offload), any_thread=True)
         try:
             await channel.receive()  # returns only by raising, once the channel closed
         finally:
             channel.set_receiver(_discard)  # returns once no engine thread writes to the device
             self._table.remove(link, link.keys)
             self._links.remove(link)
+            if self._by_peer.get(peer) is link:
+                del self._by_peer[peer]
 
-    def _receiver(self, link: _Link) -> Callable[[bytes], None]:
-        """What a peer's packets go through, called by the channel for each of them, on the
+    async def serve_offloads(self, channel: DataChannel, peer: str) -> None:
+        """A peer's offload channel (vpn ethernet's ``weron/ethernet/vnet-hdr``), beside its
+        packet channel, which stays plain: a virtio-net header and a frame, maybe a
+        super-frame, in each message. Only the offering member opens it, and a Go peer
+        accepts but never reads it, so each side says :data:`OFFLOAD_HELLO` on it, again on
+        first hearing the peer there (a hello may be lost), and sends its frames there only
+        once it heard the peer; back on the packet channel when it closes."""
+        if not self._device.offload:
+            channel.close()
+            return
+        async with self._linked:
+            try:
+                await asyncio.wait_for(
+                    self._linked.wait_for(lambda: peer in self._by_peer), _OFFLOAD_LINK_WAIT
+                )
+            except TimeoutError:
+                log.debug("An offload channel without a packet channel", peer=peer)
+                channel.close()
+                return
+        link = self._by_peer[peer]
+        loop = asyncio.get_running_loop()
+        frames = self._receiver(link, offload=True)
+        heard = False
+
+        def hear() -> None:  # on the loop
+            if link in self._links:
+                link.send_on(channel, offload=True)
+                channel.send_nowait(OFFLOAD_HELLO)
+                log.debug("Sending offloads", peer=peer)
+
+        def receive(message: bytes) -> None:
+            nonlocal heard
+            if not heard:
+                heard = True
+                loop.call_soon_threadsafe(hear)
+            if message != OFFLOAD_HELLO:
+                frames(message)
+
+        channel.set_receiver(receive, any_thread=True)
+        try:
+            channel.send_nowait(OFFLOAD_HELLO)
+            await channel.receive()  # returns only by raising, once the channel closed
+        finally:
+            channel.set_receiver(_discard)
+            if link.channel is channel:
+                link.send_on(link.primary, offload=False)
+
+    def _receiver(self, link: _Link, offload: bool) -> Callable[[bytes], None]:
+        """What a peer's packets go through (``offload``: each after a virtio-net header),
+        called by the channel for each of them, on the
         loop or on the engine's own threads (which saves a wake-up of the loop per arrival):
         it only reads what the loop changes (a route, ``local``) and writes to the device.
         Counters are bumped without a lock: two threads counting at once may rarely lose
@@ -210,12 +276,13 @@ class Forwarder:
         endpoints, is_group = self._endpoints, self._is_group
         warned_source = warned_destination = warned_header = False
         # What the peer sends, and what the device takes: header and packet, or plain packets.
-        skip = VNET_HEADER_SIZE if link.offload else 0
-        prefix = PLAIN_HEADER if device.offload and not link.offload else b""
+        skip = VNET_HEADER_SIZE if offload else 0
+        prefix = PLAIN_HEADER if device.offload and not offload else b""
+        ethernet = self._ethernet
 
         def receive(packet: bytes) -> None:
             nonlocal warned_source, warned_destination, warned_header
-            if skip and (reason := refusal(packet)) is not None:
+            if skip and (reason := refusal(packet, ethernet=ethernet)) is not None:
                 counters.malformed += 1
                 if not warned_header:
                     warned_header = True

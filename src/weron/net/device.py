@@ -3,8 +3,9 @@
 
 The device's file descriptor is non-blocking; :mod:`weron.apps.forwarding` reads and writes
 whole packets on it (no packet-information header: ``IFF_NO_PI``, as the original does). A TUN
-opened with ``offload`` puts a virtio-net header before each of them and takes TCP
-super-packets (:mod:`weron.net.offload`); where the kernel refuses that, the device is plain.
+or TAP opened with ``offload`` puts a virtio-net header before each packet or frame and takes
+TCP super-packets (:mod:`weron.net.offload`); where the kernel refuses that, the device is
+plain.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _create(kind: DeviceKind, name: str, offload: bool) -> tuple[int, str, bool]
             if exc.errno not in _IOCTL_FAILURES:
                 os.close(fd)
                 raise DeviceError(f"enabling offloads on {actual} failed: {exc.strerror}") from None
-            log.info("The kernel has no TUN offloads: plain packets", dev=actual)
+            log.info("The kernel has no TUN/TAP offloads: plain packets", dev=actual)
             os.close(fd)
             return _create(kind, actual if name else "", offload=False)
     return fd, actual, offload
@@ -162,15 +163,15 @@ async def open_device(
     offload: bool = False,
 ) -> Device:
     """Create the device (the kernel names it when ``name`` is empty), set its MTU (and MAC
-    for a TAP) and bring it up; ``offload`` (TUN only): with a virtio-net header and TCP
-    super-packets, when the kernel has them (``Device.offload`` says)."""
+    for a TAP) and bring it up; ``offload``: with a virtio-net header and TCP
+    super-packets (in frames, for a TAP), when the kernel has them (``Device.offload`` says)."""
     # pyroute2's own asyncio API needs a netlink datagram endpoint, which uvloop cannot open:
     # its blocking API runs in a worker thread instead (a few milliseconds, once).
     return await asyncio.to_thread(_open_device, kind, name, mtu, mac, offload)
 
 
 def _open_device(kind: DeviceKind, name: str, mtu: int, mac: bytes | None, offload: bool) -> Device:
-    fd, actual, offload = _create(kind, name, offload and kind is DeviceKind.TUN)
+    fd, actual, offload = _create(kind, name, offload)
     try:
         with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=actual)[0]

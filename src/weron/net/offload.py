@@ -1,6 +1,6 @@
-"""TUN offloads without I/O: the virtio-net header a TUN opened with ``IFF_VNET_HDR`` puts
-before every packet, and TCP super-packets (GSO/TSO, up to 64 KB) cut into the plain packets a
-peer without offloads takes.
+"""TUN/TAP offloads without I/O: the virtio-net header a TUN or TAP opened with
+``IFF_VNET_HDR`` puts before every packet or frame, and TCP super-packets (GSO/TSO, up to 64 KB)
+cut into the plain packets a peer without offloads takes.
 
 With offloads on (``TUNSETOFFLOAD``: checksums and TSO for IPv4 and IPv6) the kernel hands the
 reader one TCP super-packet where it would have handed ~45 segments, with the checksum left
@@ -9,6 +9,10 @@ data-channel message and one write per 64 KB instead of per segment. Only peers 
 advertised it get them whole (docs/wire-protocol.md#vpn-frames); every other peer gets
 :func:`segments`, plain IP packets with their checksums filled in.
 
+A TAP's super-frame is the same with an Ethernet header (and maybe one VLAN tag) in front:
+the header's offsets count from the frame's start, and every segment gets the frame's Ethernet
+header (``ethernet=True``).
+
 A peer's header is not trusted: :func:`refusal` says why one is refused before it reaches the
 device (the kernel checks it again, as it checks a virtual machine's).
 """
@@ -16,7 +20,7 @@ device (the kernel checks it again, as it checks a virtual machine's).
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Final, Never
 
 from weron.net.packets import internet_checksum
 
@@ -33,6 +37,10 @@ GSO_TCPV6: Final = 4
 _KNOWN_FLAGS: Final = NEEDS_CSUM | DATA_VALID
 _TCP: Final = 6
 _IPV6_HEADER: Final = 40
+_ETHERNET_HEADER: Final = 14
+_VLAN_TAG: Final = 4
+_VLAN_TYPES: Final = (0x8100, 0x88A8)  # 802.1Q, 802.1ad: one tag is taken, as the kernel does
+_IP_TYPES: Final = {0x0800: 4, 0x86DD: 6}
 _MAX_IP_PACKET: Final = 65_535
 _FIN_PSH: Final = 0x01 | 0x08  # only on a super-packet's last segment
 _CWR: Final = 0x80  # only on its first
@@ -42,12 +50,14 @@ class OffloadError(ValueError):
     """A header or super-packet that cannot be completed or cut (the message says why)."""
 
 
-def refusal(message: bytes) -> str | None:
-    """Why a peer's header and packet must not reach the device, or None. Checked: known
-    flags and GSO types only, the checksum's place inside the packet, and for a super-packet
-    an IPv4/IPv6 TCP packet of the type the header says, with a segment size."""
-    if len(message) < VNET_HEADER_SIZE + 20:
-        return "shorter than a header and an IP packet"
+def refusal(message: bytes, *, ethernet: bool = False) -> str | None:
+    """Why a peer's header and packet (``ethernet``: frame) must not reach the device, or
+    None. Checked: known flags and GSO types only, the checksum's place inside the packet, and
+    for a super-packet an IPv4/IPv6 TCP packet of the type the header says (in a frame whose
+    EtherType says that IP version), with a segment size."""
+    least = _ETHERNET_HEADER if ethernet else 0
+    if len(message) < VNET_HEADER_SIZE + least + 20:
+        return f"shorter than a header and an IP {'frame' if ethernet else 'packet'}"
     flags, gso_type, _, gso_size, csum_start, csum_offset = VNET_HEADER.unpack_from(message)
     packet_length = len(message) - VNET_HEADER_SIZE
     if flags & ~_KNOWN_FLAGS:
@@ -56,24 +66,29 @@ def refusal(message: bytes) -> str | None:
         return "checksum outside the packet"
     if gso_type == GSO_NONE:
         return None
-    version = message[VNET_HEADER_SIZE] >> 4
+    try:
+        link = _link_header(message, VNET_HEADER_SIZE) if ethernet else 0
+    except OffloadError as exc:
+        return str(exc)
+    version = message[VNET_HEADER_SIZE + link] >> 4
     if (gso_type, version) not in ((GSO_TCPV4, 4), (GSO_TCPV6, 6)):
         return f"GSO type {gso_type:#x} does not match an IPv{version} packet"
     if gso_size == 0 or not flags & NEEDS_CSUM:
         return "super-packet without a segment size or checksum to complete"
-    if packet_length > _MAX_IP_PACKET:
+    if packet_length - link > _MAX_IP_PACKET:
         return "super-packet larger than an IP packet"
     try:
-        _tcp_headers(memoryview(message)[VNET_HEADER_SIZE:])
+        _tcp_headers(memoryview(message)[VNET_HEADER_SIZE + link :])
     except OffloadError as exc:
         return str(exc)
     return None
 
 
-def segments(message: bytes) -> list[bytes]:
-    """The plain IP packets of one header-and-packet from our TUN: the packet itself with
-    its checksum completed, or a TCP super-packet cut into ``gso_size`` segments, each with
-    its own lengths, sequence number, flags and checksums (as the kernel would cut it).
+def segments(message: bytes, *, ethernet: bool = False) -> list[bytes]:
+    """The plain IP packets (``ethernet``: frames) of one header-and-packet from our device:
+    the packet itself with its checksum completed, or a TCP super-packet cut into
+    ``gso_size`` segments, each with its own lengths, sequence number, flags and checksums (as
+    the kernel would cut it) and, in a frame, the super-frame's Ethernet header.
     ``OffloadError`` for what cannot be cut."""
     flags, gso_type, _, gso_size, csum_start, csum_offset = VNET_HEADER.unpack_from(message)
     packet = message[VNET_HEADER_SIZE:]
@@ -83,7 +98,30 @@ def segments(message: bytes) -> list[bytes]:
         return [packet]
     if gso_type not in (GSO_TCPV4, GSO_TCPV6) or gso_size == 0:
         raise OffloadError(f"cannot cut GSO type {gso_type:#x}")
-    return _cut_tcp(packet, gso_size)
+    if not ethernet:
+        return _cut_tcp(packet, gso_size)
+    link = _link_header(packet, 0)
+    return [packet[:link] + each for each in _cut_tcp(packet[link:], gso_size)]
+
+
+def _link_header(message: bytes, start: int) -> int:
+    """The length of the Ethernet header (with at most one VLAN tag) of the frame at
+    ``start``, which must carry IPv4 or IPv6."""
+    length = _ETHERNET_HEADER
+    if len(message) < start + length:
+        return _bad("Ethernet header cut short")
+    ether_type = int.from_bytes(message[start + 12 : start + 14], "big")
+    if ether_type in _VLAN_TYPES:
+        length += _VLAN_TAG
+        if len(message) < start + length:
+            return _bad("VLAN tag cut short")
+        ether_type = int.from_bytes(message[start + 16 : start + 18], "big")
+    version = _IP_TYPES.get(ether_type)
+    if version is None:
+        return _bad(f"super-frame of EtherType {ether_type:#06x}, not IP")
+    if len(message) <= start + length or message[start + length] >> 4 != version:
+        return _bad(f"EtherType {ether_type:#06x} does not match the packet")
+    return length
 
 
 def _complete_checksum(packet: bytes, start: int, offset: int) -> bytes:
@@ -124,7 +162,7 @@ def _tcp_headers(packet: memoryview | bytes) -> tuple[int, int]:
     return ip_length, tcp_length
 
 
-def _bad(reason: str) -> tuple[int, int]:
+def _bad(reason: str) -> Never:
     raise OffloadError(reason)
 
 

@@ -10,13 +10,21 @@ from collections.abc import AsyncIterator
 
 import pytest
 from tests.unit.fakes import FakeChannel
-from tests.unit.net.test_offload import super_packet
+from tests.unit.net.test_offload import MAC_A, MAC_B, super_frame, super_packet
 from tests.unit.net.test_packets import ipv4
 
-from weron.apps.forwarding import Forwarder
+from weron.apps.forwarding import OFFLOAD_HELLO, Forwarder
 from weron.net import claims, offload
 from weron.net.device import Device, DeviceKind
-from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
+from weron.net.packets import (
+    IPV4_LIMITED_BROADCAST,
+    ip_destination,
+    ip_endpoints,
+    is_ip_multicast,
+    is_mac_group,
+    mac_destination,
+    mac_endpoints,
+)
 from weron.webrtc import ChannelClosedError
 
 ME = bytes([10, 0, 0, 1])
@@ -235,3 +243,95 @@ async def test_headers_come_from_offload_peers_and_are_added_for_the_others(
     assert [record.message for record in caplog.records] == [
         "Dropping packets with an offload header that lies"
     ]
+
+
+@pytest.fixture
+async def tap_wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
+    """A TAP with offloads (vpn ethernet): we are MAC_A, the peer "b" is MAC_B."""
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    kernel.setblocking(False)
+    device = Device(ours.detach(), "fake0", DeviceKind.TAP, 0, 1420, offload=True)
+    forwarder = Forwarder(device, mac_destination, mac_endpoints, is_mac_group)
+    forwarder.local = frozenset({MAC_A})
+    forwarder.start()
+    yield forwarder, kernel
+    forwarder.stop()
+    device.close()
+    kernel.close()
+
+
+def from_b(message: bytes) -> bytes:
+    """A header and frame of ``super_frame``'s, sent by MAC_B to MAC_A."""
+    return message[:10] + MAC_A + MAC_B + message[22:]
+
+
+async def test_super_frames_go_whole_on_the_offload_channel_once_the_peer_said_hello(
+    tap_wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = tap_wire
+    frames, offloads = FakeChannel(linger=True), FakeChannel(linger=True)
+    message = super_frame(4, bytes(2500))  # MAC_A to MAC_B
+    cut = offload.segments(message, ethernet=True)
+    serving = asyncio.create_task(forwarder.serve(frames, [MAC_B], "b"))
+    offloading = asyncio.create_task(forwarder.serve_offloads(offloads, "b"))
+    await settle()
+    assert offloads.sent == [OFFLOAD_HELLO]  # said, not heard yet: the peer may be a Go one
+    kernel.send(message)
+    await settle()
+    assert frames.sent == cut and len(cut) == 3
+    offloads.push(OFFLOAD_HELLO)
+    await settle()
+    kernel.send(message)
+    await settle()
+    assert offloads.sent == [OFFLOAD_HELLO, OFFLOAD_HELLO, message]  # hello again: it may be lost
+    assert frames.sent == cut
+    offloads.push(OFFLOAD_HELLO)  # heard already: no answer, nothing written
+    offloads.close()
+    await settle()
+    assert offloading.done()
+    kernel.send(message)
+    await settle()
+    assert frames.sent == cut + cut  # back on the frame channel
+    with pytest.raises(BlockingIOError):
+        kernel.recv(70_000)
+    serving.cancel()
+
+
+async def test_an_offload_channel_takes_checked_headers_and_the_frame_channel_plain_frames(
+    tap_wire: tuple[Forwarder, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    forwarder, kernel = tap_wire
+    whole = from_b(super_frame(6, bytes(2500)))
+    lying = offload.VNET_HEADER.pack(offload.NEEDS_CSUM, offload.GSO_TCPV4, 0, 1000, 34, 16)
+    ping = MAC_A + MAC_B + b"\x08\x00" + ipv4("10.0.0.2", "10.0.0.1")
+    spoofed = whole[:16] + bytes.fromhex("02000000000c") + whole[22:]  # not b's MAC
+    frames, offloads = FakeChannel(ping, linger=True), FakeChannel(linger=True)
+    serving = asyncio.create_task(forwarder.serve(frames, [MAC_B], "b"))
+    with caplog.at_level(logging.WARNING):
+        offloading = asyncio.create_task(forwarder.serve_offloads(offloads, "b"))
+        await settle()
+        for message in (whole, lying + ping, lying + ping, spoofed):
+            offloads.push(message)
+        await settle()
+    assert kernel.recv(70_000) == offload.PLAIN_HEADER + ping
+    assert kernel.recv(70_000) == whole
+    with pytest.raises(BlockingIOError):
+        kernel.recv(70_000)
+    counters = forwarder.counters
+    assert (counters.received, counters.malformed, counters.spoofed) == (2, 2, 1)
+    assert [record.message for record in caplog.records] == [
+        "Dropping packets with an offload header that lies",
+        "Dropping packets with a source not routed to the peer",
+    ]
+    serving.cancel()
+    offloading.cancel()
+
+
+async def test_an_offload_channel_without_offloads_or_a_frame_channel_is_closed(
+    wire: tuple[Forwarder, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forwarder, _ = wire  # a plain device
+    channel = FakeChannel(linger=True)
+    await forwarder.serve_offloads(channel, "b")
+    assert channel.closed and channel.sent == []

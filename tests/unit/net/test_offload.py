@@ -179,3 +179,94 @@ def test_a_super_packet_that_is_not_tcp_is_refused() -> None:
     message = bytearray(super_packet(4, bytes(3000)))
     message[10 + 9] = 17  # UDP
     assert "not TCP" in (offload.refusal(bytes(message)) or "")
+
+
+CAPTURED_FRAMES = Path(__file__).with_name("offload_captured_frames.txt")
+MAC_A = bytes.fromhex("02000000000a")
+MAC_B = bytes.fromhex("02000000000b")
+
+
+def super_frame(version: int, payload: bytes, *, vlan: int | None = None) -> bytes:
+    """Header and TCP super-frame as a TAP with TSO hands them over: the super-packet behind
+    an Ethernet header (and a VLAN tag), the header's offsets counted from the frame's start."""
+    message = super_packet(version, payload)
+    ether_type = (0x0800 if version == 4 else 0x86DD).to_bytes(2, "big")
+    link = MAC_B + MAC_A + ether_type
+    if vlan is not None:
+        link = MAC_B + MAC_A + b"\x81\x00" + vlan.to_bytes(2, "big") + ether_type
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = offload.VNET_HEADER.unpack_from(
+        message
+    )
+    header = offload.VNET_HEADER.pack(
+        flags, gso_type, hdr_len + len(link), gso_size, csum_start + len(link), csum_offset
+    )
+    return header + link + message[10:]
+
+
+@pytest.mark.parametrize(("version", "vlan"), [(4, None), (6, None), (4, 7), (6, 7)])
+def test_a_super_frame_is_cut_into_frames_with_its_ethernet_header(
+    version: int, vlan: int | None
+) -> None:
+    payload = bytes(range(256)) * 10
+    message = super_frame(version, payload, vlan=vlan)
+    link = 14 if vlan is None else 18
+    assert offload.refusal(message, ethernet=True) is None
+    cut = offload.segments(message, ethernet=True)
+    packets = offload.segments(super_packet(version, payload))
+    assert [frame[link:] for frame in cut] == packets
+    assert all(frame[:link] == message[10 : 10 + link] for frame in cut)
+    assert all(tcp_sum_is_valid(frame[link:]) for frame in cut)
+
+
+def test_a_frame_with_a_partial_checksum_gets_it_completed() -> None:
+    message = super_frame(6, b"hello")
+    message = offload.VNET_HEADER.pack(offload.NEEDS_CSUM, 0, 0, 0, 54, 16) + message[10:]
+    (frame,) = offload.segments(message, ethernet=True)
+    assert tcp_sum_is_valid(frame[14:])
+    assert offload.refusal(message, ethernet=True) is None
+
+
+def test_frames_the_kernel_produced_are_cut_into_valid_frames() -> None:
+    """Captured from a TAP with offloads on (tests/netlab/test_offload_kernel.py)."""
+    lines = CAPTURED_FRAMES.read_text().split()
+    assert lines, "no captured frames"
+    kinds = set()
+    for line in lines:
+        message = bytes.fromhex(line)
+        assert offload.refusal(message, ethernet=True) is None
+        kinds.add(message[1])
+        cut = offload.segments(message, ethernet=True)
+        assert all(frame[:14] == message[10:24] for frame in cut)
+        if message[1] != offload.GSO_NONE:
+            assert len(cut) > 1
+            assert all(tcp_sum_is_valid(frame[14:]) for frame in cut)
+            assert all(len(frame) <= 1420 + 14 for frame in cut)
+    assert {offload.GSO_TCPV4, offload.GSO_TCPV6} <= kinds
+
+
+def retype(message: bytes, ether_type: int) -> bytes:
+    return message[:22] + ether_type.to_bytes(2, "big") + message[24:]
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (retype(super_frame(4, bytes(3000)), 0x86DD), "does not match the packet"),
+        (retype(super_frame(4, bytes(3000)), 0x0806), "not IP"),  # ARP
+        (super_frame(4, bytes(3000), vlan=7)[:24], "shorter"),
+        (lie(super_frame(4, bytes(3000)), gso_type=offload.GSO_TCPV6), "does not match"),
+        (super_frame(6, bytes(3000)) + b"x", "length wrong"),
+        # a vpn ip super-packet is no frame
+        (super_packet(4, bytes(3000)), "not IP"),
+    ],
+)
+def test_lying_frame_headers_are_refused(message: bytes, reason: str) -> None:
+    refused = offload.refusal(message, ethernet=True)
+    assert refused is not None and reason in refused
+
+
+def test_a_super_frame_is_no_super_packet() -> None:
+    refused = offload.refusal(super_frame(4, bytes(3000)))
+    assert refused is not None
+    with pytest.raises(offload.OffloadError):
+        offload.segments(retype(super_frame(4, bytes(3000)), 0x0806), ethernet=True)
