@@ -1,11 +1,12 @@
-"""Benchmark of `weron vpn ip`: iperf3 TCP throughput and ping round trips across the overlay
+"""Benchmark of `weron vpn ip` (or, with ``--vpn ethernet``, `weron vpn ethernet`, its TAPs
+given 10.66.0.1-2/24 by hand): iperf3 TCP throughput and ping round trips across the overlay
 between two network namespaces, next to the plain veth path between the same namespaces.
 
 The lab (netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
 where the signaler listens. Measured over the same path, in alternating rounds of one run (the
 machine is shared and noisy), each figure of the overlay reported as a ratio to the others:
 
-* ``overlay``: `weron vpn ip` in both hosts;
+* ``overlay``: `weron vpn ip` (ethernet) in both hosts;
 * ``before`` (with ``--before REV``): the same with weron's src at REV, for A/B of a change;
 * ``variant`` (with ``--variant ARGS``): the same with more arguments, for A/B of flags;
 * ``wireguard_go``: wireguard-go in both hosts (the mature user-space VPN; skipped when it is
@@ -19,8 +20,8 @@ CPU seconds the two VPN processes use per GB iperf3 moved are reported next to t
 Targets of the issue: >= 200 Mbit/s iperf3 TCP, <= 0.5 ms median ping through `vpn ip` (Go
 weron measured here: ~50 Mbit/s, ~0.9 ms).
 
-Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--rounds N] [--before REV]
-[--variant ARGS] [--json-out PATH] [--backend NAME] [--mtu N] [--profile DIR]``
+Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--rounds N] [--vpn ip|ethernet]
+[--before REV] [--variant ARGS] [--json-out PATH] [--backend NAME] [--mtu N] [--profile DIR]``
 (``--profile`` runs the overlay's members under py-spy, which `.venv/bin/pip install py-spy`
 provides). Progress goes to stderr; stdout gets a table, then one JSON document.
 """
@@ -152,17 +153,23 @@ def weron_vpn(
     env: dict[str, str],
     extra: list[str],
 ) -> Running:
-    """`weron vpn ip` in both hosts, connected to each other."""
+    """`weron vpn ip` (``args.vpn``) in both hosts, connected to each other."""
     processes: list[subprocess.Popen[bytes]] = []
     log_paths = []
-    for host in hosts:
+    for index, host in enumerate(hosts, start=1):
         log_path = log_dir / f"{name}-{host.namespace}-{time.monotonic_ns()}.log"
+        if args.vpn == "ip":
+            vpn = [
+                "ip", "--ips", "10.66.0.1/24", "--kicks", "1s",
+                "--state-file", str(log_dir / f"state-{host.namespace}.json"),
+            ]  # fmt: skip
+        else:
+            vpn = ["ethernet", "--mac", f"02:00:00:00:66:{index:02x}"]
         argv = [
-            *WERON, "vpn", "ip", "--raddr", f"ws://{lab.hub_address}:{PORT}/",
+            *WERON, "vpn", *vpn, "--raddr", f"ws://{lab.hub_address}:{PORT}/",
             "--community", f"bench-{name}", "--password", "bench", "--key", "bench",
-            "--ice", "", "--ips", "10.66.0.1/24", "--kicks", "1s", "--dev", "weron0",
-            "--backend", args.backend, "--mtu", str(args.mtu),
-            "--state-file", str(log_dir / f"state-{host.namespace}.json"), *extra,
+            "--ice", "", "--dev", "weron0", "--backend", args.backend, "--mtu", str(args.mtu),
+            *extra,
         ]  # fmt: skip
         if args.profile is not None and name == "overlay":
             profile = args.profile / f"{host.namespace}-{time.monotonic_ns()}.txt"
@@ -194,6 +201,10 @@ def weron_vpn(
 
     try:
         wait_connected(log_paths)
+        if args.vpn == "ethernet":  # a TAP gets its addresses by hand
+            for index, host in enumerate(hosts, start=1):
+                argv = ["ip", "addr", "add", f"10.66.0.{index}/24", "dev", "weron0"]
+                lab.run(host.namespace, argv)
         address = overlay_address(lab, hosts[1], "weron0")
         pings(lab, hosts[0], address, 10, IDLE_INTERVAL)  # warm-up: routes, neighbours
     except BaseException:
@@ -324,10 +335,11 @@ def main() -> int:
     parser.add_argument(
         "--variant",
         metavar="ARGS",
-        help="also measure `vpn ip` with these extra arguments (A/B of flags in one run)",
+        help="also measure the VPN with these extra arguments (A/B of flags in one run)",
     )
+    parser.add_argument("--vpn", choices=("ip", "ethernet"), default="ip", help="which VPN")
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of the VPN")
-    parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN devices")
+    parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN (TAP) devices")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -376,7 +388,8 @@ def main() -> int:
             )
         else:
             log("wireguard-go or wg not installed: no wireguard-go reference")
-        log(f"vpn ip ({args.backend}, MTU {args.mtu}); {', '.join(c.name for c in contenders)}")
+        names = ", ".join(contender.name for contender in contenders)
+        log(f"vpn {args.vpn} ({args.backend}, MTU {args.mtu}); {names}")
         for contender in contenders:
             results[contender.name] = {"mbits": [], "cpu": [], "rtt": [], "rtt_busy": []}
         for round_number in range(1, rounds + 1):
@@ -398,6 +411,7 @@ def main() -> int:
     overlay = figures["overlay"]
     document = {
         "benchmark": "vpn",
+        "vpn": args.vpn,
         "backend": args.backend,
         "mtu": args.mtu,
         "quick": args.quick,
