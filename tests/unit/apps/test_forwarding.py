@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from tests.unit.fakes import FakeChannel
-from tests.unit.net.test_offload import MAC_A, MAC_B, super_frame, super_packet
+from tests.unit.net.test_offload import (
+    MAC_A,
+    MAC_B,
+    ones_sum,
+    super_frame,
+    super_packet,
+    udp_super_packet,
+)
 from tests.unit.net.test_packets import ipv4
 
 from weron.apps.forwarding import OFFLOAD_HELLO, Forwarder
@@ -170,13 +177,18 @@ async def test_a_reconnected_peer_gets_its_addresses_when_its_old_link_ends(
     second.cancel()
 
 
-@pytest.fixture
-async def offload_wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
-    """The same with a TUN that has offloads: a virtio-net header before every packet."""
+@pytest.fixture(params=[False], ids=["tso"])
+async def offload_wire(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Forwarder, socket.socket]]:
+    """The same with a TUN that has offloads: a virtio-net header before every packet (and
+    UDP super-packets, when parametrized with True)."""
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     ours.setblocking(False)
     kernel.setblocking(False)
-    device = Device(ours.detach(), "fake0", DeviceKind.TUN, 0, 1420, offload=True)
+    device = Device(
+        ours.detach(), "fake0", DeviceKind.TUN, 0, 1420, offload=True, udp_offload=request.param
+    )
     forwarder = Forwarder(device, ip_destination, ip_endpoints, is_ip_multicast)
     forwarder.local = frozenset({ME})
     forwarder.start()
@@ -335,3 +347,48 @@ async def test_an_offload_channel_without_offloads_or_a_frame_channel_is_closed(
     channel = FakeChannel(linger=True)
     await forwarder.serve_offloads(channel, "b")
     assert channel.closed and channel.sent == []
+
+
+def udp_between(source: bytes, destination: bytes) -> bytes:
+    """``udp_super_packet``'s IPv4 one, between other addresses."""
+    message = udp_super_packet(4, bytes(3000))
+    header = bytearray(message[10:30])
+    header[12:20] = source + destination
+    header[10:12] = b"\0\0"
+    header[10:12] = (~ones_sum(bytes(header)) & 0xFFFF).to_bytes(2, "big")
+    return message[:10] + bytes(header) + message[30:]
+
+
+@pytest.mark.parametrize("offload_wire", [True], ids=["uso"], indirect=True)
+async def test_udp_super_packets_go_whole_only_to_peers_that_said_they_take_them(
+    offload_wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = offload_wire
+    to_a, to_b = FakeChannel(linger=True), FakeChannel(linger=True)
+    serving = [  # a: TCP and UDP super-packets; b: TCP ones only (an older member of ours)
+        asyncio.create_task(forwarder.serve(to_a, [A], "a", offload=True, udp_offload=True)),
+        asyncio.create_task(forwarder.serve(to_b, [B], "b", offload=True)),
+    ]
+    await settle()
+    to_a_message, to_b_message = udp_between(ME, A), udp_between(ME, B)
+    kernel.send(to_a_message)
+    kernel.send(to_b_message)
+    await settle()
+    assert to_a.sent == [to_a_message]
+    assert to_b.sent == [offload.PLAIN_HEADER + each for each in offload.segments(to_b_message)]
+    assert len(to_b.sent) == 3
+    for task in serving:
+        task.cancel()
+
+
+async def test_udp_super_packets_are_refused_when_our_device_has_no_uso(
+    offload_wire: tuple[Forwarder, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    forwarder, kernel = offload_wire  # TSO only: we never said we take UDP super-packets
+    message = udp_between(A, ME)
+    with caplog.at_level(logging.WARNING), pytest.raises(ChannelClosedError):
+        await forwarder.serve(FakeChannel(message), [A], "a", offload=True, udp_offload=True)
+    with pytest.raises(BlockingIOError):
+        kernel.recv(70_000)
+    assert forwarder.counters.malformed == 1
+    assert "Dropping packets with an offload header that lies" in caplog.messages

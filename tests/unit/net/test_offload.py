@@ -182,6 +182,7 @@ def test_a_super_packet_that_is_not_tcp_is_refused() -> None:
 
 
 CAPTURED_FRAMES = Path(__file__).with_name("offload_captured_frames.txt")
+CAPTURED_UDP = Path(__file__).with_name("offload_captured_udp.txt")
 MAC_A = bytes.fromhex("02000000000a")
 MAC_B = bytes.fromhex("02000000000b")
 
@@ -189,7 +190,12 @@ MAC_B = bytes.fromhex("02000000000b")
 def super_frame(version: int, payload: bytes, *, vlan: int | None = None) -> bytes:
     """Header and TCP super-frame as a TAP with TSO hands them over: the super-packet behind
     an Ethernet header (and a VLAN tag), the header's offsets counted from the frame's start."""
-    message = super_packet(version, payload)
+    return framed(super_packet(version, payload), vlan=vlan)
+
+
+def framed(message: bytes, *, vlan: int | None = None) -> bytes:
+    """A header and packet as a header and frame from MAC_A to MAC_B."""
+    version = message[10] >> 4
     ether_type = (0x0800 if version == 4 else 0x86DD).to_bytes(2, "big")
     link = MAC_B + MAC_A + ether_type
     if vlan is not None:
@@ -270,3 +276,93 @@ def test_a_super_frame_is_no_super_packet() -> None:
     assert refused is not None
     with pytest.raises(offload.OffloadError):
         offload.segments(retype(super_frame(4, bytes(3000)), 0x0806), ethernet=True)
+
+
+def udp_sum_is_valid(packet: bytes) -> bool:
+    """Whether the IP header (IPv4) and the UDP checksum of ``packet`` verify."""
+    if packet[0] >> 4 == 4:
+        ip_length = (packet[0] & 0x0F) * 4
+        if ones_sum(packet[:ip_length]) != 0xFFFF:
+            return False
+        datagram = packet[ip_length:]
+        pseudo = packet[12:20] + bytes([0, 17]) + len(datagram).to_bytes(2, "big")
+    else:
+        datagram = packet[40:]
+        pseudo = packet[8:40] + len(datagram).to_bytes(4, "big") + bytes([0, 0, 0, 17])
+    return ones_sum(pseudo + datagram) == 0xFFFF
+
+
+def udp_super_packet(version: int, payload: bytes, *, size: int = 1200) -> bytes:
+    """Header and UDP super-packet as a TUN with USO hands them over (UDP_SEGMENT senders)."""
+    udp = bytearray(8)
+    udp[0:4] = (40000).to_bytes(2, "big") + (4433).to_bytes(2, "big")
+    udp[4:6] = (8 + len(payload)).to_bytes(2, "big")
+    length = 8 + len(payload)
+    if version == 4:
+        ip = bytearray(20)
+        ip[0], ip[8], ip[9] = 0x45, 64, 17
+        ip[2:4] = (20 + length).to_bytes(2, "big")
+        ip[4:6] = (0xFFFE).to_bytes(2, "big")
+        ip[12:20] = bytes([10, 66, 0, 1, 10, 66, 0, 2])
+        ip[10:12] = (~ones_sum(bytes(ip)) & 0xFFFF).to_bytes(2, "big")
+        pseudo = bytes(ip[12:20]) + bytes([0, 17]) + length.to_bytes(2, "big")
+    else:
+        ip = bytearray(40)
+        ip[0], ip[6], ip[7] = 0x60, 17, 64
+        ip[4:6] = length.to_bytes(2, "big")
+        ip[8:24] = ipaddress.IPv6Address("fd00::1").packed
+        ip[24:40] = ipaddress.IPv6Address("fd00::2").packed
+        pseudo = bytes(ip[8:40]) + length.to_bytes(4, "big") + bytes([0, 0, 0, 17])
+    udp[6:8] = partial_sum(pseudo)
+    header = offload.VNET_HEADER.pack(
+        offload.NEEDS_CSUM, offload.GSO_UDP_L4, len(ip) + 8, size, len(ip), 6
+    )
+    return header + bytes(ip) + bytes(udp) + payload
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_udp_super_packet_is_cut_into_datagrams(version: int) -> None:
+    payload = bytes(range(256)) * 12  # 3,072 bytes: two datagrams of 1,200 and one of 672
+    message = udp_super_packet(version, payload)
+    assert offload.refusal(message, udp=True) is None
+    cut = offload.segments(message)
+    ip_length = 20 if version == 4 else 40
+    assert [len(packet) - ip_length - 8 for packet in cut] == [1200, 1200, 672]
+    assert b"".join(packet[ip_length + 8 :] for packet in cut) == payload
+    assert all(udp_sum_is_valid(packet) for packet in cut)
+    assert [int.from_bytes(p[ip_length + 4 : ip_length + 6], "big") for p in cut] == [
+        1208,
+        1208,
+        680,
+    ]
+    if version == 4:
+        assert [int.from_bytes(p[4:6], "big") for p in cut] == [0xFFFE, 0xFFFF, 0]
+
+
+def test_udp_super_packets_are_refused_unless_taken_and_honest() -> None:
+    message = udp_super_packet(4, bytes(3000))
+    assert "does not match" in (offload.refusal(message) or "")  # not promised: refused
+    lying_length = message[: 10 + 24] + b"\x00\x09" + message[10 + 26 :]
+    assert "UDP length wrong" in (offload.refusal(lying_length, udp=True) or "")
+    tcp = lie(super_packet(4, bytes(3000)), gso_type=offload.GSO_UDP_L4)
+    assert "not UDP" in (offload.refusal(tcp, udp=True) or "")
+    frame = framed(udp_super_packet(6, bytes(3000)), vlan=9)
+    assert offload.refusal(frame, ethernet=True, udp=True) is None
+    cut = offload.segments(frame, ethernet=True)
+    assert len(cut) == 3 and all(datagram[:18] == frame[10:28] for datagram in cut)
+    assert all(udp_sum_is_valid(datagram[18:]) for datagram in cut)
+
+
+def test_udp_packets_the_kernel_produced_are_cut_into_valid_datagrams() -> None:
+    """Captured from a TUN and a TAP with USO on (tests/netlab/test_offload_kernel.py)."""
+    lines = CAPTURED_UDP.read_text().split()
+    assert lines, "no captured packets"
+    for line in lines:
+        message = bytes.fromhex(line)
+        ethernet = message[22:24] in (b"\x08\x00", b"\x86\xdd")  # an EtherType: a frame
+        link = 14 if ethernet else 0
+        assert message[1] == offload.GSO_UDP_L4
+        assert offload.refusal(message, ethernet=ethernet, udp=True) is None
+        cut = offload.segments(message, ethernet=ethernet)
+        assert len(cut) > 1
+        assert all(udp_sum_is_valid(packet[link:]) for packet in cut)
