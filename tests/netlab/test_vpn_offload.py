@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
 from tests.netlab.conftest import Member, Network, start_hostile
+from tests.netlab.test_offload_kernel import _UDP_CLIENT, _UDP_SEGMENT, _UDP_SEND, _UDP_SERVER
 from tests.netlab.test_vpn_ip import connected
 
 IPS = "10.84.0.1/24,fd00:84::1/64"
@@ -38,6 +42,46 @@ def iperf3(network: Network, client: Member, server: Member, version: int) -> in
         assert "error" not in report, report["error"]
         received += report["end"]["sum_received"]["bytes"]
     return received
+
+
+def udp_datagrams(network: Network, client: Member, server: Member, version: int) -> int:
+    """Datagrams ``server`` got of those a UDP_SEGMENT sender on ``client`` sent (8 per
+    send: UDP super-packets, where the device has USO)."""
+    (address,) = server.addresses(version)
+    argv = [sys.executable, "-u", "-c", _UDP_SERVER, address]
+    listening = network.lab.start(server.host.namespace, argv, log=subprocess.PIPE)
+    try:
+        time.sleep(0.5)  # bound
+        argv = [sys.executable, "-c", _UDP_CLIENT, address]
+        sent = network.lab.run(client.host.namespace, argv, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        received, _ = listening.communicate(timeout=30)
+    finally:
+        network.lab.stop(listening)
+    return int(received.split()[0])
+
+
+def iperf3_udp(network: Network, client: Member, server: Member) -> int:
+    """Bytes ``server`` received of one second of iperf3 UDP at 50 Mbit/s (iperf3 before
+    3.19 sends no UDP super-packets: this is the plain datagram path, both ways with -R)."""
+    (address,) = server.addresses(4)
+    received = 0
+    for reverse in ([], ["-R"]):
+        argv = ["iperf3", "-s", "-1", "-B", address]
+        listening = network.lab.start(server.host.namespace, argv)
+        while not network.lab.listening(server.host.namespace, 5201):
+            assert listening.poll() is None
+        argv = ["iperf3", "-c", address, "-u", "-b", "50M", "-t", "1", "-J", *reverse]
+        result = network.lab.run(client.host.namespace, argv)
+        network.lab.stop(listening)
+        report = json.loads(result.stdout)
+        assert "error" not in report, report["error"]
+        received += report["end"]["sum"]["bytes"] * (100 - report["end"]["sum"]["lost_percent"])
+    return int(received / 100)
+
+
+def udp_sent() -> int:
+    return _UDP_SEND * _UDP_SEGMENT
 
 
 def stopped(member: Member) -> dict[str, int]:
@@ -125,3 +169,42 @@ def test_a_lying_offload_header_on_a_frame_is_refused_with_a_log_line(network: N
     assert member.process.poll() is None
     hostile.stop()
     assert stopped(member)["malformed"] >= 1
+
+
+def test_members_with_offloads_exchange_udp_super_packets(network: Network) -> None:
+    first = network.start("ip", "--ips", IPS, "--kicks", "1s")
+    second = network.start("ip", "--ips", IPS, "--kicks", "1s")
+    connected(first, second, peers=1)
+    for version in (4, 6):  # UDP may lose a few on a loaded machine; wrong cutting loses all
+        assert udp_datagrams(network, first, second, version) > udp_sent() * 0.9
+    counters = stopped(first)
+    assert counters["sent"] < udp_sent(), counters  # 8 datagrams a message
+    assert counters["cut"] == 0 and counters["malformed"] == 0
+
+
+def test_a_member_without_offloads_gets_plain_datagrams(network: Network) -> None:
+    first = network.start("ip", "--ips", IPS, "--kicks", "1s")
+    plain = network.start("ip", "--ips", IPS, "--kicks", "1s", "--offload=false")
+    connected(first, plain, peers=1)
+    assert udp_datagrams(network, first, plain, 6) > udp_sent() * 0.9
+    assert udp_datagrams(network, plain, first, 4) > udp_sent() * 0.9
+    assert iperf3_udp(network, first, plain) > 5_000_000
+    counters = stopped(first)
+    assert counters["cut"] >= _UDP_SEND * 0.9 and counters["malformed"] == 0
+
+
+def test_ethernet_members_exchange_udp_super_frames_and_cut_them_for_others(
+    network: Network,
+) -> None:
+    first, second = ethernet_members(network)
+    assert udp_datagrams(network, first, second, 4) > udp_sent() * 0.9
+    assert udp_datagrams(network, second, first, 6) > udp_sent() * 0.9
+    counters = stopped(first)
+    assert counters["sent"] < udp_sent() and counters["cut"] == 0, counters
+    plain = network.start("ethernet", "--offload=false", dev="tap5")
+    plain.wait_for("Connected to peer")
+    argv = ["ip", "addr", "add", "10.86.0.3/24", "dev", "tap5", "nodad"]
+    assert network.lab.run(plain.host.namespace, argv).returncode == 0
+    assert udp_datagrams(network, second, plain, 4) > udp_sent() * 0.9
+    assert iperf3_udp(network, second, plain) > 5_000_000
+    assert stopped(second)["cut"] >= _UDP_SEND * 0.9
