@@ -277,9 +277,9 @@ class Forwarder:
 
         def receive(message: bytes) -> None:
             nonlocal heard
-            if len(message) >= _SHORTEST_FRAME:
-                frames(message)
-            elif not heard and message.startswith(OFFLOAD_HELLO):
+            if len(message) >= _SHORTEST_FRAME or not message.startswith(OFFLOAD_HELLO):
+                frames(message)  # refused, with a log line, if it is too short for a frame
+            elif not heard:  # later hellos: the peer's answer to ours
                 heard = True
                 loop.call_soon_threadsafe(hear, message.endswith(UDP_HELLO))
 

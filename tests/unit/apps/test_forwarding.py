@@ -323,7 +323,7 @@ async def test_an_offload_channel_takes_checked_headers_and_the_frame_channel_pl
     with caplog.at_level(logging.WARNING):
         offloading = asyncio.create_task(forwarder.serve_offloads(offloads, "b"))
         await settle()
-        for message in (whole, lying + ping, lying + ping, spoofed):
+        for message in (whole, lying + ping, b"junk", spoofed):
             offloads.push(message)
         await settle()
     assert kernel.recv(70_000) == offload.PLAIN_HEADER + ping
