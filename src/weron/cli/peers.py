@@ -366,9 +366,9 @@ _DEVICE_MTU_HELP = (
     "--offload",
     type=bool,
     default=True,
-    help="Let the TUN device hand over and take TCP super-packets of up to 64 KB (virtio-net "
-    "header, GSO), sent whole to the peers that have this on too and cut into plain packets "
-    "for the others",
+    help="Let the TUN device hand over and take TCP (and, on Linux 6.2+, UDP) super-packets of "
+    "up to 64 KB (virtio-net header, GSO), sent whole to the peers that have this on too and "
+    "cut into plain packets for the others",
 )
 @flag(
     "--state-file",
@@ -441,9 +441,9 @@ def vpn_ip_command(
     "--offload",
     type=bool,
     default=True,
-    help="Let the TAP device hand over and take TCP super-frames of up to 64 KB (virtio-net "
-    "header, GSO), sent whole to the peers that have this on too and cut into plain frames "
-    "for the others",
+    help="Let the TAP device hand over and take TCP (and, on Linux 6.2+, UDP) super-frames of "
+    "up to 64 KB (virtio-net header, GSO), sent whole to the peers that have this on too and "
+    "cut into plain frames for the others",
 )
 def vpn_ethernet_command(
     peer: PeerOptions,
