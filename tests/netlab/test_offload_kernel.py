@@ -184,7 +184,7 @@ def test_cut_udp_super_packets_carry_datagrams_into_a_plain_tun(
         finally:
             lab.stop(listening)
     count, total = map(int, received.split())
-    # UDP may lose a datagram on a loaded machine; a wrong checksum or length loses them all.
-    assert count > _UDP_SEND * _UDP_SEGMENT * 0.9
+    # UDP loses some on a loaded machine; a wrong checksum or length loses them all.
+    assert count > _UDP_SEND * _UDP_SEGMENT // 2
     assert total == count * _UDP_SIZE
     assert max(relay.cut) >= _UDP_SEGMENT

@@ -175,8 +175,8 @@ def test_members_with_offloads_exchange_udp_super_packets(network: Network) -> N
     first = network.start("ip", "--ips", IPS, "--kicks", "1s")
     second = network.start("ip", "--ips", IPS, "--kicks", "1s")
     connected(first, second, peers=1)
-    for version in (4, 6):  # UDP may lose a few on a loaded machine; wrong cutting loses all
-        assert udp_datagrams(network, first, second, version) > udp_sent() * 0.9
+    for version in (4, 6):  # UDP loses some on a loaded machine; wrong cutting loses all
+        assert udp_datagrams(network, first, second, version) > udp_sent() // 2
     counters = stopped(first)
     assert counters["sent"] < udp_sent(), counters  # 8 datagrams a message
     assert counters["cut"] == 0 and counters["malformed"] == 0
@@ -186,25 +186,25 @@ def test_a_member_without_offloads_gets_plain_datagrams(network: Network) -> Non
     first = network.start("ip", "--ips", IPS, "--kicks", "1s")
     plain = network.start("ip", "--ips", IPS, "--kicks", "1s", "--offload=false")
     connected(first, plain, peers=1)
-    assert udp_datagrams(network, first, plain, 6) > udp_sent() * 0.9
-    assert udp_datagrams(network, plain, first, 4) > udp_sent() * 0.9
+    assert udp_datagrams(network, first, plain, 6) > udp_sent() // 2
+    assert udp_datagrams(network, plain, first, 4) > udp_sent() // 2
     assert iperf3_udp(network, first, plain) > 5_000_000
     counters = stopped(first)
-    assert counters["cut"] >= _UDP_SEND * 0.9 and counters["malformed"] == 0
+    assert counters["cut"] >= _UDP_SEND // 2 and counters["malformed"] == 0
 
 
 def test_ethernet_members_exchange_udp_super_frames_and_cut_them_for_others(
     network: Network,
 ) -> None:
     first, second = ethernet_members(network)
-    assert udp_datagrams(network, first, second, 4) > udp_sent() * 0.9
-    assert udp_datagrams(network, second, first, 6) > udp_sent() * 0.9
+    assert udp_datagrams(network, first, second, 4) > udp_sent() // 2
+    assert udp_datagrams(network, second, first, 6) > udp_sent() // 2
     counters = stopped(first)
     assert counters["sent"] < udp_sent() and counters["cut"] == 0, counters
     plain = network.start("ethernet", "--offload=false", dev="tap5")
     plain.wait_for("Connected to peer")
     argv = ["ip", "addr", "add", "10.86.0.3/24", "dev", "tap5", "nodad"]
     assert network.lab.run(plain.host.namespace, argv).returncode == 0
-    assert udp_datagrams(network, second, plain, 4) > udp_sent() * 0.9
+    assert udp_datagrams(network, second, plain, 4) > udp_sent() // 2
     assert iperf3_udp(network, second, plain) > 5_000_000
-    assert stopped(second)["cut"] >= _UDP_SEND * 0.9
+    assert stopped(second)["cut"] >= _UDP_SEND // 2
