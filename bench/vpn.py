@@ -1,11 +1,12 @@
-"""Benchmark of `weron vpn ip`: iperf3 TCP throughput and ping round trips across the overlay
+"""Benchmark of `weron vpn ip` (or, with ``--vpn ethernet``, `weron vpn ethernet`, its TAPs
+given 10.66.0.1-2/24 by hand): iperf3 TCP throughput and ping round trips across the overlay
 between two network namespaces, next to the plain veth path between the same namespaces.
 
 The lab (netlab/lab.py) joins two host namespaces through a bridge in a hub namespace,
 where the signaler listens. Measured over the same path, in alternating rounds of one run (the
 machine is shared and noisy), each figure of the overlay reported as a ratio to the others:
 
-* ``overlay``: `weron vpn ip` in both hosts;
+* ``overlay``: `weron vpn ip` (ethernet) in both hosts;
 * ``before`` (with ``--before REV``): the same with weron's src at REV, for A/B of a change;
 * ``variant`` (with ``--variant ARGS``): the same with more arguments, for A/B of flags;
 * ``wireguard_go``: wireguard-go in both hosts (the mature user-space VPN; skipped when it is
@@ -15,12 +16,14 @@ machine is shared and noisy), each figure of the overlay reported as a ratio to 
 Each VPN is started for its turn and stopped after it, so that no VPN's addresses become
 another's ICE candidates. Pings run at two paces: 20 ms apart, where every thread on the path
 sleeps between round trips and each one pays the wake-ups, and 1 ms apart, a link in use. The
-CPU seconds the two VPN processes use per GB iperf3 moved are reported next to the figures.
+CPU seconds the two VPN processes use per GB iperf3 moved are reported next to the figures,
+and the Mbit/s a UDP_SEGMENT sender (QUIC's way: 16 datagrams of 1,200 bytes a send) gets
+through flat out (UDP offloads).
 Targets of the issue: >= 200 Mbit/s iperf3 TCP, <= 0.5 ms median ping through `vpn ip` (Go
 weron measured here: ~50 Mbit/s, ~0.9 ms).
 
-Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--rounds N] [--before REV]
-[--variant ARGS] [--json-out PATH] [--backend NAME] [--mtu N] [--profile DIR]``
+Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--rounds N] [--vpn ip|ethernet]
+[--before REV] [--variant ARGS] [--json-out PATH] [--backend NAME] [--mtu N] [--profile DIR]``
 (``--profile`` runs the overlay's members under py-spy, which `.venv/bin/pip install py-spy`
 provides). Progress goes to stderr; stdout gets a table, then one JSON document.
 """
@@ -74,6 +77,37 @@ TARGET_PING_MS: Final = 0.5
 IDLE_INTERVAL: Final = 0.02
 BUSY_INTERVAL: Final = 0.001
 _RTT = re.compile(r"time=([0-9.]+) ms")
+# UDP the way QUIC stacks send it: UDP_SEGMENT, 16 datagrams of 1,200 bytes per send, as fast
+# as the path takes them; the receiver counts from the first datagram to 1 s after the last.
+_UDP_PORT: Final = 5997
+_UDP_RECEIVER = f"""
+import socket, sys, time
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind((sys.argv[1], {_UDP_PORT}))
+print("bound", flush=True)
+total, first, last = 0, None, None
+server.settimeout(10)
+try:
+    while True:
+        total += len(server.recv(65536))
+        last = time.monotonic()
+        first = first or last
+        server.settimeout(1)
+except TimeoutError:
+    pass
+print(total, (last or 0) - (first or 0))
+"""
+_UDP_SENDER = f"""
+import socket, sys, time
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.setsockopt(socket.SOL_UDP, 103, 1200)  # UDP_SEGMENT
+payload, end = bytes(16 * 1200), time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    try:
+        client.sendto(payload, (sys.argv[1], {_UDP_PORT}))
+    except OSError:  # ENOBUFS: the device's queue is full
+        time.sleep(0.0005)
+"""
 
 
 def iperf3(
@@ -104,6 +138,25 @@ def iperf3(
         return float(received["bits_per_second"]) / 1e6, cpu_per_gb
     finally:
         lab.stop(server_process)
+
+
+def udp_gso(lab: Lab, client: Host, server: Host, address: str, seconds: float) -> float:
+    """Mbit/s the server received of ``seconds`` of UDP_SEGMENT datagrams sent flat out."""
+    receiver = lab.start(
+        server.namespace,
+        [sys.executable, "-u", "-c", _UDP_RECEIVER, address],
+        log=subprocess.PIPE,
+    )
+    try:
+        assert receiver.stdout is not None
+        receiver.stdout.readline()  # bound
+        argv = [sys.executable, "-c", _UDP_SENDER, address, str(seconds)]
+        lab.run(client.namespace, argv, timeout=seconds + 30)
+        output, _ = receiver.communicate(timeout=30)
+    finally:
+        lab.stop(receiver)
+    received, duration = output.split()
+    return int(received) * 8 / float(duration) / 1e6 if float(duration) else 0.0
 
 
 def pings(lab: Lab, client: Host, address: str, count: int, interval: float) -> list[float]:
@@ -152,17 +205,23 @@ def weron_vpn(
     env: dict[str, str],
     extra: list[str],
 ) -> Running:
-    """`weron vpn ip` in both hosts, connected to each other."""
+    """`weron vpn ip` (``args.vpn``) in both hosts, connected to each other."""
     processes: list[subprocess.Popen[bytes]] = []
     log_paths = []
-    for host in hosts:
+    for index, host in enumerate(hosts, start=1):
         log_path = log_dir / f"{name}-{host.namespace}-{time.monotonic_ns()}.log"
+        if args.vpn == "ip":
+            vpn = [
+                "ip", "--ips", "10.66.0.1/24", "--kicks", "1s",
+                "--state-file", str(log_dir / f"state-{host.namespace}.json"),
+            ]  # fmt: skip
+        else:
+            vpn = ["ethernet", "--mac", f"02:00:00:00:66:{index:02x}"]
         argv = [
-            *WERON, "vpn", "ip", "--raddr", f"ws://{lab.hub_address}:{PORT}/",
+            *WERON, "vpn", *vpn, "--raddr", f"ws://{lab.hub_address}:{PORT}/",
             "--community", f"bench-{name}", "--password", "bench", "--key", "bench",
-            "--ice", "", "--ips", "10.66.0.1/24", "--kicks", "1s", "--dev", "weron0",
-            "--backend", args.backend, "--mtu", str(args.mtu),
-            "--state-file", str(log_dir / f"state-{host.namespace}.json"), *extra,
+            "--ice", "", "--dev", "weron0", "--backend", args.backend, "--mtu", str(args.mtu),
+            *extra,
         ]  # fmt: skip
         if args.profile is not None and name == "overlay":
             profile = args.profile / f"{host.namespace}-{time.monotonic_ns()}.txt"
@@ -194,6 +253,10 @@ def weron_vpn(
 
     try:
         wait_connected(log_paths)
+        if args.vpn == "ethernet":  # a TAP gets its addresses by hand
+            for index, host in enumerate(hosts, start=1):
+                argv = ["ip", "addr", "add", f"10.66.0.{index}/24", "dev", "weron0"]
+                lab.run(host.namespace, argv)
         address = overlay_address(lab, hosts[1], "weron0")
         pings(lab, hosts[0], address, 10, IDLE_INTERVAL)  # warm-up: routes, neighbours
     except BaseException:
@@ -272,6 +335,7 @@ def median(values: list[float]) -> float:
 ROWS: Final = (
     ("iperf3 TCP Mbit/s", "iperf3_mbits"),
     ("CPU s per GB (VPN processes)", "cpu_s_per_gb"),
+    ("UDP_SEGMENT Mbit/s received", "udp_gso_mbits"),
     ("ping p50 ms (20 ms apart)", "p50_ms"),
     ("ping p99 ms (20 ms apart)", "p99_ms"),
     ("ping p50 ms (1 ms apart)", "busy_p50_ms"),
@@ -312,6 +376,7 @@ def measure(
         mbits, cpu = iperf3(lab, *hosts, running.address, seconds, running.pids)
         values["mbits"].append(mbits)
         values["cpu"].append(cpu)
+        values["udp"].append(udp_gso(lab, *hosts, running.address, seconds))
         values["rtt"].extend(pings(lab, hosts[0], running.address, count, IDLE_INTERVAL))
         values["rtt_busy"].extend(pings(lab, hosts[0], running.address, count, BUSY_INTERVAL))
     finally:
@@ -324,10 +389,11 @@ def main() -> int:
     parser.add_argument(
         "--variant",
         metavar="ARGS",
-        help="also measure `vpn ip` with these extra arguments (A/B of flags in one run)",
+        help="also measure the VPN with these extra arguments (A/B of flags in one run)",
     )
+    parser.add_argument("--vpn", choices=("ip", "ethernet"), default="ip", help="which VPN")
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of the VPN")
-    parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN devices")
+    parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN (TAP) devices")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -376,9 +442,16 @@ def main() -> int:
             )
         else:
             log("wireguard-go or wg not installed: no wireguard-go reference")
-        log(f"vpn ip ({args.backend}, MTU {args.mtu}); {', '.join(c.name for c in contenders)}")
+        names = ", ".join(contender.name for contender in contenders)
+        log(f"vpn {args.vpn} ({args.backend}, MTU {args.mtu}); {names}")
         for contender in contenders:
-            results[contender.name] = {"mbits": [], "cpu": [], "rtt": [], "rtt_busy": []}
+            results[contender.name] = {
+                "mbits": [],
+                "cpu": [],
+                "udp": [],
+                "rtt": [],
+                "rtt_busy": [],
+            }
         for round_number in range(1, rounds + 1):
             shift = (round_number - 1) % len(contenders)
             for contender in contenders[shift:] + contenders[:shift]:
@@ -390,6 +463,7 @@ def main() -> int:
         name: {
             "iperf3_mbits": statistics.median(values["mbits"]),
             "cpu_s_per_gb": median(values["cpu"]),
+            "udp_gso_mbits": median(values["udp"]),
             **summary(values["rtt"]),
             "busy_p50_ms": summary(values["rtt_busy"])["p50_ms"],
         }
@@ -398,6 +472,7 @@ def main() -> int:
     overlay = figures["overlay"]
     document = {
         "benchmark": "vpn",
+        "vpn": args.vpn,
         "backend": args.backend,
         "mtu": args.mtu,
         "quick": args.quick,

@@ -15,6 +15,8 @@ public API only) and sends what the protocol allows but no honest member would::
   frame from any source MAC;
 - vpn ip with ``--lying-offload``: it greets with the offload feature before claiming, and
   each probe goes with a virtio-net header that calls it a TCP super-packet (it is ICMP);
+- vpn ethernet with ``--lying-offload``: it also takes the offload channel, says hello on it
+  and sends each probe there with that header (the frame channel gets them plain);
 - every probe goes to every peer once a second; stdout gets one JSON line per packet channel
   (``"event":"channel"``) and per packet received (``"event":"packet"`` with its source,
   destination and, for IP, ICMP type).
@@ -33,7 +35,8 @@ import signal
 import struct
 import sys
 
-from weron.apps.vpn_ethernet import FRAME_CHANNEL, FRAME_CHANNEL_OPTIONS
+from weron.apps.forwarding import OFFLOAD_HELLO
+from weron.apps.vpn_ethernet import FRAME_CHANNEL, FRAME_CHANNEL_OPTIONS, OFFLOAD_CHANNEL
 from weron.apps.vpn_ip import ID_CHANNEL, OFFLOAD_FEATURE, PACKET_CHANNEL, PACKET_CHANNEL_OPTIONS
 from weron.log import configure
 from weron.net import offload
@@ -112,21 +115,31 @@ async def probe_and_listen(peer: Peer, probes: list[bytes], *, ethernet: bool) -
         probing.cancel()
 
 
-async def serve(peer: Peer, arguments: argparse.Namespace, probes: list[bytes]) -> None:
+async def serve(
+    peer: Peer, arguments: argparse.Namespace, probes: list[bytes], lying: list[bytes]
+) -> None:
+    ethernet = arguments.id is not None
     with contextlib.suppress(ChannelClosedError):
         if peer.channel_id == ID_CHANNEL:
             await claim(peer, arguments.claim, lying_offload=arguments.lying_offload)
+        elif peer.channel_id == OFFLOAD_CHANNEL:
+            peer.conn.send_nowait(OFFLOAD_HELLO)
+            await probe_and_listen(peer, lying, ethernet=ethernet)
         else:
-            await probe_and_listen(peer, probes, ethernet=arguments.id is not None)
+            await probe_and_listen(peer, probes, ethernet=ethernet)
 
 
 async def main(arguments: argparse.Namespace) -> None:
     ethernet = arguments.id is not None
     probes = [probe_of(probe, ethernet=ethernet) for probe in arguments.probe]
-    if arguments.lying_offload:
-        probes = [lying_header() + probe for probe in probes]
+    lying = [lying_header() + probe for probe in probes] if arguments.lying_offload else []
+    if lying and not ethernet:
+        probes = lying
     if ethernet:
         channels, options = [FRAME_CHANNEL], {FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS}
+        if lying:
+            channels.append(OFFLOAD_CHANNEL)
+            options[OFFLOAD_CHANNEL] = FRAME_CHANNEL_OPTIONS
     else:
         channels, options = [ID_CHANNEL, PACKET_CHANNEL], {PACKET_CHANNEL: PACKET_CHANNEL_OPTIONS}
     config = AdapterConfig(timeout=3.0, id=arguments.id or "", ice=(), channel_options=options)
@@ -147,7 +160,7 @@ async def main(arguments: argparse.Namespace) -> None:
     await adapter.open()
     try:
         async for peer in adapter.peers():
-            task = asyncio.create_task(serve(peer, arguments, probes))
+            task = asyncio.create_task(serve(peer, arguments, probes, lying))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     finally:
@@ -165,7 +178,7 @@ if __name__ == "__main__":
     kind.add_argument("--id", help="vpn ethernet: the id (a MAC address)")
     parser.add_argument("--probe", action="append", default=[], help="SOURCE,DESTINATION")
     parser.add_argument(
-        "--lying-offload", action="store_true", help="vpn ip: probes with a lying offload header"
+        "--lying-offload", action="store_true", help="probes with a lying offload header"
     )
     configure(5, sys.stderr)
     with contextlib.suppress(asyncio.CancelledError):

@@ -14,10 +14,12 @@ from tests.bench_runner import run_quick
 pytestmark = pytest.mark.solo  # measures: run alone
 
 
-def test_quick_vpn_benchmark_reports_every_figure(tmp_path: Path) -> None:
+@pytest.mark.parametrize("vpn", ["ip", "ethernet"])
+def test_quick_vpn_benchmark_reports_every_figure(tmp_path: Path, vpn: str) -> None:
     if (reason := lab_unavailable()) is not None or shutil.which("iperf3") is None:
         pytest.skip(reason or "needs iperf3 (Debian package iperf3)")
-    report = run_quick("vpn.py", tmp_path, timeout=180)
+    report = run_quick("vpn.py", tmp_path, "--vpn", vpn, timeout=180)
+    assert report["vpn"] == vpn
     names = ["overlay", "reference"]
     if shutil.which("wireguard-go") and shutil.which("wg"):
         names.append("wireguard_go")

@@ -4,7 +4,9 @@ source check → device (docs/architecture.md#hot-paths: no copies, no task per 
 With TUN offloads (:mod:`weron.net.offload`) what is read is a virtio-net header and a packet,
 often a TCP super-packet of up to 64 KB: it goes whole, header and all, to peers that take
 offloads, and cut into plain packets to the others (Go peers); a plain peer's packets get an
-empty header on their way to the device, and an offload peer's header is checked first.
+empty header on their way to the device, and an offload peer's header is checked first. A TAP's
+super-frames go the same way (vpn ethernet), on a second channel of the peer's: see
+:meth:`Forwarder.serve_offloads`.
 
 The device is read in the event loop's reader callback, up to ``batch`` packets per wake-up;
 a packet goes to the peer that owns its destination key (a claimed IP address, a MAC), or to
@@ -26,8 +28,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from weron.log import get_logger
-from weron.net.device import Device
-from weron.net.offload import PLAIN_HEADER, VNET_HEADER_SIZE, OffloadError, refusal, segments
+from weron.net.device import Device, DeviceKind
+from weron.net.offload import (
+    GSO_UDP_L4,
+    PLAIN_HEADER,
+    VNET_HEADER_SIZE,
+    OffloadError,
+    refusal,
+    segments,
+)
 from weron.net.routes import RouteTable
 from weron.webrtc import ChannelClosedError, DataChannel
 
@@ -36,6 +45,13 @@ log = get_logger(__name__)
 # The largest IP packet, in an Ethernet frame or after a virtio-net header.
 _READ_SIZE: Final = VNET_HEADER_SIZE + 65_535 + 14
 _ADDRESSES_WITHIN: Final = 40  # bytes of a packet that hold its addresses (an IPv6 header)
+# Said on an offload channel (serve_offloads) to tell the peer we read it, followed by
+# UDP_HELLO when we take UDP super-frames too; shorter than any header and frame
+# (_SHORTEST_FRAME), so never taken for one.
+OFFLOAD_HELLO: Final = b"vnet-hdr"
+UDP_HELLO: Final = b" udp-l4"
+_SHORTEST_FRAME: Final = VNET_HEADER_SIZE + 14
+_OFFLOAD_LINK_WAIT: Final = 30.0  # seconds an offload channel waits for its peer's link
 
 
 @dataclass(slots=True)
@@ -60,10 +76,16 @@ class Counters:
 @dataclass(slots=True, eq=False)
 class _Link:
     peer: str
-    channel: DataChannel
+    channel: DataChannel  # what we send on: the packet channel, or its offload channel
     max_size: int
     keys: tuple[bytes, ...]
-    offload: bool  # it takes, and sends, virtio-net headers and super-packets
+    offload: bool  # ``channel`` takes virtio-net headers and TCP super-packets
+    udp: bool  # and UDP super-packets
+    primary: DataChannel  # the packet channel
+
+    def send_on(self, channel: DataChannel, offload: bool, udp: bool) -> None:
+        self.channel, self.max_size = channel, channel.max_message_size
+        self.offload, self.udp = offload, offload and udp
 
 
 def _everywhere(_key: bytes) -> bool:
@@ -96,6 +118,9 @@ class Forwarder:
         self._table = RouteTable[_Link]()
         self._routes = self._table.current
         self._links: list[_Link] = []
+        self._by_peer: dict[str, _Link] = {}  # the newest link of each peer id
+        self._linked = asyncio.Condition()
+        self._ethernet = device.kind is DeviceKind.TAP  # frames, for offload.refusal/segments
         self.local: frozenset[bytes] = frozenset()
         self.counters = Counters()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -141,17 +166,22 @@ class Forwarder:
                 self.counters.outside += 1
 
     def _send(self, link: _Link, packet: bytes) -> None:
-        if self._device.offload and not (link.offload and len(packet) <= link.max_size):
+        if self._device.offload and not (
+            link.offload
+            and len(packet) <= link.max_size
+            and (link.udp or packet[1] != GSO_UDP_L4)  # its gso_type
+        ):
             self._send_cut(link, packet)
         else:
             self._send_one(link, packet)
 
     def _send_cut(self, link: _Link, message: bytes) -> None:
         """A header and packet from our TUN, to a peer that takes plain packets only, or a
-        super-packet larger than an offload peer's largest message (aiortc's 64 KiB), whose
-        segments then go with an empty header each."""
+        super-packet larger than an offload peer's largest message (aiortc's 64 KiB) or a UDP
+        one to a peer that takes TCP ones only, whose segments then go with an empty header
+        each."""
         try:
-            packets = segments(message)
+            packets = segments(message, ethernet=self._ethernet)
         except OffloadError as exc:
             self.counters.malformed += 1
             log.debug("Could not cut a packet from the device", error=str(exc))
@@ -174,14 +204,22 @@ class Forwarder:
             pass  # the peer is leaving: its link is removed in a moment
 
     async def serve(
-        self, channel: DataChannel, keys: Collection[bytes], peer: str, *, offload: bool = False
+        self,
+        channel: DataChannel,
+        keys: Collection[bytes],
+        peer: str,
+        *,
+        offload: bool = False,
+        udp_offload: bool = False,
     ) -> None:
         """Route ``keys`` to ``channel`` and write what it sends to the device, until the
         channel closes. Keys another live peer holds stay with it: this one gets them (and
-        may send from them) only once every earlier holder left. ``offload``: the peer said
-        it takes offloads (used only if our device has them on)."""
+        may send from them) only once every earlier holder left. ``offload``
+        (``udp_offload``): the peer said it takes TCP (UDP) super-packets (used only if our
+        device has them on)."""
         offload = offload and self._device.offload
-        link = _Link(peer, channel, channel.max_message_size, tuple(keys), offload)
+        udp = offload and udp_offload and self._device.udp_offload
+        link = _Link(peer, channel, channel.max_message_size, tuple(keys), offload, udp, channel)
         waiting = self._table.add(link, link.keys)
         if waiting:
             holders = sorted({self._routes[key].peer for key in waiting})
@@ -192,16 +230,71 @@ class Forwarder:
                 holders=holders,
             )
         self._links.append(link)
-        channel.set_receiver(self._receiver(link), any_thread=True)
+        self._by_peer[peer] = link
+        async with self._linked:
+            self._linked.notify_all()
+        channel.set_receiver(self._receiver(link, offload), any_thread=True)
         try:
             await channel.receive()  # returns only by raising, once the channel closed
         finally:
             channel.set_receiver(_discard)  # returns once no engine thread writes to the device
             self._table.remove(link, link.keys)
             self._links.remove(link)
+            if self._by_peer.get(peer) is link:
+                del self._by_peer[peer]
 
-    def _receiver(self, link: _Link) -> Callable[[bytes], None]:
-        """What a peer's packets go through, called by the channel for each of them, on the
+    async def serve_offloads(self, channel: DataChannel, peer: str) -> None:
+        """A peer's offload channel (vpn ethernet's ``weron/ethernet/vnet-hdr``), beside its
+        packet channel, which stays plain: a virtio-net header and a frame, maybe a
+        super-frame, in each message. Only the offering member opens it, and a Go peer
+        accepts but never reads it, so each side says :data:`OFFLOAD_HELLO` on it (with
+        :data:`UDP_HELLO` if it takes UDP super-frames), again on first hearing the peer's
+        hello (one may be lost), and sends its frames there only once it heard one; back on
+        the packet channel when it closes."""
+        if not self._device.offload:
+            channel.close()
+            return
+        async with self._linked:
+            try:
+                await asyncio.wait_for(
+                    self._linked.wait_for(lambda: peer in self._by_peer), _OFFLOAD_LINK_WAIT
+                )
+            except TimeoutError:
+                log.debug("An offload channel without a packet channel", peer=peer)
+                channel.close()
+                return
+        link = self._by_peer[peer]
+        loop = asyncio.get_running_loop()
+        frames = self._receiver(link, offload=True)
+        hello = OFFLOAD_HELLO + (UDP_HELLO if self._device.udp_offload else b"")
+        heard = False
+
+        def hear(udp: bool) -> None:  # on the loop
+            if link in self._links:
+                link.send_on(channel, offload=True, udp=udp and self._device.udp_offload)
+                channel.send_nowait(hello)
+                log.debug("Sending offloads", peer=peer, udp=link.udp)
+
+        def receive(message: bytes) -> None:
+            nonlocal heard
+            if len(message) >= _SHORTEST_FRAME or not message.startswith(OFFLOAD_HELLO):
+                frames(message)  # refused, with a log line, if it is too short for a frame
+            elif not heard:  # later hellos: the peer's answer to ours
+                heard = True
+                loop.call_soon_threadsafe(hear, message.endswith(UDP_HELLO))
+
+        channel.set_receiver(receive, any_thread=True)
+        try:
+            channel.send_nowait(hello)
+            await channel.receive()  # returns only by raising, once the channel closed
+        finally:
+            channel.set_receiver(_discard)
+            if link.channel is channel:
+                link.send_on(link.primary, offload=False, udp=False)
+
+    def _receiver(self, link: _Link, offload: bool) -> Callable[[bytes], None]:
+        """What a peer's packets go through (``offload``: each after a virtio-net header),
+        called by the channel for each of them, on the
         loop or on the engine's own threads (which saves a wake-up of the loop per arrival):
         it only reads what the loop changes (a route, ``local``) and writes to the device.
         Counters are bumped without a lock: two threads counting at once may rarely lose
@@ -210,12 +303,13 @@ class Forwarder:
         endpoints, is_group = self._endpoints, self._is_group
         warned_source = warned_destination = warned_header = False
         # What the peer sends, and what the device takes: header and packet, or plain packets.
-        skip = VNET_HEADER_SIZE if link.offload else 0
-        prefix = PLAIN_HEADER if device.offload and not link.offload else b""
+        skip = VNET_HEADER_SIZE if offload else 0
+        prefix = PLAIN_HEADER if device.offload and not offload else b""
+        ethernet, udp = self._ethernet, self._device.udp_offload  # what we said we take
 
         def receive(packet: bytes) -> None:
             nonlocal warned_source, warned_destination, warned_header
-            if skip and (reason := refusal(packet)) is not None:
+            if skip and (reason := refusal(packet, ethernet=ethernet, udp=udp)) is not None:
                 counters.malformed += 1
                 if not warned_header:
                     warned_header = True

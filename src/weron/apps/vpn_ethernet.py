@@ -6,6 +6,12 @@ its destination MAC, broadcast and multicast frames (ARP, IPv6 neighbour discove
 peer. No member can pose as another (issue 12): an id must be a unicast MAC that is not ours,
 a MAC stays with the first live member that has it, and a frame from a peer is written to the
 device only if its source MAC is that peer's and its destination is ours or a group.
+
+With ``offload`` (the default) the TAP hands over TCP super-frames (weron.net.offload). There
+is no greeting to say so in: a member whose TAP has them opens a second channel,
+:data:`OFFLOAD_CHANNEL`, to each peer it offers to, and takes one from a peer that offers it;
+super-frames go there once both said hello on it (Forwarder.serve_offloads). Go peers and
+members with ``--offload=false`` never read it and get plain frames on the frame channel.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ log = get_logger(__name__)
 FRAME_CHANNEL: Final = "weron/ethernet/primary"
 # As for the IP VPN: frames may be lost or reordered, like on a real Ethernet.
 FRAME_CHANNEL_OPTIONS: Final = ChannelOptions(ordered=False, max_retransmits=0)
+# Ours: each message a virtio-net header and an Ethernet frame, maybe a TCP super-frame; a
+# label of its own, so that nothing on it is taken for a plain frame or a vpn ip packet.
+OFFLOAD_CHANNEL: Final = "weron/ethernet/vnet-hdr"
 DEFAULT_MTU: Final = 1420
 
 
@@ -41,6 +50,7 @@ class VpnEthernetConfig:
     mac: str = ""  # empty: the kernel picks a random one
     parallel: int = 20
     mtu: int = DEFAULT_MTU
+    offload: bool = True  # TAP offloads, with the peers that have them too
 
 
 def mac_refusal(mac: bytes, ours: Collection[bytes]) -> str | None:
@@ -69,6 +79,9 @@ async def serve(forwarder: Forwarder, peer: Peer) -> None:
         log.warning("Ignoring peer", id=peer.peer_id, reason=reason)
         peer.conn.close()
         return
+    if peer.channel_id == OFFLOAD_CHANNEL:
+        await forwarder.serve_offloads(peer.conn, peer.peer_id)
+        return
     log.info("Connected to peer", id=peer.peer_id)
     try:
         await forwarder.serve(peer.conn, [peer_mac], peer.peer_id)
@@ -87,7 +100,9 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
             f"--mac {config.mac} is a multicast address: the first byte must be even"
         )
     try:
-        device = await open_device(DeviceKind.TAP, config.dev, mtu=config.mtu, mac=mac)
+        device = await open_device(
+            DeviceKind.TAP, config.dev, mtu=config.mtu, mac=mac, offload=config.offload
+        )
     except DeviceError as exc:
         raise PeerAppError(str(exc)) from None
     assert device.mac is not None
@@ -98,6 +113,7 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
         channel_options={
             **config.join.adapter.channel_options,
             FRAME_CHANNEL: FRAME_CHANNEL_OPTIONS,
+            OFFLOAD_CHANNEL: FRAME_CHANNEL_OPTIONS,
         },
     )
     try:
@@ -106,7 +122,7 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
             config.join.community,
             config.join.password,
             config.join.key,
-            [FRAME_CHANNEL],
+            [FRAME_CHANNEL, OFFLOAD_CHANNEL] if device.offload else [FRAME_CHANNEL],
             backend,
             adapter_config,
         )

@@ -10,7 +10,8 @@ a broadcast or multicast (not the host's other networks).
 
 With ``offload`` (the default) the TUN hands over TCP super-packets (weron.net.offload): a
 member says so in its greeting (the ``vnet-hdr`` feature, which Go peers skip), and peers that
-both said it exchange them whole; every other peer gets plain packets.
+both said it exchange them whole; every other peer gets plain packets. UDP super-packets
+(Linux >= 6.2) likewise, with the ``vnet-hdr-udp-l4`` feature.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ DEFAULT_MTU: Final = 1420
 # Greeting feature: "my packet channel carries a virtio-net header and a packet, which may be a
 # TCP super-packet" (docs/wire-protocol.md#vpn-frames).
 OFFLOAD_FEATURE: Final = "vnet-hdr"
+# "...and UDP super-packets (GSO_UDP_L4) too": a name of its own, so that members that only
+# said vnet-hdr (older ones, kernels before 6.2) never get one.
+UDP_OFFLOAD_FEATURE: Final = "vnet-hdr-udp-l4"
 _PROGRESS_EVERY: Final = 5.0  # seconds between claim progress lines
 
 
@@ -133,6 +137,7 @@ class IpMembership:
         remember: Callable[[str], None],
         static_ips: Sequence[str] | None = None,  # --static: the exact --ips, else None
         takes_offloads: Callable[[str], bool] = lambda peer_id: False,
+        takes_udp_offloads: Callable[[str], bool] = lambda peer_id: False,
     ) -> None:
         self._overlay = overlay
         self._routes = routes
@@ -141,6 +146,7 @@ class IpMembership:
         self._remember = remember
         self._static_ips = static_ips
         self._takes_offloads = takes_offloads  # the peer greeted with the vnet-hdr feature
+        self._takes_udp_offloads = takes_udp_offloads  # and with vnet-hdr-udp-l4
 
     async def follow_claims(self, names: NameSource) -> None:
         """Take every name the negotiation gives us (a claim can change), until it fails."""
@@ -186,8 +192,13 @@ class IpMembership:
         if refused:  # once per peer connection: its claim does not change
             log.warning("Refusing claimed addresses", id=peer.peer_id, refused=refused)
         try:  # "Connected to peer" was logged when its claim arrived
-            offload = self._takes_offloads(peer.peer_id)
-            await self._forwarder.serve(peer.conn, keys, peer.peer_id, offload=offload)
+            await self._forwarder.serve(
+                peer.conn,
+                keys,
+                peer.peer_id,
+                offload=self._takes_offloads(peer.peer_id),
+                udp_offload=self._takes_udp_offloads(peer.peer_id),
+            )
         finally:
             log.info("Disconnected from peer", id=peer.peer_id)
 
@@ -233,7 +244,10 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
             config=adapter_config,
             conflicts=claims.addresses_conflict,
             choose=memory.prefer_recalled(random.choice),
-            features=[OFFLOAD_FEATURE] if device.offload else [],
+            features=[
+                *([OFFLOAD_FEATURE] if device.offload else []),
+                *([UDP_OFFLOAD_FEATURE] if device.udp_offload else []),
+            ],
         )
     except BaseException:
         device.close()
@@ -255,6 +269,7 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
         remember=memory.remember,
         static_ips=config.ips if config.static else None,
         takes_offloads=lambda peer_id: OFFLOAD_FEATURE in adapter.features(peer_id),
+        takes_udp_offloads=lambda peer_id: UDP_OFFLOAD_FEATURE in adapter.features(peer_id),
     )
     await run_forwarding(
         device,

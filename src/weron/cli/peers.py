@@ -366,9 +366,9 @@ _DEVICE_MTU_HELP = (
     "--offload",
     type=bool,
     default=True,
-    help="Let the TUN device hand over and take TCP super-packets of up to 64 KB (virtio-net "
-    "header, GSO), sent whole to the peers that have this on too and cut into plain packets "
-    "for the others",
+    help="Let the TUN device hand over and take TCP (and, on Linux 6.2+, UDP) super-packets of "
+    "up to 64 KB (virtio-net header, GSO), sent whole to the peers that have this on too and "
+    "cut into plain packets for the others",
 )
 @flag(
     "--state-file",
@@ -437,12 +437,21 @@ def vpn_ip_command(
     default=vpn_ethernet.DEFAULT_MTU,
     help=_DEVICE_MTU_HELP,
 )
+@flag(
+    "--offload",
+    type=bool,
+    default=True,
+    help="Let the TAP device hand over and take TCP (and, on Linux 6.2+, UDP) super-frames of "
+    "up to 64 KB (virtio-net header, GSO), sent whole to the peers that have this on too and "
+    "cut into plain frames for the others",
+)
 def vpn_ethernet_command(
     peer: PeerOptions,
     dev: str,
     mac: str,
     parallel: int,
     mtu: int,
+    offload: bool,
 ) -> None:
     """Join a layer 2 overlay network: a TAP device whose frames reach every other member's
     (add addresses to it with ip addr). Needs root (or CAP_NET_ADMIN). Stop with Ctrl-C."""
@@ -452,6 +461,7 @@ def vpn_ethernet_command(
         mac=mac,
         parallel=parallel,
         mtu=mtu,
+        offload=offload,
     )
     run_peer_app(lambda engine: vpn_ethernet.run(config, engine), peer.backend, peer.observe)
 

@@ -3,8 +3,9 @@
 
 The device's file descriptor is non-blocking; :mod:`weron.apps.forwarding` reads and writes
 whole packets on it (no packet-information header: ``IFF_NO_PI``, as the original does). A TUN
-opened with ``offload`` puts a virtio-net header before each of them and takes TCP
-super-packets (:mod:`weron.net.offload`); where the kernel refuses that, the device is plain.
+or TAP opened with ``offload`` puts a virtio-net header before each packet or frame and takes
+TCP super-packets (:mod:`weron.net.offload`); where the kernel refuses that, the device is
+plain.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _IFF_NO_PI: Final = 0x1000
 _IFF_VNET_HDR: Final = 0x4000
 _TUNSETOFFLOAD: Final = 0x400454D0
 _TUN_F_CSUM_TSO: Final = 0x01 | 0x02 | 0x04  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+_TUN_F_USO: Final = 0x20 | 0x40  # TUN_F_USO4 | TUN_F_USO6: Linux >= 6.2
 _IOCTL_FAILURES: Final = (errno.EINVAL, errno.ENOTTY, errno.EOPNOTSUPP)
 _IFNAMSIZ: Final = 16
 _IFA_F_NODAD: Final = 0x02
@@ -79,6 +81,7 @@ class Device:
     mtu: int
     mac: bytes | None = None  # TAP only
     offload: bool = False  # a virtio-net header before each packet, super-packets allowed
+    udp_offload: bool = False  # UDP super-packets (GSO_UDP_L4) too
 
     def close(self) -> None:
         """Closing the descriptor removes the (non-persistent) device."""
@@ -104,8 +107,9 @@ def check_device_name(name: str) -> None:
         raise DeviceError(f"device name {name!r} {reason}: choose another --dev")
 
 
-def _create(kind: DeviceKind, name: str, offload: bool) -> tuple[int, str, bool]:
-    """The descriptor, the name, and whether the offloads asked for are on."""
+def _create(kind: DeviceKind, name: str, offload: bool) -> tuple[int, str, bool, bool]:
+    """The descriptor, the name, and whether the offloads asked for (TCP, UDP) are on: UDP
+    ones where the kernel has them, TCP ones or none where it has only those or none."""
     check_device_name(name)
     try:
         fd = os.open(_TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -132,17 +136,20 @@ def _create(kind: DeviceKind, name: str, offload: bool) -> tuple[int, str, bool]
             ) from None
         raise DeviceError(f"creating a {kind.name} device failed: {exc.strerror}") from None
     actual = answer[:_IFNAMSIZ].rstrip(b"\0").decode()
-    if offload:
+    if not offload:
+        return fd, actual, False, False
+    for offloads in (_TUN_F_CSUM_TSO | _TUN_F_USO, _TUN_F_CSUM_TSO):
         try:
-            fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM_TSO)
+            fcntl.ioctl(fd, _TUNSETOFFLOAD, offloads)
         except OSError as exc:
             if exc.errno not in _IOCTL_FAILURES:
                 os.close(fd)
                 raise DeviceError(f"enabling offloads on {actual} failed: {exc.strerror}") from None
-            log.info("The kernel has no TUN offloads: plain packets", dev=actual)
-            os.close(fd)
-            return _create(kind, actual if name else "", offload=False)
-    return fd, actual, offload
+        else:
+            return fd, actual, True, bool(offloads & _TUN_F_USO)
+    log.info("The kernel has no TUN/TAP offloads: plain packets", dev=actual)
+    os.close(fd)
+    return _create(kind, actual if name else "", offload=False)
 
 
 def _disable_ipv6_autoconfiguration(name: str) -> None:
@@ -162,15 +169,16 @@ async def open_device(
     offload: bool = False,
 ) -> Device:
     """Create the device (the kernel names it when ``name`` is empty), set its MTU (and MAC
-    for a TAP) and bring it up; ``offload`` (TUN only): with a virtio-net header and TCP
-    super-packets, when the kernel has them (``Device.offload`` says)."""
+    for a TAP) and bring it up; ``offload``: with a virtio-net header and TCP
+    super-packets (in frames, for a TAP), and UDP ones, when the kernel has them
+    (``Device.offload`` and ``.udp_offload`` say)."""
     # pyroute2's own asyncio API needs a netlink datagram endpoint, which uvloop cannot open:
     # its blocking API runs in a worker thread instead (a few milliseconds, once).
     return await asyncio.to_thread(_open_device, kind, name, mtu, mac, offload)
 
 
 def _open_device(kind: DeviceKind, name: str, mtu: int, mac: bytes | None, offload: bool) -> Device:
-    fd, actual, offload = _create(kind, name, offload and kind is DeviceKind.TUN)
+    fd, actual, offload, udp_offload = _create(kind, name, offload)
     try:
         with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=actual)[0]
@@ -191,8 +199,10 @@ def _open_device(kind: DeviceKind, name: str, mtu: int, mac: bytes | None, offlo
         os.close(fd)
         raise
     device_mac = bytes.fromhex(address.replace(":", "")) if kind is DeviceKind.TAP else None
-    log.debug("Created device", dev=actual, kind=kind.name, mtu=mtu, offload=offload)
-    return Device(fd, actual, kind, index, mtu, device_mac, offload)
+    log.debug(
+        "Created device", dev=actual, kind=kind.name, mtu=mtu, offload=offload, udp=udp_offload
+    )
+    return Device(fd, actual, kind, index, mtu, device_mac, offload, udp_offload)
 
 
 async def set_addresses(device: Device, interfaces: Sequence[Interface]) -> None:

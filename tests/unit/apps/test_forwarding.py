@@ -10,13 +10,28 @@ from collections.abc import AsyncIterator
 
 import pytest
 from tests.unit.fakes import FakeChannel
-from tests.unit.net.test_offload import super_packet
+from tests.unit.net.test_offload import (
+    MAC_A,
+    MAC_B,
+    ones_sum,
+    super_frame,
+    super_packet,
+    udp_super_packet,
+)
 from tests.unit.net.test_packets import ipv4
 
-from weron.apps.forwarding import Forwarder
+from weron.apps.forwarding import OFFLOAD_HELLO, Forwarder
 from weron.net import claims, offload
 from weron.net.device import Device, DeviceKind
-from weron.net.packets import IPV4_LIMITED_BROADCAST, ip_destination, ip_endpoints, is_ip_multicast
+from weron.net.packets import (
+    IPV4_LIMITED_BROADCAST,
+    ip_destination,
+    ip_endpoints,
+    is_ip_multicast,
+    is_mac_group,
+    mac_destination,
+    mac_endpoints,
+)
 from weron.webrtc import ChannelClosedError
 
 ME = bytes([10, 0, 0, 1])
@@ -162,13 +177,18 @@ async def test_a_reconnected_peer_gets_its_addresses_when_its_old_link_ends(
     second.cancel()
 
 
-@pytest.fixture
-async def offload_wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
-    """The same with a TUN that has offloads: a virtio-net header before every packet."""
+@pytest.fixture(params=[False], ids=["tso"])
+async def offload_wire(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Forwarder, socket.socket]]:
+    """The same with a TUN that has offloads: a virtio-net header before every packet (and
+    UDP super-packets, when parametrized with True)."""
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     ours.setblocking(False)
     kernel.setblocking(False)
-    device = Device(ours.detach(), "fake0", DeviceKind.TUN, 0, 1420, offload=True)
+    device = Device(
+        ours.detach(), "fake0", DeviceKind.TUN, 0, 1420, offload=True, udp_offload=request.param
+    )
     forwarder = Forwarder(device, ip_destination, ip_endpoints, is_ip_multicast)
     forwarder.local = frozenset({ME})
     forwarder.start()
@@ -235,3 +255,140 @@ async def test_headers_come_from_offload_peers_and_are_added_for_the_others(
     assert [record.message for record in caplog.records] == [
         "Dropping packets with an offload header that lies"
     ]
+
+
+@pytest.fixture
+async def tap_wire() -> AsyncIterator[tuple[Forwarder, socket.socket]]:
+    """A TAP with offloads (vpn ethernet): we are MAC_A, the peer "b" is MAC_B."""
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    kernel.setblocking(False)
+    device = Device(ours.detach(), "fake0", DeviceKind.TAP, 0, 1420, offload=True)
+    forwarder = Forwarder(device, mac_destination, mac_endpoints, is_mac_group)
+    forwarder.local = frozenset({MAC_A})
+    forwarder.start()
+    yield forwarder, kernel
+    forwarder.stop()
+    device.close()
+    kernel.close()
+
+
+def from_b(message: bytes) -> bytes:
+    """A header and frame of ``super_frame``'s, sent by MAC_B to MAC_A."""
+    return message[:10] + MAC_A + MAC_B + message[22:]
+
+
+async def test_super_frames_go_whole_on_the_offload_channel_once_the_peer_said_hello(
+    tap_wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = tap_wire
+    frames, offloads = FakeChannel(linger=True), FakeChannel(linger=True)
+    message = super_frame(4, bytes(2500))  # MAC_A to MAC_B
+    cut = offload.segments(message, ethernet=True)
+    serving = asyncio.create_task(forwarder.serve(frames, [MAC_B], "b"))
+    offloading = asyncio.create_task(forwarder.serve_offloads(offloads, "b"))
+    await settle()
+    assert offloads.sent == [OFFLOAD_HELLO]  # said, not heard yet: the peer may be a Go one
+    kernel.send(message)
+    await settle()
+    assert frames.sent == cut and len(cut) == 3
+    offloads.push(OFFLOAD_HELLO)
+    await settle()
+    kernel.send(message)
+    await settle()
+    assert offloads.sent == [OFFLOAD_HELLO, OFFLOAD_HELLO, message]  # hello again: it may be lost
+    assert frames.sent == cut
+    offloads.push(OFFLOAD_HELLO)  # heard already: no answer, nothing written
+    offloads.close()
+    await settle()
+    assert offloading.done()
+    kernel.send(message)
+    await settle()
+    assert frames.sent == cut + cut  # back on the frame channel
+    with pytest.raises(BlockingIOError):
+        kernel.recv(70_000)
+    serving.cancel()
+
+
+async def test_an_offload_channel_takes_checked_headers_and_the_frame_channel_plain_frames(
+    tap_wire: tuple[Forwarder, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    forwarder, kernel = tap_wire
+    whole = from_b(super_frame(6, bytes(2500)))
+    lying = offload.VNET_HEADER.pack(offload.NEEDS_CSUM, offload.GSO_TCPV4, 0, 1000, 34, 16)
+    ping = MAC_A + MAC_B + b"\x08\x00" + ipv4("10.0.0.2", "10.0.0.1")
+    spoofed = whole[:16] + bytes.fromhex("02000000000c") + whole[22:]  # not b's MAC
+    frames, offloads = FakeChannel(ping, linger=True), FakeChannel(linger=True)
+    serving = asyncio.create_task(forwarder.serve(frames, [MAC_B], "b"))
+    with caplog.at_level(logging.WARNING):
+        offloading = asyncio.create_task(forwarder.serve_offloads(offloads, "b"))
+        await settle()
+        for message in (whole, lying + ping, b"junk", spoofed):
+            offloads.push(message)
+        await settle()
+    assert kernel.recv(70_000) == offload.PLAIN_HEADER + ping
+    assert kernel.recv(70_000) == whole
+    with pytest.raises(BlockingIOError):
+        kernel.recv(70_000)
+    counters = forwarder.counters
+    assert (counters.received, counters.malformed, counters.spoofed) == (2, 2, 1)
+    assert [record.message for record in caplog.records] == [
+        "Dropping packets with an offload header that lies",
+        "Dropping packets with a source not routed to the peer",
+    ]
+    serving.cancel()
+    offloading.cancel()
+
+
+async def test_an_offload_channel_without_offloads_or_a_frame_channel_is_closed(
+    wire: tuple[Forwarder, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forwarder, _ = wire  # a plain device
+    channel = FakeChannel(linger=True)
+    await forwarder.serve_offloads(channel, "b")
+    assert channel.closed and channel.sent == []
+
+
+def udp_between(source: bytes, destination: bytes) -> bytes:
+    """``udp_super_packet``'s IPv4 one, between other addresses."""
+    message = udp_super_packet(4, bytes(3000))
+    header = bytearray(message[10:30])
+    header[12:20] = source + destination
+    header[10:12] = b"\0\0"
+    header[10:12] = (~ones_sum(bytes(header)) & 0xFFFF).to_bytes(2, "big")
+    return message[:10] + bytes(header) + message[30:]
+
+
+@pytest.mark.parametrize("offload_wire", [True], ids=["uso"], indirect=True)
+async def test_udp_super_packets_go_whole_only_to_peers_that_said_they_take_them(
+    offload_wire: tuple[Forwarder, socket.socket],
+) -> None:
+    forwarder, kernel = offload_wire
+    to_a, to_b = FakeChannel(linger=True), FakeChannel(linger=True)
+    serving = [  # a: TCP and UDP super-packets; b: TCP ones only (an older member of ours)
+        asyncio.create_task(forwarder.serve(to_a, [A], "a", offload=True, udp_offload=True)),
+        asyncio.create_task(forwarder.serve(to_b, [B], "b", offload=True)),
+    ]
+    await settle()
+    to_a_message, to_b_message = udp_between(ME, A), udp_between(ME, B)
+    kernel.send(to_a_message)
+    kernel.send(to_b_message)
+    await settle()
+    assert to_a.sent == [to_a_message]
+    assert to_b.sent == [offload.PLAIN_HEADER + each for each in offload.segments(to_b_message)]
+    assert len(to_b.sent) == 3
+    for task in serving:
+        task.cancel()
+
+
+async def test_udp_super_packets_are_refused_when_our_device_has_no_uso(
+    offload_wire: tuple[Forwarder, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    forwarder, kernel = offload_wire  # TSO only: we never said we take UDP super-packets
+    message = udp_between(A, ME)
+    with caplog.at_level(logging.WARNING), pytest.raises(ChannelClosedError):
+        await forwarder.serve(FakeChannel(message), [A], "a", offload=True, udp_offload=True)
+    with pytest.raises(BlockingIOError):
+        kernel.recv(70_000)
+    assert forwarder.counters.malformed == 1
+    assert "Dropping packets with an offload header that lies" in caplog.messages

@@ -78,3 +78,26 @@ def _run_to_end(coroutine: Coroutine[Any, Any, object]) -> None:
     except StopIteration:
         return
     raise AssertionError("the recorded app awaited something")
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "offload"),
+    [((), {}, True), (("--offload=false",), {}, False), ((), {"WERON_OFFLOAD": "false"}, False)],
+)
+def test_vpn_ethernet_offloads_are_on_unless_turned_off_by_flag_or_environment(
+    monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], env: dict[str, str], offload: bool
+) -> None:
+    started: list[Callable[[Any], Coroutine[Any, Any, object]]] = []
+    monkeypatch.setattr(peers, "run_peer_app", lambda app, *_: started.append(app))
+    result = CliRunner().invoke(
+        cli, ["vpn", "ethernet", *flags, *_JOIN], prog_name="weron", env=env
+    )
+    assert result.exit_code == 0, result.output
+    recorded: list[vpn_ethernet.VpnEthernetConfig] = []
+
+    async def run(config: vpn_ethernet.VpnEthernetConfig, *_: object) -> None:
+        recorded.append(config)
+
+    monkeypatch.setattr(vpn_ethernet, "run", run)
+    _run_to_end(started[0](object()))
+    assert recorded[0].offload is offload

@@ -42,7 +42,7 @@ def test_a_kernel_without_tun_offloads_gives_a_plain_device(
     monkeypatch.setattr(os, "open", lambda *_: next(opened))
     monkeypatch.setattr(os, "close", closed.append)
     monkeypatch.setattr(fcntl, "ioctl", ioctl)
-    assert device._create(device.DeviceKind.TUN, "", True) == (42, "tun7", False)
+    assert device._create(device.DeviceKind.TUN, "", True) == (42, "tun7", False, False)
     assert closed == [41]
     flags = [
         struct.unpack("16sH22x", argument)[1]
@@ -50,3 +50,20 @@ def test_a_kernel_without_tun_offloads_gives_a_plain_device(
         if request == device._TUNSETIFF and isinstance(argument, bytes)
     ]
     assert [bool(each & device._IFF_VNET_HDR) for each in flags] == [True, False]
+
+
+def test_a_kernel_without_udp_offloads_gives_tcp_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TUN_F_USO4/6 refused (Linux < 6.2): TSO alone, on the same descriptor."""
+    asked: list[object] = []
+
+    def ioctl(fd: int, request: int, argument: object) -> bytes:
+        if request == device._TUNSETOFFLOAD:
+            asked.append(argument)
+            if isinstance(argument, int) and argument & device._TUN_F_USO:
+                raise OSError(errno.EINVAL, "Invalid argument")
+        return struct.pack("16sH22x", b"tap7", 0)
+
+    monkeypatch.setattr(os, "open", lambda *_: 41)
+    monkeypatch.setattr(fcntl, "ioctl", ioctl)
+    assert device._create(device.DeviceKind.TAP, "", True) == (41, "tap7", True, False)
+    assert asked == [device._TUN_F_CSUM_TSO | device._TUN_F_USO, device._TUN_F_CSUM_TSO]
