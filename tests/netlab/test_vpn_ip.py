@@ -172,7 +172,7 @@ def test_a_member_restart_heals_by_itself(network: Network) -> None:
     # The second member restarts (a new process, same host): the first reaches it again.
     assert second.stop() == 0
     third = start("ip", "--ips", IPS, "--kicks", "1s", host=second.host)
-    third.wait_for("Connected to signaler")
+    third.wait_for_claimed_addresses()
     (address,) = third.addresses(4)
     deadline = time.monotonic() + 60
     while not first.ping(address, count=1):
@@ -245,7 +245,7 @@ def test_an_ice_failure_is_a_warning_and_is_retried(network: Network) -> None:
     assert warning["local_candidates"] == ["host"], warning
     for host in hosts:
         _block_udp(lab, host, blocked=False)
-    second.wait_for("Connected to signaler")  # its address, claimed alone meanwhile
+    second.wait_for_claimed_addresses()  # its address, claimed alone meanwhile
     (address,) = second.addresses(4)
     deadline = time.monotonic() + 30  # the retry comes within the backoff (3 s, then 6 s)
     while not first.ping(address, count=1):
