@@ -158,11 +158,21 @@ def free_port(host: str) -> int:
 def cpu_seconds(pid: int) -> float:
     """CPU time of every live thread of ``pid`` (/proc/PID/task/*/schedstat, in ns): finer than
     utime+stime's clock ticks (10 ms), too coarse for a short measurement."""
+    return _schedstat(pid, 0) / 1e9
+
+
+def thread_runs(pid: int) -> int:
+    """How many times the threads of ``pid`` were put on a CPU (schedstat's third field): at a
+    slow pace nearly every one is a wake-up of a thread that slept, the cost of a paced path."""
+    return _schedstat(pid, 2)
+
+
+def _schedstat(pid: int, field: int) -> int:
     total = 0
     for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
         with contextlib.suppress(OSError):  # a thread that just ended
-            total += int(stat.read_text().split()[0])
-    return total / 1e9
+            total += int(stat.read_text().split()[field])
+    return total
 
 
 def source_revision() -> dict[str, Any]:

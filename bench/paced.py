@@ -46,6 +46,7 @@ from common import (
     print_rows,
     source_at,
     source_revision,
+    thread_runs,
 )
 from peers_pairs import CONNECTED, start_signaler, utility_argv
 from processes import (
@@ -60,6 +61,7 @@ from processes import (
 FLOOR: Final = (sys.executable, str(HERE / "reference_libdatachannel.py"))
 PACKET_BYTES: Final = 128
 BACKEND: Final = "libdatachannel"
+TWO_PROCESS_FLOOR: Final = "floor 2 processes"
 WARMUP_SECONDS: Final = 0.5  # round trips discarded after the connection opened (at least 3)
 
 
@@ -83,6 +85,10 @@ class Contender:
     url: str  # the signaler's
     server: Child | None = None  # none: the floor
     exchange: Path | None = None  # the floor in two processes: where they swap descriptions
+    cpus: tuple[str, str] | None = None  # taskset CPU lists of the server's and the client's
+
+    def pinned(self, argv: list[str], side: int) -> list[str]:
+        return argv if self.cpus is None else ["taskset", "-c", self.cpus[side], *argv]
 
     @property
     def community(self) -> str:
@@ -102,9 +108,11 @@ class Contender:
         return [*floor, "--role", "ping", "--exchange", str(exchange)]
 
 
-def start_weron(h: Harness, name: str, env: dict[str, str], url: str) -> Contender:
-    contender = Contender(name, env, url)
-    argv = [*contender.latency_argv(), "--server"]
+def start_weron(
+    h: Harness, name: str, env: dict[str, str], url: str, cpus: tuple[str, str] | None = None
+) -> Contender:
+    contender = Contender(name, env, url, cpus=cpus)
+    argv = contender.pinned([*contender.latency_argv(), "--server"], 0)
     server = h.spawn(f"{name} latency server", "server", argv, env=env)
     h.wait_for(lambda: bool(server.logs("Connected to signaler")), 30.0, "server", [server])
     contender.server = server
@@ -128,12 +136,12 @@ def measure(h: Harness, contender: Contender, pause: float, seconds: float) -> d
     exchange = None
     if contender.exchange is not None:  # a fresh echo process, and place to meet it
         exchange = Path(tempfile.mkdtemp(dir=contender.exchange))
-        argv = [*FLOOR, "--role", "echo", "--exchange", str(exchange)]
+        argv = contender.pinned([*FLOOR, "--role", "echo", "--exchange", str(exchange)], 0)
         watched.append(h.spawn(f"{contender.name} echo", "server", argv))
     client = h.spawn(
         f"{contender.name} client {pause:g}s",
         "client",
-        contender.client_argv(pause, exchange),
+        contender.pinned(contender.client_argv(pause, exchange), 1),
         stdout_to_file=True,
         env=contender.env,
     )
@@ -144,9 +152,11 @@ def measure(h: Harness, contender: Contender, pause: float, seconds: float) -> d
         h.wait_for(lambda: len(_round_trips(client)) >= warmup, 30.0, "warm-up", processes)
         first = len(_round_trips(client))
         cpu_first = sum(cpu_seconds(child.pid) for child in processes)
+        runs_first = sum(thread_runs(child.pid) for child in processes)
         h.sleep(seconds, processes)
         last = len(_round_trips(client))
         cpu_last = sum(cpu_seconds(child.pid) for child in processes)
+        runs_last = sum(thread_runs(child.pid) for child in processes)
     finally:
         h.stop(client)
         if exchange is not None:
@@ -161,10 +171,17 @@ def measure(h: Harness, contender: Contender, pause: float, seconds: float) -> d
         "p90_us": percentile(kept, 90),
         "p99_us": percentile(kept, 99),
         "cpu_us_per_round_trip": (cpu_last - cpu_first) / len(kept) * 1e6,
+        "thread_runs_per_round_trip": (runs_last - runs_first) / len(kept),
     }
 
 
-STATS: Final = ("mean_us", "p50_us", "p90_us", "cpu_us_per_round_trip")
+STATS: Final = (
+    "mean_us",
+    "p50_us",
+    "p90_us",
+    "cpu_us_per_round_trip",
+    "thread_runs_per_round_trip",
+)
 
 
 def summarise(
@@ -195,6 +212,10 @@ def summarise(
             for other in names[2:]:  # weron@REV, the two-process floor: weron's over theirs
                 if row["contender"] == "weron":
                     row[f"ratio_over_{other}"] = _ratios(medians["weron"], medians[other])
+            if TWO_PROCESS_FLOOR in medians:  # every contender's, pinned ones too
+                row["ratio_over_two_process_floor"] = _ratios(
+                    medians[row["contender"]], medians[TWO_PROCESS_FLOOR]
+                )
     return rows
 
 
@@ -203,17 +224,33 @@ def _ratios(ours: dict[str, float], theirs: dict[str, float]) -> dict[str, float
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = ("pause", "contender", "mean us", "p50 us", "p90 us", "CPU us/rt", "mean/floor")
+    header = (
+        "pause",
+        "contender",
+        "mean us",
+        "p50 us",
+        "p90 us",
+        "CPU us/rt",
+        "runs/rt",
+        "mean/floor",
+        "mean/floor 2 proc.",
+    )
     cells = [
         (
             f"{row['pause_s'] * 1000:g} ms",
             row["contender"],
             *(number(row[stat]) for stat in STATS),
             number(row["ratio_over_floor"]["mean_us"]),
+            number(row.get("ratio_over_two_process_floor", {}).get("mean_us", math.nan)),
         )
         for row in rows
     ]
     print_rows([header, *cells], (0, 1), sys.stdout)
+
+
+def _cpu_lists(pin: str) -> tuple[str, str]:
+    server, _, client = pin.partition("/")
+    return server, client or server
 
 
 def main() -> int:
@@ -224,7 +261,16 @@ def main() -> int:
         action="store_true",
         help="also the floor with each connection in a process of its own, as weron's peers are",
     )
+    parser.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="SERVER/CLIENT",
+        help="also weron (and with --two-process-floor the two-process floor) with the server's "
+        "and the client's processes pinned to these CPU lists, e.g. 0/0 or 0/1 (repeatable)",
+    )
     args = parser.parse_args()
+    pins = [_cpu_lists(pin) for pin in args.pin]
     profile = QUICK if args.quick else FULL
     rounds = args.rounds or profile.rounds
     raise_terminated_on_sigterm()
@@ -239,7 +285,15 @@ def main() -> int:
                 contenders = [Contender("floor", {}, url), start_weron(h, "weron", {}, url)]
                 if args.two_process_floor:
                     exchange = Path(log_dir)
-                    contenders.append(Contender("floor 2 processes", {}, url, None, exchange))
+                    contenders.append(Contender(TWO_PROCESS_FLOOR, {}, url, None, exchange))
+                for server_cpus, client_cpus in pins:
+                    cpus = (server_cpus, client_cpus)
+                    where = f"cpus {server_cpus}/{client_cpus}"
+                    contenders.append(start_weron(h, f"weron {where}", {}, url, cpus))
+                    if args.two_process_floor:
+                        floor = Contender(f"{TWO_PROCESS_FLOOR} {where}", {}, url, None, exchange)
+                        floor.cpus = cpus
+                        contenders.append(floor)
                 if args.before:
                     source = source_at(args.before, Path(log_dir) / "before")
                     env = {"PYTHONPATH": str(source)}

@@ -9,6 +9,8 @@ machine is shared and noisy), each figure of the overlay reported as a ratio to 
 * ``overlay``: `weron vpn ip` (ethernet) in both hosts;
 * ``before`` (with ``--before REV``): the same with weron's src at REV, for A/B of a change;
 * ``variant`` (with ``--variant ARGS``): the same with more arguments, for A/B of flags;
+* ``pinned`` (with ``--pin FIRST/SECOND``): the same with each host's process pinned to a CPU
+  list, for A/B of CPU affinity;
 * ``wireguard_go``: wireguard-go in both hosts (the mature user-space VPN; skipped when it is
   not installed);
 * ``reference``: the bare path (host to host over the veths and the bridge).
@@ -23,7 +25,8 @@ Targets of the issue: >= 200 Mbit/s iperf3 TCP, <= 0.5 ms median ping through `v
 weron measured here: ~50 Mbit/s, ~0.9 ms).
 
 Usage (root): ``.venv/bin/python bench/vpn.py [--quick] [--rounds N] [--vpn ip|ethernet]
-[--before REV] [--variant ARGS] [--json-out PATH] [--backend NAME] [--mtu N] [--profile DIR]``
+[--before REV] [--variant ARGS] [--pin FIRST/SECOND] [--json-out PATH] [--backend NAME] [--mtu N]
+[--profile DIR]``
 (``--profile`` runs the overlay's members under py-spy, which `.venv/bin/pip install py-spy`
 provides). Progress goes to stderr; stdout gets a table, then one JSON document.
 """
@@ -204,8 +207,10 @@ def weron_vpn(
     name: str,
     env: dict[str, str],
     extra: list[str],
+    cpus: tuple[str, str] | None = None,
 ) -> Running:
-    """`weron vpn ip` (``args.vpn``) in both hosts, connected to each other."""
+    """`weron vpn ip` (``args.vpn``) in both hosts, connected to each other; with ``cpus``,
+    each pinned to its CPU list (taskset)."""
     processes: list[subprocess.Popen[bytes]] = []
     log_paths = []
     for index, host in enumerate(hosts, start=1):
@@ -223,6 +228,8 @@ def weron_vpn(
             "--ice", "", "--dev", "weron0", "--backend", args.backend, "--mtu", str(args.mtu),
             *extra,
         ]  # fmt: skip
+        if cpus is not None:
+            argv = ["taskset", "-c", cpus[index - 1], *argv]
         if args.profile is not None and name == "overlay":
             profile = args.profile / f"{host.namespace}-{time.monotonic_ns()}.txt"
             py_spy = Path(sys.executable).parent / "py-spy"
@@ -392,6 +399,12 @@ def main() -> int:
         help="also measure the VPN with these extra arguments (A/B of flags in one run)",
     )
     parser.add_argument("--vpn", choices=("ip", "ethernet"), default="ip", help="which VPN")
+    parser.add_argument(
+        "--pin",
+        metavar="FIRST/SECOND",
+        help="also measure the VPN with each host's process pinned to these CPU lists "
+        "(taskset), e.g. 0/1 or 0/0",
+    )
     parser.add_argument("--backend", default="libdatachannel", help="WebRTC backend of the VPN")
     parser.add_argument("--mtu", type=int, default=1420, help="MTU of the TUN (TAP) devices")
     parser.add_argument(
@@ -434,6 +447,16 @@ def main() -> int:
                 1,
                 Contender(
                     "variant", lambda: weron_vpn(lab, hosts, log_dir, args, "variant", {}, extra)
+                ),
+            )
+        if args.pin:
+            first, _, second = args.pin.partition("/")
+            cpus = (first, second or first)
+            contenders.insert(
+                1,
+                Contender(
+                    "pinned",
+                    lambda: weron_vpn(lab, hosts, log_dir, args, "pinned", {}, [], cpus),
                 ),
             )
         if shutil.which("wireguard-go") and shutil.which("wg"):
@@ -479,6 +502,7 @@ def main() -> int:
         "rounds": rounds,
         "before": args.before,
         "variant": args.variant,
+        "pin": args.pin,
         "source": source_revision(),
         "figures": figures,
         "runs_mbits": {name: values["mbits"] for name, values in results.items()},
