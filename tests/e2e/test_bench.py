@@ -80,18 +80,27 @@ def test_quick_mesh_benchmark_meshes_every_crowd(tmp_path: Path) -> None:
 
 
 def test_quick_paced_benchmark_measures_weron_next_to_the_engine_floor(tmp_path: Path) -> None:
-    report = run_quick("paced.py", tmp_path, timeout=300)
+    report = run_quick("paced.py", tmp_path, "--two-process-floor", "--pin", "0/0", timeout=300)
     assert report["problems"] == [], report["problems"]
-    assert report["contenders"] == ["floor", "weron"]
+    names = ["floor", "weron", "floor 2 processes", "weron cpus 0/0", "floor 2 processes cpus 0/0"]
+    assert report["contenders"] == names
     rows = {(row["pause_s"], row["contender"]): row for row in report["summary"]}
-    assert set(rows) == {(pause, name) for pause in (0.005, 0.1) for name in ("floor", "weron")}
+    assert set(rows) == {(pause, name) for pause in (0.005, 0.1) for name in names}
+    figures = {"mean_us", "p50_us", "p90_us", "cpu_us_per_round_trip", "thread_runs_per_round_trip"}
     for row in rows.values():
         assert row["round_trips"] > 0, row
         assert 0 < row["p50_us"] <= row["p90_us"], row
         assert row["mean_us"] > 0 and row["cpu_us_per_round_trip"] > 0, row
-        assert set(row["ratio_over_floor"]) == {
-            "mean_us",
-            "p50_us",
-            "p90_us",
-            "cpu_us_per_round_trip",
-        }
+        assert row["thread_runs_per_round_trip"] >= 2, row  # at least each side woke once
+        assert set(row["ratio_over_floor"]) == set(row["ratio_over_two_process_floor"]) == figures
+
+
+def test_quick_wakeup_benchmark_prices_a_wakeup(tmp_path: Path) -> None:
+    report = run_quick("wakeup.py", tmp_path)
+    cases = {(row["case"], row["pause_s"]) for row in report["summary"]}
+    assert ("processes, any CPU", 0.005) in cases
+    assert ("threads, same CPU", 0.02) in cases
+    for row in report["summary"]:
+        assert 0 < row["p50_us"] <= row["p90_us"], row
+        if row["pause_s"] == 0:  # the reference of the paced cases
+            assert row["wakeup_us"] == 0, row
