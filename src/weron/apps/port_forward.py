@@ -658,6 +658,10 @@ class PortForwarder:
                 task.add_done_callback(self._tasks.discard)
             try:
                 await self._forward_tcp(forward, reader, writer)
+            except asyncio.CancelledError:
+                # The way out (close()): ended here, not raised. asyncio before 3.12.x asks a
+                # cancelled handler task for its exception and logs it with a traceback.
+                _reset(writer)
             except BaseException:
                 _reset(writer)
                 raise

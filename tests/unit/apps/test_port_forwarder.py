@@ -339,3 +339,24 @@ async def test_a_channel_whose_close_comes_after_the_timeout_carries_the_next(
     assert len(adapter.opened) == 1
     assert not channel.closed and not adapter.forgotten
     writer.close()
+
+
+async def test_a_connection_cut_short_by_the_way_out_prints_no_traceback(
+    listening: tuple[port_forward.PortForwarder, OpeningAdapter, int],
+) -> None:
+    """Ctrl-C while a local connection is carried: its handler is cancelled. asyncio before
+    3.12.x (the CLI's 3.12.1, 3.11) asks a cancelled handler task for its exception and logs
+    "Exception in callback ... CancelledError" with a traceback."""
+    forwarder, adapter, port = listening
+    reported: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context))
+    channel = FakeChannel(linger=True)
+    adapter.channels.append(channel)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await until(lambda: bool(channel.sent))  # carried: our OPEN is out
+    await forwarder.close()
+    with pytest.raises(ConnectionResetError):  # reset, not left hanging
+        await reader.read()
+    writer.close()
+    await asyncio.sleep(0.05)  # the handler task's done callbacks
+    assert reported == []
