@@ -198,9 +198,11 @@ class Chat:
             unsent = [channel for channel, lines in self._waiting.items() if lines]
             if unsent:
                 self._screen.notice(f"not sent on {', '.join(unsent)}: no peer connected there")
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(self._timeout):
                 await asyncio.gather(*(peer.conn.drain() for peer in self._connected.values()))
+        except TimeoutError:  # what peers have not acknowledged yet is lost with the close
+            log.debug("Closing with data unacknowledged", timeout=self._timeout)
 
 
 async def run(

@@ -166,6 +166,7 @@ class NamedAdapter:
             self._config.watch.name = name
         self._names.put_nowait(name)
         for peer in list(self._id_channels.values()):
+            log.debug("Sending name claim", peer=peer.peer_id, id=name)
             self._spawn(self._send(peer, [negotiation.Claimed(name)]), "claimed")
         for peer_id in list(self._held):
             self._release(peer_id)
@@ -205,7 +206,11 @@ class NamedAdapter:
 
     async def _listen(self, peer: Peer) -> None:
         """Handle the peer's id channel until it closes; a peer that sent keepalives and then
-        falls silent for ``timeout`` is dropped (WebRTC itself takes 15-30 s to notice)."""
+        falls silent for ``timeout`` is dropped (WebRTC itself takes 15-30 s to notice): a
+        connection is offered beside this one, which stays until that one takes over or the
+        session gives up on it. Meanwhile this channel is still read: a peer that was only
+        slow (a stalled process on a loaded machine) may claim its name here yet, and then
+        send on the data channels held for that claim."""
         deadline: float | None = None
         view = self._views.get(peer.peer_id, negotiation.PeerNames())
         while True:
@@ -213,13 +218,15 @@ class NamedAdapter:
                 async with asyncio.timeout_at(deadline):
                     data = await peer.conn.receive()
             except ChannelClosedError:
+                log.debug("Id channel ended", peer=peer.peer_id)
                 return
             except TimeoutError:
                 log.warning(
                     "Peer stopped answering", peer=peer.peer_id, timeout=self._config.timeout
                 )
                 self._adapter.drop(peer.peer_id)
-                return
+                deadline = None  # until it sends a keepalive again
+                continue
             try:
                 messages = negotiation.decode(data)
                 for message in messages:

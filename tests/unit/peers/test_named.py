@@ -9,7 +9,7 @@ import json
 from typing import cast
 
 import pytest
-from tests.unit.fakes import FakeAdapter, FakeChannel
+from tests.unit.fakes import FakeAdapter, FakeChannel, until
 
 from weron.log import configure
 from weron.peers import Peer
@@ -79,3 +79,36 @@ async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_nam
         ("Peer changed its name", "bob2"),
         ("Connected to peer", "bob2"),
     ]
+
+
+async def test_a_peer_silent_for_the_timeout_is_still_heard_when_it_speaks_again() -> None:
+    """A peer that sent keepalives and then nothing for --timeout (a process stalled on a
+    loaded machine, its connection fine) is dropped: a connection is offered beside it. Its
+    id channel is still read, so its claim, when it comes, releases its data channels (not
+    reading it held them for ever: `echo line | weron chat`'s line, sent on one, was lost)."""
+    named = NamedAdapter(
+        "ws://unused",
+        "community",
+        "password",
+        "key",
+        ["data"],
+        cast(Backend, object()),
+        names=["alice"],
+        kicks=0.01,
+        config=AdapterConfig(timeout=0.05),
+    )
+    fake = FakeAdapter()
+    named._adapter = cast(Adapter, fake)
+    await named.open()
+    assert await named.next_name() == "alice"
+
+    bob_id = FakeChannel(
+        message(negotiation.Greeting(("bob",), 1), negotiation.Keepalive()), linger=True
+    )
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, bob_id))
+    fake.arriving.put_nowait(Peer("bob-uuid", "data", FakeChannel(linger=True)))
+    await until(lambda: fake.dropped == ["bob-uuid"])  # silent for --timeout
+    bob_id.push(message(negotiation.Claimed("bob")))
+    peer = await asyncio.wait_for(named.accept(), 5)
+    assert (peer.peer_id, peer.channel_id) == ("bob", "data")
+    await named.close()
