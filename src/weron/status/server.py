@@ -70,6 +70,8 @@ class ControlServer:
             await writer.drain()
         except (ConnectionError, OSError):
             pass  # the client went away
+        except asyncio.CancelledError:
+            pass  # the way out, quietly: asyncio before 3.12.x logs a cancelled handler
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -134,6 +136,8 @@ class MetricsServer:
         self._clients += 1
         try:
             await self._answer(reader, writer)
+        except asyncio.CancelledError:
+            pass  # the way out, quietly: asyncio before 3.12.x logs a cancelled handler
         finally:
             self._clients -= 1
 

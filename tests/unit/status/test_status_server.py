@@ -197,3 +197,32 @@ async def test_metrics_serves_a_bounded_number_of_clients_at_once(
         writer.close()
     finally:
         await server.close()
+
+
+async def test_clients_cut_short_by_the_way_out_print_no_traceback(runtime: Path) -> None:
+    """Ctrl-C while a status or metrics client waits: asyncio.run cancels its handler, and
+    asyncio before 3.12.x (the CLI's 3.12.1, 3.11) asks a cancelled handler task for its
+    exception, logging "Exception in callback ... CancelledError" with a traceback."""
+    reported: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context))
+    path = paths.ensure_runtime_dir(runtime / "weron") / paths.socket_name(2, "chat", "room")
+    control, metrics = ControlServer(path, snapshot), MetricsServer("127.0.0.1", 0, snapshot)
+    await control.start()
+    await metrics.start()
+    before = asyncio.all_tasks()
+    clients = [
+        await asyncio.open_unix_connection(str(path)),
+        await asyncio.open_connection("127.0.0.1", metrics.port),
+    ]
+    await until(lambda: len(asyncio.all_tasks() - before) == 2)  # both handlers wait
+    handlers = asyncio.all_tasks() - before
+    for handler in handlers:
+        handler.cancel()
+    await asyncio.wait(handlers)
+    for reader, writer in clients:
+        assert await reader.read() == b""  # closed, not left hanging
+        writer.close()
+    await control.close()
+    await metrics.close()
+    await asyncio.sleep(0.05)  # the handler tasks' done callbacks
+    assert reported == []
