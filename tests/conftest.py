@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,13 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["tests.store_contract"]
+
+# A suite started in the background by a shell without job control (`.ci/run &` in a script)
+# inherits SIGINT ignored, and so would every command it starts, which then rightly ignores
+# Ctrl-C: the Ctrl-C tests would fail for the shell's sake. Python's handler is put back, so
+# the commands start with SIGINT's default, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _E2E = Path(__file__).parent / "e2e"
 _NETLAB = Path(__file__).parent / "netlab"
