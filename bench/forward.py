@@ -109,7 +109,7 @@ def main() -> int:
             lab,
             (first, second),
             log_dir,
-            argparse.Namespace(backend=args.backend, mtu=1420, profile=None),
+            argparse.Namespace(vpn="ip", backend=args.backend, mtu=1420, profile=None),
             "vpn_ip",
             dict(os.environ),
             [],
