@@ -218,18 +218,26 @@ def _cut_tcp(packet: bytes, size: int) -> list[bytes]:
         tcp_header[13] = segment_flags & ~_CWR if number else segment_flags
         tcp_header[16:18] = b"\0\0"
         length = tcp_length + len(chunk)
-        if version == 4:
-            ip_header[2:4] = (ip_length + length).to_bytes(2, "big")
-            ip_header[4:6] = ((identification + number) & 0xFFFF).to_bytes(2, "big")
-            ip_header[10:12] = b"\0\0"
-            ip_header[10:12] = internet_checksum(bytes(ip_header)).to_bytes(2, "big")
-            pseudo = addresses + bytes([0, _TCP]) + length.to_bytes(2, "big")
-        else:
-            ip_header[4:6] = length.to_bytes(2, "big")
-            pseudo = addresses + length.to_bytes(4, "big") + bytes([0, 0, 0, _TCP])
+        pseudo = _segment_ip_header(ip_header, identification + number, length, addresses, _TCP)
         tcp_header[16:18] = internet_checksum(pseudo + tcp_header + chunk).to_bytes(2, "big")
         cut.append(bytes(ip_header + tcp_header + chunk))
     return cut
+
+
+def _segment_ip_header(
+    ip_header: bytearray, identification: int, length: int, addresses: bytes, protocol: int
+) -> bytes:
+    """Make ``ip_header`` (of a super-packet) one segment's, carrying ``length`` bytes of TCP or
+    UDP (IPv4: total length, ``identification``, header checksum; IPv6: payload length), and
+    return that segment's pseudo-header for the TCP/UDP checksum."""
+    if ip_header[0] >> 4 == 4:
+        ip_header[2:4] = (len(ip_header) + length).to_bytes(2, "big")
+        ip_header[4:6] = (identification & 0xFFFF).to_bytes(2, "big")
+        ip_header[10:12] = b"\0\0"
+        ip_header[10:12] = internet_checksum(bytes(ip_header)).to_bytes(2, "big")
+        return addresses + bytes([0, protocol]) + length.to_bytes(2, "big")
+    ip_header[4:6] = length.to_bytes(2, "big")
+    return addresses + length.to_bytes(4, "big") + bytes([0, 0, 0, protocol])
 
 
 def _cut_udp(packet: bytes, size: int) -> list[bytes]:
@@ -248,15 +256,7 @@ def _cut_udp(packet: bytes, size: int) -> list[bytes]:
         length = _UDP_HEADER + len(chunk)
         udp_header[4:6] = length.to_bytes(2, "big")
         udp_header[6:8] = b"\0\0"
-        if version == 4:
-            ip_header[2:4] = (ip_length + length).to_bytes(2, "big")
-            ip_header[4:6] = ((identification + number) & 0xFFFF).to_bytes(2, "big")
-            ip_header[10:12] = b"\0\0"
-            ip_header[10:12] = internet_checksum(bytes(ip_header)).to_bytes(2, "big")
-            pseudo = addresses + bytes([0, _UDP]) + length.to_bytes(2, "big")
-        else:
-            ip_header[4:6] = length.to_bytes(2, "big")
-            pseudo = addresses + length.to_bytes(4, "big") + bytes([0, 0, 0, _UDP])
+        pseudo = _segment_ip_header(ip_header, identification + number, length, addresses, _UDP)
         checksum = internet_checksum(pseudo + udp_header + chunk) or 0xFFFF
         udp_header[6:8] = checksum.to_bytes(2, "big")
         cut.append(bytes(ip_header + udp_header + chunk))
