@@ -27,9 +27,9 @@ def message(*messages: negotiation.NameMessage) -> bytes:
     return b"".join(negotiation.encode(m) for m in messages)
 
 
-async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_name() -> None:
-    stream = io.StringIO()
-    configure(7, stream=stream)
+async def alice_over_a_fake_adapter(peer_timeout: float) -> tuple[NamedAdapter, FakeAdapter]:
+    """An open named adapter claiming "alice" over a fake adapter (the seam: no signaler, no
+    WebRTC)."""
     named = NamedAdapter(
         "ws://unused",
         "community",
@@ -39,11 +39,18 @@ async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_nam
         cast(Backend, object()),
         names=["alice"],
         kicks=0.01,
-        config=AdapterConfig(timeout=0.01),
+        config=AdapterConfig(timeout=peer_timeout),
     )
     fake = FakeAdapter()
-    named._adapter = cast(Adapter, fake)  # the seam: no signaler, no WebRTC
+    named._adapter = cast(Adapter, fake)
     await named.open()
+    return named, fake
+
+
+async def test_a_peer_that_changes_its_name_is_connected_again_under_the_new_name() -> None:
+    stream = io.StringIO()
+    configure(7, stream=stream)
+    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.01)
     assert await named.next_name() == "alice"
 
     old_id = FakeChannel(message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob")))
@@ -86,20 +93,7 @@ async def test_a_peer_silent_for_the_timeout_is_still_heard_when_it_speaks_again
     loaded machine, its connection fine) is dropped: a connection is offered beside it. Its
     id channel is still read, so its claim, when it comes, releases its data channels (not
     reading it held them for ever: `echo line | weron chat`'s line, sent on one, was lost)."""
-    named = NamedAdapter(
-        "ws://unused",
-        "community",
-        "password",
-        "key",
-        ["data"],
-        cast(Backend, object()),
-        names=["alice"],
-        kicks=0.01,
-        config=AdapterConfig(timeout=0.05),
-    )
-    fake = FakeAdapter()
-    named._adapter = cast(Adapter, fake)
-    await named.open()
+    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.05)
     assert await named.next_name() == "alice"
 
     bob_id = FakeChannel(
