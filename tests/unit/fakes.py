@@ -1,6 +1,6 @@
 """Fakes for the unit tests of what sits on channels and adapters: a message channel without a
-network, an adapter without a signaler, a DHT without libtorrent; and the wait for what they
-make happen."""
+network, an adapter without a signaler, a peer connection and a backend without an engine, a
+DHT without libtorrent; and the wait for what they make happen."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from collections.abc import AsyncIterator, Callable
 from weron.peers import Peer
 from weron.rendezvous.dht import RoomKeys
 from weron.rendezvous.slots import preferred_slot
-from weron.webrtc import ChannelClosedError, echo_on_loop
+from weron.webrtc import (
+    ChannelClosedError,
+    ChannelSpec,
+    DataChannel,
+    LinkStats,
+    PeerConfig,
+    PeerConnection,
+    PeerEvents,
+    echo_on_loop,
+)
 from weron.wireguard.crypto import PrivateKey
 
 
@@ -88,6 +97,46 @@ class FakeChannel:
         self.closed = True
         self.inbox.clear()
         self._arrived.set()
+
+
+class FakeConnection:
+    """A peer connection that negotiates at once and carries nothing; a test overrides what it
+    looks at (channels created, candidates added)."""
+
+    def create_channel(self, spec: ChannelSpec) -> DataChannel:
+        raise AssertionError(f"no channel expected here, got {spec.label!r}")
+
+    async def create_offer(self) -> str:
+        return "offer"
+
+    async def accept_offer(self, sdp: str) -> str:
+        return "answer"
+
+    async def accept_answer(self, sdp: str) -> None:
+        pass
+
+    async def add_candidate(self, candidate: str) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def stats(self) -> LinkStats:
+        return LinkStats()
+
+
+class OneConnectionBackend:
+    """A backend whose every peer connection is ``connection``."""
+
+    def __init__(self, connection: PeerConnection) -> None:
+        self.connection = connection
+
+    @property
+    def name(self) -> str:
+        return "fake"
+
+    def peer_connection(self, config: PeerConfig, events: PeerEvents) -> PeerConnection:
+        return self.connection
 
 
 class FakeAdapter:

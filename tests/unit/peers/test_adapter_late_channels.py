@@ -6,14 +6,14 @@ the connection holds nothing it will not use."""
 from __future__ import annotations
 
 import pytest
-from tests.unit.fakes import FakeChannel
+from tests.unit.fakes import FakeChannel, FakeConnection, OneConnectionBackend
 
 from weron.peers import session as core
 from weron.peers.adapter import Adapter, AdapterConfig, _Link
-from weron.webrtc import ChannelSpec, DataChannel, LinkStats, PeerConfig, PeerConnection, PeerEvents
+from weron.webrtc import ChannelSpec, DataChannel
 
 
-class SilentConnection:
+class SilentConnection(FakeConnection):
     """A connected peer connection whose channels open only when the test says."""
 
     def __init__(self) -> None:
@@ -23,40 +23,11 @@ class SilentConnection:
         self.created.append(FakeChannel(linger=True))
         return self.created[-1]
 
-    async def create_offer(self) -> str:
-        return "offer"
-
-    async def accept_offer(self, sdp: str) -> str:
-        return "answer"
-
-    async def accept_answer(self, sdp: str) -> None:
-        pass
-
-    async def add_candidate(self, candidate: str) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    def stats(self) -> LinkStats:
-        return LinkStats()
-
-
-class SilentBackend:
-    def __init__(self) -> None:
-        self.connection = SilentConnection()
-
-    @property
-    def name(self) -> str:
-        return "fake"
-
-    def peer_connection(self, config: PeerConfig, events: PeerEvents) -> PeerConnection:
-        return self.connection
-
 
 async def late_open(late: list[DataChannel] | None) -> tuple[_Link, FakeChannel]:
     """Open a channel that does not open within the timeout, then let it open."""
-    backend = SilentBackend()
+    connection = SilentConnection()
+    backend = OneConnectionBackend(connection)
     config = AdapterConfig(timeout=0.05, later_labels=lambda label: True)
     adapter = Adapter("ws://127.0.0.1:9/", "c", "pw", "key", [], backend, config=config)
     link = _Link(adapter, core.Open(1, "bob", initiator=False))
@@ -67,7 +38,7 @@ async def late_open(late: list[DataChannel] | None) -> tuple[_Link, FakeChannel]
             await adapter.open_channel("bob", ChannelSpec("app/1"))
         else:
             await adapter.open_channel("bob", ChannelSpec("app/1"), late.append)
-    (channel,) = backend.connection.created
+    (channel,) = connection.created
     link.on_channel(channel)
     return link, channel
 

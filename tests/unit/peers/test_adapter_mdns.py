@@ -5,59 +5,25 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.unit.fakes import FakeConnection, OneConnectionBackend
+
 from weron.peers import session as core
 from weron.peers.adapter import Adapter, _Link
-from weron.webrtc import (
-    ChannelSpec,
-    DataChannel,
-    LinkStats,
-    PeerConfig,
-    PeerConnection,
-    PeerEvents,
-)
 
 HIDDEN = "candidate:1 1 udp 2113937151 0a1b2c3d-0000-4000-8000-000000000001.local 5000 typ host"
 PLAIN = "candidate:2 1 udp 1677729535 203.0.113.9 6000 typ srflx raddr 0.0.0.0 rport 0"
 
 
-class FakeConnection:
+class CountingConnection(FakeConnection):
+    """Records the candidates the engine gets."""
+
     def __init__(self) -> None:
         self.added: list[str] = []
         self.changed = asyncio.Event()
 
-    def create_channel(self, spec: ChannelSpec) -> DataChannel:
-        raise AssertionError("the answering side creates no channel")
-
-    async def create_offer(self) -> str:
-        return "offer"
-
-    async def accept_offer(self, sdp: str) -> str:
-        return "answer"
-
-    async def accept_answer(self, sdp: str) -> None:
-        pass
-
     async def add_candidate(self, candidate: str) -> None:
         self.added.append(candidate)
         self.changed.set()
-
-    async def close(self) -> None:
-        pass
-
-    def stats(self) -> LinkStats:
-        return LinkStats()
-
-
-class FakeBackend:
-    def __init__(self) -> None:
-        self.connection = FakeConnection()
-
-    @property
-    def name(self) -> str:
-        return "fake"
-
-    def peer_connection(self, config: PeerConfig, events: PeerEvents) -> PeerConnection:
-        return self.connection
 
 
 class SlowResolver:
@@ -78,7 +44,7 @@ class SlowResolver:
         self.closed = True
 
 
-async def added_after(connection: FakeConnection, count: int) -> list[str]:
+async def added_after(connection: CountingConnection, count: int) -> list[str]:
     async with asyncio.timeout(10):
         while len(connection.added) < count:
             connection.changed.clear()
@@ -86,12 +52,13 @@ async def added_after(connection: FakeConnection, count: int) -> list[str]:
     return connection.added
 
 
-def link_with(resolver: SlowResolver) -> tuple[_Link, FakeConnection]:
-    backend = FakeBackend()
+def link_with(resolver: SlowResolver) -> tuple[_Link, CountingConnection]:
+    connection = CountingConnection()
+    backend = OneConnectionBackend(connection)
     adapter = Adapter("ws://127.0.0.1:9/", "c", "pw", "key", ["chat"], backend)
     adapter.mdns = resolver  # type: ignore[assignment]
     link = _Link(adapter, core.Open(1, "browser", initiator=False))
-    return link, backend.connection
+    return link, connection
 
 
 async def test_local_candidate_is_added_with_its_address_after_others() -> None:
