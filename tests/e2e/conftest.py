@@ -129,5 +129,7 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(signaler_factory: StartSignaler, postgres_url: str, redis_url: str) -> Cluster:
+def cluster(postgres_url: str, redis_url: str, signaler_factory: StartSignaler) -> Cluster:
+    # The database first, the signalers last: fixtures end in reverse, so the signalers stop
+    # before their database is dropped (else each one's shutdown waits out a lost database).
     return Cluster(signaler_factory, postgres_url, redis_url)

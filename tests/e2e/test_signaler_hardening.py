@@ -200,7 +200,7 @@ async def test_bcrypt_flood_from_one_source_does_not_starve_others(
     await guarded.close()
 
 
-async def test_hostile_names(signaler_factory: StartSignaler, postgres_url: str) -> None:
+async def test_hostile_names(postgres_url: str, signaler_factory: StartSignaler) -> None:
     signaler = signaler_factory("--postgres-url", postgres_url, "--api-password", "api-secret")
     for name in ("esc\x1b[31mred", "nul\x00", "crlf\r\ninjected"):
         try:

@@ -142,7 +142,7 @@ async def test_sigkilled_instance_replaced_with_cleanup_leaves_correct_counts(
 
 
 async def test_relaying_resumes_after_a_redis_restart(
-    signaler_factory: StartSignaler, postgres_url: str, own_redis: RedisServer
+    postgres_url: str, own_redis: RedisServer, signaler_factory: StartSignaler
 ) -> None:
     cluster = Cluster(signaler_factory, postgres_url, own_redis.url)
     one, two = cluster.start(), cluster.start()
