@@ -6,6 +6,11 @@ protocol allows but no honest peer would. Built on the library, run as a process
 Actions:
   introductions N          N introductions under fresh random ids, in one burst
   forge ID [ID ...]        introductions under other members' ids, every 0.1 s
+  gonet-cards ID [ID ...]  gonet cards (IDs: members' public keys) in each other's names, to
+                           loopback addresses of sockets it holds: one to a member that
+                           introduces itself (and to the others, in its name), then, each
+                           time a member's card passes by, MAX_CARDS to its recipient; prints
+                           "answered ID" once the cards for ID's introduction went out
   kick NAME [NAME ...]     connect to everyone on the chat channels, then kick (and back off)
                            every NAME on each id channel, every 0.1 s, without holding any
   echo-claims TIMESTAMP    connect to everyone on the chat channels, greet with TIMESTAMP (1:
@@ -27,17 +32,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
+import socket
 import time
 import uuid
+from collections.abc import Iterator
 
 from weron.net import port_forward
 from weron.peers import Peer, names
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.peers.named import NamedAdapter
+from weron.rendezvous.card import Card
 from weron.signaler_client.client import SignalingClient, SignalingSession
-from weron.signaler_client.messages import Introduction
+from weron.signaler_client.messages import EXCHANGE_TYPES, Exchange, Introduction, MessageType
 from weron.webrtc import ChannelClosedError, ChannelSpec
 from weron.webrtc.backends import load_backend
+from weron.wireguard.keys import decode_key
+from weron.wireguard.nat.paths import MAX_CARDS, Candidate, Kind
 
 
 async def _introductions(session: SignalingSession, count: int) -> None:
@@ -52,6 +63,37 @@ async def _forge(session: SignalingSession, ids: list[str]) -> None:
         for victim in ids:
             await session.send(Introduction(victim))
         await asyncio.sleep(0.1)
+
+
+async def _gonet_cards(session: SignalingSession, ids: list[str]) -> None:
+    """Forged cards: a first one before a newcomer can meet the others, a flood after every
+    genuine card (no path works yet on the recipient's side when it comes)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(type=socket.SOCK_DGRAM)) for _ in range(32)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        ports: Iterator[int] = itertools.cycle(sock.getsockname()[1] for sock in sockets)
+
+        async def forge(victim: str, recipient: str) -> None:
+            card = Card(decode_key(victim), (Candidate(Kind.HOST, ("127.0.0.1", next(ports))),))
+            await session.send(Exchange(MessageType.ANSWER, victim, recipient, card.encode()))
+
+        print("ready", flush=True)
+        async for message in session:
+            if isinstance(message, Introduction) and message.sender in ids:
+                for other in ids:
+                    if other != message.sender:
+                        await forge(other, message.sender)
+                        await forge(message.sender, other)
+                print("answered", message.sender, flush=True)
+            elif (
+                isinstance(message, Exchange)
+                and message.type in EXCHANGE_TYPES - {MessageType.CANDIDATE}
+                and message.sender in ids
+                and message.recipient in ids
+            ):
+                for _ in range(MAX_CARDS):
+                    await forge(message.sender, message.recipient)
 
 
 async def _kick(peer: Peer, targets: list[str]) -> None:
@@ -175,6 +217,8 @@ async def main(args: argparse.Namespace) -> None:
     session = await client.connect()
     if args.action == "introductions":
         await _introductions(session, int(args.targets[0]))
+    elif args.action == "gonet-cards":
+        await _gonet_cards(session, args.targets)
     else:
         await _forge(session, args.targets)
     await asyncio.Event().wait()  # stay a member until killed
@@ -186,7 +230,15 @@ if __name__ == "__main__":
         parser.add_argument(flag, required=True)
     parser.add_argument(
         "action",
-        choices=["introductions", "forge", "kick", "echo-claims", "claim", "forward"],
+        choices=[
+            "introductions",
+            "forge",
+            "gonet-cards",
+            "kick",
+            "echo-claims",
+            "claim",
+            "forward",
+        ],
     )
     parser.add_argument("targets", nargs="+")
     with contextlib.suppress(KeyboardInterrupt):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +11,10 @@ from pathlib import Path
 from tests.e2e.chat import GONET, GonetProcess
 from tests.e2e.conftest import StartSignaler
 from tests.e2e.processes import free_port
+from tests.e2e.test_hostile_member import hostile
+from weron.rendezvous.room import Room, derive
+from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.keys import encode_key
 
 ROOM = "lobby/room/secret"
 StartGonet = Callable[..., GonetProcess]
@@ -153,3 +159,41 @@ def test_a_line_to_a_member_killed_mid_chat_is_reported_not_delivered(
     assert not any("not delivered" in line for line in carol.output())
     assert [line for line in alice.output() if "not delivered" in line] == [report]
     assert alice.stop() == 0 and carol.stop() == 0
+
+
+def test_cards_forged_through_the_signaler_before_and_after_the_genuine_ones_are_harmless(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet, tmp_path: Path
+) -> None:
+    """Mallory has the room key (tests/e2e/hostile.py, gonet-cards): each member's first card
+    of the other is one she wrote in its name (bob is held with SIGSTOP while carol joins,
+    so that hers reaches carol before bob's offer), and right after each genuine card passes
+    by she writes MAX_CARDS more, to sockets of hers. Bob and carol meet and chat all the
+    same: the genuine card stays and is punched for its trial, the extra cards are ignored."""
+    signaler = signaler_factory()
+    keys = {name: PrivateKey.generate() for name in ("bob", "carol")}
+    for name, key in keys.items():
+        (tmp_path / f"{name}.key").write_text(encode_key(key.raw()) + "\n")
+    ids = [encode_key(key.public) for key in keys.values()]
+    secrets = derive(Room.parse(ROOM))
+    community = (secrets.community, secrets.password, secrets.signaling_key)
+
+    def start(name: str) -> GonetProcess:
+        identity = str(tmp_path / f"{name}.key")
+        return gonet_factory(signaler.ws_url, ROOM, "--name", name, "--identity", identity)
+
+    with hostile(signaler, tmp_path, "gonet-cards", *ids, community=community) as mallory:
+        assert mallory.stdout is not None
+        bob = start("bob")
+        assert mallory.stdout.readline().split() == ["answered", ids[0]]
+        os.kill(bob.process.pid, signal.SIGSTOP)
+        try:
+            carol = start("carol")
+            assert mallory.stdout.readline().split() == ["answered", ids[1]]
+        finally:
+            os.kill(bob.process.pid, signal.SIGCONT)
+        bob.wait_for("+carol")
+        carol.wait_for("+bob")
+        bob.say("forged cards changed nothing")
+        carol.wait_for("bob: forged cards changed nothing")
+        for member in (bob, carol):
+            member.wait_for_log("Ignoring a card while those held for its key are on trial")

@@ -26,7 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def hostile(signaler: SignalerProcess, tmp_path: Path, *args: str) -> Iterator[None]:
+def hostile(
+    signaler: SignalerProcess,
+    tmp_path: Path,
+    *args: str,
+    community: tuple[str, str, str] = ("chatroom", "pw", "mykey"),
+) -> Iterator[subprocess.Popen[str]]:
+    """tests/e2e/hostile.py in ``community`` (name, password, key), once it said "ready"."""
+    name, password, key = community
     command = [
         sys.executable,
         "-m",
@@ -34,11 +41,11 @@ def hostile(signaler: SignalerProcess, tmp_path: Path, *args: str) -> Iterator[N
         "--raddr",
         signaler.ws_url,
         "--community",
-        "chatroom",
+        name,
         "--password",
-        "pw",
+        password,
         "--key",
-        "mykey",
+        key,
         *args,
     ]
     log = (tmp_path / f"hostile-{time.monotonic_ns()}.log").open("wb")
@@ -48,7 +55,7 @@ def hostile(signaler: SignalerProcess, tmp_path: Path, *args: str) -> Iterator[N
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready", "the hostile member did not start"
-        yield
+        yield process
     finally:
         process.kill()
         process.wait()

@@ -276,8 +276,9 @@ class GonetChat:
     async def converse(self, lines: asyncio.Queue[str | None]) -> None:
         """Meet the members the rendezvous brings and say the lines typed until the end of
         input; then what was said is delivered or reported before leaving is announced
-        (announced as well when cancelled or failed). A rendezvous that cannot let us in
-        raises :class:`RendezvousError`. Every task started here has ended on return."""
+        (announced as well when cancelled or failed). A rendezvous that cannot let us in,
+        or whose members end, raises :class:`RendezvousError`. Every task started here has
+        ended on return."""
         loops = (self._join(), self._meet(), self._beat(), self._send_due(), self._announcing())
         background = [asyncio.create_task(loop) for loop in loops]
         try:
@@ -326,8 +327,11 @@ class GonetChat:
             self._screen.line(f"{shown}!")
 
     async def _meet(self) -> None:
+        """Meet the members the rendezvous brings. It brings them for as long as the chat
+        lasts: if it stops, no member can find us any more, and the chat ends saying so."""
         async for card in self._rendezvous.members():
             self.meet(card)
+        raise RendezvousError("the rendezvous ended: no member can meet us any more")
 
     def meet(self, card: Card) -> None:
         """A card from the rendezvous: a tunnel to its member, and our hello through it. A

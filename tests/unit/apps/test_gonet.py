@@ -87,12 +87,13 @@ class FakeTunnels:
 
 
 class FakeRendezvous:
-    """Hands out the cards a test puts in ``cards``; lets us in once ``let_in`` is set (or
-    raises ``failure`` then); records the cards we announce, each once ``announcing`` is set
-    (while it is not, the announcement waits in ``pending``)."""
+    """Hands out the cards a test puts in ``cards`` (None: no more, its members end); lets
+    us in once ``let_in`` is set (or raises ``failure`` then); records the cards we announce,
+    each once ``announcing`` is set (while it is not, the announcement waits in
+    ``pending``)."""
 
     def __init__(self) -> None:
-        self.cards: asyncio.Queue[Card] = asyncio.Queue()
+        self.cards: asyncio.Queue[Card | None] = asyncio.Queue()
         self.let_in = asyncio.Event()
         self.failure: Exception | None = None
         self.announced: list[Card] = []
@@ -102,8 +103,8 @@ class FakeRendezvous:
         self.interrupted: list[Card] = []
 
     async def members(self) -> AsyncIterator[Card]:
-        while True:
-            yield await self.cards.get()
+        while (card := await self.cards.get()) is not None:
+            yield card
 
     async def joined(self) -> None:
         await self.let_in.wait()
@@ -564,6 +565,21 @@ async def test_a_rendezvous_that_cannot_let_us_in_ends_the_chat_saying_why() -> 
     with pytest.raises(RendezvousError, match=r"^cannot join the room: no DHT node answers$"):
         await asyncio.wait_for(room.chat.converse(lines), 5)
     assert "alice!" not in room.shown()  # no name of ours: we never joined
+    assert asyncio.all_tasks() == before
+
+
+async def test_a_rendezvous_whose_members_end_ends_the_chat_saying_so() -> None:
+    """No member can meet us any more: the chat ends with a :class:`RendezvousError` (said
+    to the user without a traceback), not a bare CancelledError; leaving is announced."""
+    room = Room()
+    room.rendezvous.let_in.set()
+    room.rendezvous.cards.put_nowait(card(room.bob, "192.0.2.1"))
+    room.rendezvous.cards.put_nowait(None)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()  # input still open: no end of input
+    before = asyncio.all_tasks()
+    with pytest.raises(RendezvousError, match=r"^the rendezvous ended: "):
+        await asyncio.wait_for(room.chat.converse(lines), 5)
+    assert room.tunnels.to(room.bob)[-1] == Bye()
     assert asyncio.all_tasks() == before
 
 

@@ -32,12 +32,24 @@ KEEPALIVE: Final = 2.0  # persistent keepalive: NAT mappings stay, silence means
 DEAD_AFTER: Final = 6.0
 MAX_CANDIDATES: Final = 8  # tried of each card
 MAX_CARDS: Final = 4  # distinct cards in one peer's name whose candidates are all tried
+# A card held is punched this long before a newer card may take its place: a flood of cards
+# in one name cannot push a card out untried, and new cards come in at most MAX_CARDS - 1 per
+# TRIAL, so punching restarts (each new card's) leave DIRECT_BOUND to the relay in between.
+TRIAL: Final = 4 * DIRECT_BOUND
 
 
 class Kind(StrEnum):
     HOST = "host"
     SRFLX = "srflx"
     RELAY = "relay"
+
+
+class Taken(StrEnum):
+    """What became of a card handed to :meth:`PeerPaths.update`."""
+
+    NEW = "new"  # its candidates join those punched; punching starts again
+    HELD = "held"  # held already: nothing changes
+    REFUSED = "refused"  # every card held is on trial or kept: this one is ignored
 
 
 class Route(StrEnum):
@@ -75,13 +87,18 @@ class PeerPaths:
     probe, whether the path was just lost, and the route in use.
 
     Cards come from the rendezvous, where anyone with the room's key can write one in the
-    peer's name. So a card only adds candidates: those of the last ``MAX_CARDS`` distinct
-    cards are all tried, and so is the endpoint the peer's authenticated packets came from
+    peer's name. So a card only adds candidates: those of up to ``MAX_CARDS`` distinct cards
+    are all tried, and so is the endpoint the peer's authenticated packets came from
     (``proven``), which no card takes away. A forged card costs a few probes, never the path.
+    When all slots are taken, a new card replaces the oldest one that was punched for its
+    ``TRIAL``, except the first card and the one holding ``proven``; if there is none, the new
+    card is refused. So a flood in the peer's name never pushes out the first card, nor any
+    card before it was tried (see docs/gonet-cards.md).
     """
 
     def __init__(self, candidates: tuple[Candidate, ...], started: float) -> None:
-        self.cards: list[tuple[Candidate, ...]] = []  # newest first
+        self._since: dict[tuple[Candidate, ...], float] = {}  # each card held: when it came
+        self._first = candidates[:MAX_CANDIDATES]  # kept for good: a flood cannot push it out
         self.candidates: tuple[Candidate, ...] = ()  # of every card, interleaved
         self.proven: Endpoint | None = None
         self.started = started  # when punching (re)started
@@ -90,31 +107,42 @@ class PeerPaths:
         self._relay_endpoints: frozenset[Endpoint] = frozenset()
         self.update(candidates, started)
 
-    def update(self, candidates: tuple[Candidate, ...], now: float) -> bool:
-        """A card from the rendezvous: its candidates join those of the cards before it;
-        punching starts again if the card is new. Whether it was."""
+    @property
+    def cards(self) -> list[tuple[Candidate, ...]]:
+        """The cards held, newest first."""
+        return list(reversed(self._since))
+
+    def update(self, candidates: tuple[Candidate, ...], now: float) -> Taken:
+        """A card from the rendezvous: its candidates join those of the cards held (punching
+        starts again), unless all slots are taken by cards that stay for now."""
         card = candidates[:MAX_CANDIDATES]
-        new = card not in self.cards
-        if not new:
-            self.cards.remove(card)
-        self.cards.insert(0, card)
-        if len(self.cards) > MAX_CARDS:
-            # The oldest card goes, unless it holds the proven path: then the oldest other.
-            unproven = [c for c in self.cards if all(x.endpoint != self.proven for x in c)]
-            self.cards.remove(unproven[-1] if unproven else self.cards[-1])
+        if card in self._since:
+            return Taken.HELD
+        if len(self._since) >= MAX_CARDS:
+            tried = [
+                c
+                for c in self._since
+                if c != self._first
+                and now - self._since[c] >= TRIAL
+                and all(x.endpoint != self.proven for x in c)
+            ]
+            if not tried:
+                return Taken.REFUSED
+            del self._since[min(tried, key=self._since.__getitem__)]
+        self._since[card] = now
         merged: dict[Endpoint, Candidate] = {}
+        held_cards = self.cards
         for rank in range(MAX_CANDIDATES):  # each card's first candidates first
-            for held in self.cards:
+            for held in held_cards:
                 if rank < len(held):
                     merged.setdefault(held[rank].endpoint, held[rank])
         self.candidates = tuple(merged.values())
         self._relay_endpoints = frozenset(
             c.endpoint for c in self.candidates if c.kind is Kind.RELAY
         )
-        if new:
-            self.started = now
-            self.last_probe = -float("inf")
-        return new
+        self.started = now
+        self.last_probe = -float("inf")
+        return Taken.NEW
 
     def route(self, endpoint: Endpoint | None) -> Route | None:
         """How packets to ``endpoint`` travel: through a relay (ours, or the peer's relayed

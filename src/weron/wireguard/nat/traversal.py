@@ -20,7 +20,15 @@ from weron.net.endpoints import Endpoint, Relayed
 from weron.wireguard.device import WireGuardPeer
 from weron.wireguard.endpoint import WireGuardEndpoint
 from weron.wireguard.nat.discover import resolve
-from weron.wireguard.nat.paths import KEEPALIVE, PUNCH_INTERVAL, Candidate, Kind, PeerPaths, Route
+from weron.wireguard.nat.paths import (
+    KEEPALIVE,
+    PUNCH_INTERVAL,
+    Candidate,
+    Kind,
+    PeerPaths,
+    Route,
+    Taken,
+)
 from weron.wireguard.nat.stun import StunAgent, StunError, binding, is_stun
 from weron.wireguard.nat.turn import TurnClient, TurnError, TurnServer, is_channel_data
 
@@ -125,7 +133,8 @@ class Traversal:
         now = self._wg.now
         known = self._paths.get(peer.public_key)
         if known is not None:
-            known[1].update(candidates, now)
+            if known[1].update(candidates, now) is Taken.REFUSED:
+                log.debug("Ignoring a card while those held for its key are on trial")
             return
         paths = PeerPaths(candidates, now)
         self._paths[peer.public_key] = (peer, paths)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from weron.net.endpoints import Relayed
@@ -14,10 +16,12 @@ from weron.wireguard.nat.paths import (
     PUNCH_INTERVAL,
     SLOW_AFTER,
     SLOW_PUNCH_INTERVAL,
+    TRIAL,
     Candidate,
     Kind,
     PeerPaths,
     Route,
+    Taken,
 )
 
 NEVER = -float("inf")
@@ -136,21 +140,55 @@ def test_a_forged_card_adds_candidates_and_never_takes_the_path_away() -> None:
     assert targets[0] == SRFLX.endpoint  # where the peer's authenticated packets came from
 
 
+def forged_cards(count: int) -> list[tuple[Candidate, ...]]:
+    return [forged_card(n) for n in range(count)]
+
+
+def forged_card(n: int) -> tuple[Candidate, ...]:
+    return (Candidate(Kind.HOST, (f"203.0.{113 + n // 60000}.66", 1024 + n % 60000)),)
+
+
 def test_cards_in_one_name_are_all_tried_bounded_and_the_proven_one_is_kept() -> None:
     genuine = (HOST, SRFLX)
+    paths = PeerPaths((FORGED,), 0.0)  # a forged card came first: it stays, as first cards do
+    assert paths.update(genuine, 0.5) is Taken.NEW
+    paths.step(1.0, 1.0, SRFLX.endpoint, relay=False)  # the genuine path proven
+    forged = forged_cards(MAX_CARDS)
+    assert [paths.update(card, 2.0) for card in forged] == [Taken.NEW] * 2 + [Taken.REFUSED] * 2
+    later = 2.0 + TRIAL  # the two on trial were tried: the next two take their slots
+    assert [paths.update(card, later) for card in forged[2:]] == [Taken.NEW] * 2
+    assert paths.update(forged[-1], later + 1) is Taken.HELD  # punching goes on
+    assert len(paths.cards) == MAX_CARDS and genuine in paths.cards and (FORGED,) in paths.cards
+    assert forged[0] not in paths.cards and forged[1] not in paths.cards
+    targets, _ = paths.step(later + DEAD_AFTER, 1.0, SRFLX.endpoint, relay=False)
+    assert targets[0] == SRFLX.endpoint and HOST.endpoint in targets
+    assert len(targets) == 2 + MAX_CARDS - 1  # bounded: the genuine two, one of each other
+
+
+def test_a_flood_of_cards_before_any_path_never_pushes_out_a_card_untried() -> None:
+    """A hostile member writes card after card in a peer's name before any path to it was
+    proven: the first card stays, every card held is punched for its whole trial, and new
+    cards take turns at most ``MAX_CARDS - 1`` per ``TRIAL`` (bounded memory and probes)."""
+    genuine = (HOST, SRFLX)
     paths = PeerPaths(genuine, 0.0)
-    paths.step(1.0, 1.0, SRFLX.endpoint, relay=False)  # its path proven
-    forged = [(Candidate(Kind.HOST, ("203.0.113.66", 7000 + n)),) for n in range(MAX_CARDS)]
-    for card in forged:
-        assert paths.update(card, 2.0)
-    assert not paths.update(forged[-1], 3.0)  # a card held already: punching goes on
-    assert len(paths.cards) == MAX_CARDS and genuine in paths.cards  # the oldest forged went
-    assert forged[0] not in paths.cards
-    targets, _ = paths.step(2.0 + DEAD_AFTER, 1.0, SRFLX.endpoint, relay=False)
-    assert HOST.endpoint in targets and SRFLX.endpoint in targets
-    assert len(targets) == 1 + MAX_CARDS  # bounded: one each of the forged ones kept
-    # Without a proven path every card is alike: the oldest goes, the genuine one included.
-    fresh = PeerPaths(genuine, 0.0)
-    for card in forged:
-        fresh.update(card, 1.0)
-    assert genuine not in fresh.cards and len(fresh.cards) == MAX_CARDS
+    flood = map(forged_card, itertools.count())
+    taken = [paths.update(next(flood), 0.1 * n) for n in range(100)]  # 10 s of flood
+    assert genuine in paths.cards and len(paths.cards) == MAX_CARDS
+    assert taken.count(Taken.NEW) == MAX_CARDS - 1  # the others were refused
+    targets, _ = paths.step(10.0, NEVER, None, relay=False)
+    assert HOST.endpoint in targets and SRFLX.endpoint in targets and len(targets) == 5
+    now = 10.0
+    while now < 10 * TRIAL:  # the flood goes on: the genuine card is never pushed out
+        paths.update(next(flood), now)
+        assert genuine in paths.cards and len(paths.cards) == MAX_CARDS
+        now += 0.1
+    # A genuine card that came second, into a free slot, is punched for its whole trial.
+    second = PeerPaths((FORGED,), 0.0)
+    assert second.update(genuine, 0.1) is Taken.NEW
+    held_until = 0.1
+    now = 0.2
+    while genuine in second.cards:
+        second.update(next(flood), now)
+        held_until = now
+        now += 0.1
+    assert held_until >= 0.1 + TRIAL - 0.1  # untouched while on trial, then replaced
