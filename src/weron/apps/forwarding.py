@@ -22,6 +22,7 @@ networks through the overlay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import asdict, dataclass
@@ -46,12 +47,15 @@ log = get_logger(__name__)
 _READ_SIZE: Final = VNET_HEADER_SIZE + 65_535 + 14
 _ADDRESSES_WITHIN: Final = 40  # bytes of a packet that hold its addresses (an IPv6 header)
 # Said on an offload channel (serve_offloads) to tell the peer we read it, followed by
-# UDP_HELLO when we take UDP super-frames too; shorter than any header and frame
-# (_SHORTEST_FRAME), so never taken for one.
+# HEARD_HELLO once we heard the peer's, then UDP_HELLO when we take UDP super-frames too;
+# shorter than any header and frame (_SHORTEST_FRAME), so never taken for one.
 OFFLOAD_HELLO: Final = b"vnet-hdr"
+HEARD_HELLO: Final = b" heard"
 UDP_HELLO: Final = b" udp-l4"
 _SHORTEST_FRAME: Final = VNET_HEADER_SIZE + 14
 _OFFLOAD_LINK_WAIT: Final = 30.0  # seconds an offload channel waits for its peer's link
+HELLO_AGAIN: Final = 1.0  # seconds between our hellos while the peer has not heard one
+HELLOS: Final = 10  # at most: Go peers and our versions before HEARD_HELLO never say they heard
 
 
 @dataclass(slots=True)
@@ -71,6 +75,45 @@ class Counters:
 
     def as_fields(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class OffloadHellos:
+    """The hellos on an offload channel, without I/O. The channel is unreliable (frames are
+    never sent again), so any hello may be lost, both first ones included (but not for
+    arriving before the channel's receiver is set: both engines hold it): ours goes again
+    until the peer says it heard it (at most :data:`HELLOS` in all), and a hello that says
+    the peer has not heard ours yet is answered (as often as a peer of ours says it)."""
+
+    udp: bool  # we take UDP super-frames
+    said: int = 0
+    heard: bool = False  # the peer's hello
+    acknowledged: bool = False  # ours, by the peer
+
+    def hello(self) -> bytes:
+        self.said += 1
+        return (
+            OFFLOAD_HELLO + (HEARD_HELLO if self.heard else b"") + (UDP_HELLO if self.udp else b"")
+        )
+
+    def again(self) -> bytes | None:
+        """Our hello once more, or None: acknowledged, or said :data:`HELLOS` times."""
+        if self.acknowledged or self.said >= HELLOS:
+            return None
+        return self.hello()
+
+    def receive(self, message: bytes) -> tuple[bytes | None, bool]:
+        """The peer's hello: our answer (None if it heard ours), and whether it is the
+        first one heard (from then on it gets offloads)."""
+        words = message.split()[1:]
+        first = not self.heard
+        self.heard = True
+        if HEARD_HELLO.strip() in words:
+            self.acknowledged = True
+            return None, first
+        if self.said >= 2 * HELLOS:  # as many answers as a peer's hellos: no more to flood
+            return None, first
+        return self.hello(), first
 
 
 @dataclass(slots=True, eq=False)
@@ -248,9 +291,9 @@ class Forwarder:
         packet channel, which stays plain: a virtio-net header and a frame, maybe a
         super-frame, in each message. Only the offering member opens it, and a Go peer
         accepts but never reads it, so each side says :data:`OFFLOAD_HELLO` on it (with
-        :data:`UDP_HELLO` if it takes UDP super-frames), again on first hearing the peer's
-        hello (one may be lost), and sends its frames there only once it heard one; back on
-        the packet channel when it closes."""
+        :data:`UDP_HELLO` if it takes UDP super-frames; :class:`OffloadHellos`: again until
+        the peer heard it), and sends its frames there only once it heard one; back on the
+        packet channel when it closes."""
         if not self._device.offload:
             channel.close()
             return
@@ -266,28 +309,35 @@ class Forwarder:
         link = self._by_peer[peer]
         loop = asyncio.get_running_loop()
         frames = self._receiver(link, offload=True)
-        hello = OFFLOAD_HELLO + (UDP_HELLO if self._device.udp_offload else b"")
-        heard = False
+        hellos = OffloadHellos(self._device.udp_offload)
+        serving = True
 
-        def hear(udp: bool) -> None:  # on the loop
-            if link in self._links:
-                link.send_on(channel, offload=True, udp=udp and self._device.udp_offload)
-                channel.send_nowait(hello)
+        def hear(message: bytes) -> None:  # on the loop
+            answer, first = hellos.receive(message)
+            if not serving:
+                return
+            if answer is not None:
+                with contextlib.suppress(ChannelClosedError):
+                    channel.send_nowait(answer)
+            if first and link in self._links:
+                udp = message.endswith(UDP_HELLO) and self._device.udp_offload
+                link.send_on(channel, offload=True, udp=udp)
                 log.debug("Sending offloads", peer=peer, udp=link.udp)
 
         def receive(message: bytes) -> None:
-            nonlocal heard
             if len(message) >= _SHORTEST_FRAME or not message.startswith(OFFLOAD_HELLO):
                 frames(message)  # refused, with a log line, if it is too short for a frame
-            elif not heard:  # later hellos: the peer's answer to ours
-                heard = True
-                loop.call_soon_threadsafe(hear, message.endswith(UDP_HELLO))
+            else:
+                loop.call_soon_threadsafe(hear, message)
 
         channel.set_receiver(receive, any_thread=True)
+        repeating = asyncio.create_task(_hello_again(channel, hellos))
         try:
-            channel.send_nowait(hello)
+            channel.send_nowait(hellos.hello())
             await channel.receive()  # returns only by raising, once the channel closed
         finally:
+            serving = False
+            repeating.cancel()
             channel.set_receiver(_discard)
             if link.channel is channel:
                 link.send_on(link.primary, offload=False, udp=False)
@@ -348,6 +398,16 @@ class Forwarder:
                     log.debug("The device refused a packet", peer=peer, error=str(exc))
 
         return receive
+
+
+async def _hello_again(channel: DataChannel, hellos: OffloadHellos) -> None:
+    """Our hello every :data:`HELLO_AGAIN` until the peer heard it (or we gave up)."""
+    with contextlib.suppress(ChannelClosedError):
+        while True:
+            await asyncio.sleep(HELLO_AGAIN)
+            if (hello := hellos.again()) is None:
+                return
+            channel.send_nowait(hello)
 
 
 def _discard(_packet: bytes) -> None:

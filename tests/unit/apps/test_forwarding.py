@@ -20,7 +20,8 @@ from tests.unit.net.test_offload import (
 )
 from tests.unit.net.test_packets import ipv4
 
-from weron.apps.forwarding import OFFLOAD_HELLO, Forwarder
+from weron.apps import forwarding
+from weron.apps.forwarding import HEARD_HELLO, HELLOS, OFFLOAD_HELLO, Forwarder, OffloadHellos
 from weron.net import claims, offload
 from weron.net.device import Device, DeviceKind
 from weron.net.packets import (
@@ -296,9 +297,10 @@ async def test_super_frames_go_whole_on_the_offload_channel_once_the_peer_said_h
     await settle()
     kernel.send(message)
     await settle()
-    assert offloads.sent == [OFFLOAD_HELLO, OFFLOAD_HELLO, message]  # hello again: it may be lost
+    # Answered: the peer has not heard ours (it may be lost).
+    assert offloads.sent == [OFFLOAD_HELLO, OFFLOAD_HELLO + HEARD_HELLO, message]
     assert frames.sent == cut
-    offloads.push(OFFLOAD_HELLO)  # heard already: no answer, nothing written
+    offloads.push(OFFLOAD_HELLO + HEARD_HELLO)  # heard already: nothing written
     offloads.close()
     await settle()
     assert offloading.done()
@@ -308,6 +310,46 @@ async def test_super_frames_go_whole_on_the_offload_channel_once_the_peer_said_h
     with pytest.raises(BlockingIOError):
         kernel.recv(70_000)
     serving.cancel()
+
+
+def test_hellos_go_again_until_the_peer_heard_ours_and_answer_a_peer_that_did_not() -> None:
+    hellos = OffloadHellos(udp=True)
+    assert hellos.hello() == b"vnet-hdr udp-l4"
+    assert hellos.again() == b"vnet-hdr udp-l4"  # nothing heard: both first hellos may be lost
+    assert hellos.receive(b"vnet-hdr") == (b"vnet-hdr heard udp-l4", True)  # not heard ours
+    assert hellos.again() == b"vnet-hdr heard udp-l4"  # that answer may be lost too
+    assert hellos.receive(b"vnet-hdr heard udp-l4") == (None, False)
+    assert hellos.again() is None  # it heard ours: enough
+
+
+def test_a_peer_that_never_says_it_heard_gets_a_bounded_number_of_hellos() -> None:
+    """Go peers never read the channel, and our versions before HEARD_HELLO never say it."""
+    hellos = OffloadHellos(udp=False)
+    hellos.hello()
+    assert [hellos.again() for _ in range(HELLOS)] == [OFFLOAD_HELLO] * (HELLOS - 1) + [None]
+    answers = [hellos.receive(OFFLOAD_HELLO)[0] for _ in range(2 * HELLOS)]
+    assert answers.count(OFFLOAD_HELLO + HEARD_HELLO) == HELLOS  # a flood gets no more
+
+
+async def test_offloads_start_though_both_first_hellos_were_lost(
+    tap_wire: tuple[Forwarder, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forwarding, "HELLO_AGAIN", 0.01)
+    forwarder, kernel = tap_wire
+    frames, offloads = FakeChannel(linger=True), FakeChannel(linger=True)
+    message = super_frame(4, bytes(2500))
+    serving = asyncio.create_task(forwarder.serve(frames, [MAC_B], "b"))
+    offloading = asyncio.create_task(forwarder.serve_offloads(offloads, "b"))
+    await settle()  # our first hello lost, and the peer's: ours again
+    assert len(offloads.sent) >= 2 and set(offloads.sent) == {OFFLOAD_HELLO}
+    offloads.push(OFFLOAD_HELLO + HEARD_HELLO)  # the peer heard one of them
+    await settle()
+    said = len(offloads.sent)
+    kernel.send(message)
+    await settle()
+    assert offloads.sent[said:] == [message]  # whole, and no more hellos
+    serving.cancel()
+    offloading.cancel()
 
 
 async def test_an_offload_channel_takes_checked_headers_and_the_frame_channel_plain_frames(
