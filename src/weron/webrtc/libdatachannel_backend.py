@@ -58,14 +58,15 @@ awaiter through the loop (if the loop is still there): not in the default execut
 threads ``asyncio.run`` joins on its way out, so that a shutdown waits for a close only as
 long as it chooses (``CLOSE_GRACE``, see ``weron.peers.adapter``). A process that exits with
 a connection neither closed nor closing is aborted by the library ("terminate called without
-an active exception"), and its clean-up at exit is not to be trusted with a close under way
-(it may abort or wait). The exit hook therefore waits for each close under way until its
-grace is over; then, in a console script (which recorded its exit status:
-``weron.exit_status``), if a close is still under way or a connection was left open, it
-flushes the output and the logs and ends the process with ``os._exit`` and that status: the
-peer could not be told anyway. A library user's program recorded nothing: there the hook
-closes what was left open itself (Python 3.12 refuses new threads at exit) and waits for every
-close, however long they take, as it always did.
+an active exception"); one that exits normally with a close under way destroys the library's
+static objects under its still-running threads (that went well in the runs tried, but nothing
+promises it). The exit hook therefore waits for each close under way until its grace is
+over; then, in a console script (which recorded its exit status: ``weron.exit_status``), if
+a close is still under way or a connection was left open, it flushes the output and the logs
+and ends the process with ``os._exit`` and that status: the peer could not be told anyway. A
+library user's program recorded nothing: there the hook closes what was left open itself
+(Python 3.12 refuses new threads at exit) and waits for every close, however long they take,
+as it always did.
 """
 
 from __future__ import annotations
