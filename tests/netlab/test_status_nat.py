@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -78,7 +79,7 @@ def test_status_tells_relayed_from_direct(
 ) -> None:
     network = Network(natlab, tmp_path)
     network.start_signaler()
-    natlab.start_coturn(tmp_path)
+    coturn = natlab.start_coturn(tmp_path)
     homes = [natlab.add_home(nat), natlab.add_home(nat)]
     turn = f"{TURN_USER}:{TURN_PASSWORD}@turn:{natlab.hub_address}:{STUN_PORT}"
     ice = ("--ice", f"stun:{natlab.stun},{turn}")
@@ -98,3 +99,29 @@ def test_status_tells_relayed_from_direct(
     (address,) = second.addresses(4)
     assert first.ping(address, count=20)
     wait_for_peer(runtime, pid, lambda p: p["bytes_sent"] >= before + 20 * 84)
+    if paths == {"relay"}:
+        stops_promptly_with_its_relay_gone(natlab, coturn, first)
+
+
+def stops_promptly_with_its_relay_gone(
+    natlab: NatLab, coturn: subprocess.Popen[bytes], member: Member
+) -> None:
+    """With the TURN server gone, closing the connection cannot reach the peer (libdatachannel
+    retransmits its SCTP SHUTDOWN for about 13 s): SIGTERM still ends the member in about
+    ``CLOSE_GRACE``, with status 0, not aborted by the engine at exit."""
+    natlab.stop(coturn)
+    member.wait_for("Peer stopped answering", timeout=15)
+    started = time.monotonic()
+    member.process.send_signal(signal.SIGTERM)
+    try:
+        member.process.wait(4)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"still running 4 s after SIGTERM:\n{member.output()[-2000:]}"
+        ) from None
+    print(f"stopped in {time.monotonic() - started:.2f} s")
+    output = member.output()
+    assert member.process.returncode == 0, output[-2000:]
+    assert any(record.get("message") == "Stopped" for record in member.records()), output
+    assert "terminate called" not in output, output[-2000:]
+    assert "Traceback" not in output, output[-2000:]

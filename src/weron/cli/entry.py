@@ -11,6 +11,10 @@ import os
 import sys
 from types import FrameType
 
+TYPE_CHECKING = False  # not typing's: importing it would delay catching Ctrl-C
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
     # Not sys.exit: SystemExit raised where Python cannot raise (a weakref callback of the
@@ -27,15 +31,28 @@ def _quiet_until_running() -> None:
         _signal.signal(_signal.SIGINT, _interrupted)
 
 
+def _exiting(main: Callable[[], None]) -> None:
+    """Run ``main`` and record the status it exits with (see ``weron.exit_status``): a
+    connection still closing at exit then delays the end by a bounded grace, not until the
+    engine gives up on a peer it cannot reach."""
+    try:
+        main()
+    except SystemExit as exc:
+        from weron import exit_status
+
+        exit_status.record(exc.code)
+        raise
+
+
 def weron() -> None:
     _quiet_until_running()
     from weron.cli.main import main
 
-    main()
+    _exiting(main)
 
 
 def gonet() -> None:
     _quiet_until_running()
     from weron.cli.gonet import main
 
-    main()
+    _exiting(main)

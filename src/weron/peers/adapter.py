@@ -28,6 +28,7 @@ from weron.peers.watch import Watch
 from weron.signaler_client.client import SignalingClient, SignalingSession
 from weron.signaler_client.messages import SignalingMessage
 from weron.webrtc import (
+    CLOSE_GRACE,
     Backend,
     ChannelOptions,
     ChannelSpec,
@@ -379,11 +380,16 @@ class Adapter:
         task.add_done_callback(self._background.discard)
 
     async def _close_links(self) -> None:
+        """Close every connection; wait for the closes at most ``CLOSE_GRACE``: one whose
+        peer cannot be reached goes on in the background (the process may end first)."""
         self._closing = True
         links, self._links = list(self._links.values()), {}
-        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        for link in links:
+            self._in_background(link.close())
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            _, closing = await asyncio.wait(self._background, timeout=CLOSE_GRACE)
+            if closing:
+                log.info("Not waiting for connections still closing", count=len(closing))
 
     def negotiating(self) -> int:
         """How many connections are being negotiated now (not yet connected)."""

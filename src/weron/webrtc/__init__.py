@@ -18,6 +18,12 @@ from typing import Final, Protocol
 # so big messages stall.
 MIN_MTU: Final = 1000
 MAX_MTU: Final = 4096
+# How long a shutdown waits for its connections' closes (from each close's start), then goes
+# on without them. Over a live path a close takes milliseconds (libdatachannel: SCTP's
+# shutdown, a round trip or two). Over a dead one (the TURN server or the network gone) it
+# only waits for SCTP to give up retransmitting its SHUTDOWN (about 13 s) and tells the peer
+# nothing; the peer notices the silence anyway.
+CLOSE_GRACE: Final = 2.0
 
 
 class ChannelClosedError(ConnectionError):
@@ -199,7 +205,9 @@ class PeerConnection(Protocol):
     async def add_candidate(self, candidate: str) -> None:
         """Add a remote candidate line (with or without an ``a=`` prefix)."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Close the connection, telling the peer if it can be reached. May take long where
+        it cannot: a shutdown waits for it at most :data:`CLOSE_GRACE`."""
 
 
 class Backend(Protocol):

@@ -48,6 +48,25 @@ flow control instead of growing a Python queue or dropping anything; the loop is
 arrival only while a reader waits (past 1,024 queued messages the library's worker waits for
 the reader: the pool is shared, so a channel nobody reads stalls the others). Sending waits
 while ``buffered_amount`` is above a high-water mark (1 MiB: 4 and 16 MiB measured no faster).
+
+Closing. ``PeerConnection.close`` (the bindings release the GIL, then poll every 10 ms for
+up to 30 s) returns once the library reports the connection closed: after SCTP's graceful
+shutdown, milliseconds over a live path; over a dead one (the TURN server or the network
+gone) only when SCTP gives up retransmitting its SHUTDOWN, about 13 s later. Each close runs
+in a daemon thread of its own, kept in a registry of closes under way, and resolves its
+awaiter through the loop (if the loop is still there): not in the default executor, whose
+threads ``asyncio.run`` joins on its way out, so that a shutdown waits for a close only as
+long as it chooses (``CLOSE_GRACE``, see ``weron.peers.adapter``). A process that exits with
+a connection neither closed nor closing is aborted by the library ("terminate called without
+an active exception"); one that exits normally with a close under way destroys the library's
+static objects under its still-running threads (that went well in the runs tried, but nothing
+promises it). The exit hook therefore waits for each close under way until its grace is
+over; then, in a console script (which recorded its exit status: ``weron.exit_status``), if
+a close is still under way or a connection was left open, it flushes the output and the logs
+and ends the process with ``os._exit`` and that status: the peer could not be told anyway. A
+library user's program recorded nothing: there the hook closes what was left open itself
+(Python 3.12 refuses new threads at exit) and waits for every close, however long they take,
+as it always did.
 """
 
 from __future__ import annotations
@@ -56,6 +75,9 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import logging
+import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -65,8 +87,10 @@ from typing import Final
 
 import libdatachannel as rtc
 
+from weron import exit_status
 from weron.log import get_logger
 from weron.webrtc import (
+    CLOSE_GRACE,
     ChannelClosedError,
     ChannelLimitError,
     ChannelSpec,
@@ -94,16 +118,48 @@ _BUSY_GAP: Final = 0.0005
 # SCTP streams a side may open channels on (libdatachannel negotiates 1,024, odd or even ids).
 _CHANNELS_PER_SIDE: Final = 512
 _POOL_THREADS: Final = frozenset({"RTC worker"})  # where libdatachannel runs callbacks
-# libdatachannel aborts the whole process ("terminate called without an active exception")
-# when the interpreter exits with a connection still up: close whatever is left at exit.
+# Connections not closing yet: whatever is left at exit is closed then (see "Closing").
 _LIVE: weakref.WeakSet[rtc.PeerConnection] = weakref.WeakSet()
+# Closes under way: each one's thread, and when it started (monotonic).
+_CLOSING: dict[threading.Thread, float] = {}
+
+
+def _start_close(pc: rtc.PeerConnection, closed: Callable[[], None]) -> None:
+    """Close ``pc`` in a daemon thread of its own, which calls ``closed`` when it is done."""
+    _LIVE.discard(pc)
+
+    def close() -> None:
+        try:
+            with contextlib.suppress(Exception):
+                pc.close()
+        finally:
+            _CLOSING.pop(thread, None)
+            closed()
+
+    thread = threading.Thread(target=close, name="weron close", daemon=True)
+    _CLOSING[thread] = time.monotonic()
+    thread.start()
 
 
 @atexit.register
 def _close_leftovers() -> None:
-    for pc in list(_LIVE):
+    """Let the closes under way finish, each within its grace; close what is left. A console
+    script whose closes are not all done by then ends here, with the status it recorded."""
+    for thread, started in list(_CLOSING.items()):
+        thread.join(max(0.0, started + CLOSE_GRACE - time.monotonic()))
+    status = exit_status.recorded()
+    if status is not None and (_CLOSING or _LIVE):
+        log.debug("Not waiting for connections to close", count=len(_CLOSING) + len(_LIVE))
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        logging.shutdown()
+        os._exit(status)
+    for pc in list(_LIVE):  # no new thread at exit (Python 3.12): here, however long it takes
         with contextlib.suppress(Exception):
             pc.close()
+    for thread in list(_CLOSING):
+        thread.join()
 
 
 def _keep_thread_state() -> None:
@@ -470,11 +526,19 @@ class LibdatachannelPeerConnection:
             self._pc.add_remote_candidate(rtc.Candidate(line, self._remote_mid))
 
     async def close(self) -> None:
+        """Returns once closed: the library closes the channels and drops the callbacks (and
+        with them the cycle through our lambdas) on its own threads. A close that cannot
+        reach the peer takes about 13 s (see "Closing")."""
         for channel in self._channels:
             channel.close()  # ours only: nothing is sent on them while the library closes
-        # Releases the GIL and returns once closed: the library closes the channels and drops
-        # the callbacks (and with them the cycle through our lambdas) on its own threads.
-        await asyncio.to_thread(self._pc.close)
+        closed = self._loop.create_future()
+        _start_close(self._pc, lambda: _post(self._loop, _resolve, closed))
+        await closed
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # its waiter may have been cancelled
+        future.set_result(None)
 
 
 def _candidate_address(candidate: rtc.Candidate) -> str | None:

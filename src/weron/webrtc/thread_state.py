@@ -17,7 +17,8 @@ Safe because:
 - the GIL is not held between callbacks (the bindings' ``PyGILState_Release`` still gives it
   back: the count only decides whether the state is destroyed), so no lock order changes;
 - interpreter shutdown frees every remaining thread state, these included; callbacks must not
-  arrive after that, which holds already: connections are closed at exit.
+  arrive after that, which holds already: connections are closed at exit (or, where a close
+  is still under way, the process ends with ``os._exit``, skipping that shutdown).
 """
 
 from __future__ import annotations
