@@ -140,6 +140,10 @@ def _settings(bootstrap: Sequence[tuple[str, int]]) -> lt.settings_pack:
         "enable_natpmp": False,
         "alert_mask": lt.alert.category_t.dht_notification,
         "listen_interfaces": "0.0.0.0:0",
+        # libtorrent's default, 8,000 bytes/s, is less than one read of the room (SLOTS
+        # lookups) and one put (a 1 KB record to 8 nodes) send at once: what goes over it is
+        # dropped, and the put waited out LOOKUP_TIMEOUT, storing nothing (joins took 10 s more).
+        "dht_upload_rate_limit": 64_000,
     }
     if bootstrap:
         # Nodes of our own (a private DHT, maybe on loopback or a LAN): libtorrent's defences
