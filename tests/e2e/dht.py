@@ -13,7 +13,13 @@ import pytest
 from tests.e2e.processes import free_udp_port
 
 if TYPE_CHECKING:
+    import libtorrent as lt
+
     from weron.rendezvous.card import Card
+
+# The record writers' libtorrent sessions: they joined the nodes' routing tables, so they stay
+# up (answering) until the nodes stop; gone, every later lookup would wait for them to time out.
+_WRITERS: list[lt.session] = []
 
 
 @contextmanager
@@ -38,6 +44,8 @@ def dht_nodes(count: int = 4) -> Iterator[list[tuple[str, int]]]:
             "dht_ignore_dark_internet": False,
             "dht_enforce_node_id": False,
             "dht_block_ratelimit": 1000,  # every member comes from 127.0.0.1
+            # Four nodes hold every record of the room: each answers every lookup of it.
+            "dht_upload_rate_limit": 1_000_000,
             "alert_mask": 0,
         }
         sessions.append(lt.session(settings))
@@ -50,14 +58,16 @@ def dht_nodes(count: int = 4) -> Iterator[list[tuple[str, int]]]:
     try:
         yield nodes
     finally:
-        for session in sessions:
+        for session in sessions + _WRITERS:
             session.pause()
         sessions.clear()
+        _WRITERS.clear()
 
 
 def write_fake_records(nodes: list[tuple[str, int]], room: str, published: list[float]) -> None:
     """The insider lock: a member with the room key fills the room's slots with records of
-    members that do not exist (slot N published at ``published[N]``), then leaves."""
+    members that do not exist (slot N published at ``published[N]``), then leaves the room (its
+    DHT node stays up, as a node of the public DHT would)."""
     from weron.rendezvous.card import Card
     from weron.wireguard.crypto import PrivateKey
     from weron.wireguard.nat.paths import Candidate, Kind
@@ -94,6 +104,8 @@ def write_records(
                 else:
                     raise AssertionError(f"record {slot} was stored on no node")
         finally:
-            await session.close()
+            if session._poller is not None:  # its alerts are nobody's business now
+                session._poller.cancel()
+            _WRITERS.append(session._session)
 
     asyncio.run(write())
