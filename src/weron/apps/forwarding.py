@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from weron.log import get_logger
-from weron.net.device import Device, DeviceKind
+from weron.net.device import Device, DeviceError, DeviceKind
 from weron.net.offload import (
     GSO_UDP_L4,
     PLAIN_HEADER,
@@ -167,10 +167,19 @@ class Forwarder:
         self.local: frozenset[bytes] = frozenset()
         self.counters = Counters()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lost: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._lost = self._loop.create_future()
         self._loop.add_reader(self._device.fd, self._read)
+
+    async def device_lost(self) -> None:
+        """Raise :class:`DeviceError` once the device cannot be read any more (deleted
+        under us: ``ip link del``): a VPN without its device forwards nothing, so it ends
+        saying why (a service manager can then start it again) rather than run on empty."""
+        assert self._lost is not None, "start() first"
+        await self._lost
 
     def stop(self) -> None:
         if self._loop is not None:
@@ -190,8 +199,15 @@ class Forwarder:
                 packet = os.read(fd, _READ_SIZE)
             except BlockingIOError:
                 return
-            except OSError as exc:
-                log.warning("Reading from the device failed", dev=self._device.name, error=str(exc))
+            except OSError as exc:  # EBADFD once the device is deleted: it never comes back
+                self.stop()
+                if self._lost is not None and not self._lost.done():
+                    self._lost.set_exception(
+                        DeviceError(
+                            f"reading from {self._device.name} failed: {exc.strerror or exc}"
+                            " (was the device deleted?)"
+                        )
+                    )
                 return
             key = self._destination(packet[skip : skip + _ADDRESSES_WITHIN] if skip else packet)
             if key is None:
@@ -417,10 +433,11 @@ def _discard(_packet: bytes) -> None:
 async def run_forwarding(
     device: Device, forwarder: Forwarder, jobs: Sequence[Coroutine[Any, Any, None]]
 ) -> None:
-    """Forward until cancelled or until one of ``jobs`` fails (its error ends the VPN, the
-    first job's first); then stop reading, remove the device and log the counters."""
-    tasks = [asyncio.create_task(job) for job in jobs]
+    """Forward until cancelled, until the device is lost or until one of ``jobs`` fails (its
+    error ends the VPN: :class:`DeviceError` for the device); then stop reading, remove the
+    device and log the counters."""
     forwarder.start()
+    tasks = [asyncio.create_task(job) for job in [forwarder.device_lost(), *jobs]]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:

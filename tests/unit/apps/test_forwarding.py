@@ -21,9 +21,16 @@ from tests.unit.net.test_offload import (
 from tests.unit.net.test_packets import ipv4
 
 from weron.apps import forwarding
-from weron.apps.forwarding import HEARD_HELLO, HELLOS, OFFLOAD_HELLO, Forwarder, OffloadHellos
+from weron.apps.forwarding import (
+    HEARD_HELLO,
+    HELLOS,
+    OFFLOAD_HELLO,
+    Forwarder,
+    OffloadHellos,
+    run_forwarding,
+)
 from weron.net import claims, offload
-from weron.net.device import Device, DeviceKind
+from weron.net.device import Device, DeviceError, DeviceKind
 from weron.net.packets import (
     IPV4_LIMITED_BROADCAST,
     ip_destination,
@@ -434,3 +441,24 @@ async def test_udp_super_packets_are_refused_when_our_device_has_no_uso(
         kernel.recv(70_000)
     assert forwarder.counters.malformed == 1
     assert "Dropping packets with an offload header that lies" in caplog.messages
+
+
+async def test_a_device_that_cannot_be_read_any_more_ends_the_vpn_saying_so() -> None:
+    """A deleted TUN/TAP's fd reads EBADFD for good: the VPN ends with a DeviceError rather
+    than run on without a device. (Here a socket whose read fails: ECONNREFUSED.)"""
+    ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    ours.connect(closed.getsockname())
+    closed.close()
+    ours.setblocking(False)
+    ours.send(b"to nobody")  # the port's refusal comes back as an error to read
+    device = Device(ours.detach(), "fake0", DeviceKind.TUN, 0, 1420)
+    forwarder = Forwarder(device, ip_destination, ip_endpoints, is_ip_multicast)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(DeviceError, match=r"reading from fake0 failed.*was the device deleted"):
+        async with asyncio.timeout(10):
+            await run_forwarding(device, forwarder, [forever()])
