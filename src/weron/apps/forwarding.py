@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
+from weron.apps.peering import PeerAppError
 from weron.log import get_logger
 from weron.net.device import Device, DeviceError, DeviceKind
 from weron.net.offload import (
@@ -434,8 +435,8 @@ async def run_forwarding(
     device: Device, forwarder: Forwarder, jobs: Sequence[Coroutine[Any, Any, None]]
 ) -> None:
     """Forward until cancelled, until the device is lost or until one of ``jobs`` fails (its
-    error ends the VPN: :class:`DeviceError` for the device); then stop reading, remove the
-    device and log the counters."""
+    error ends the VPN; the device's, deleted under us or refusing an address, as a
+    :class:`PeerAppError`); then stop reading, remove the device and log the counters."""
     forwarder.start()
     tasks = [asyncio.create_task(job) for job in [forwarder.device_lost(), *jobs]]
     try:
@@ -443,6 +444,8 @@ async def run_forwarding(
         for task in tasks:
             if task.done():
                 task.result()
+    except DeviceError as exc:
+        raise PeerAppError(str(exc)) from None
     finally:
         for task in tasks:
             task.cancel()

@@ -134,7 +134,4 @@ async def run(config: VpnEthernetConfig, backend: Backend) -> None:
     )
     forwarder.local = frozenset({device.mac})
     serving = serve_each_peer(adapter, functools.partial(serve, forwarder), log_peers=False)
-    try:
-        await run_forwarding(device, forwarder, [serving])
-    except DeviceError as exc:  # deleted under us
-        raise PeerAppError(str(exc)) from None
+    await run_forwarding(device, forwarder, [serving])

@@ -271,14 +271,11 @@ async def run(config: VpnIpConfig, backend: Backend) -> None:
         takes_offloads=lambda peer_id: OFFLOAD_FEATURE in adapter.features(peer_id),
         takes_udp_offloads=lambda peer_id: UDP_OFFLOAD_FEATURE in adapter.features(peer_id),
     )
-    try:
-        await run_forwarding(
-            device,
-            forwarder,
-            [
-                membership.follow_claims(adapter),
-                serve_each_peer(adapter, membership.serve, log_peers=False),
-            ],
-        )
-    except DeviceError as exc:  # deleted under us, or its addresses could not be set
-        raise PeerAppError(str(exc)) from None
+    await run_forwarding(
+        device,
+        forwarder,
+        [
+            membership.follow_claims(adapter),
+            serve_each_peer(adapter, membership.serve, log_peers=False),
+        ],
+    )

@@ -29,8 +29,9 @@ from weron.apps.forwarding import (
     OffloadHellos,
     run_forwarding,
 )
+from weron.apps.peering import PeerAppError
 from weron.net import claims, offload
-from weron.net.device import Device, DeviceError, DeviceKind
+from weron.net.device import Device, DeviceKind
 from weron.net.packets import (
     IPV4_LIMITED_BROADCAST,
     ip_destination,
@@ -444,7 +445,7 @@ async def test_udp_super_packets_are_refused_when_our_device_has_no_uso(
 
 
 async def test_a_device_that_cannot_be_read_any_more_ends_the_vpn_saying_so() -> None:
-    """A deleted TUN/TAP's fd reads EBADFD for good: the VPN ends with a DeviceError rather
+    """A deleted TUN/TAP's fd reads EBADFD for good: the VPN ends with an error saying so rather
     than run on without a device. (Here a socket whose read fails: ECONNREFUSED.)"""
     ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -459,6 +460,6 @@ async def test_a_device_that_cannot_be_read_any_more_ends_the_vpn_saying_so() ->
     async def forever() -> None:
         await asyncio.Event().wait()
 
-    with pytest.raises(DeviceError, match=r"reading from fake0 failed.*was the device deleted"):
+    with pytest.raises(PeerAppError, match=r"reading from fake0 failed.*was the device deleted"):
         async with asyncio.timeout(10):
             await run_forwarding(device, forwarder, [forever()])
