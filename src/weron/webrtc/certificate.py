@@ -69,8 +69,13 @@ def current(now: datetime.datetime | None = None) -> Certificate:
 
 def prepare() -> None:
     """Make today's certificate in a thread (some 50 ms), while the program starts up and
-    connects to its signaler: the first connection then finds it made."""
-    threading.Thread(target=current, name="DTLS certificate", daemon=True).start()
+    connects to its signaler: the first connection then finds it made.
+
+    Not a daemon thread: Python joins it before it tears the interpreter down. A daemon one
+    still signing when a program ended early (a deleted VPN device, a refused password) was
+    ended inside cryptography's Rust code, whose clean-up then freed Python memory with no
+    interpreter left: a segmentation fault instead of the program's status."""
+    threading.Thread(target=current, name="DTLS certificate").start()
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import subprocess
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -30,3 +32,25 @@ def test_shared_for_a_day_then_renewed() -> None:
     renewed = certificate.current(NOW + datetime.timedelta(hours=1))  # the next day
     assert renewed is not first
     assert renewed.key_pem != first.key_pem
+
+
+def test_a_program_ending_at_once_lets_the_maker_finish_first() -> None:
+    """The maker thread is joined before the interpreter is torn down: one ended there inside
+    cryptography's Rust code crashed the program (SIGSEGV) instead of letting it exit with its
+    status. The hook runs after Python joins its threads, before the teardown."""
+    script = """
+import atexit, sys, threading
+from weron.webrtc import certificate
+
+def at_exit():
+    makers = [t for t in threading.enumerate() if t.name == "DTLS certificate"]
+    print("maker running" if makers else "maker done", certificate._of_day.cache_info().currsize)
+
+atexit.register(at_exit)
+certificate.prepare()
+sys.exit(3)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout.strip()) == (3, "maker done 1"), result.stderr
