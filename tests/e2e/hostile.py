@@ -7,10 +7,12 @@ Actions:
   introductions N          N introductions under fresh random ids, in one burst
   forge ID [ID ...]        introductions under other members' ids, every 0.1 s
   gonet-cards ID [ID ...]  gonet cards (IDs: members' public keys) in each other's names, to
-                           loopback addresses of sockets it holds: one to a member that
-                           introduces itself (and to the others, in its name), then, each
-                           time a member's card passes by, MAX_CARDS to its recipient; prints
-                           "answered ID" once the cards for ID's introduction went out
+                           loopback addresses of sockets it holds: MAX_CARDS unsigned ones
+                           and one signed with its own key (for the room --place, hex) to a
+                           member that introduces itself (and to the others, in its name),
+                           then, each time a member's card passes by, MAX_CARDS unsigned ones
+                           to its recipient; prints "answered ID" once the cards for ID's
+                           introduction went out
   kick NAME [NAME ...]     connect to everyone on the chat channels, then kick (and back off)
                            every NAME on each id channel, every 0.1 s, without holding any
   echo-claims TIMESTAMP    connect to everyone on the chat channels, greet with TIMESTAMP (1:
@@ -47,6 +49,7 @@ from weron.signaler_client.client import SignalingClient, SignalingSession
 from weron.signaler_client.messages import EXCHANGE_TYPES, Exchange, Introduction, MessageType
 from weron.webrtc import ChannelClosedError, ChannelSpec
 from weron.webrtc.backends import load_backend
+from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.keys import decode_key
 from weron.wireguard.nat.paths import MAX_CARDS, Candidate, Kind
 
@@ -65,17 +68,21 @@ async def _forge(session: SignalingSession, ids: list[str]) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _gonet_cards(session: SignalingSession, ids: list[str]) -> None:
-    """Forged cards: a first one before a newcomer can meet the others, a flood after every
-    genuine card (no path works yet on the recipient's side when it comes)."""
+async def _gonet_cards(session: SignalingSession, ids: list[str], place: bytes) -> None:
+    """Forged cards: enough to fill every slot before a newcomer can meet the others, and
+    one signed by the wrong key; a flood after every genuine card (no path works yet on the
+    recipient's side when it comes)."""
+    mallory = PrivateKey.generate()
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket(type=socket.SOCK_DGRAM)) for _ in range(32)]
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         ports: Iterator[int] = itertools.cycle(sock.getsockname()[1] for sock in sockets)
 
-        async def forge(victim: str, recipient: str) -> None:
+        async def forge(victim: str, recipient: str, *, signed: bool = False) -> None:
             card = Card(decode_key(victim), (Candidate(Kind.HOST, ("127.0.0.1", next(ports))),))
+            if signed:  # by mallory's key, not the victim's
+                card = card.signed(mallory, place, time.time_ns() // 1_000_000)
             await session.send(Exchange(MessageType.ANSWER, victim, recipient, card.encode()))
 
         print("ready", flush=True)
@@ -83,8 +90,10 @@ async def _gonet_cards(session: SignalingSession, ids: list[str]) -> None:
             if isinstance(message, Introduction) and message.sender in ids:
                 for other in ids:
                     if other != message.sender:
-                        await forge(other, message.sender)
-                        await forge(message.sender, other)
+                        for victim, recipient in ((other, message.sender), (message.sender, other)):
+                            await forge(victim, recipient, signed=True)
+                            for _ in range(MAX_CARDS):
+                                await forge(victim, recipient)
                 print("answered", message.sender, flush=True)
             elif (
                 isinstance(message, Exchange)
@@ -218,7 +227,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.action == "introductions":
         await _introductions(session, int(args.targets[0]))
     elif args.action == "gonet-cards":
-        await _gonet_cards(session, args.targets)
+        await _gonet_cards(session, args.targets, bytes.fromhex(args.place))
     else:
         await _forge(session, args.targets)
     await asyncio.Event().wait()  # stay a member until killed
@@ -240,6 +249,7 @@ if __name__ == "__main__":
             "forward",
         ],
     )
+    parser.add_argument("--place", default="", help="gonet-cards: the room's place, hex")
     parser.add_argument("targets", nargs="+")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))

@@ -164,11 +164,14 @@ def test_a_line_to_a_member_killed_mid_chat_is_reported_not_delivered(
 def test_cards_forged_through_the_signaler_before_and_after_the_genuine_ones_are_harmless(
     signaler_factory: StartSignaler, gonet_factory: StartGonet, tmp_path: Path
 ) -> None:
-    """Mallory has the room key (tests/e2e/hostile.py, gonet-cards): each member's first card
-    of the other is one she wrote in its name (bob is held with SIGSTOP while carol joins,
-    so that hers reaches carol before bob's offer), and right after each genuine card passes
-    by she writes MAX_CARDS more, to sockets of hers. Bob and carol meet and chat all the
-    same: the genuine card stays and is punched for its trial, the extra cards are ignored."""
+    """Mallory has the room key (tests/e2e/hostile.py, gonet-cards): each member's first cards
+    of the other are MAX_CARDS she wrote in its name, filling every slot, and one she signed
+    with her own key (bob is held with SIGSTOP while carol joins, so that hers reach carol
+    before bob's offer), and right after each genuine card passes by she writes MAX_CARDS
+    more, to sockets of hers. Bob and carol meet and chat all the same: the genuine card is
+    signed by its key, so it takes the place of every unsigned one, and the cards after it
+    are ignored; the one signed by the wrong key is ignored as forged. (Unsigned, the genuine
+    card was refused while the forged ones were on trial, and they never met.)"""
     signaler = signaler_factory()
     keys = {name: PrivateKey.generate() for name in ("bob", "carol")}
     for name, key in keys.items():
@@ -181,7 +184,8 @@ def test_cards_forged_through_the_signaler_before_and_after_the_genuine_ones_are
         identity = str(tmp_path / f"{name}.key")
         return gonet_factory(signaler.ws_url, ROOM, "--name", name, "--identity", identity)
 
-    with hostile(signaler, tmp_path, "gonet-cards", *ids, community=community) as mallory:
+    place = f"--place={secrets.place.hex()}"
+    with hostile(signaler, tmp_path, "gonet-cards", place, *ids, community=community) as mallory:
         assert mallory.stdout is not None
         bob = start("bob")
         assert mallory.stdout.readline().split() == ["answered", ids[0]]
@@ -196,4 +200,5 @@ def test_cards_forged_through_the_signaler_before_and_after_the_genuine_ones_are
         bob.say("forged cards changed nothing")
         carol.wait_for("bob: forged cards changed nothing")
         for member in (bob, carol):
-            member.wait_for_log("Ignoring a card while those held for its key are on trial")
+            member.wait_for_log("Ignoring an unsigned card for a key whose cards are signed")
+            member.wait_for_log("Ignoring a card its key did not sign (forged)")

@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TextIO
@@ -59,7 +60,7 @@ from weron.log import get_logger, redact_url
 from weron.net.endpoints import Endpoint
 from weron.rendezvous import Rendezvous, RendezvousError
 from weron.rendezvous.card import Card
-from weron.rendezvous.room import Room, RoomSecrets, derive
+from weron.rendezvous.room import Room, RoomSecrets, derive, place_of
 from weron.rendezvous.via_server import SignalerRendezvous
 from weron.urls import parse_url
 from weron.wireguard.crypto import PrivateKey
@@ -204,7 +205,7 @@ class WireGuardTunnels:
 
     def add(self, card: Card) -> None:
         peer = self.overlay.add_peer(card.public_key, psk=self._psk)
-        self.traversal.add(peer, card.candidates)
+        self.traversal.add(peer, card.candidates, card.issued)
         self._peers[card.public_key] = peer
 
     def remove(self, public_key: bytes) -> None:
@@ -268,6 +269,7 @@ class GonetChat:
         self._settled.set()
         self._joined = False  # no name is shown as ours before the rendezvous let us in
         self._card: Card | None = None  # our newest card, while not announced yet
+        self._place = place_of(config.room)  # what cards are signed for
         self._to_announce = asyncio.Event()
         tunnels.on_datagram = self.received
         tunnels.on_route = self.route_changed
@@ -335,8 +337,12 @@ class GonetChat:
 
     def meet(self, card: Card) -> None:
         """A card from the rendezvous: a tunnel to its member, and our hello through it. A
-        card without candidates, or with our own key, is no member to meet."""
+        card without candidates, or with our own key, is no member to meet; one whose proof
+        fails was written by another member in the key's name."""
         if not card.candidates or card.public_key == self._config.private_key.public:
+            return
+        if card.proof is not None and not card.proven(self._place):
+            log.warning("Ignoring a card its key did not sign (forged)", key=card.id)
             return
         self._tunnels.add(card)
         self.met.add(card.public_key)
@@ -358,7 +364,7 @@ class GonetChat:
 
     def _announce(self, candidates: tuple[Candidate, ...]) -> None:
         """Our candidates changed (our NAT moved us): our new card out, members reconnect."""
-        self._card = Card(self._config.private_key.public, candidates)
+        self._card = own_card(self._config.private_key, self._place, candidates)
         self._to_announce.set()
 
     async def _announcing(self) -> None:
@@ -505,6 +511,11 @@ class GonetChat:
         self._tunnels.remove(key)
 
 
+def own_card(key: PrivateKey, place: bytes, candidates: tuple[Candidate, ...]) -> Card:
+    """Our card, signed for the room (``place``) now."""
+    return Card(key.public, candidates).signed(key, place, time.time_ns() // 1_000_000)
+
+
 async def run(
     config: GonetConfig, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> None:
@@ -521,7 +532,8 @@ async def run(
         try:
             host = await asyncio.to_thread(host_endpoints, bound, _meeting_hosts(config))
             candidates = await tunnels.start(host)
-            rendezvous = _rendezvous(config, secrets, Card(config.private_key.public, candidates))
+            card = own_card(config.private_key, secrets.place, candidates)
+            rendezvous = _rendezvous(config, secrets, card)
             log.info("Joining room", candidates=[c.encode() for c in candidates])
             screen.line("." + ("dht" if config.dht else redact_url(config.raddr)))
             chat = GonetChat(config, tunnels, rendezvous, screen, asyncio.get_running_loop().time)

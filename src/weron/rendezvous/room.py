@@ -74,11 +74,17 @@ def _expand(secret: bytes, label: str, length: int = 32) -> bytes:
     return HKDFExpand(hashes.SHA256(), length, info).derive(secret)
 
 
-def derive(room: Room) -> RoomSecrets:
-    """Everything gonet needs from the room name (same input, same secrets, on every peer)."""
-    place = HKDF(hashes.SHA256(), 32, salt=_DOMAIN, info=b"place").derive(
+def place_of(room: Room) -> bytes:
+    """What names the room without its key (the signaler community, the DHT slots, what
+    cards are signed for): cheap, unlike :func:`derive`."""
+    return HKDF(hashes.SHA256(), 32, salt=_DOMAIN, info=b"place").derive(
         _encode(room.lobby, room.room)
     )
+
+
+def derive(room: Room) -> RoomSecrets:
+    """Everything gonet needs from the room name (same input, same secrets, on every peer)."""
+    place = place_of(room)
     salt = hashlib.blake2s(_DOMAIN + b" argon2 salt" + place).digest()[:16]
     stretched = Argon2id(
         salt=salt,

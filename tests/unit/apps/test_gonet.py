@@ -42,7 +42,7 @@ from weron.rendezvous import Rendezvous, RendezvousError, slots
 from weron.rendezvous.card import Card
 from weron.rendezvous.dht import DhtRendezvous, RoomKeys, seal_record
 from weron.rendezvous.room import Room as RoomName
-from weron.rendezvous.room import RoomSecrets
+from weron.rendezvous.room import RoomSecrets, place_of
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.nat.paths import Candidate, Kind, Route
 from weron.wireguard.nat.traversal import CandidatesHandler
@@ -138,6 +138,12 @@ def card(key: bytes, *hosts: str) -> Card:
     return Card(key, tuple(Candidate(Kind.HOST, (host, 51820)) for host in hosts))
 
 
+def unsigned(cards: list[Card]) -> list[Card]:
+    """The cards without their proofs, each checked: signed by its key, for the test room."""
+    assert all(c.proven(place_of(RoomName("a", "b", "c"))) for c in cards), cards
+    return [Card(c.public_key, c.candidates) for c in cards]
+
+
 class Room:
     """Alice's chat over fake tunnels; ``bob`` and ``carol`` are members' public keys."""
 
@@ -204,6 +210,19 @@ def test_a_card_without_candidates_or_with_our_own_key_opens_no_tunnel() -> None
     room.chat.meet(card(room.key.public, "192.0.2.66"))  # our key: someone posing as us
     assert room.tunnels.open == {} and room.tunnels.sent == []
     assert room.chat.met == set()
+
+
+def test_a_card_its_key_did_not_sign_for_this_room_opens_no_tunnel() -> None:
+    room = Room()
+    bob, mallory = PrivateKey.generate(), PrivateKey.generate()
+    place = place_of(room.config.room)
+    room.chat.meet(card(bob.public, "203.0.113.66").signed(mallory, place, 1))
+    elsewhere = place_of(RoomName("a", "b2", "c"))  # bob's own card, from another room
+    room.chat.meet(card(bob.public, "203.0.113.67").signed(bob, elsewhere, 1))
+    assert room.tunnels.open == {} and room.tunnels.sent == [] and room.chat.met == set()
+    genuine = card(bob.public, "192.0.2.1").signed(bob, place, 1)
+    room.chat.meet(genuine)
+    assert room.tunnels.open == {bob.public: genuine} and room.chat.met == {bob.public}
 
 
 def test_a_card_in_another_members_name_only_gives_its_tunnel_new_candidates() -> None:
@@ -424,7 +443,7 @@ async def test_the_chat_meets_the_rendezvous_cards_says_the_lines_and_waits_for_
 
     candidates = (Candidate(Kind.SRFLX, ("203.0.113.5", 40000)),)
     room.tunnels.on_candidates(candidates)
-    await until(lambda: room.rendezvous.announced == [Card(room.key.public, candidates)])
+    await until(lambda: unsigned(room.rendezvous.announced) == [Card(room.key.public, candidates)])
 
     lines.put_nowait("hi bob")
     lines.put_nowait(None)
@@ -597,21 +616,23 @@ async def test_announcements_go_out_one_at_a_time_newest_last_and_end_with_the_c
     )
     ours = room.key.public
     room.tunnels.on_candidates(first)
-    await until(lambda: room.rendezvous.pending == [Card(ours, first)])
+    await until(lambda: unsigned(room.rendezvous.pending) == [Card(ours, first)])
     room.tunnels.on_candidates(second)
     room.tunnels.on_candidates(third)
     await asyncio.sleep(0.05)
-    assert room.rendezvous.pending == [Card(ours, first)]  # one at a time
+    assert unsigned(room.rendezvous.pending) == [Card(ours, first)]  # one at a time
     room.rendezvous.announcing.set()
-    await until(lambda: room.rendezvous.announced == [Card(ours, first), Card(ours, third)])
+    await until(
+        lambda: unsigned(room.rendezvous.announced) == [Card(ours, first), Card(ours, third)]
+    )
 
     room.rendezvous.announcing.clear()
     room.tunnels.on_candidates(second)
-    await until(lambda: room.rendezvous.pending == [Card(ours, second)])
+    await until(lambda: unsigned(room.rendezvous.pending) == [Card(ours, second)])
     lines.put_nowait(None)
     await asyncio.wait_for(conversation, 5)
-    assert room.rendezvous.interrupted == [Card(ours, second)]
+    assert unsigned(room.rendezvous.interrupted) == [Card(ours, second)]
     assert asyncio.all_tasks() == before  # no "Task was destroyed but it is pending"
     room.tunnels.on_candidates(first)  # after the chat: nothing starts
     await asyncio.sleep(0.05)
-    assert asyncio.all_tasks() == before and room.rendezvous.pending == []
+    assert asyncio.all_tasks() == before and unsigned(room.rendezvous.pending) == []

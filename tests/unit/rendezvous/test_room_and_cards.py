@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import pytest
 
 from weron.rendezvous.card import Card, CardError, decode_card
-from weron.rendezvous.room import Room, RoomError, derive
+from weron.rendezvous.room import Room, RoomError, derive, place_of
 from weron.wireguard.crypto import PrivateKey
 from weron.wireguard.keys import KeyFormatError, encode_key, load_or_create_identity
 from weron.wireguard.nat.paths import Candidate, Kind
@@ -81,3 +82,44 @@ def test_identity_file_is_created_once_then_reused(tmp_path: Path) -> None:
     path.write_text("not a key")
     with pytest.raises(KeyFormatError, match="does not hold a private key"):
         load_or_create_identity(path)
+
+
+def test_a_signed_card_is_proven_for_its_key_room_and_content_only() -> None:
+    alice, mallory = PrivateKey.generate(), PrivateKey.generate()
+    place, other_place = place_of(Room("l", "r", "k")), place_of(Room("l", "r2", "k"))
+    candidates = (Candidate(Kind.HOST, ("198.51.100.1", 51820)), Candidate(Kind.SRFLX, ("::1", 9)))
+    issued = 1_700_000_000_000
+    card = Card(alice.public, candidates).signed(alice, place, issued)
+    decoded = decode_card(card.encode())
+    assert decoded == card and decoded.proven(place)
+    assert not decoded.proven(other_place)  # replayed into another room
+    assert not Card(alice.public, candidates).proven(place)  # unsigned: no proof
+    forged = [
+        Card(alice.public, candidates).signed(mallory, place, 1),  # another key signed it
+        Card(alice.public, candidates[:1], card.issued, card.proof),  # candidates taken away
+        Card(alice.public, candidates, issued + 1, card.proof),  # made later, it says
+        Card(mallory.public, candidates, card.issued, card.proof),  # alice's proof, other key
+    ]
+    for other in forged:
+        assert not decode_card(other.encode()).proven(place)
+    # A member of an earlier version reads the card it always read.
+    document = json.loads(card.encode())
+    assert set(document) == {"publicKey", "candidates", "issued", "proof"}
+    assert decode_card(json.dumps(document | {"extra": 1}).encode()).proven(place)
+
+
+def test_a_malformed_proof_is_rejected() -> None:
+    card = Card(PrivateKey.generate().public, ())
+    base = {"publicKey": card.id, "candidates": []}
+    for extra in (
+        {"proof": "AAAA"},  # no issued
+        {"proof": "AAAA", "issued": "1"},
+        {"proof": "AAAA", "issued": -1},
+        {"proof": "AAAA", "issued": 1 << 63},
+        {"proof": "not base64!", "issued": 1},
+        {"proof": 5, "issued": 1},
+    ):
+        with pytest.raises(CardError):
+            decode_card(json.dumps(base | extra).encode())
+    decoded = decode_card(json.dumps(base | {"proof": "AAAA", "issued": 1}).encode())
+    assert not decoded.proven(b"")  # well-formed, wrong size: no proof

@@ -49,7 +49,9 @@ class Taken(StrEnum):
 
     NEW = "new"  # its candidates join those punched; punching starts again
     HELD = "held"  # held already: nothing changes
-    REFUSED = "refused"  # every card held is on trial or kept: this one is ignored
+    # ignored: every card held is on trial or kept, or it is unsigned while the peer signs its
+    # cards, or it is older than all the peer's signed cards held (replayed)
+    REFUSED = "refused"
 
 
 class Route(StrEnum):
@@ -87,7 +89,10 @@ class PeerPaths:
     probe, whether the path was just lost, and the route in use.
 
     Cards come from the rendezvous, where anyone with the room's key can write one in the
-    peer's name. So a card only adds candidates: those of up to ``MAX_CARDS`` distinct cards
+    peer's name. A card the peer signed (``issued``: when it made it, see
+    ``weron.rendezvous.card``) is its own: once one came, only signed cards count, the
+    ``MAX_CARDS`` newest, and cards without a signature are ignored. Until then (a peer of an
+    earlier version) a card only adds candidates: those of up to ``MAX_CARDS`` distinct cards
     are all tried, and so is the endpoint the peer's authenticated packets came from
     (``proven``), which no card takes away. A forged card costs a few probes, never the path.
     When all slots are taken, a new card replaces the oldest one that was punched for its
@@ -96,8 +101,11 @@ class PeerPaths:
     card before it was tried (see docs/gonet-cards.md).
     """
 
-    def __init__(self, candidates: tuple[Candidate, ...], started: float) -> None:
+    def __init__(
+        self, candidates: tuple[Candidate, ...], started: float, issued: int | None = None
+    ) -> None:
         self._since: dict[tuple[Candidate, ...], float] = {}  # each card held: when it came
+        self._issued: dict[tuple[Candidate, ...], int] = {}  # the peer's signed cards
         self._first = candidates[:MAX_CANDIDATES]  # kept for good: a flood cannot push it out
         self.candidates: tuple[Candidate, ...] = ()  # of every card, interleaved
         self.proven: Endpoint | None = None
@@ -105,17 +113,62 @@ class PeerPaths:
         self.alive = False
         self.last_probe = -float("inf")
         self._relay_endpoints: frozenset[Endpoint] = frozenset()
-        self.update(candidates, started)
+        self.update(candidates, started, issued)
 
     @property
     def cards(self) -> list[tuple[Candidate, ...]]:
         """The cards held, newest first."""
+        if self._issued:
+            return sorted(self._issued, key=self._issued.__getitem__, reverse=True)
         return list(reversed(self._since))
 
-    def update(self, candidates: tuple[Candidate, ...], now: float) -> Taken:
-        """A card from the rendezvous: its candidates join those of the cards held (punching
-        starts again), unless all slots are taken by cards that stay for now."""
+    @property
+    def signed(self) -> bool:
+        """Whether the peer signs its cards (one signed card came)."""
+        return bool(self._issued)
+
+    def update(
+        self, candidates: tuple[Candidate, ...], now: float, issued: int | None = None
+    ) -> Taken:
+        """A card from the rendezvous (``issued``: when the peer made it, for a card it
+        signed): its candidates join those of the cards held (punching starts again), unless
+        all slots are taken by cards that stay for now."""
         card = candidates[:MAX_CANDIDATES]
+        taken = self._take_signed(card, issued) if issued is not None else self._take(card, now)
+        if taken is not Taken.NEW:
+            return taken
+        merged: dict[Endpoint, Candidate] = {}
+        held_cards = self.cards
+        for rank in range(MAX_CANDIDATES):  # each card's first candidates first
+            for held in held_cards:
+                if rank < len(held):
+                    merged.setdefault(held[rank].endpoint, held[rank])
+        self.candidates = tuple(merged.values())
+        self._relay_endpoints = frozenset(
+            c.endpoint for c in self.candidates if c.kind is Kind.RELAY
+        )
+        self.started = now
+        self.last_probe = -float("inf")
+        return Taken.NEW
+
+    def _take_signed(self, card: tuple[Candidate, ...], issued: int) -> Taken:
+        """The peer's own card: it replaces every unsigned one, and the oldest of its own once
+        ``MAX_CARDS`` are held; an older one than all those held (replayed) is refused."""
+        if card in self._issued:
+            self._issued[card] = max(issued, self._issued[card])
+            return Taken.HELD
+        self._since.clear()
+        if len(self._issued) >= MAX_CARDS:
+            oldest = min(self._issued, key=self._issued.__getitem__)
+            if issued <= self._issued[oldest]:
+                return Taken.REFUSED
+            del self._issued[oldest]
+        self._issued[card] = issued
+        return Taken.NEW
+
+    def _take(self, card: tuple[Candidate, ...], now: float) -> Taken:
+        if self._issued:  # the peer signs its cards: this one is another member's
+            return Taken.REFUSED
         if card in self._since:
             return Taken.HELD
         if len(self._since) >= MAX_CARDS:
@@ -130,18 +183,6 @@ class PeerPaths:
                 return Taken.REFUSED
             del self._since[min(tried, key=self._since.__getitem__)]
         self._since[card] = now
-        merged: dict[Endpoint, Candidate] = {}
-        held_cards = self.cards
-        for rank in range(MAX_CANDIDATES):  # each card's first candidates first
-            for held in held_cards:
-                if rank < len(held):
-                    merged.setdefault(held[rank].endpoint, held[rank])
-        self.candidates = tuple(merged.values())
-        self._relay_endpoints = frozenset(
-            c.endpoint for c in self.candidates if c.kind is Kind.RELAY
-        )
-        self.started = now
-        self.last_probe = -float("inf")
         return Taken.NEW
 
     def route(self, endpoint: Endpoint | None) -> Route | None:

@@ -127,16 +127,25 @@ class Traversal:
 
     # -- peers -----------------------------------------------------------------------------
 
-    def add(self, peer: WireGuardPeer, candidates: tuple[Candidate, ...]) -> None:
+    def add(
+        self, peer: WireGuardPeer, candidates: tuple[Candidate, ...], issued: int | None = None
+    ) -> None:
         """Find a path to ``peer`` (again, with the candidates of a card not seen yet: they
-        add to those known, see :class:`PeerPaths`)."""
+        add to those known, see :class:`PeerPaths`; ``issued``: the card is signed by the
+        peer, made then)."""
         now = self._wg.now
         known = self._paths.get(peer.public_key)
         if known is not None:
-            if known[1].update(candidates, now) is Taken.REFUSED:
-                log.debug("Ignoring a card while those held for its key are on trial")
+            paths = known[1]
+            if paths.update(candidates, now, issued) is Taken.REFUSED:
+                if issued is not None:
+                    log.debug("Ignoring a signed card older than those held for its key")
+                elif paths.signed:
+                    log.info("Ignoring an unsigned card for a key whose cards are signed")
+                else:
+                    log.debug("Ignoring a card while those held for its key are on trial")
             return
-        paths = PeerPaths(candidates, now)
+        paths = PeerPaths(candidates, now, issued)
         self._paths[peer.public_key] = (peer, paths)
         self._wg.set_persistent_keepalive(peer, KEEPALIVE)
         if peer.endpoint is None and paths.candidates:

@@ -165,6 +165,31 @@ def test_cards_in_one_name_are_all_tried_bounded_and_the_proven_one_is_kept() ->
     assert len(targets) == 2 + MAX_CARDS - 1  # bounded: the genuine two, one of each other
 
 
+def test_a_signed_card_takes_every_slot_from_a_flood_that_came_before_it() -> None:
+    """Forged cards fill every slot and keep coming; the peer's signed card still gets in
+    (the unsigned ones are dropped and refused from then on), and so do its newer cards,
+    while its older ones (replayed) are refused once ``MAX_CARDS`` newer ones are held."""
+    genuine = (HOST, SRFLX)
+    flood = map(forged_card, itertools.count())
+    paths = PeerPaths(next(flood), 0.0)
+    assert [paths.update(next(flood), 0.1) for _ in range(MAX_CARDS)] == [Taken.NEW] * (
+        MAX_CARDS - 1
+    ) + [Taken.REFUSED]
+    assert not paths.signed
+    assert paths.update(genuine, 0.2, issued=1000) is Taken.NEW
+    assert paths.signed and paths.cards == [genuine]
+    assert paths.candidates == genuine and paths.started == 0.2  # punching starts over
+    assert all(paths.update(next(flood), 0.3 + n * TRIAL) is Taken.REFUSED for n in range(9))
+    assert paths.update(genuine, 0.4, issued=2000) is Taken.HELD  # the same card again
+    moved = [((Candidate(Kind.SRFLX, ("198.51.100.2", 6000 + n)),)) for n in range(MAX_CARDS)]
+    assert [paths.update(card, 1.0, issued=3000 + n) for n, card in enumerate(moved)] == (
+        [Taken.NEW] * MAX_CARDS
+    )
+    assert paths.cards == moved[::-1]  # newest first; the oldest (genuine) went
+    assert paths.update(genuine, 2.0, issued=2000) is Taken.REFUSED  # replayed: older
+    assert paths.candidates[0] == moved[-1][0]  # the newest card is punched first
+
+
 def test_a_flood_of_cards_before_any_path_never_pushes_out_a_card_untried() -> None:
     """A hostile member writes card after card in a peer's name before any path to it was
     proven: the first card stays, every card held is punched for its whole trial, and new
