@@ -6,20 +6,23 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 import redis.asyncio
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
-from tests.e2e.backends import RedisServer, drop_database
+from tests.e2e.backends import CuttableLink, RedisServer, drop_database
 from tests.e2e.chat import ChatProcess
 from tests.e2e.conftest import Cluster, StartSignaler
 from tests.e2e.processes import SignalerProcess, free_port, run_weron
 from tests.e2e.test_chat import PRIMARY, connected
 from tests.e2e.test_signaler_relay import members
 from weron.manager import Manager
+from weron.signaler.resync import RESYNC_INTERVAL
 
 
 def manager(signaler: SignalerProcess) -> Manager:
@@ -186,6 +189,71 @@ async def test_relaying_resumes_after_a_redis_restart(
     assert (await get(one, "/healthz")).status_code == 200
     await sender.close()
     await receiver.close()
+
+
+async def test_a_community_deleted_during_a_redis_outage_loses_its_members_everywhere(
+    postgres_url: str, own_redis: RedisServer, signaler_factory: StartSignaler
+) -> None:
+    """The kick of a deletion cannot cross instances while Redis is down: the other instance
+    checks its members against the database once it is back, and disconnects those of the
+    deleted community, before anyone who re-creates the name under another password can talk
+    with them. Members of other communities stay."""
+    cluster = Cluster(signaler_factory, postgres_url, own_redis.url)
+    one, two = cluster.start(), cluster.start()
+    (stale,) = await members(two, "doomed", 1)
+    (bystander,) = await members(two, "other", 1)
+    own_redis.kill()
+    async with asyncio.timeout(30):
+        while (await get(one, "/healthz")).status_code != 503:
+            await asyncio.sleep(0.1)
+    await manager(one).delete("doomed")
+    warned = "Could not tell other instances to disconnect the members of a deleted community"
+    assert any(message.startswith(warned) for message in one.messages())
+    newcomer = await connect(one.join_url("doomed", "another-password"))  # a new community
+    own_redis.start()
+    async with asyncio.timeout(15):
+        await stale.wait_closed()
+    assert (stale.close_code, stale.close_reason) == (1000, "community deleted")
+    deleted = "Disconnecting members of a community deleted while this instance could not hear it"
+    assert deleted in two.messages()
+    assert bystander.state is State.OPEN and newcomer.state is State.OPEN
+    assert await listing(one) == [("doomed", 1, False), ("other", 1, False)]
+    for member in (bystander, newcomer):
+        await member.close()
+
+
+async def test_an_instance_cut_off_from_redis_has_the_others_drop_a_deleted_communitys_members(
+    postgres_url: str, own_redis: RedisServer, signaler_factory: StartSignaler
+) -> None:
+    """Only instance one loses Redis (its own network cut) while a community is deleted
+    through it: the kick never goes out, and instance two, whose Redis never went away, has
+    no reason of its own to check. Once one is back it asks the others to check, and two
+    disconnects the deleted community's member then (not at its next periodic check)."""
+    link = CuttableLink(own_redis.port)
+    try:
+        direct = Cluster(signaler_factory, postgres_url, own_redis.url)
+        through_link = Cluster(
+            signaler_factory, postgres_url, f"redis://127.0.0.1:{link.port}/0", direct.prefix
+        )
+        one, two = through_link.start(), direct.start()
+        (stale,) = await members(two, "doomed", 1)
+        link.cut()
+        async with asyncio.timeout(30):
+            while (await get(one, "/healthz")).status_code != 503:
+                await asyncio.sleep(0.1)
+        assert (await get(two, "/healthz")).status_code == 200
+        await manager(one).delete("doomed")
+        link.mend()
+        started = time.monotonic()
+        async with asyncio.timeout(RESYNC_INTERVAL / 2):
+            await stale.wait_closed()
+        assert (stale.close_code, stale.close_reason) == (1000, "community deleted")
+        assert "Asked the other instances to check their members against the store" in (
+            one.messages()
+        )
+        print(f"disconnected {time.monotonic() - started:.2f} s after the link was mended")
+    finally:
+        link.close()
 
 
 async def test_readiness_and_metrics(cluster: Cluster) -> None:

@@ -77,6 +77,11 @@ class WebSocketMember:
         return self._community
 
     @property
+    def generation(self) -> int:
+        """Of the community joined; 0 (no generation) once it left."""
+        return self._membership.generation if self._membership is not None else 0
+
+    @property
     def binary_frames(self) -> bool:
         return self._binary_frames
 

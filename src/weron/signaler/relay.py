@@ -11,6 +11,7 @@ the text frame a Go peer sends: the bytes never change, only the opcode.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from websockets.frames import Frame, Opcode
@@ -29,6 +30,10 @@ class RelayMember(Protocol):
 
     @property
     def community(self) -> str: ...
+
+    @property
+    def generation(self) -> int:
+        """The generation of the community it joined (see ``Membership``)."""
 
     @property
     def binary_frames(self) -> bool:
@@ -52,6 +57,8 @@ class Relay:
         self._broker = broker
         self._communities: dict[str, dict[str, RelayMember]] = {}
         self.messages_relayed = 0
+        # Kicks from other instances may have been missed: see weron.signaler.resync.
+        self.resync_wanted = asyncio.Event()
 
     async def attach(self, member: RelayMember) -> None:
         members = self._communities.get(member.community)
@@ -103,6 +110,9 @@ class Relay:
         )
         for member in list(members.values()):
             member.kick("community deleted")
+
+    def kicks_missed(self) -> None:
+        self.resync_wanted.set()
 
     def member_count(self) -> int:
         return sum(len(members) for members in self._communities.values())

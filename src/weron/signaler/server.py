@@ -23,6 +23,7 @@ from weron.signaler.operations import OperationsAPI
 from weron.signaler.origins import OriginError, normalize_origin
 from weron.signaler.passwords import PasswordHasher
 from weron.signaler.relay import Relay
+from weron.signaler.resync import resync_forever
 from weron.signaler.services import Services, SignalerConfig
 from weron.signaler.store import CommunityStore, StoreUnavailableError
 from weron.signaler.store.memory import MemoryStore
@@ -141,6 +142,7 @@ class Signaler:
             web=WebFiles.load() if self.config.web else None,
         )
         self._server: asyncio.Server | None = None
+        self._resync: asyncio.Task[None] | None = None
 
     async def start(self, host: str | None = None, port: int = 1337) -> None:
         """Open the store, broker and authenticator, then listen; ``host`` ``None`` means every
@@ -160,6 +162,10 @@ class Signaler:
             await self.close()
             raise StartError(str(exc)) from None
         loop = asyncio.get_running_loop()
+        if self.store.shared or self.broker.shared:
+            self._resync = loop.create_task(
+                resync_forever(self.store, self.relay), name="check members against the store"
+            )
         self._server = await loop.create_server(
             lambda: SignalerConnection(self._services),
             host or None,
@@ -199,6 +205,11 @@ class Signaler:
         self._services.report_drops()
         if self._auth is not None:
             await self._auth.close()
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
+            self._resync = None
         await self.broker.close()
         await self.store.close()
         self.hasher.close()

@@ -33,6 +33,9 @@ class RecordingSink:
     def kick(self, community: str) -> None:
         self.kicked.append(community)
 
+    def kicks_missed(self) -> None:
+        raise AssertionError("a local broker is never cut off")
+
 
 @pytest.fixture
 def store() -> MemoryStore:

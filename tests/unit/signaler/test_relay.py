@@ -24,6 +24,7 @@ class FakeMember:
     frames: list[bytes] = field(default_factory=list)
     kicks: list[str] = field(default_factory=list)
     binary_frames: bool = False
+    generation: int = 1
 
     def send_frame(self, frame: bytes) -> None:
         self.frames.append(frame)

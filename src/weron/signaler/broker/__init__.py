@@ -27,6 +27,10 @@ class BrokerSink(Protocol):
 
     def kick(self, community: str) -> None: ...
 
+    def kicks_missed(self) -> None:
+        """Kicks may have been missed: the broker was cut off from the other instances, or
+        one of them could not publish a kick (see ``weron.signaler.resync``)."""
+
 
 class BrokerUnavailableError(Exception):
     """The broker cannot reach its server (Redis down): an operational failure."""
@@ -35,6 +39,9 @@ class BrokerUnavailableError(Exception):
 class Broker(Protocol):
     messages_lost: int  # published here but never sent to other instances (outages)
     reconnects: int
+    # Other instances relay too: a kick one of them publishes can be missed here, or never be
+    # published at all (its Redis was out of reach), so members are checked against the store.
+    shared: bool
 
     async def open(self, sink: BrokerSink) -> None:
         """Connect; raises :class:`BrokerUnavailableError` saying why it cannot."""

@@ -6,6 +6,8 @@ from weron.signaler.broker import BrokerSink, RelayedMessage
 
 
 class LocalBroker:
+    shared = False
+
     def __init__(self) -> None:
         self._sink: BrokerSink | None = None
         self.messages_lost = 0

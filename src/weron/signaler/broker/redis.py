@@ -8,7 +8,8 @@ in pipelines by one writer task, so order per instance is kept.
 When Redis goes away, members stay connected and keep relaying among themselves on each
 instance; what this instance could not publish is counted (``messages_lost``) and dropped
 rather than queued (signaling messages go stale), and on reconnect (with exponential backoff)
-every channel is subscribed again and the outage is logged with what was lost.
+every channel is subscribed again, the outage is logged with what was lost, and the relay is
+told (kicks of deleted communities were missed: ``weron.signaler.resync``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = get_logger(__name__)
 
 _RELAY: Final = b"R"
 _KICK: Final = b"K"
+_RESYNC: Final = b"S"  # on the control channel: "I could not publish a kick, check yours"
 _TEXT: Final = b"t"
 _BINARY: Final = b"b"
 _INSTANCE_BYTES: Final = 8
@@ -85,6 +87,8 @@ class RedisBroker:
     ``prefix`` + ..., so deployments sharing one Redis (pub/sub ignores database numbers) stay
     apart when their prefixes differ."""
 
+    shared = True
+
     def __init__(self, url: str, prefix: str = "weron:") -> None:
         self._url = url
         self._prefix = prefix.encode("utf-8")
@@ -92,6 +96,7 @@ class RedisBroker:
         self._control = self._prefix + b"control"
         self._instance = os.urandom(_INSTANCE_BYTES)
         self._sink: BrokerSink | None = None
+        self._kick_unsent = False  # a kick of ours never went out: ask for a resync
         self._watched: set[str] = set()
         self._client: Redis | None = None
         self._pubsub: PubSub | None = None
@@ -199,6 +204,26 @@ class RedisBroker:
                 communities_resubscribed=len(self._watched),
             )
             self._unsent_in_outage = 0
+            if self._sink is not None:
+                self._sink.kicks_missed()
+            if self._kick_unsent:
+                await self._ask_for_resync()
+
+    async def _ask_for_resync(self) -> None:
+        """Tell the other instances that a kick of ours never went out: they check their
+        members against the store (a lost request is made up for by their periodic check)."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            await client.publish(self._control, _RESYNC + self._instance)
+        except _ERRORS as exc:
+            log.debug(
+                "Could not ask other instances to check", error=str(exc) or type(exc).__name__
+            )
+            return
+        self._kick_unsent = False
+        log.info("Asked the other instances to check their members against the store")
 
     async def _receive(self, pubsub: PubSub) -> None:
         while True:
@@ -214,7 +239,13 @@ class RedisBroker:
                         future.set_result(None)
 
     def _on_message(self, channel: bytes, data: bytes) -> None:
-        if not channel.startswith(self._community_prefix) or self._sink is None:
+        if self._sink is None:
+            return
+        if channel == self._control:
+            if data[:1] == _RESYNC and data[1:] != self._instance:
+                self._sink.kicks_missed()
+            return
+        if not channel.startswith(self._community_prefix):
             return
         try:
             instance, message = decode(data)
@@ -315,9 +346,10 @@ class RedisBroker:
                 raise BrokerUnavailableError("Redis unreachable")
             await client.publish(self._channel(community), _KICK + self._instance)
         except (*_ERRORS, BrokerUnavailableError) as exc:
+            self._kick_unsent = True
             log.error(
                 "Could not tell other instances to disconnect the members of a deleted "
-                "community: they stay connected there until they leave",
+                "community: they check their members against the store once Redis is back",
                 community=community,
                 error=str(exc) or type(exc).__name__,
             )

@@ -8,6 +8,7 @@ address), so that the bcrypt work is shared fairly between sources.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -70,6 +71,8 @@ class CommunityNotFoundError(StoreError):
 class CommunityStore(Protocol):
     """Persistence of communities: passwords (bcrypt), client counts, persistence flag."""
 
+    shared: bool  # other signaler instances may use it: they may delete our communities
+
     async def open(self) -> None:
         """Connect and prepare; raises :class:`StoreUnavailableError` saying why it cannot."""
 
@@ -101,3 +104,7 @@ class CommunityStore(Protocol):
         """Delete a community, persistent or ephemeral."""
 
     async def list(self) -> list[Community]: ...
+
+    async def generations(self, communities: Collection[str]) -> dict[str, int]:
+        """The generation of each of ``communities`` that exists now: a member whose
+        membership names another one (or none) belongs to a community deleted since."""

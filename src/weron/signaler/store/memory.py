@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -53,6 +54,8 @@ class MemoryStore:
     """Communities in a dict; nothing here awaits while deciding, so no locks are needed.
     ``state_file``: where communities are saved; ``grace``: how long a restored ephemeral
     community waits for its first member."""
+
+    shared = False
 
     def __init__(self, state_file: Path | None = None, grace: float = 60.0) -> None:
         self._verifier = KeyedVerifier(os.urandom(32))
@@ -183,6 +186,13 @@ class MemoryStore:
             Community(community, record.clients, record.persistent)
             for community, record in self._records.items()
         ]
+
+    async def generations(self, communities: Collection[str]) -> dict[str, int]:
+        return {
+            community: record.generation
+            for community in communities
+            if (record := self._records.get(community)) is not None
+        }
 
     # The state file
 

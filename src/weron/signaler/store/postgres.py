@@ -20,7 +20,7 @@ import asyncio
 import collections
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Collection, Coroutine
 from typing import Any, Final
 
 import psycopg
@@ -234,6 +234,8 @@ def _unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
 
 class PostgresStore:
     """Communities in PostgreSQL; ``url`` is a libpq URL (``postgres://user@host/db``)."""
+
+    shared = True
 
     def __init__(self, url: str, hasher: PasswordHasher) -> None:
         self._url = url
@@ -518,6 +520,14 @@ class PostgresStore:
             return [
                 Community(id_, clients, persistent) async for id_, clients, persistent in cursor
             ]
+
+    async def generations(self, communities: Collection[str]) -> dict[str, int]:
+        async with self._connection(_API_WAIT) as conn:
+            cursor = await conn.execute(
+                "SELECT id, generation FROM communities WHERE id = ANY(%(ids)s)",
+                {"ids": list(communities)},
+            )
+            return {id_: generation async for id_, generation in cursor}
 
 
 async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
