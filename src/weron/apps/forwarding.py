@@ -89,6 +89,7 @@ class OffloadHellos:
     udp: bool  # we take UDP super-frames
     said: int = 0
     heard: bool = False  # the peer's hello
+    peer_udp: bool = False  # the peer takes UDP super-frames (it said so in its first hello)
     acknowledged: bool = False  # ours, by the peer
 
     def hello(self) -> bytes:
@@ -108,6 +109,8 @@ class OffloadHellos:
         first one heard (from then on it gets offloads)."""
         words = message.split()[1:]
         first = not self.heard
+        if first:
+            self.peer_udp = UDP_HELLO.strip() in words
         self.heard = True
         if HEARD_HELLO.strip() in words:
             self.acknowledged = True
@@ -337,7 +340,7 @@ class Forwarder:
                 with contextlib.suppress(ChannelClosedError):
                     channel.send_nowait(answer)
             if first and link in self._links:
-                udp = message.endswith(UDP_HELLO) and self._device.udp_offload
+                udp = hellos.peer_udp and self._device.udp_offload
                 link.send_on(channel, offload=True, udp=udp)
                 log.debug("Sending offloads", peer=peer, udp=link.udp)
 

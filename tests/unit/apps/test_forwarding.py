@@ -328,6 +328,11 @@ def test_hellos_go_again_until_the_peer_heard_ours_and_answer_a_peer_that_did_no
     assert hellos.again() == b"vnet-hdr heard udp-l4"  # that answer may be lost too
     assert hellos.receive(b"vnet-hdr heard udp-l4") == (None, False)
     assert hellos.again() is None  # it heard ours: enough
+    assert not hellos.peer_udp  # what its first hello said
+    for first in (b"vnet-hdr udp-l4", b"vnet-hdr heard udp-l4"):  # an older version, ours
+        other = OffloadHellos(udp=False)
+        other.receive(first)
+        assert other.peer_udp
 
 
 def test_a_peer_that_never_says_it_heard_gets_a_bounded_number_of_hellos() -> None:
