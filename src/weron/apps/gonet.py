@@ -342,7 +342,7 @@ class GonetChat:
         if not card.candidates or card.public_key == self._config.private_key.public:
             return
         if card.proof is not None and not card.proven(self._place):
-            log.warning("Ignoring a card its key did not sign (forged)", key=card.id)
+            log.info("Ignoring a card its key did not sign (forged)", key=card.id)
             return
         self._tunnels.add(card)
         self.met.add(card.public_key)
