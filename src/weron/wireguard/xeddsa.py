@@ -10,8 +10,9 @@ is lost in u, so the signing key is the one of ``A = (E.y, sign 0)``: ``a = k`` 
 signature is then an ordinary Ed25519 one by ``a`` (the nonce hashed from ``a``, the message
 and 64 random bytes), which any Ed25519 verifier checks against ``A``, computed from u alone:
 ``y = (u - 1) / (u + 1)``. Signing uses libsodium's constant-time scalar and point operations
-(PyNaCl); verifying uses ``cryptography``'s Ed25519 and one field inversion of public values.
-Nothing here is curve arithmetic of our own.
+(PyNaCl); verifying, libsodium's Ed25519 and one field inversion of public values (some 80 µs
+in all: a member with the room key may send many cards). Nothing here is curve arithmetic of
+our own.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import os
 from typing import Final
 
 import nacl.bindings as sodium
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import CryptoError
 
 SIGNATURE_SIZE: Final = 64
 _P: Final = 2**255 - 19
@@ -64,7 +64,7 @@ def edwards_public(public: bytes) -> bytes | None:
     u = int.from_bytes(public, "little")
     if len(public) != 32 or u >= _P or (u + 1) % _P == 0:
         return None
-    y = (u - 1) * pow(u + 1, _P - 2, _P) % _P
+    y = (u - 1) * pow(u + 1, -1, _P) % _P
     return y.to_bytes(32, "little")  # sign bit 0
 
 
@@ -74,7 +74,7 @@ def verify(public: bytes, message: bytes, signature: bytes) -> bool:
     if edwards is None or len(signature) != SIGNATURE_SIZE:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(edwards).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        sodium.crypto_sign_open(signature + message, edwards)
+    except CryptoError:  # BadSignatureError, or a point libsodium refuses
         return False
     return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from weron.wireguard import xeddsa
@@ -32,6 +32,9 @@ def test_a_signature_verifies_for_its_key_and_message_only() -> None:
         signature = xeddsa.sign(key.raw(), message)
         assert len(signature) == xeddsa.SIGNATURE_SIZE
         assert xeddsa.verify(key.public, message, signature)
+        edwards = xeddsa.edwards_public(key.public)
+        assert edwards is not None  # and OpenSSL's Ed25519 agrees with libsodium's:
+        Ed25519PublicKey.from_public_bytes(edwards).verify(signature, message)
         assert not xeddsa.verify(other.public, message, signature)
         assert not xeddsa.verify(key.public, message + b"!", signature)
         tampered = bytearray(signature)
