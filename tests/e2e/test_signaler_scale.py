@@ -216,6 +216,7 @@ async def test_a_community_deleted_during_a_redis_outage_loses_its_members_every
     assert (stale.close_code, stale.close_reason) == (1000, "community deleted")
     deleted = "Disconnecting members of a community deleted while this instance could not hear it"
     assert deleted in two.messages()
+    assert "weron_stale_members_disconnected_total 1\n" in (await get(two, "/metrics")).text
     assert bystander.state is State.OPEN and newcomer.state is State.OPEN
     assert await listing(one) == [("doomed", 1, False), ("other", 1, False)]
     for member in (bystander, newcomer):

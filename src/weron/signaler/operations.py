@@ -114,6 +114,13 @@ class OperationsAPI:
                 (({}, self._broker.messages_lost),),
             ),
             Family(
+                "weron_stale_members_disconnected_total",
+                "counter",
+                "Members this instance disconnected because their community was deleted while "
+                "it could not hear the deletion (see weron.signaler.resync).",
+                (({}, self._relay.stale_disconnected),),
+            ),
+            Family(
                 "weron_broker_reconnects_total",
                 "counter",
                 "Times the broker connection was lost and restored.",

@@ -57,6 +57,7 @@ class Relay:
         self._broker = broker
         self._communities: dict[str, dict[str, RelayMember]] = {}
         self.messages_relayed = 0
+        self.stale_disconnected = 0  # members of communities deleted out of our hearing
         # Kicks from other instances may have been missed: see weron.signaler.resync.
         self.resync_wanted = asyncio.Event()
 

@@ -52,6 +52,7 @@ async def drop_stale_members(store: CommunityStore, relay: Relay) -> int:
         )
     for member in stale:
         member.kick("community deleted")
+    relay.stale_disconnected += len(stale)
     return len(stale)
 
 

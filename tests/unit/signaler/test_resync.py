@@ -36,6 +36,7 @@ async def test_members_of_deleted_and_recreated_communities_go_the_others_stay()
     await store.delete("recreated")
     fresh = await member(store, relay, "d", "recreated")  # another generation, same name
     assert await drop_stale_members(store, relay) == 2
+    assert relay.stale_disconnected == 2
     assert deleted.kicks == stale.kicks == ["community deleted"]
     assert kept.kicks == fresh.kicks == []
     assert await drop_stale_members(MemoryStore(), Relay(LocalBroker())) == 0  # nobody here
