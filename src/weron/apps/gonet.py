@@ -263,6 +263,7 @@ class GonetChat:
         self.roster = Roster(config.private_key.public, config.name)
         self.met: set[bytes] = set()  # members whose card came: a tunnel is open to each
         self._silent: dict[bytes, None] = {}  # of those, not said hello yet: oldest card first
+        self._greet: set[bytes] = set()  # members in the room whose new card came: see meet
         self.delivery = Delivery(config.timeout)
         self._changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
         self._settled = asyncio.Event()  # no line waits for acks
@@ -346,7 +347,12 @@ class GonetChat:
             return
         self._tunnels.add(card)
         self.met.add(card.public_key)
-        if card.public_key not in self.roster:
+        if card.public_key in self.roster:
+            # It moved, or it restarted (same key, new socket): then our hello below goes
+            # through the session it no longer holds, so we answer its next hello, which
+            # comes through the new one (else it sees us only at our next heartbeat).
+            self._greet.add(card.public_key)
+        else:
             self._silent.pop(card.public_key, None)
             self._silent[card.public_key] = None
             if len(self._silent) > MAX_SILENT_TUNNELS:
@@ -463,6 +469,10 @@ class GonetChat:
             return
         if isinstance(message, Hello):
             self._silent.pop(key, None)
+            if key in self._greet:
+                self._greet.discard(key)
+                for reply in self._hello():
+                    self._tunnels.send(key, encode_chat(reply))
             before = self.roster.displays()
             if self.roster.hello(key, message.name, self._clock()):
                 self._screen.line(f"+{self.roster.display(key)}")
@@ -508,6 +518,7 @@ class GonetChat:
         self._delivery_changed()
         self.met.discard(key)
         self._silent.pop(key, None)
+        self._greet.discard(key)
         self._tunnels.remove(key)
 
 

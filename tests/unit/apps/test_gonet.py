@@ -43,7 +43,7 @@ from weron.rendezvous.card import Card
 from weron.rendezvous.dht import DhtRendezvous, RoomKeys, seal_record
 from weron.rendezvous.room import Room as RoomName
 from weron.rendezvous.room import RoomSecrets, place_of
-from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.crypto import PrivateKey, tai64n
 from weron.wireguard.nat.paths import Candidate, Kind, Route
 from weron.wireguard.nat.traversal import CandidatesHandler
 
@@ -413,6 +413,21 @@ def test_a_silent_member_leaves_after_the_timeout_others_get_our_heartbeat() -> 
     assert room.tunnels.to(room.carol) == [Hello("alice"), Version(2)]
 
 
+def test_a_members_hello_after_its_new_card_is_answered_once() -> None:
+    """A new card for a member in the room (it moved, or restarted): our hello on meeting it
+    may have gone through a session the member no longer holds, so its next hello gets ours
+    in answer; the hellos after that do not (no hello ping-pong)."""
+    room = Room()
+    room.join(room.bob, "bob")
+    room.arrive(room.bob, Hello("bob"))  # a heartbeat: no answer
+    room.tunnels.sent.clear()
+    room.chat.meet(card(room.bob, "192.0.2.2"))
+    assert room.tunnels.to(room.bob) == [Hello("alice"), Version(2)]
+    room.arrive(room.bob, Hello("bob"), Version(2), Hello("bob"))
+    assert room.tunnels.to(room.bob) == [Hello("alice"), Version(2)] * 2
+    assert room.shown() == ["+bob"]
+
+
 def test_a_member_that_left_and_comes_back_is_met_and_announced_again() -> None:
     room = Room()
     room.join(room.bob, "bob")
@@ -522,6 +537,37 @@ async def test_chats_over_real_tunnels_meet_and_talk_and_another_psk_is_never_sh
         assert mallory.shown() == []
     finally:
         for member in (alice, bob, mallory):
+            await member.tunnels.close()
+
+
+async def test_a_member_restarted_with_its_key_is_greeted_through_its_new_session() -> None:
+    """Bob is killed and comes back with his key on another socket. Alice still holds his
+    old session: the hello she sends on meeting his new card goes through it, to nobody. Her
+    answer to the hello he then sends through his new session is what lets him see her (else
+    only her next heartbeat, up to a third of the timeout later, does)."""
+    psk = os.urandom(32)
+    alice, bob = Member("alice", psk), Member("bob", psk)
+    members = [alice, bob]
+    try:
+        chats = {member: await member.start() for member in members}
+        chats[alice].meet(bob.card)
+        chats[bob].meet(alice.card)
+        await until(lambda: "+bob" in alice.shown() and "+alice" in bob.shown())
+        await bob.tunnels.close()  # killed: no goodbye
+        killed = tai64n()  # his new handshake's timestamp must be newer than his last one
+        await until(lambda: tai64n() > killed)
+
+        again = Member("bob", psk, bob.key)
+        members.append(again)
+        chat = await again.start()
+        chats[alice].meet(again.card)  # the signaler hands each the other's card
+        chat.meet(alice.card)
+        await until(lambda: "+alice" in again.shown())
+        chat.say("back")
+        await until(lambda: "bob: back" in alice.shown())
+        assert alice.shown().count("+bob") == 1  # the same member, back: no second join
+    finally:
+        for member in members:
             await member.tunnels.close()
 
 
