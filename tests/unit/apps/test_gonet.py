@@ -48,6 +48,7 @@ from weron.wireguard.nat.paths import Candidate, Kind, Route
 from weron.wireguard.nat.traversal import CandidatesHandler
 
 TIMEOUT = 10.0
+OURS = (Candidate(Kind.SRFLX, ("203.0.113.1", 40000)),)  # alice's, in the Room tests
 
 
 def nothing(*_event: object) -> None:
@@ -161,6 +162,7 @@ class Room:
             self.rendezvous,
             Screen(self.out, io.StringIO()),
             clock or self.clock,
+            candidates=OURS,
         )
         self.bob = PrivateKey.generate().public
         self.carol = PrivateKey.generate().public
@@ -472,6 +474,39 @@ async def test_the_chat_meets_the_rendezvous_cards_says_the_lines_and_waits_for_
     assert room.shown() == ["+bob", "alice!"]
 
 
+async def test_a_tunnel_silent_for_the_timeout_gets_our_card_out_again_less_and_less_often() -> (
+    None
+):
+    """Bob's card came but he never said hello: he may have timed us out while refusing our
+    handshakes (we restarted with our clock behind), and the rendezvous handed him our card
+    once. After twice the timeout our card goes out again, then after twice as long, and so
+    on while a tunnel stays silent; once he said hello, no more."""
+    room = Room()
+    room.rendezvous.let_in.set()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    conversation = asyncio.create_task(room.chat.converse(lines))
+
+    async def heartbeat_after(seconds: float) -> list[Card]:
+        room.clock.now += seconds
+        room.chat.heartbeat()
+        for _ in range(10):  # the announcing loop takes the card
+            await asyncio.sleep(0)
+        return unsigned(room.rendezvous.announced)
+
+    ours = Card(room.key.public, OURS)
+    room.chat.meet(card(room.bob, "192.0.2.1"))
+    assert await heartbeat_after(2 * TIMEOUT - 1) == []
+    assert await heartbeat_after(1) == [ours]
+    assert await heartbeat_after(4 * TIMEOUT - 1) == [ours]
+    assert await heartbeat_after(1) == [ours] * 2
+    assert await heartbeat_after(8 * TIMEOUT - 1) == [ours] * 2
+    assert await heartbeat_after(1) == [ours] * 3
+    room.arrive(room.bob, Hello("bob"))
+    assert await heartbeat_after(32 * TIMEOUT) == [ours] * 3
+    lines.put_nowait(None)
+    await asyncio.wait_for(conversation, 5)
+
+
 async def test_the_end_of_input_waits_until_an_unacknowledged_line_is_reported() -> None:
     loop = asyncio.get_running_loop()
     room = Room(timeout=0.3, clock=loop.time)
@@ -503,7 +538,14 @@ class Member:
         self.card = Card(self.key.public, await self.tunnels.start([bound]))
         loop = asyncio.get_running_loop()
         rendezvous = FakeRendezvous() if meeting is None else meeting(self.card)
-        self.chat = GonetChat(self._config, self.tunnels, rendezvous, self._screen, loop.time)
+        self.chat = GonetChat(
+            self._config,
+            self.tunnels,
+            rendezvous,
+            self._screen,
+            loop.time,
+            candidates=self.card.candidates,
+        )
         return self.chat
 
     def shown(self) -> list[str]:
