@@ -102,7 +102,8 @@ class Delivery:
             self._acking.add(member)
 
     def say(self, text: str, members: Iterable[bytes], now: float) -> list[Send] | None:
-        """The datagrams that carry a new line to ``members``; None, and nothing sent, while
+        """The datagrams that carry a new line to ``members`` (to a member whose older lines
+        went unanswered: none, ``tick`` sends them all now); None, and nothing sent, while
         ``MAX_PENDING`` lines are still waiting for acks."""
         if len(self._pending) >= MAX_PENDING:
             return None
@@ -112,9 +113,16 @@ class Delivery:
         waiting = {member for member in targets if member in self._acking}
         if waiting:
             self._pending[self._seq] = _Pending(text, waiting, now + self._timeout)
+        # Members whose older lines went unanswered (a path healing): the new line goes out
+        # with their copies, now and after them, so that it does not arrive ahead of them.
+        behind = {
+            m for m in waiting if m in self._retries and self._retries[m].interval > FIRST_RETRY
+        }
         for member in waiting:
-            self._retries.setdefault(member, _Retry(now + FIRST_RETRY))
-        return [Send(m, posted if m in waiting else Line(text)) for m in targets]
+            retry = self._retries.setdefault(member, _Retry(now + FIRST_RETRY))
+            if member in behind:
+                retry.at = now
+        return [Send(m, posted if m in waiting else Line(text)) for m in targets if m not in behind]
 
     def received(self, sender: bytes, posted: Posted) -> tuple[Send, bool]:
         """The ack for a line, and whether to show it (False: a copy of one shown)."""

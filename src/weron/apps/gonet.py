@@ -77,6 +77,11 @@ IPV6_PROBE: Final = "2001:db8::1"  # any global address: only the route to it is
 # way, through NATs or TURN): beyond this many the oldest is closed, so cards with made-up
 # keys (anyone with the room's key can hand out cards) cannot pile up tunnels and probes.
 MAX_SILENT_TUNNELS: Final = 64
+# Our card goes out again when a tunnel stayed silent for this many timeouts (by then a member
+# that will forget us has: a timeout after our last packet, at a heartbeat a third of it
+# later), then after twice as long, and so on, up to MAX_REINTRODUCTION_WAIT timeouts apart.
+SILENT_TIMEOUTS: Final = 2
+MAX_REINTRODUCTION_WAIT: Final = 16
 
 
 @dataclass(slots=True)
@@ -254,6 +259,8 @@ class GonetChat:
         rendezvous: Rendezvous,
         screen: Screen,
         clock: Callable[[], float],
+        *,
+        candidates: tuple[Candidate, ...],
     ) -> None:
         self._config = config
         self._tunnels = tunnels
@@ -262,7 +269,12 @@ class GonetChat:
         self._clock = clock
         self.roster = Roster(config.private_key.public, config.name)
         self.met: set[bytes] = set()  # members whose card came: a tunnel is open to each
-        self._silent: dict[bytes, None] = {}  # of those, not said hello yet: oldest card first
+        # of those, not said hello yet (oldest card first): when met, or our card went out again
+        self._silent: dict[bytes, float] = {}
+        self._candidates = candidates  # our own, in our card
+        self._reintroduction_wait = SILENT_TIMEOUTS * config.timeout
+        self._next_reintroduction = -float("inf")
+        self._greet: set[bytes] = set()  # members in the room whose new card came: see meet
         self.delivery = Delivery(config.timeout)
         self._changed = asyncio.Event()  # lines said or acknowledged: the delivery loop wakes
         self._settled = asyncio.Event()  # no line waits for acks
@@ -346,9 +358,14 @@ class GonetChat:
             return
         self._tunnels.add(card)
         self.met.add(card.public_key)
-        if card.public_key not in self.roster:
+        if card.public_key in self.roster:
+            # It moved, or it restarted (same key, new socket): then our hello below goes
+            # through the session it no longer holds, so we answer its next hello, which
+            # comes through the new one (else it sees us only at our next heartbeat).
+            self._greet.add(card.public_key)
+        else:
             self._silent.pop(card.public_key, None)
-            self._silent[card.public_key] = None
+            self._silent[card.public_key] = self._clock()
             if len(self._silent) > MAX_SILENT_TUNNELS:
                 oldest = next(iter(self._silent))
                 log.warning(
@@ -364,8 +381,30 @@ class GonetChat:
 
     def _announce(self, candidates: tuple[Candidate, ...]) -> None:
         """Our candidates changed (our NAT moved us): our new card out, members reconnect."""
+        self._candidates = candidates
         self._card = own_card(self._config.private_key, self._place, candidates)
         self._to_announce.set()
+
+    def _reintroduce(self) -> None:
+        """A member whose tunnel stays silent may have forgotten us: it timed
+        us out while it refused our handshakes (we restarted with our clock behind the last
+        handshake it took from us), and the rendezvous hands it our card once. Our card again,
+        at growing intervals (a member we cannot reach stays silent for good)."""
+        now = self._clock()
+        silent_for = SILENT_TIMEOUTS * self._config.timeout
+        if not self._silent:
+            self._reintroduction_wait = silent_for
+            return
+        if now < self._next_reintroduction:
+            return
+        if all(now - since < silent_for for since in self._silent.values()):
+            return
+        log.info("Members silent since their cards came: announcing our card again")
+        self._reintroduction_wait = min(
+            2 * self._reintroduction_wait, MAX_REINTRODUCTION_WAIT * self._config.timeout
+        )
+        self._next_reintroduction = now + self._reintroduction_wait
+        self._announce(self._candidates)
 
     async def _announcing(self) -> None:
         """Our cards out one at a time, newest only: an older card never goes out after a
@@ -438,6 +477,7 @@ class GonetChat:
         for key, shown in self.roster.expire(self._clock(), self._config.timeout):
             self._forget(key, shown)
         self._show_renames(before)
+        self._reintroduce()
 
     def leave(self) -> None:
         self._broadcast(encode_chat(Bye()))
@@ -463,6 +503,10 @@ class GonetChat:
             return
         if isinstance(message, Hello):
             self._silent.pop(key, None)
+            if key in self._greet:
+                self._greet.discard(key)
+                for reply in self._hello():
+                    self._tunnels.send(key, encode_chat(reply))
             before = self.roster.displays()
             if self.roster.hello(key, message.name, self._clock()):
                 self._screen.line(f"+{self.roster.display(key)}")
@@ -508,6 +552,7 @@ class GonetChat:
         self._delivery_changed()
         self.met.discard(key)
         self._silent.pop(key, None)
+        self._greet.discard(key)
         self._tunnels.remove(key)
 
 
@@ -536,7 +581,8 @@ async def run(
             rendezvous = _rendezvous(config, secrets, card)
             log.info("Joining room", candidates=[c.encode() for c in candidates])
             screen.line("." + ("dht" if config.dht else redact_url(config.raddr)))
-            chat = GonetChat(config, tunnels, rendezvous, screen, asyncio.get_running_loop().time)
+            loop = asyncio.get_running_loop()
+            chat = GonetChat(config, tunnels, rendezvous, screen, loop.time, candidates=candidates)
             await chat.converse(lines)
         finally:
             if rendezvous is not None:

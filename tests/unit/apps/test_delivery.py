@@ -119,6 +119,21 @@ def test_lines_said_during_a_short_outage_arrive_in_order() -> None:
     assert net.shown[bob] == [(alice, f"line {n}") for n in range(20)]
 
 
+def test_a_line_said_once_the_path_is_back_arrives_after_those_said_before() -> None:
+    """Lines wait unacknowledged (their copies go less and less often); the path is back and
+    a new line is said before the next copy is due: it goes with their copies, after them,
+    not ahead (a member restarted with its identity got it first, then the older ones)."""
+    net = Network(2, seed=3)
+    alice, bob = net.keys
+    for n in range(3):
+        net.say(alice, f"line {n}")
+    for _ in range(int(2 / STEP)):
+        net.step(down=True)
+    net.say(alice, "after")
+    net.settle(reorder=False)
+    assert net.shown[bob] == [(alice, f"line {n}") for n in range(3)] + [(alice, "after")]
+
+
 def test_a_lost_line_is_sent_again_while_newer_ones_keep_being_acknowledged() -> None:
     net = Network(2, seed=5)
     alice, bob = net.keys

@@ -43,11 +43,12 @@ from weron.rendezvous.card import Card
 from weron.rendezvous.dht import DhtRendezvous, RoomKeys, seal_record
 from weron.rendezvous.room import Room as RoomName
 from weron.rendezvous.room import RoomSecrets, place_of
-from weron.wireguard.crypto import PrivateKey
+from weron.wireguard.crypto import PrivateKey, tai64n
 from weron.wireguard.nat.paths import Candidate, Kind, Route
 from weron.wireguard.nat.traversal import CandidatesHandler
 
 TIMEOUT = 10.0
+OURS = (Candidate(Kind.SRFLX, ("203.0.113.1", 40000)),)  # alice's, in the Room tests
 
 
 def nothing(*_event: object) -> None:
@@ -161,6 +162,7 @@ class Room:
             self.rendezvous,
             Screen(self.out, io.StringIO()),
             clock or self.clock,
+            candidates=OURS,
         )
         self.bob = PrivateKey.generate().public
         self.carol = PrivateKey.generate().public
@@ -413,6 +415,21 @@ def test_a_silent_member_leaves_after_the_timeout_others_get_our_heartbeat() -> 
     assert room.tunnels.to(room.carol) == [Hello("alice"), Version(2)]
 
 
+def test_a_members_hello_after_its_new_card_is_answered_once() -> None:
+    """A new card for a member in the room (it moved, or restarted): our hello on meeting it
+    may have gone through a session the member no longer holds, so its next hello gets ours
+    in answer; the hellos after that do not (no hello ping-pong)."""
+    room = Room()
+    room.join(room.bob, "bob")
+    room.arrive(room.bob, Hello("bob"))  # a heartbeat: no answer
+    room.tunnels.sent.clear()
+    room.chat.meet(card(room.bob, "192.0.2.2"))
+    assert room.tunnels.to(room.bob) == [Hello("alice"), Version(2)]
+    room.arrive(room.bob, Hello("bob"), Version(2), Hello("bob"))
+    assert room.tunnels.to(room.bob) == [Hello("alice"), Version(2)] * 2
+    assert room.shown() == ["+bob"]
+
+
 def test_a_member_that_left_and_comes_back_is_met_and_announced_again() -> None:
     room = Room()
     room.join(room.bob, "bob")
@@ -457,6 +474,39 @@ async def test_the_chat_meets_the_rendezvous_cards_says_the_lines_and_waits_for_
     assert room.shown() == ["+bob", "alice!"]
 
 
+async def test_a_tunnel_silent_for_the_timeout_gets_our_card_out_again_less_and_less_often() -> (
+    None
+):
+    """Bob's card came but he never said hello: he may have timed us out while refusing our
+    handshakes (we restarted with our clock behind), and the rendezvous handed him our card
+    once. After twice the timeout our card goes out again, then after twice as long, and so
+    on while a tunnel stays silent; once he said hello, no more."""
+    room = Room()
+    room.rendezvous.let_in.set()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    conversation = asyncio.create_task(room.chat.converse(lines))
+
+    async def heartbeat_after(seconds: float) -> list[Card]:
+        room.clock.now += seconds
+        room.chat.heartbeat()
+        for _ in range(10):  # the announcing loop takes the card
+            await asyncio.sleep(0)
+        return unsigned(room.rendezvous.announced)
+
+    ours = Card(room.key.public, OURS)
+    room.chat.meet(card(room.bob, "192.0.2.1"))
+    assert await heartbeat_after(2 * TIMEOUT - 1) == []
+    assert await heartbeat_after(1) == [ours]
+    assert await heartbeat_after(4 * TIMEOUT - 1) == [ours]
+    assert await heartbeat_after(1) == [ours] * 2
+    assert await heartbeat_after(8 * TIMEOUT - 1) == [ours] * 2
+    assert await heartbeat_after(1) == [ours] * 3
+    room.arrive(room.bob, Hello("bob"))
+    assert await heartbeat_after(32 * TIMEOUT) == [ours] * 3
+    lines.put_nowait(None)
+    await asyncio.wait_for(conversation, 5)
+
+
 async def test_the_end_of_input_waits_until_an_unacknowledged_line_is_reported() -> None:
     loop = asyncio.get_running_loop()
     room = Room(timeout=0.3, clock=loop.time)
@@ -488,7 +538,14 @@ class Member:
         self.card = Card(self.key.public, await self.tunnels.start([bound]))
         loop = asyncio.get_running_loop()
         rendezvous = FakeRendezvous() if meeting is None else meeting(self.card)
-        self.chat = GonetChat(self._config, self.tunnels, rendezvous, self._screen, loop.time)
+        self.chat = GonetChat(
+            self._config,
+            self.tunnels,
+            rendezvous,
+            self._screen,
+            loop.time,
+            candidates=self.card.candidates,
+        )
         return self.chat
 
     def shown(self) -> list[str]:
@@ -522,6 +579,37 @@ async def test_chats_over_real_tunnels_meet_and_talk_and_another_psk_is_never_sh
         assert mallory.shown() == []
     finally:
         for member in (alice, bob, mallory):
+            await member.tunnels.close()
+
+
+async def test_a_member_restarted_with_its_key_is_greeted_through_its_new_session() -> None:
+    """Bob is killed and comes back with his key on another socket. Alice still holds his
+    old session: the hello she sends on meeting his new card goes through it, to nobody. Her
+    answer to the hello he then sends through his new session is what lets him see her (else
+    only her next heartbeat, up to a third of the timeout later, does)."""
+    psk = os.urandom(32)
+    alice, bob = Member("alice", psk), Member("bob", psk)
+    members = [alice, bob]
+    try:
+        chats = {member: await member.start() for member in members}
+        chats[alice].meet(bob.card)
+        chats[bob].meet(alice.card)
+        await until(lambda: "+bob" in alice.shown() and "+alice" in bob.shown())
+        await bob.tunnels.close()  # killed: no goodbye
+        killed = tai64n()  # his new handshake's timestamp must be newer than his last one
+        await until(lambda: tai64n() > killed)
+
+        again = Member("bob", psk, bob.key)
+        members.append(again)
+        chat = await again.start()
+        chats[alice].meet(again.card)  # the signaler hands each the other's card
+        chat.meet(alice.card)
+        await until(lambda: "+alice" in again.shown())
+        chat.say("back")
+        await until(lambda: "bob: back" in alice.shown())
+        assert alice.shown().count("+bob") == 1  # the same member, back: no second join
+    finally:
+        for member in members:
             await member.tunnels.close()
 
 

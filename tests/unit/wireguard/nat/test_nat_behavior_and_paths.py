@@ -190,6 +190,24 @@ def test_a_signed_card_takes_every_slot_from_a_flood_that_came_before_it() -> No
     assert paths.candidates[0] == moved[-1][0]  # the newest card is punched first
 
 
+def test_an_older_card_after_a_restart_is_taken_unless_every_slot_is_held() -> None:
+    """The peer was killed and came back on another port with its clock behind: its new card
+    is older than the one held. Fewer than ``MAX_CARDS`` held: it is taken (punched after the
+    newer-looking one); ``MAX_CARDS`` held (it moved that often), refused until the tunnel is
+    removed when the peer times out, and a new tunnel takes any card."""
+    before = (Candidate(Kind.HOST, ("192.0.2.1", 40000)),)
+    restarted = (Candidate(Kind.HOST, ("192.0.2.1", 40001)),)
+    paths = PeerPaths(before, 0.0, issued=5000)
+    assert paths.update(restarted, 1.0, issued=4000) is Taken.NEW
+    assert paths.cards == [before, restarted] and paths.started == 1.0
+    moved = [(Candidate(Kind.HOST, ("192.0.2.1", 41000 + n)),) for n in range(MAX_CARDS)]
+    full = PeerPaths(moved[0], 0.0, issued=5000)
+    for n, card in enumerate(moved[1:], 1):
+        assert full.update(card, 0.0, issued=5000 + n) is Taken.NEW
+    assert full.update(restarted, 1.0, issued=4000) is Taken.REFUSED
+    assert PeerPaths(restarted, 2.0, issued=4000).candidates == restarted
+
+
 def test_a_flood_of_cards_before_any_path_never_pushes_out_a_card_untried() -> None:
     """A hostile member writes card after card in a peer's name before any path to it was
     proven: the first card stays, every card held is punched for its whole trial, and new
