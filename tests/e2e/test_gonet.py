@@ -8,6 +8,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.chat import GONET, GonetProcess
 from tests.e2e.conftest import StartSignaler
 from tests.e2e.processes import free_port
@@ -88,6 +90,23 @@ def test_a_member_rejoining_with_its_identity_is_announced_again(
     bob.say("back again")
     alice.wait_for("bob: back again")
     assert [line for line in alice.output() if line == "+bob"] == ["+bob", "+bob"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
+def test_a_member_ended_by_a_signal_says_goodbye(
+    signaler_factory: StartSignaler, gonet_factory: StartGonet, signum: signal.Signals
+) -> None:
+    """SIGTERM, and SIGHUP (its terminal closed), end a member as the end of its input does:
+    its leaving is announced, so alice (whose --timeout is a minute) shows it at once. Before,
+    SIGHUP killed it, and alice saw it go only when the timeout was over."""
+    signaler = signaler_factory()
+    alice = gonet_factory(signaler.ws_url, ROOM, "--name", "alice", "--timeout", "60s")
+    bob = gonet_factory(signaler.ws_url, ROOM, "--name", "bob")
+    alice.wait_for("+bob")
+    bob.process.send_signal(signum)
+    assert bob.process.wait(15) == 0
+    alice.wait_for("-bob", timeout=20)
+    assert "Traceback" not in bob.logs()
 
 
 def test_a_member_back_under_another_name_is_announced_as_renamed(

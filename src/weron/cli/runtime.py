@@ -38,8 +38,17 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         sys.exit(130)
 
 
+def _terminating_signals() -> tuple[signal.Signals, ...]:
+    """SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (``nohup``): without a
+    handler it killed the process at once, so peers saw it leave only after their timeout."""
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        return (signal.SIGTERM,)
+    return signal.SIGTERM, signal.SIGHUP
+
+
 async def wait_for_stop_signal() -> signal.Signals:
-    """Return once SIGINT or SIGTERM arrives (then let the caller shut down gracefully)."""
+    """Return once SIGINT, SIGTERM or SIGHUP arrives (then let the caller shut down
+    gracefully)."""
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
 
@@ -47,17 +56,19 @@ async def wait_for_stop_signal() -> signal.Signals:
         if not received.done():
             received.set_result(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, *_terminating_signals())
+    for signum in signals:
         loop.add_signal_handler(signum, receive, signum)
     try:
         return await received
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in signals:
             loop.remove_signal_handler(signum)
 
 
 async def _until_terminated(main: Coroutine[Any, Any, object]) -> None:
-    """SIGTERM ends a peer app like Ctrl-C does: cleanly, totals printed, connections closed."""
+    """SIGTERM (or SIGHUP) ends a peer app like Ctrl-C does: cleanly, totals printed,
+    connections closed, leaving announced."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -68,18 +79,21 @@ async def _until_terminated(main: Coroutine[Any, Any, object]) -> None:
         terminated = True
         task.cancel()
 
-    loop.add_signal_handler(signal.SIGTERM, terminate)
+    signals = _terminating_signals()
+    for signum in signals:
+        loop.add_signal_handler(signum, terminate)
     try:
         await main
     except asyncio.CancelledError:
         if not terminated:
             raise
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for signum in signals:
+            loop.remove_signal_handler(signum)
 
 
 def run_app(main: Coroutine[Any, Any, object]) -> None:
-    """Run an application until it ends, Ctrl-C (status 130) or SIGTERM (clean end)."""
+    """Run an application until it ends, Ctrl-C (status 130) or SIGTERM/SIGHUP (clean end)."""
     run(_until_terminated(main))
 
 
