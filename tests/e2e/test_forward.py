@@ -468,3 +468,5 @@ def test_weron_status_shows_the_forwarding_peer_and_its_bytes(
             lambda peer: peer["name"] == "server" and peer["bytes_sent"] >= 5 * MB,
         )
         assert peer["state"] == "connected"
+        # The channels it opened, kept free for the next connection, are listed too.
+        assert any(label.startswith("weron/forward/tcp/") for label in peer["channels"])
