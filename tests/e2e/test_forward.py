@@ -420,18 +420,23 @@ def test_a_reader_that_does_not_read_never_stops_the_other_direction(
         remote.close()
 
 
+@pytest.mark.parametrize(
+    "backends",
+    [("libdatachannel", "libdatachannel"), ("libdatachannel", "aiortc")],
+    ids=["libdatachannel", "aiortc-listens"],
+)
 def test_a_connection_made_while_a_killed_member_restarts_reaches_the_new_one(
-    forward_factory: StartForward,
+    forward_factory: StartForward, backends: tuple[str, str]
 ) -> None:
     """The exposing member is killed (SIGKILL) and started again under its name. A connection
     made meanwhile, once the old one is known to be silent, waits for the new one: it went to
     the dead connection (an idle channel kept for the name, or the name still the old
     member's) and was reset when that connection was given up, --timeout later."""
     with echo_server() as echo:
-        server, client, listen = pair(forward_factory, echo)  # leaves a channel idle
+        server, client, listen = pair(forward_factory, echo, backends=backends)  # one idle
         server.stop(signal.SIGKILL)
         client.wait_for("Peer stopped answering")
-        again = forward_factory("server", "--expose", str(echo))
+        again = forward_factory("server", "--expose", str(echo), backend=backends[0])
         again.wait_for("Connected to peer", id="client")  # its claim comes --timeout later
         sent, received = echo_transfer(listen, 100_000)
         assert sent == received
