@@ -227,7 +227,8 @@ class NamedAdapter:
                     "Peer stopped answering", peer=peer.peer_id, timeout=self._config.timeout
                 )
                 self._adapter.drop(peer.peer_id)
-                self._silent.add(peer.peer_id)
+                if self._id_channels.get(peer.peer_id) is peer:  # not a replaced connection's
+                    self._silent.add(peer.peer_id)
                 deadline = None  # until it sends a keepalive again
                 continue
             if peer.peer_id in self._silent:  # it answers again: its name is its own again

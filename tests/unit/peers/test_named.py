@@ -151,3 +151,21 @@ async def test_a_silent_member_that_answers_again_is_handed_out_again() -> None:
     bob_id.push(message(negotiation.Keepalive()))  # only stalled
     assert await asyncio.wait_for(waiting, 5) == "bob-uuid"
     await named.close()
+
+
+async def test_a_replaced_connection_falling_silent_leaves_the_member_answering() -> None:
+    """The member's new connection took over (its id channel answers); the old one, not yet
+    closed, falls silent: the member is not taken for silent."""
+    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.05)
+    assert await named.next_name() == "alice"
+    greeting = message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob"))
+    old_id = FakeChannel(greeting, linger=True)
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, old_id))
+    assert await asyncio.wait_for(named.until_named("bob"), 5) == "bob-uuid"
+    new_id = FakeChannel(greeting, linger=True)  # no keepalive: never silent itself
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, new_id))
+    await until(lambda: named._id_channels["bob-uuid"].conn is new_id)
+    old_id.push(message(negotiation.Keepalive()))
+    await until(lambda: fake.dropped == ["bob-uuid"])  # the old one fell silent
+    assert await asyncio.wait_for(named.until_named("bob"), 5) == "bob-uuid"
+    await named.close()
