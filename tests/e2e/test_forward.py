@@ -420,6 +420,30 @@ def test_a_reader_that_does_not_read_never_stops_the_other_direction(
         remote.close()
 
 
+@pytest.mark.parametrize(
+    "backends",
+    [("libdatachannel", "libdatachannel"), ("libdatachannel", "aiortc")],
+    ids=["libdatachannel", "aiortc-listens"],
+)
+def test_a_connection_made_while_a_killed_member_restarts_reaches_the_new_one(
+    forward_factory: StartForward, backends: tuple[str, str]
+) -> None:
+    """The exposing member is killed (SIGKILL) and started again under its name. A connection
+    made meanwhile, once the old one is known to be silent, waits for the new one: it went to
+    the dead connection (an idle channel kept for the name, or the name still the old
+    member's) and was reset when that connection was given up, --timeout later."""
+    with echo_server() as echo:
+        server, client, listen = pair(forward_factory, echo, backends=backends)  # one idle
+        server.stop(signal.SIGKILL)
+        client.wait_for("Peer stopped answering")
+        again = forward_factory("server", "--expose", str(echo), backend=backends[0])
+        again.wait_for("Connected to peer", id="client")  # its claim comes --timeout later
+        sent, received = echo_transfer(listen, 100_000)
+        assert sent == received
+        sent, received = echo_transfer(listen, 100_000)  # and the next one
+        assert sent == received
+
+
 def test_a_connection_to_an_unknown_name_is_reset_with_a_warning(
     forward_factory: StartForward,
 ) -> None:
@@ -449,3 +473,5 @@ def test_weron_status_shows_the_forwarding_peer_and_its_bytes(
             lambda peer: peer["name"] == "server" and peer["bytes_sent"] >= 5 * MB,
         )
         assert peer["state"] == "connected"
+        # The channels it opened, kept free for the next connection, are listed too.
+        assert any(label.startswith("weron/forward/tcp/") for label in peer["channels"])

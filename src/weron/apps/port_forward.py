@@ -419,7 +419,8 @@ class PortForwarder:
         self.counters = Counters()
         self.quota = LogQuota()  # of the lines a peer's messages cause
         self._serial = secrets.randbits(31)  # labels need not be guessable by anyone
-        # TCP channels free for a stream, by peer, each with the task that watches it.
+        # TCP channels free for a stream, by peer id (not name: a member restarted under its
+        # name is another peer, its old connection dead), each with the task that watches it.
         self._idle: dict[str, dict[ReadAhead, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._servers: list[asyncio.AbstractServer] = []
@@ -675,11 +676,11 @@ class PortForwarder:
         if opened is None:
             _reset(writer)
             return
-        peer, conn = opened
+        peer_id, conn = opened
         stream = proto.Stream()
-        outcome = await self._carry(peer, conn, stream, reader, writer)
+        outcome = await self._carry(forward.peer, conn, stream, reader, writer)
         if outcome.reusable:
-            self._keep(peer, conn)
+            self._keep(peer_id, conn)
         else:
             self.done_with(conn)
         error = outcome.error
@@ -693,9 +694,13 @@ class PortForwarder:
             )
 
     async def _start_stream(self, forward: proto.Forward) -> tuple[str, ReadAhead] | None:
-        """A channel to the peer named in ``forward`` with our OPEN sent on it: an idle one,
-        else a new one; None (with a warning) if the peer is unknown or gone."""
-        idle = self._idle.get(forward.peer, {})
+        """The id of the peer named in ``forward`` and a channel to it with our OPEN sent on
+        it: an idle one, else a new one; None (with a warning) if the peer is unknown or
+        gone."""
+        peer_id = await self.member(forward)
+        if peer_id is None:
+            return None
+        idle = self._idle.get(peer_id, {})
         while idle:
             conn, watcher = idle.popitem()
             watcher.cancel()
@@ -705,8 +710,8 @@ class PortForwarder:
                 self.done_with(conn)
                 continue
             self.counters.forwarded += 1
-            return forward.peer, conn
-        late = functools.partial(self._opened_late, forward.peer)
+            return peer_id, conn
+        late = functools.partial(self._opened_late, peer_id)
         peer = await self.open(forward, ChannelSpec(self._next_tcp_label()), late)
         if peer is None:
             return None
@@ -717,44 +722,63 @@ class PortForwarder:
             self.counters.failed += 1
             self.done_with(conn)
             return None
-        return forward.peer, conn
+        return peer_id, conn
 
-    def _keep(self, peer: str, conn: ReadAhead) -> None:
-        """Keep a free channel for the next stream to ``peer``. Every one is kept, however
+    def _keep(self, peer_id: str, conn: ReadAhead) -> None:
+        """Keep a free channel for the next stream to ``peer_id``. Every one is kept, however
         many: a peer connection then has as many as the most connections ever open to the
         peer at once (at most 512 a side, the engines' limit)."""
-        self._idle.setdefault(peer, {})[conn] = self.spawn(self._watch_idle(peer, conn))
+        self._idle.setdefault(peer_id, {})[conn] = self.spawn(self._watch_idle(peer_id, conn))
 
-    def _opened_late(self, peer: str, conn: DataChannel) -> None:
+    def _opened_late(self, peer_id: str, conn: DataChannel) -> None:
         """A TCP channel that opened after its connection gave up waiting (reset, logged):
         unused, it is free for the next one."""
-        log.debug("A forward channel opened late: kept for the next connection", peer=peer)
-        self._keep(peer, self.read_ahead(peer, conn))
+        log.debug("A forward channel opened late: kept for the next connection", peer=peer_id)
+        self._keep(peer_id, self.read_ahead(peer_id, conn))
 
-    async def _watch_idle(self, peer: str, conn: ReadAhead) -> None:
+    async def _watch_idle(self, peer_id: str, conn: ReadAhead) -> None:
         """An idle channel carries nothing until our next OPEN: a peer that writes on it
         breaks the protocol (and, unread, would fill the engine's queue), so it goes."""
         try:
             await conn.receive()
-            self._warn("Dropping a forward channel the peer wrote on between streams", peer)
+            self._warn("Dropping a forward channel the peer wrote on between streams", peer_id)
         except ChannelClosedError:
             pass
-        self._idle.get(peer, {}).pop(conn, None)
+        idle = self._idle.get(peer_id, {})
+        idle.pop(conn, None)
+        if not idle:  # the peer's connection is gone, or it had no other
+            self._idle.pop(peer_id, None)
         self.done_with(conn)
 
     def _next_tcp_label(self) -> str:
         self._serial += 1
         return proto.tcp_label(self._serial)
 
+    async def member(self, forward: proto.Forward) -> str | None:
+        """The id of the member named in ``forward``, waiting for one that answers (at
+        startup, or while a member restarted after a crash claims its name again); None,
+        with a warning, if none comes in time."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._wait):
+                return await self._adapter.until_named(forward.peer)
+        self.counters.failed += 1
+        log.warning(
+            "Cannot forward: unknown peer or peer gone",
+            peer=forward.peer,
+            port=forward.port,
+            reason=f"no connected member is named {forward.peer!r} and answers "
+            f"(waited {self._wait:g}s)",
+        )
+        return None
+
     async def open(
         self, forward: proto.Forward, spec: ChannelSpec, late: Callable[[DataChannel], None]
     ) -> Peer | None:
-        """A channel to the peer named in ``forward``, waiting for it to be connected (at
-        startup); None, with a warning, if it does not come or the channel does not open in
-        time (``late`` then takes it if it opens later)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._wait):
-                await self._adapter.until_named(forward.peer)
+        """A channel to the peer named in ``forward``, once one answers (see member); None,
+        with a warning, if none does or the channel does not open in time (``late`` then
+        takes it if it opens later)."""
+        if await self.member(forward) is None:
+            return None
         try:
             peer = await self._adapter.open_channel(forward.peer, spec, late)
         except ChannelLimitError as exc:

@@ -113,10 +113,10 @@ class _Link:
         if opening is not None and not self.closed:
             future, late = opening
             if not future.done():
-                self.channels.append(channel)
+                self._hold(channel)
                 future.set_result(channel)
             elif late is not None:  # the opener gave up waiting: its app may still use it
-                self.channels.append(channel)
+                self._hold(channel)
                 late(channel)
             else:
                 channel.close()
@@ -128,9 +128,7 @@ class _Link:
         if self.closed or not wanted:
             channel.close()
             return
-        self.channels.append(channel)
-        if self.watch is not None:
-            self.watch.channel(self, channel.label)
+        self._hold(channel)
         log.debug("Connected to channel", peer=self.peer_id, channel=channel.label)
         self.adapter.accepted.put_nowait(Peer(self.peer_id, channel.label, channel))
 
@@ -205,9 +203,18 @@ class _Link:
                 reason=f"{type(exc).__name__}: {exc}"[:200],
             )
 
+    def _hold(self, channel: DataChannel) -> None:
+        """An open channel: closed with the connection, and listed by `weron status` (those
+        we opened too) until forgotten."""
+        self.channels.append(channel)
+        if self.watch is not None:
+            self.watch.channel(self, channel.label)
+
     def forget(self, channel: DataChannel) -> None:
         with contextlib.suppress(ValueError):
             self.channels.remove(channel)
+            if self.watch is not None:
+                self.watch.channel_closed(self, channel.label)
 
     async def close(self) -> None:
         self.closed = True

@@ -76,6 +76,7 @@ class NamedAdapter:
         self._held: dict[str, list[Peer]] = {}  # data channels waiting for names
         self._released: set[str] = set()  # peer UUIDs whose data channels carry their name
         self._naming = asyncio.Event()  # set (and replaced) whenever a peer announces a name
+        self._silent: set[str] = set()  # peer UUIDs that stopped answering (see _listen)
         self._claim_timer: asyncio.TimerHandle | None = None
         self._claim_due = 0.0  # when the claim timer was meant to fire
         self._waited_for_connections = False
@@ -200,6 +201,7 @@ class NamedAdapter:
             keeping_alive.cancel()
         if self._id_channels.get(peer.peer_id) is peer:
             del self._id_channels[peer.peer_id]
+            self._silent.discard(peer.peer_id)
             self._peer_names.pop(peer.peer_id, None)
             self._views.pop(peer.peer_id, None)
             self._released.discard(peer.peer_id)
@@ -225,8 +227,13 @@ class NamedAdapter:
                     "Peer stopped answering", peer=peer.peer_id, timeout=self._config.timeout
                 )
                 self._adapter.drop(peer.peer_id)
+                if self._id_channels.get(peer.peer_id) is peer:  # not a replaced connection's
+                    self._silent.add(peer.peer_id)
                 deadline = None  # until it sends a keepalive again
                 continue
+            if peer.peer_id in self._silent:  # it answers again: its name is its own again
+                self._silent.discard(peer.peer_id)
+                self._wake_namers()
             try:
                 messages = negotiation.decode(data)
                 for message in messages:
@@ -250,8 +257,7 @@ class NamedAdapter:
         with the new name."""
         previous = self._peer_names.get(peer_id)
         self._peer_names[peer_id] = name
-        self._naming.set()
-        self._naming = asyncio.Event()
+        self._wake_namers()
         if self._config.watch is not None:
             self._config.watch.named(peer_id, name)
         if previous == name:
@@ -282,12 +288,23 @@ class NamedAdapter:
         await self._send(peer, self._negotiation.greetings())
         self._restart_claim_timer()
 
+    def _wake_namers(self) -> None:
+        """Wake whoever waits in until_named: a member claimed a name or answers again."""
+        self._naming.set()
+        self._naming = asyncio.Event()
+
     def peer_id(self, name: str) -> str | None:
-        """The id of the connected member that claimed ``name``, if any."""
-        for peer_id, claimed in self._peer_names.items():
-            if claimed == name and peer_id in self._id_channels:
-                return peer_id
-        return None
+        """The id of the connected member that claimed ``name``, if any: one that answers
+        rather than one that stopped answering, else that one (it may come back). Both hold
+        the name when a member killed and restarted claims it again before its old
+        connection is given up (another ``timeout``)."""
+        holders = [
+            peer_id
+            for peer_id, claimed in self._peer_names.items()
+            if claimed == name and peer_id in self._id_channels
+        ]
+        answering = [each for each in holders if each not in self._silent]
+        return next(iter(answering or holders), None)
 
     def features(self, name: str) -> frozenset[str]:
         """What the connected member named ``name`` said in its greeting it can take (known
@@ -297,8 +314,10 @@ class NamedAdapter:
         return view.features if view is not None else frozenset()
 
     async def until_named(self, name: str) -> str:
-        """The id of the member named ``name``, once one is connected."""
-        while (peer_id := self.peer_id(name)) is None:
+        """The id of the member named ``name``, once one is connected and answers: not one
+        that stopped answering (a member killed, restarted and claiming its name again
+        comes as a new one)."""
+        while (peer_id := self.peer_id(name)) is None or peer_id in self._silent:
             await self._naming.wait()
         return peer_id
 

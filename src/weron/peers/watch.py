@@ -21,7 +21,7 @@ class _Watched:
     connection: PeerConnection
     state: ConnectionState = ConnectionState.NEW
     since: float | None = None  # wall clock, when first connected
-    channels: list[str] = field(default_factory=list)
+    channels: dict[str, int] = field(default_factory=dict)  # open channels by label
 
 
 class Watch:
@@ -47,8 +47,17 @@ class Watch:
 
     def channel(self, link: object, label: str) -> None:
         watched = self._links.get(link)
-        if watched is not None and label not in watched.channels:
-            watched.channels.append(label)
+        if watched is not None:
+            watched.channels[label] = watched.channels.get(label, 0) + 1
+
+    def channel_closed(self, link: object, label: str) -> None:
+        """A channel the app is done with (`weron forward` opens one per connection, and
+        closes those that cannot carry another: they are not listed for ever)."""
+        watched = self._links.get(link)
+        if watched is not None and label in watched.channels:
+            watched.channels[label] -= 1
+            if not watched.channels[label]:
+                del watched.channels[label]
 
     def named(self, peer_id: str, name: str) -> None:
         if any(watched.peer_id == peer_id for watched in self._links.values()):

@@ -43,13 +43,25 @@ def find_sockets(directory: Path) -> list[Found]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs. A zombie does not: a process killed with SIGKILL stays one
+    until its parent reaps it, and a parent that never does (a container's shell as pid 1)
+    would keep its socket listed as not answering for ever."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # not Linux, or gone meanwhile
+        return False
+    # "PID (COMMAND) STATE ...": the command may hold spaces and parentheses.
+    return stat[stat.rfind(")") + 1 :].split()[:1] == ["Z"]
 
 
 async def query(path: Path) -> ProcessStatus:

@@ -106,3 +106,66 @@ async def test_a_peer_silent_for_the_timeout_is_still_heard_when_it_speaks_again
     peer = await asyncio.wait_for(named.accept(), 5)
     assert (peer.peer_id, peer.channel_id) == ("bob", "data")
     await named.close()
+
+
+async def test_a_name_goes_to_the_member_that_answers_not_the_one_that_stopped() -> None:
+    """A member killed and restarted claims its name again before its old connection is given
+    up (another --timeout): the name is the new member's, and until_named waits for a member
+    that answers rather than hand out the silent one."""
+    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.05)
+    assert await named.next_name() == "alice"
+    old_id = FakeChannel(
+        message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob")), linger=True
+    )
+    fake.arriving.put_nowait(Peer("old-uuid", ID_CHANNEL, old_id))
+    assert await asyncio.wait_for(named.until_named("bob"), 5) == "old-uuid"
+    old_id.push(message(negotiation.Keepalive()))
+    await until(lambda: fake.dropped == ["old-uuid"])  # killed: silent for --timeout
+
+    waiting = asyncio.create_task(named.until_named("bob"))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    assert named.peer_id("bob") == "old-uuid"  # the only one: it may come back
+
+    new_id = FakeChannel(
+        message(negotiation.Greeting(("bob",), 2), negotiation.Claimed("bob")), linger=True
+    )
+    fake.arriving.put_nowait(Peer("new-uuid", ID_CHANNEL, new_id))
+    assert await asyncio.wait_for(waiting, 5) == "new-uuid"
+    assert named.peer_id("bob") == "new-uuid"
+    await named.close()
+
+
+async def test_a_silent_member_that_answers_again_is_handed_out_again() -> None:
+    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.05)
+    assert await named.next_name() == "alice"
+    bob_id = FakeChannel(
+        message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob")), linger=True
+    )
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, bob_id))
+    bob_id.push(message(negotiation.Keepalive()))
+    await until(lambda: fake.dropped == ["bob-uuid"])
+    waiting = asyncio.create_task(named.until_named("bob"))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    bob_id.push(message(negotiation.Keepalive()))  # only stalled
+    assert await asyncio.wait_for(waiting, 5) == "bob-uuid"
+    await named.close()
+
+
+async def test_a_replaced_connection_falling_silent_leaves_the_member_answering() -> None:
+    """The member's new connection took over (its id channel answers); the old one, not yet
+    closed, falls silent: the member is not taken for silent."""
+    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.05)
+    assert await named.next_name() == "alice"
+    greeting = message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob"))
+    old_id = FakeChannel(greeting, linger=True)
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, old_id))
+    assert await asyncio.wait_for(named.until_named("bob"), 5) == "bob-uuid"
+    new_id = FakeChannel(greeting, linger=True)  # no keepalive: never silent itself
+    fake.arriving.put_nowait(Peer("bob-uuid", ID_CHANNEL, new_id))
+    await until(lambda: named._id_channels["bob-uuid"].conn is new_id)
+    old_id.push(message(negotiation.Keepalive()))
+    await until(lambda: fake.dropped == ["bob-uuid"])  # the old one fell silent
+    assert await asyncio.wait_for(named.until_named("bob"), 5) == "bob-uuid"
+    await named.close()

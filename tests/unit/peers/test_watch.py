@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from tests.unit.fakes import FakeChannel, FakeConnection, OneConnectionBackend, until
+
+from weron.peers import session as core
+from weron.peers.adapter import Adapter, AdapterConfig, _Link
 from weron.peers.watch import Watch
-from weron.webrtc import ConnectionState, LinkStats
+from weron.webrtc import ChannelSpec, ConnectionState, DataChannel, LinkStats
 
 
 class Connection:
@@ -60,3 +66,48 @@ def test_a_name_stays_while_another_link_to_the_peer_is_up() -> None:
     watch.named("peer-3", "dave")
     watch.closed("old")
     assert [peer.name for peer in watch.peers()] == ["dave"]
+
+
+class Labelled(FakeChannel):
+    def __init__(self, label: str) -> None:
+        super().__init__(linger=True)
+        self._label = label
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+
+class Opening(FakeConnection):
+    """A connection whose channels are open once created (the test hands them to the link)."""
+
+    def __init__(self) -> None:
+        self.created: list[FakeChannel] = []
+
+    def create_channel(self, spec: ChannelSpec) -> DataChannel:
+        self.created.append(Labelled(spec.label))
+        return self.created[-1]
+
+
+async def test_the_channels_listed_are_those_open_ours_too() -> None:
+    """`weron forward`'s listening member opens a channel per connection: it showed only the
+    id channel, and channels closed (forgotten) stayed listed for as long as the link."""
+    connection, watch = Opening(), Watch()
+    config = AdapterConfig(timeout=1, later_labels=lambda label: True, watch=watch)
+    backend = OneConnectionBackend(connection)
+    adapter = Adapter("ws://127.0.0.1:9/", "c", "pw", "key", [], backend, config=config)
+    link = _Link(adapter, core.Open(1, "bob", initiator=False))
+    link.connected = True
+    adapter._links[1] = link
+    theirs = Labelled("theirs")
+    link.on_channel(theirs)
+    opening = asyncio.create_task(adapter.open_channel("bob", ChannelSpec("ours")))
+    await until(lambda: bool(connection.created))
+    link.on_channel(connection.created[0])
+    ours = await opening
+    assert watch.peers()[0].channels == ("theirs", "ours")
+    adapter.forget_channel(ours)
+    adapter.forget_channel(theirs)
+    adapter.forget_channel(theirs)  # twice: nothing more
+    assert watch.peers()[0].channels == ()
+    await link.close()

@@ -4,12 +4,15 @@ refusals of malformed requests (with a log line), stale sockets, a taken metrics
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
 import socket
 import stat
-from collections.abc import Callable
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,6 +103,32 @@ async def test_stale_sockets_are_removed_and_live_ones_kept(runtime: Path) -> No
     finally:
         await live.close()
     assert client.find_sockets(runtime / "missing") == []
+
+
+@contextlib.contextmanager
+def zombie() -> Iterator[int]:
+    """The pid of a child killed with SIGKILL and not reaped (reaped on the way out)."""
+    killed = subprocess.Popen(["sleep", "60"])
+    try:
+        killed.kill()
+        proc_stat = Path(f"/proc/{killed.pid}/stat")
+        while proc_stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # no wait(): not reaped
+            time.sleep(0.01)
+        yield killed.pid
+    finally:
+        killed.wait()
+
+
+async def test_the_socket_of_a_killed_process_not_yet_reaped_is_removed(runtime: Path) -> None:
+    """A process killed with SIGKILL stays a zombie until its parent reaps it; one whose
+    parent never does (a container without an init) must not keep its socket for ever."""
+    directory = paths.ensure_runtime_dir(runtime / "weron")
+    with zombie() as pid:
+        stale = directory / paths.socket_name(pid, "forward", "room")
+        with socket.socket(socket.AF_UNIX) as bound:
+            bound.bind(str(stale))  # its listening socket died with it: refused
+        assert await client.query_all(client.find_sockets(directory)) == []
+        assert not stale.exists()
 
 
 async def test_metrics_endpoint(runtime: Path) -> None:
