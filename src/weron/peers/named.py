@@ -201,7 +201,7 @@ class NamedAdapter:
             keeping_alive.cancel()
         if self._id_channels.get(peer.peer_id) is peer:
             del self._id_channels[peer.peer_id]
-            self._silent.discard(peer.peer_id)
+            self._set_silent(peer.peer_id, False)
             self._peer_names.pop(peer.peer_id, None)
             self._views.pop(peer.peer_id, None)
             self._released.discard(peer.peer_id)
@@ -228,11 +228,11 @@ class NamedAdapter:
                 )
                 self._adapter.drop(peer.peer_id)
                 if self._id_channels.get(peer.peer_id) is peer:  # not a replaced connection's
-                    self._silent.add(peer.peer_id)
+                    self._set_silent(peer.peer_id, True)
                 deadline = None  # until it sends a keepalive again
                 continue
             if peer.peer_id in self._silent:  # it answers again: its name is its own again
-                self._silent.discard(peer.peer_id)
+                self._set_silent(peer.peer_id, False)
                 self._wake_namers()
             try:
                 messages = negotiation.decode(data)
@@ -287,6 +287,15 @@ class NamedAdapter:
         await asyncio.sleep(self._kicks)
         await self._send(peer, self._negotiation.greetings())
         self._restart_claim_timer()
+
+    def _set_silent(self, peer_id: str, silent: bool) -> None:
+        """Whether the peer stopped answering; `weron status` shows its link as silent."""
+        if silent:
+            self._silent.add(peer_id)
+        else:
+            self._silent.discard(peer_id)
+        if self._config.watch is not None:
+            self._config.watch.silent(peer_id, silent)
 
     def _wake_namers(self) -> None:
         """Wake whoever waits in until_named: a member claimed a name or answers again."""

@@ -31,6 +31,7 @@ class Watch:
         self._clock = clock
         self._links: dict[object, _Watched] = {}
         self._names: dict[str, str] = {}  # peer id -> claimed name, while a link is up
+        self._silent: set[str] = set()  # peer ids that stopped answering, while a link is up
         self.id = ""  # ours, once an adapter has one
         self.name = ""  # ours, once claimed
 
@@ -63,18 +64,30 @@ class Watch:
         if any(watched.peer_id == peer_id for watched in self._links.values()):
             self._names[peer_id] = name
 
+    def silent(self, peer_id: str, silent: bool) -> None:
+        """The peer stopped answering (its connected links show ``silent`` until it is given
+        up), or answers again."""
+        if not silent:
+            self._silent.discard(peer_id)
+        elif any(watched.peer_id == peer_id for watched in self._links.values()):
+            self._silent.add(peer_id)
+
     def closed(self, link: object) -> None:
         watched = self._links.pop(link, None)
         if watched is not None and all(
             other.peer_id != watched.peer_id for other in self._links.values()
         ):
             self._names.pop(watched.peer_id, None)
+            self._silent.discard(watched.peer_id)
 
     def peers(self) -> list[PeerStatus]:
         """Every link now, with its engine's figures (an engine that fails to tell shows
         none rather than hiding the peer)."""
         result = []
         for watched in self._links.values():
+            state = watched.state.value
+            if watched.peer_id in self._silent and watched.state is ConnectionState.CONNECTED:
+                state = "silent"
             try:
                 stats = watched.connection.stats()
             except Exception:  # a closing connection: no figures
@@ -83,7 +96,7 @@ class Watch:
                 PeerStatus.of(
                     watched.peer_id,
                     self._names.get(watched.peer_id, ""),
-                    watched.state.value,
+                    state,
                     watched.since,
                     tuple(watched.channels),
                     stats,

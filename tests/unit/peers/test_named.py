@@ -16,7 +16,8 @@ from weron.peers import Peer
 from weron.peers import names as negotiation
 from weron.peers.adapter import Adapter, AdapterConfig
 from weron.peers.named import NamedAdapter
-from weron.webrtc import Backend
+from weron.peers.watch import Watch
+from weron.webrtc import Backend, ConnectionState, PeerConnection
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -27,7 +28,9 @@ def message(*messages: negotiation.NameMessage) -> bytes:
     return b"".join(negotiation.encode(m) for m in messages)
 
 
-async def alice_over_a_fake_adapter(peer_timeout: float) -> tuple[NamedAdapter, FakeAdapter]:
+async def alice_over_a_fake_adapter(
+    peer_timeout: float, watch: Watch | None = None
+) -> tuple[NamedAdapter, FakeAdapter]:
     """An open named adapter claiming "alice" over a fake adapter (the seam: no signaler, no
     WebRTC)."""
     named = NamedAdapter(
@@ -39,7 +42,7 @@ async def alice_over_a_fake_adapter(peer_timeout: float) -> tuple[NamedAdapter, 
         cast(Backend, object()),
         names=["alice"],
         kicks=0.01,
-        config=AdapterConfig(timeout=peer_timeout),
+        config=AdapterConfig(timeout=peer_timeout, watch=watch),
     )
     fake = FakeAdapter()
     named._adapter = cast(Adapter, fake)
@@ -137,8 +140,12 @@ async def test_a_name_goes_to_the_member_that_answers_not_the_one_that_stopped()
 
 
 async def test_a_silent_member_that_answers_again_is_handed_out_again() -> None:
-    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.05)
+    """Its connected link shows as silent in `weron status` meanwhile."""
+    watch = Watch()
+    named, fake = await alice_over_a_fake_adapter(peer_timeout=0.05, watch=watch)
     assert await named.next_name() == "alice"
+    watch.opened("link", "bob-uuid", cast(PeerConnection, None))
+    watch.state("link", ConnectionState.CONNECTED)
     bob_id = FakeChannel(
         message(negotiation.Greeting(("bob",), 1), negotiation.Claimed("bob")), linger=True
     )
@@ -148,8 +155,10 @@ async def test_a_silent_member_that_answers_again_is_handed_out_again() -> None:
     waiting = asyncio.create_task(named.until_named("bob"))
     await asyncio.sleep(0.1)
     assert not waiting.done()
+    assert [peer.state for peer in watch.peers()] == ["silent"]
     bob_id.push(message(negotiation.Keepalive()))  # only stalled
     assert await asyncio.wait_for(waiting, 5) == "bob-uuid"
+    assert [peer.state for peer in watch.peers()] == ["connected"]
     await named.close()
 
 

@@ -68,6 +68,25 @@ def test_a_name_stays_while_another_link_to_the_peer_is_up() -> None:
     assert [peer.name for peer in watch.peers()] == ["dave"]
 
 
+def test_a_peer_that_stopped_answering_shows_its_connected_link_as_silent() -> None:
+    """The old link of a member killed and restarted stays connected (ICE has not noticed)
+    until it is given up; status says it is silent, beside the new link being offered."""
+    watch = Watch()
+    watch.opened("old", "peer-4", Connection(LinkStats()))  # type: ignore[arg-type]
+    watch.state("old", ConnectionState.CONNECTED)
+    watch.silent("peer-4", True)
+    watch.opened("new", "peer-4", Connection(LinkStats()))  # type: ignore[arg-type]
+    watch.state("new", ConnectionState.CONNECTING)
+    assert [peer.state for peer in watch.peers()] == ["silent", "connecting"]
+    watch.silent("peer-4", False)  # it answers again
+    assert [peer.state for peer in watch.peers()] == ["connected", "connecting"]
+    watch.silent("peer-4", True)
+    watch.closed("old")
+    watch.closed("new")
+    watch.silent("peer-5", True)  # no link: not kept
+    assert watch._silent == set()
+
+
 class Labelled(FakeChannel):
     def __init__(self, label: str) -> None:
         super().__init__(linger=True)
