@@ -104,8 +104,6 @@ def write_records(
                 else:
                     raise AssertionError(f"record {slot} was stored on no node")
         finally:
-            if session._poller is not None:  # its alerts are nobody's business now
-                session._poller.cancel()
-            _WRITERS.append(session._session)
+            _WRITERS.append(session.detach())
 
     asyncio.run(write())

@@ -236,6 +236,14 @@ class DhtSession:
         except TimeoutError:
             return 0
 
+    def detach(self) -> Any:
+        """Stop listening, and hand over the libtorrent session, still a DHT node: one that
+        joined other nodes' routing tables is best kept up while they run (gone, their lookups
+        wait for it to time out)."""
+        if self._poller is not None:
+            self._poller.cancel()
+        return self._session
+
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
