@@ -66,6 +66,13 @@ class Manager:
         try:
             async with httpx.AsyncClient(timeout=self._timeout, auth=self._auth) as client:
                 response = await client.request(method, self._url, params=params)
+        except httpx.TimeoutException as exc:
+            # A suspended or overloaded signaler (or a path that drops packets) answers nothing:
+            # say so, rather than a bare "ReadTimeout".
+            raise ManagerError(
+                f"the signaler at {self._url} did not answer within {self._timeout:g}s "
+                f"({type(exc).__name__}): it is hung, overloaded or unreachable"
+            ) from None
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise ManagerError(f"cannot reach the signaler at {self._url}: {reason}") from None

@@ -62,6 +62,7 @@ class WebSocketMember:
         self._fragments: list[bytes] = []
         self._fragmented_text = False
         self._last_pong = 0.0
+        self._beat_due = 0.0  # when the next heartbeat should run (it runs late if we stalled)
         self._binary_frames = False  # a browser: every frame to it is binary
         self._timer: asyncio.TimerHandle | None = None
         peer = transport.get_extra_info("peername")
@@ -224,7 +225,7 @@ class WebSocketMember:
         self._protocol.send_response(self._accept)
         self._phase = _Phase.OPEN
         self._last_pong = self._loop.time()
-        self._timer = self._loop.call_later(self._config.heartbeat / 2, self._heartbeat)
+        self._next_beat()
         log.info("Connected to client", raddr=self._raddr, community=self._community, id=self._id)
         early, self._early_frames = self._early_frames, []
         for frame in early:
@@ -305,10 +306,19 @@ class WebSocketMember:
             self._timer.cancel()
         self._timer = self._loop.call_later(delay, callback)
 
+    def _next_beat(self) -> None:
+        self._beat_due = self._loop.time() + self._config.heartbeat / 2
+        self._set_timer(self._config.heartbeat / 2, self._heartbeat)
+
     def _heartbeat(self) -> None:
         if self._protocol.state is not State.OPEN:
             return  # closing: the close handshake's own timer ends the connection
-        if self._loop.time() - self._last_pong > self._config.heartbeat:
+        now = self._loop.time()
+        # Time we did not run (the signaler was suspended, or its loop blocked) does not count
+        # against the member: its pong may be waiting unread, as uvloop runs due timers before
+        # it reads. Else every member was dropped at once on SIGCONT, and all came back at once.
+        self._last_pong += max(0.0, now - self._beat_due)
+        if now - self._last_pong > self._config.heartbeat:
             log.info(
                 "Dropping client: no pong within heartbeat",
                 raddr=self._raddr,
@@ -318,7 +328,7 @@ class WebSocketMember:
             return
         self._protocol.send_ping(os.urandom(4))
         self._flush()
-        self._set_timer(self._config.heartbeat / 2, self._heartbeat)
+        self._next_beat()
 
     def connection_lost(self) -> None:
         if self._timer is not None:
