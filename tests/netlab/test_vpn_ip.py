@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,41 @@ def test_a_five_second_link_cut_heals_by_itself(network: Network) -> None:
     assert first.ping(address, count=3)
     assert first.addresses(4) == [first.addresses(4)[0]]  # kept one address throughout
     assert first.process.poll() is None and second.process.poll() is None
+
+
+def test_a_suspended_member_whose_address_was_taken_meanwhile_claims_another(
+    network: Network,
+) -> None:
+    """A laptop's lid is closed (SIGSTOP) long enough for the others to give up on it, and a
+    newcomer settles on its address. Back, the sleeper used to keep the address beside the
+    newcomer for good: the others routed it to the newcomer, so it reached nobody. Now it
+    claims another and everyone reaches everyone."""
+    start = network.start
+    sleeper = start("ip", "--ips", "10.79.0.1/29", "--max-retries", "2", "--kicks", "1s")
+    sleeper.wait_for_claimed_addresses()
+    (taken,) = sleeper.addresses(4)  # 10.79.0.1 or .2
+    other = start("ip", "--ips", "10.79.0.6/29", "--static", "--kicks", "1s")
+    connected(sleeper, other, peers=1)
+    os.kill(sleeper.process.pid, signal.SIGSTOP)
+    try:
+        newcomer = start("ip", "--ips", f"{taken}/29", "--static", "--kicks", "1s")
+        newcomer.wait_for_claimed_addresses()
+        # Past the newcomer's claim's contest window (at least 15 s + --kicks).
+        time.sleep(15 + 1 + 1)
+    finally:
+        os.kill(sleeper.process.pid, signal.SIGCONT)
+    sleeper.wait_for("Connected to signaler", count=2)
+    deadline = time.monotonic() + 30
+    while sleeper.addresses(4) in ([taken], []):
+        assert time.monotonic() < deadline, f"still {taken}:\n{sleeper.output()[-3000:]}"
+        time.sleep(0.2)
+    (moved,) = sleeper.addresses(4)
+    assert newcomer.addresses(4) == [taken] and other.addresses(4) == ["10.79.0.6"]
+    for source, target in [(sleeper, "10.79.0.6"), (sleeper, taken), (other, moved)]:
+        deadline = time.monotonic() + 30
+        while not source.ping(target, count=1):
+            assert time.monotonic() < deadline, f"{target} unreachable:\n{source.output()[-3000:]}"
+    assert "Traceback" not in sleeper.output()
 
 
 def test_packets_from_an_unclaimed_source_are_dropped(network: Network) -> None:

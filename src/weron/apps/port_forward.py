@@ -304,9 +304,12 @@ async def splice(
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end. Its failure (the channel or the socket gone) is
+    not raised again: the stream loop raised it already (``_raise_from``), and raising it
+    from splice's cleanup left the other task running, never stopped or awaited."""
     if not task.done():
         task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with contextlib.suppress(asyncio.CancelledError, OSError):
         await task
 
 

@@ -229,6 +229,9 @@ class NamedAdapter:
                 self._adapter.drop(peer.peer_id)
                 if self._id_channels.get(peer.peer_id) is peer:  # not a replaced connection's
                     self._set_silent(peer.peer_id, True)
+                    if self._id_channels.keys() <= self._silent:
+                        log.debug("Cut off from every peer", id=self._negotiation.name)
+                        self._negotiation.cut_off(time.time_ns())
                 deadline = None  # until it sends a keepalive again
                 continue
             if peer.peer_id in self._silent:  # it answers again: its name is its own again
@@ -274,9 +277,14 @@ class NamedAdapter:
         self._release(peer_id)
 
     def _give_up(self, name: str) -> None:
-        """An older member claimed our name at the same time: greet every peer with the
-        remaining candidates and claim one of them after --kicks."""
-        log.warning("Name claimed by an older member at the same time: claiming another", id=name)
+        """An older member claimed our name at the same time, or while we were cut off from
+        every peer: greet every peer with the remaining candidates and claim one of them after
+        --kicks."""
+        log.warning(
+            "Name claimed by an older member at the same time or while we were away: "
+            "claiming another",
+            id=name,
+        )
         for peer in list(self._id_channels.values()):
             self._spawn(self._send(peer, self._negotiation.greetings()), "greeting")
         self._restart_claim_timer()

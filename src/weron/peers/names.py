@@ -219,7 +219,7 @@ class NameNegotiation:
         self._taken: set[str] = set()  # names peers announced as claimed
         self.candidates: list[str] = list(self._names)
         self.name: str | None = None
-        self._claimed_at = 0.0
+        self._claimed_at: float | None = 0.0  # None: cut off, contestable until a peer answers
         self._give_ups = 0
 
     def greetings(self) -> list[NameMessage]:
@@ -231,6 +231,8 @@ class NameNegotiation:
     def receive(self, message: NameMessage, peer: PeerNames, now: float) -> Reaction:
         """React to ``message`` from the peer whose id channel state is ``peer``."""
         reaction = Reaction()
+        if self._claimed_at is None:  # a peer answers: we are back
+            self._claimed_at = now
         match message:
             case Greeting(ids, timestamp, features):
                 peer.timestamp, peer.features = timestamp, features
@@ -287,9 +289,20 @@ class NameNegotiation:
             (name == self.name or self._conflicts([name], self.name))
             and peer.timestamp is not None
             and peer.timestamp < self.timestamp
-            and now - self._claimed_at <= self._contest
+            and (self._claimed_at is None or now - self._claimed_at <= self._contest)
             and self._give_ups < MAX_GIVE_UPS
         )
+
+    def cut_off(self, timestamp: int) -> None:
+        """Every peer stopped answering (our process was suspended, or our network cut): a
+        member that came meanwhile could not hear our claim, may hold our name by now, and is
+        settled on it when we are back. We come back as a newcomer would, greeting as of
+        ``timestamp``, our name contestable again from when a peer first answers: a clash is
+        then ours to resolve by claiming another (one that joins after our return cannot take it
+        from us, nor can a member that cannot cut us off from every peer make us contest it)."""
+        if self.name is not None:
+            self.timestamp = timestamp
+            self._claimed_at = None
 
     def claim(self, now: float) -> str:
         """Claim one of the remaining candidates, chosen by ``choose`` (by default the first,

@@ -206,6 +206,46 @@ def test_data_for_a_socket_closed_under_the_stream_resets_it_and_keeps_the_chann
     assert [type(frame) for frame in sent] == [proto.End, proto.Error, proto.Close]
 
 
+class Refusing(FakeChannel):
+    """A channel whose peer went away (a member suspended past --timeout): sends fail once
+    ``gone`` is set."""
+
+    gone = False
+
+    async def send(self, message: bytes) -> None:
+        if self.gone:
+            raise ChannelClosedError("closed")
+        await super().send(message)
+
+
+async def test_a_peer_gone_mid_stream_leaves_no_task_behind() -> None:
+    """The socket-to-channel task failed with the channel, and stopping it in splice's
+    cleanup raised that failure again, so the channel-to-socket task was never stopped:
+    "Task was destroyed but it is pending!" or "Task exception was never retrieved" with a
+    traceback on stderr, after a suspended member came back."""
+
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"x" * 1024)
+        await reader.read()  # until our side closes
+        writer.close()
+
+    server = await asyncio.start_server(talk, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    channel = Refusing(linger=True)
+    channel.gone = True  # the first DATA fails
+    conn = port_forward.ReadAhead(channel, "bob", LogQuota())
+    reading = asyncio.create_task(conn.read())
+    before = asyncio.all_tasks()
+    splicing = asyncio.create_task(port_forward.splice(conn, proto.Stream(), reader, writer))
+    with pytest.raises(ChannelClosedError):
+        async with asyncio.timeout(5):
+            await splicing
+    assert asyncio.all_tasks() - before == set()
+    reading.cancel()
+    writer.close()
+    server.close()
+
+
 class Unread(FakeChannel):
     """A channel whose peer reads nothing: every send waits until the channel closes."""
 

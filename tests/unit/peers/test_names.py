@@ -191,6 +191,32 @@ def test_a_name_is_contested_only_just_after_the_claim() -> None:
     assert settled.name == "user1"
 
 
+def test_a_member_cut_off_from_every_peer_gives_its_name_to_one_settled_meanwhile() -> None:
+    """Suspended or cut off, we could not hear a newcomer claim our name; back, its claim is
+    settled and ours contestable again from the first message, as a newcomer's would be."""
+    sleeper = NameNegotiation(["user1", "user2"], timestamp=5, contest=15.0)
+    sleeper.claim(100.0)
+    sleeper.cut_off(timestamp=50)
+    newcomer = names.PeerNames()
+    sleeper.receive(names.Greeting(("user1",), 20), newcomer, 200.0)  # started while we slept
+    assert sleeper.receive(names.Claimed("user1"), newcomer, 214.0).gave_up == "user1"
+    assert sleeper.claim(215.0) == "user2"
+    joined_after = names.PeerNames()  # one that joins after our return cannot take it
+    sleeper.receive(names.Greeting(("user2",), 60), joined_after, 216.0)
+    assert sleeper.receive(names.Claimed("user2"), joined_after, 216.0).gave_up is None
+
+
+def test_a_cut_off_claim_is_contested_only_just_after_the_return() -> None:
+    sleeper = NameNegotiation(["user1"], timestamp=5, contest=15.0)
+    sleeper.claim(100.0)
+    sleeper.cut_off(timestamp=50)
+    sleeper.receive(names.Keepalive(), names.PeerNames(), 200.0)  # a peer answers again
+    late = names.PeerNames()
+    sleeper.receive(names.Greeting(("user1",), 20), late, 216.0)
+    assert sleeper.receive(names.Claimed("user1"), late, 216.0).gave_up is None
+    assert sleeper.name == "user1"
+
+
 def test_equal_or_missing_timestamps_never_take_a_name() -> None:
     member = NameNegotiation(["a"], timestamp=5)
     member.claim(0.0)
